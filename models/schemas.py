@@ -97,7 +97,8 @@ class Label(_Contract):
     transaction_id: Identifier
     is_fraud: bool
     labelled_at: UtcDatetime
-    source: LabelSource
+    source: LabelSource = Field(strict=False)
+    """Lax only here: a JSON string names the enum member; anything else is still refused."""
 
 
 class Decision(StrEnum):
@@ -119,5 +120,5 @@ class Score(_Contract):
     transaction_id: Identifier
     score: Annotated[float, Field(ge=0.0, le=1.0)]
     model_version: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    decision: Decision
-    reasons: tuple[Reason, ...] = ()
+    decision: Decision = Field(strict=False)
+    reasons: tuple[Reason, ...] = Field(default=(), strict=False)

@@ -1,0 +1,189 @@
+"""The scoring and learning core that every entry point drives.
+
+`FraudDetector` owns the order of operations that keeps the system honest: features are read
+from state as it stands right after the transaction; the score comes from the learner as it
+stands before the label; the vector that was scored is kept and, when the label arrives, that
+exact vector is learned and the label's fraud count enters terminal risk at the transaction's
+own event time.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from models.features import FeatureSet, FeatureVector
+from models.learners import OnlineLearner
+from models.pending import MaturityQueue, PendingEntry, PendingVectors
+from models.schemas import Decision, Label, Reason, Score, Transaction
+from models.state import DAY, FeatureState, FraudReport, event_second
+
+
+@dataclass(frozen=True)
+class DetectorPolicy:
+    """How scores become decisions and how long scored vectors wait for their labels."""
+
+    threshold: float = 0.5
+    reasons: int = 3
+    pending_ttl_seconds: int = 45 * DAY
+    max_pending: int = 2_000_000
+    implicit_legit_after_seconds: int | None = None
+    """Learn a transaction as legitimate when no label came within this period (off: None)."""
+
+
+@dataclass
+class LearnOutcome:
+    """What became of a batch of labels."""
+
+    learned: int = 0
+    corrected: int = 0
+    """Labels that reversed an earlier verdict on the same transaction (learned again)."""
+    repeated: int = 0
+    """Labels repeating the verdict already learned: ignored, so a replay learns nothing twice."""
+    unknown: list[str] = field(default_factory=list)
+    """Ids never scored here, or whose vector expired before the label came."""
+
+
+class FraudDetector:
+    """Scores transactions and learns from their delayed labels.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> from models.features import FeatureSpec
+    >>> from models.memory_state import InMemoryFeatureState
+    >>> from models.schemas import Label, Transaction
+    >>> features = FeatureSet(FeatureSpec())
+    >>> detector = FraudDetector(features, InMemoryFeatureState(features.spec.windows),
+    ...                          OnlineLearner("logistic"))
+    >>> when = datetime(2018, 4, 1, 12, tzinfo=UTC)
+    >>> tx = Transaction(transaction_id="t1", timestamp=when, card_id="c1", terminal_id="p1",
+    ...                  amount=300.0, currency="EUR")
+    >>> detector.score(tx).model_version
+    'logistic+0'
+    >>> label = Label(transaction_id="t1", is_fraud=True, labelled_at=when, source="analyst")
+    >>> detector.learn([label]).learned, detector.model_version
+    (1, 'logistic+1')
+    """
+
+    def __init__(
+        self,
+        features: FeatureSet,
+        state: FeatureState,
+        learner: OnlineLearner,
+        policy: DetectorPolicy | None = None,
+    ) -> None:
+        self.features = features
+        self.state = state
+        self.learner = learner
+        self.policy = policy or DetectorPolicy()
+        self.pending = PendingVectors(self.policy.pending_ttl_seconds, self.policy.max_pending)
+        after = self.policy.implicit_legit_after_seconds
+        self._maturity = MaturityQueue(after) if after is not None else None
+        self._watermark: int | None = None
+
+    @property
+    def model_version(self) -> str:
+        """The learner's name and how many labels it has learned: a score names what made it."""
+        return f"{self.learner.name}+{self.learner.labels_learned}"
+
+    def score(self, transaction: Transaction) -> Score:
+        return self.score_many([transaction])[0]
+
+    def score_many(self, transactions: Sequence[Transaction]) -> list[Score]:
+        """Score a batch in order, recording each transaction in feature state once."""
+        scores = [
+            self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
+            for tx, aggregates in zip(transactions, self.state.observe(transactions), strict=True)
+        ]
+        self._advance(transactions)
+        return scores
+
+    def learn(self, labels: Sequence[Label]) -> LearnOutcome:
+        """Learn each label from the vector its transaction was scored with."""
+        outcome = LearnOutcome()
+        reports: list[FraudReport] = []
+        for label in labels:
+            entry = self.pending.get(label.transaction_id)
+            if entry is None:
+                outcome.unknown.append(label.transaction_id)
+                continue
+            if entry.verdict is label.is_fraud:
+                outcome.repeated += 1
+                continue
+            if entry.verdict is not None:
+                outcome.corrected += 1
+            report = self._learn_entry(entry, label.is_fraud)
+            if report is not None:
+                reports.append(report)
+            outcome.learned += 1
+        if reports:
+            self.state.record_frauds(reports)
+        return outcome
+
+    def vector_of(self, transaction_id: str) -> FeatureVector | None:
+        """The feature vector a transaction was scored with, while it is still kept."""
+        entry = self.pending.get(transaction_id)
+        return None if entry is None else dict(zip(self.features.names, entry.values, strict=True))
+
+    def score_vector(self, tx: Transaction, duplicate: bool, vector: FeatureVector) -> Score:
+        """The scoring half of `score_many`, for a vector already computed from state."""
+        earlier = self.pending.get(tx.transaction_id) if duplicate else None
+        if earlier is not None:
+            # A replay re-emits the first answer instead of scoring with state it already
+            # counted, so downstream sees the same score, version and decision twice.
+            return self._answer(tx, earlier.score, earlier.model_version, earlier.reasons)
+        probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
+        version = self.model_version
+        if not duplicate:
+            self.pending.put(
+                tx.transaction_id,
+                PendingEntry(
+                    values=array("d", vector.values()),
+                    terminal_id=tx.terminal_id,
+                    second=event_second(tx.timestamp),
+                    score=probability,
+                    model_version=version,
+                    reasons=reasons,
+                ),
+            )
+            if self._maturity is not None:
+                self._maturity.push(tx.transaction_id, event_second(tx.timestamp))
+        return self._answer(tx, probability, version, reasons)
+
+    def _answer(
+        self, tx: Transaction, probability: float, version: str, reasons: tuple[Reason, ...]
+    ) -> Score:
+        decision = Decision.ALERT if probability >= self.policy.threshold else Decision.PASS
+        return Score(
+            transaction_id=tx.transaction_id,
+            score=probability,
+            model_version=version,
+            decision=decision,
+            reasons=reasons,
+        )
+
+    def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
+        vector = dict(zip(self.features.names, entry.values, strict=True))
+        self.learner.learn(vector, is_fraud)
+        previous, entry.verdict = entry.verdict, is_fraud
+        if is_fraud and previous is not True:
+            return FraudReport(entry.terminal_id, entry.second, +1)
+        if not is_fraud and previous is True:
+            return FraudReport(entry.terminal_id, entry.second, -1)
+        return None
+
+    def _advance(self, transactions: Sequence[Transaction]) -> None:
+        if not transactions:
+            return
+        latest = max(event_second(tx.timestamp) for tx in transactions)
+        if self._watermark is not None and latest <= self._watermark:
+            return
+        self._watermark = latest
+        if self._maturity is not None:
+            for transaction_id in self._maturity.matured(latest):
+                entry = self.pending.get(transaction_id)
+                if entry is not None and entry.verdict is None:
+                    self._learn_entry(entry, is_fraud=False)
+        self.pending.expire(latest)

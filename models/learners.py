@@ -1,0 +1,180 @@
+"""Online learners, chosen by name and parameters.
+
+Each learner is a river estimator built from a named recipe; `OnlineLearner` wraps it with the
+three calls the service makes: `score`, `learn` and `explain`. Recipes keep river's own
+parameter names so that river's documentation applies as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from river import compose, ensemble, forest, linear_model, optim, preprocessing, tree
+from river.base import Classifier
+
+from models.explain import Explainer, FeatureVector, LinearExplainer, OcclusionExplainer
+from models.schemas import Reason
+
+DEFAULT_LEARNER = "logistic"
+
+
+class LearnerError(ValueError):
+    """An unknown learner name or parameter: a user error, reported without a traceback."""
+
+
+def _logistic(params: Mapping[str, Any], _seed: int) -> Classifier:
+    # Class weighting lives in the loss: a fraud counts `positive_weight` times a legitimate one.
+    loss = optim.losses.Log(weight_pos=params["positive_weight"])
+    model = linear_model.LogisticRegression(
+        optimizer=optim.SGD(params["learning_rate"]),
+        loss=loss,
+        l2=params["l2"],
+        intercept_lr=params["learning_rate"],
+    )
+    scaler = preprocessing.StandardScaler()
+    return compose.Pipeline(("scale", scaler), ("model", model))
+
+
+def _forest(params: Mapping[str, Any], seed: int) -> Classifier:
+    # River's trees only split a leaf whose majority class is at most `max_share_to_split` of
+    # it; with fraud under 1 % the default 0.99 means they never split at all.
+    return forest.ARFClassifier(seed=seed, **params)
+
+
+def _hoeffding(params: Mapping[str, Any], seed: int) -> Classifier:
+    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **params)
+
+
+def _bagging(params: Mapping[str, Any], seed: int) -> Classifier:
+    member = _logistic(params, seed)
+    # ADWIN bagging resets members whose error drifts, so stale members are replaced.
+    return ensemble.ADWINBaggingClassifier(member, n_models=params["n_models"], seed=seed)
+
+
+@dataclass(frozen=True)
+class LearnerRecipe:
+    """How to build one named learner and which parameters it takes."""
+
+    name: str
+    description: str
+    defaults: Mapping[str, Any]
+    build: Callable[[Mapping[str, Any], int], Classifier]
+    linear: bool
+    passthrough: bool = False
+    """Parameters go to river's constructor as they are, which refuses unknown names itself."""
+
+
+_LOGISTIC_DEFAULTS = {"learning_rate": 0.01, "l2": 0.0, "positive_weight": 1.0}
+
+RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
+    {
+        recipe.name: recipe
+        for recipe in (
+            LearnerRecipe(
+                "logistic",
+                "standard-scaled logistic regression (SGD), class-weighted loss",
+                _LOGISTIC_DEFAULTS,
+                _logistic,
+                linear=True,
+            ),
+            LearnerRecipe(
+                "forest",
+                "Adaptive Random Forest (ADWIN-monitored Hoeffding trees)",
+                {"n_models": 10, "max_share_to_split": 1.0},
+                _forest,
+                linear=False,
+                passthrough=True,
+            ),
+            LearnerRecipe(
+                "hoeffding",
+                "Hoeffding Adaptive Tree",
+                {"max_share_to_split": 1.0, "grace_period": 200},
+                _hoeffding,
+                linear=False,
+                passthrough=True,
+            ),
+            LearnerRecipe(
+                "bagging",
+                "ADWIN bagging of scaled logistic regressions",
+                {**_LOGISTIC_DEFAULTS, "n_models": 5},
+                _bagging,
+                linear=False,
+            ),
+        )
+    }
+)
+
+
+def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The recipe's defaults overridden by ``params``; unknown names are refused."""
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        raise LearnerError(f"unknown learner {name!r}; choose one of: {', '.join(RECIPES)}")
+    given = dict(params or {})
+    if not recipe.passthrough:
+        unknown = sorted(set(given) - set(recipe.defaults))
+        if unknown:
+            raise LearnerError(
+                f"learner {name!r} takes no parameter {', '.join(unknown)}; "
+                f"it takes: {', '.join(sorted(recipe.defaults))}"
+            )
+    return {**recipe.defaults, **given}
+
+
+class OnlineLearner:
+    """A named river classifier with the calls the service makes.
+
+    Parameters
+    ----------
+    name
+        A key of `RECIPES`.
+    params
+        Overrides of the recipe's defaults (river's parameter names).
+    seed
+        Seed for learners that draw random numbers.
+
+    Examples
+    --------
+    >>> learner = OnlineLearner("logistic")
+    >>> learner.learn({"amount": 250.0}, is_fraud=True)
+    >>> learner.learn({"amount": 20.0}, is_fraud=False)
+    >>> learner.score({"amount": 250.0}) > learner.score({"amount": 20.0})
+    True
+    >>> learner.labels_learned
+    2
+    """
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None, seed: int = 0) -> None:
+        self.name = name
+        self.params = resolve_params(name, params)
+        self.seed = seed
+        recipe = RECIPES[name]
+        try:
+            self.model = recipe.build(self.params, seed)
+        except TypeError as error:
+            raise LearnerError(f"learner {name!r}: {error}") from None
+        self.explainer: Explainer = (
+            LinearExplainer(self.model) if recipe.linear else OcclusionExplainer(self.model)
+        )
+        self.labels_learned = 0
+        self.frauds_learned = 0
+
+    def score(self, features: FeatureVector) -> float:
+        """The probability that the transaction is fraud, as the learner stands now."""
+        return self.explainer.score(features)
+
+    def score_and_explain(
+        self, features: FeatureVector, top: int = 3
+    ) -> tuple[float, tuple[Reason, ...]]:
+        """The score and the (at most ``top``) features that pushed it up the most."""
+        return self.explainer.score_and_explain(features, top)
+
+    def learn(self, features: FeatureVector, is_fraud: bool) -> None:
+        """Update the learner with one labelled vector: the one it scored."""
+        self.model.learn_one(features, is_fraud)
+        self.explainer.learn(features)
+        self.labels_learned += 1
+        self.frauds_learned += is_fraud

@@ -1,0 +1,97 @@
+"""Feature vectors kept from scoring time until their label arrives.
+
+Learning must use exactly the vector the model scored, never one recomputed later (by then the
+card's windows have moved on and the label would leak into them). Entries live for a TTL in
+event time and the store is capped; vectors are kept as compact float arrays.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+from models.schemas import Reason
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """What is remembered of a scored transaction until its label is learned."""
+
+    values: array[float]
+    terminal_id: str
+    second: int
+    score: float
+    model_version: str
+    reasons: tuple[Reason, ...] = ()
+    verdict: bool | None = None
+    """The label learned so far: ``None`` until one arrives."""
+
+
+class PendingVectors:
+    """Scored vectors by transaction id, bounded by a TTL in event time and a count cap.
+
+    Examples
+    --------
+    >>> from array import array
+    >>> pending = PendingVectors(ttl_seconds=100, max_entries=10)
+    >>> pending.put("t1", PendingEntry(array("d", [1.0]), "p1", second=0, score=0.1,
+    ...                                model_version="v"))
+    >>> pending.get("t1").terminal_id
+    'p1'
+    >>> pending.expire(watermark=150)
+    >>> pending.get("t1") is None
+    True
+    """
+
+    def __init__(self, ttl_seconds: int, max_entries: int = 2_000_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, PendingEntry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, transaction_id: str, entry: PendingEntry) -> None:
+        self._entries[transaction_id] = entry
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def get(self, transaction_id: str) -> PendingEntry | None:
+        return self._entries.get(transaction_id)
+
+    def expire(self, watermark: int) -> None:
+        """Drop entries scored more than the TTL before ``watermark`` (in arrival order)."""
+        cutoff = watermark - self.ttl_seconds
+        entries = self._entries
+        while entries and next(iter(entries.values())).second <= cutoff:
+            entries.popitem(last=False)
+
+
+class MaturityQueue:
+    """Transactions in the order they were scored, to find those whose label never came.
+
+    Examples
+    --------
+    >>> queue = MaturityQueue(maturity_seconds=10)
+    >>> queue.push("t1", 0)
+    >>> queue.push("t2", 5)
+    >>> queue.matured(watermark=12)
+    ['t1']
+    """
+
+    def __init__(self, maturity_seconds: int) -> None:
+        self.maturity_seconds = maturity_seconds
+        self._queue: deque[tuple[int, str]] = deque()
+
+    def push(self, transaction_id: str, second: int) -> None:
+        self._queue.append((second, transaction_id))
+
+    def matured(self, watermark: int) -> list[str]:
+        """Ids scored at least the maturity period before ``watermark``, each returned once."""
+        cutoff = watermark - self.maturity_seconds
+        queue = self._queue
+        matured: list[str] = []
+        while queue and queue[0][0] <= cutoff:
+            matured.append(queue.popleft()[1])
+        return matured

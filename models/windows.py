@@ -1,0 +1,111 @@
+"""Per-second time buckets: the storage behind every windowed feature.
+
+One entity (a card, a terminal) keeps a sorted run of one-second buckets holding how many events
+fell in that second and the sum of an integer value over them (card amounts in hundredths). A
+second is the resolution of every window: a window ``(t - n days, t]`` is evaluated on whole
+seconds, which is exact for data stamped to the second and never looks into the future. A late
+event lands in its own second, wherever that is in the run, so windows stay point-in-time under
+disorder.
+
+Buckets hold running (prefix) totals, so any window is two subtractions after a binary search;
+integer totals keep every window exact, whichever order the events came in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+
+class TimeBuckets:
+    """Sorted one-second buckets with running counts and sums, oldest first.
+
+    Examples
+    --------
+    >>> buckets = TimeBuckets()
+    >>> buckets.add(100, 500)
+    >>> buckets.add(160, 700)
+    >>> buckets.add(130, 100)  # late: lands in its own second
+    >>> buckets.windows(160, [100, 129])
+    ([2, 3], [800, 1300])
+    >>> buckets.drop_through(129)
+    >>> len(buckets), buckets.windows(160, [0])
+    (2, ([2], [800]))
+    """
+
+    __slots__ = ("_base_count", "_base_sum", "_counts", "_keys", "_sums")
+
+    def __init__(self) -> None:
+        self._keys: list[int] = []
+        self._counts: list[int] = []
+        """Running count up to and including each bucket (plus ``_base_count``)."""
+        self._sums: list[int] = []
+        self._base_count = 0
+        """Running totals of the buckets already dropped: windows only ever take differences."""
+        self._base_sum = 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def newest(self) -> int | None:
+        """The latest second holding an event, or ``None`` when empty."""
+        return self._keys[-1] if self._keys else None
+
+    def newest_or(self, default: int) -> int:
+        """The latest second holding an event, or ``default`` when empty."""
+        return self._keys[-1] if self._keys else default
+
+    def previous(self, second: int) -> int | None:
+        """The latest second at or before ``second`` that already holds an event."""
+        index = bisect_right(self._keys, second)
+        return self._keys[index - 1] if index else None
+
+    def add(self, second: int, value: int = 0, count: int = 1) -> None:
+        """Add ``count`` events (negative to retract) with total ``value`` at ``second``."""
+        keys, counts, sums = self._keys, self._counts, self._sums
+        # By far the common case: an event in time order appends or extends the last bucket.
+        if not keys or second > keys[-1]:
+            keys.append(second)
+            counts.append((counts[-1] if counts else self._base_count) + count)
+            sums.append((sums[-1] if sums else self._base_sum) + value)
+            return
+        index = bisect_right(keys, second)
+        if not (index and keys[index - 1] == second):
+            keys.insert(index, second)
+            counts.insert(index, counts[index - 1] if index else self._base_count)
+            sums.insert(index, sums[index - 1] if index else self._base_sum)
+            index += 1
+        for position in range(index - 1, len(keys)):
+            counts[position] += count
+            sums[position] += value
+
+    def drop_through(self, second: int) -> None:
+        """Forget every bucket at or before ``second``: no window reaches back that far."""
+        keys = self._keys
+        if not keys or keys[0] > second:
+            return
+        index = bisect_right(keys, second)
+        self._base_count = self._counts[index - 1]
+        self._base_sum = self._sums[index - 1]
+        del keys[:index]
+        del self._counts[:index]
+        del self._sums[:index]
+
+    def windows(self, upper: int, lowers: list[int]) -> tuple[list[int], list[int]]:
+        """Counts and sums over the seconds in ``(lower, upper]``, for each lower bound."""
+        keys, counts, sums = self._keys, self._counts, self._sums
+        end = len(keys) if not keys or keys[-1] <= upper else bisect_right(keys, upper)
+        if not end:
+            return [0] * len(lowers), [0] * len(lowers)
+        last_count, last_sum = counts[end - 1], sums[end - 1]
+        window_counts: list[int] = []
+        window_sums: list[int] = []
+        for lower in lowers:
+            start = bisect_right(keys, lower, 0, end)
+            if start:
+                window_counts.append(last_count - counts[start - 1])
+                window_sums.append(last_sum - sums[start - 1])
+            else:
+                window_counts.append(last_count - self._base_count)
+                window_sums.append(last_sum - self._base_sum)
+        return window_counts, window_sums
