@@ -31,6 +31,19 @@ class DetectorPolicy:
     implicit_legit_after_seconds: int | None = None
     """Learn a transaction as legitimate when no label came within this period (off: None)."""
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], not {self.threshold}")
+        if self.reasons < 0:
+            raise ValueError("reasons must not be negative")
+        after = self.implicit_legit_after_seconds
+        if after is not None and not 0 < after < self.pending_ttl_seconds:
+            # Past the TTL the vector is gone and there is nothing left to learn from.
+            raise ValueError(
+                "implicit_legit_after_seconds must be positive and shorter than "
+                "pending_ttl_seconds"
+            )
+
 
 @dataclass
 class LearnOutcome:

@@ -1,0 +1,118 @@
+"""The detector learns exactly what it scored, once per verdict, and replays harmlessly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from models.detector import DetectorPolicy, FraudDetector
+from models.features import FeatureSet, FeatureSpec
+from models.learners import OnlineLearner
+from models.memory_state import InMemoryFeatureState
+from models.schemas import Decision
+from models.state import DAY
+from tests.builders import make_label, make_tx
+
+
+def _detector(policy: DetectorPolicy | None = None) -> FraudDetector:
+    features = FeatureSet(FeatureSpec())
+    return FraudDetector(
+        features, InMemoryFeatureState(features.spec.windows), OnlineLearner("logistic"), policy
+    )
+
+
+class RecordingLearner(OnlineLearner):
+    """A real logistic learner that also remembers every vector it learned."""
+
+    def __init__(self) -> None:
+        super().__init__("logistic")
+        self.seen: list[tuple[dict[str, float], bool]] = []
+
+    def learn(self, features: dict[str, float], is_fraud: bool) -> None:
+        self.seen.append((dict(features), is_fraud))
+        super().learn(features, is_fraud)
+
+
+def test_learning_uses_the_vector_scored_not_one_recomputed_later() -> None:
+    features = FeatureSet(FeatureSpec())
+    learner = RecordingLearner()
+    detector = FraudDetector(features, InMemoryFeatureState(features.spec.windows), learner)
+    detector.score(make_tx(1, amount=50.0))
+    scored = detector.vector_of("t1")
+    # More activity on the same card changes its windows after scoring.
+    detector.score_many([make_tx(i, hours=i, amount=500.0) for i in range(2, 6)])
+    detector.learn([make_label(1, True)])
+    assert learner.seen == [(scored, True)]
+    assert scored is not None and scored["card_tx_count_1d"] == 1.0
+
+
+def test_labels_are_learned_once_and_corrections_learned_again() -> None:
+    detector = _detector()
+    detector.score_many([make_tx(1), make_tx(2, hours=1)])
+    first = detector.learn([make_label(1, True), make_label(2, False), make_label(404, True)])
+    assert (first.learned, first.repeated, first.corrected, first.unknown) == (2, 0, 0, ["t404"])
+    replayed = detector.learn([make_label(1, True)])
+    assert (replayed.learned, replayed.repeated) == (0, 1)
+    corrected = detector.learn([make_label(1, False)])
+    assert (corrected.learned, corrected.corrected) == (1, 1)
+    assert detector.learner.labels_learned == 3
+
+
+def test_fraud_labels_reach_terminal_risk_and_corrections_take_them_back() -> None:
+    detector = _detector()
+    detector.score(make_tx(1, terminal="p"))
+    detector.learn([make_label(1, True)])
+    later = make_tx(2, hours=8 * 24, terminal="p")
+    detector.score(later)
+    vector = detector.vector_of("t2")
+    assert vector is not None and vector["terminal_fraud_rate_7d"] == 1.0
+    detector.learn([make_label(1, False)])
+    detector.score(make_tx(3, hours=8 * 24 + 1, terminal="p"))
+    vector = detector.vector_of("t3")
+    assert vector is not None and vector["terminal_fraud_rate_7d"] == 0.0
+
+
+def test_a_replayed_transaction_gets_its_first_answer_again() -> None:
+    detector = _detector()
+    first = detector.score(make_tx(1, amount=300.0))
+    detector.score(make_tx(2, hours=1))
+    detector.learn([make_label(2, True)])
+    again = detector.score(make_tx(1, amount=300.0))
+    assert again == first
+    assert len(detector.pending) == 2
+
+
+def test_decision_follows_the_threshold() -> None:
+    always = _detector(DetectorPolicy(threshold=0.0))
+    never = _detector(DetectorPolicy(threshold=1.0))
+    assert always.score(make_tx(1)).decision is Decision.ALERT
+    assert never.score(make_tx(1)).decision is Decision.PASS
+
+
+def test_unlabelled_transactions_mature_into_legitimate_labels_when_asked() -> None:
+    detector = _detector(DetectorPolicy(implicit_legit_after_seconds=2 * DAY))
+    detector.score(make_tx(1))
+    detector.score(make_tx(2, hours=1))
+    detector.learn([make_label(2, True)])
+    detector.score(make_tx(3, hours=3 * 24))
+    assert detector.learner.labels_learned == 2  # t2 as fraud, t1 as legitimate at maturity
+    assert detector.learner.frauds_learned == 1
+    # A chargeback after maturity still corrects the implicit verdict.
+    assert detector.learn([make_label(1, True)]).corrected == 1
+
+
+def test_vectors_expire_after_their_ttl() -> None:
+    detector = _detector(DetectorPolicy(pending_ttl_seconds=DAY))
+    detector.score(make_tx(1))
+    detector.score(make_tx(2, hours=48))
+    assert detector.learn([make_label(1, True)]).unknown == ["t1"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("implicit_legit_after_seconds", 100 * DAY), ("threshold", 1.5), ("reasons", -1)],
+)
+def test_policy_refuses_inconsistent_settings(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        DetectorPolicy(**{field: value})

@@ -1,0 +1,92 @@
+"""Every named learner builds, scores, learns, pickles, and passes river's own checks."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+from river import checks
+
+from models.learners import RECIPES, LearnerError, OnlineLearner
+
+
+def _train(learner: OnlineLearner, rows: int = 600, seed: int = 0) -> None:
+    """Fraud is a large amount; the other feature is noise."""
+    rng = random.Random(seed)
+    for _ in range(rows):
+        amount = rng.uniform(1, 400)
+        learner.learn({"amount": amount, "noise": rng.random()}, is_fraud=amount > 220)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_river_conformance_checks_pass(name: str) -> None:
+    checks.check_estimator(OnlineLearner(name).model)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_learner_scores_probabilities_and_learns_the_pattern(name: str) -> None:
+    learner = OnlineLearner(name)
+    assert learner.score({"amount": 10.0, "noise": 0.5}) == pytest.approx(
+        learner.score({"amount": 390.0, "noise": 0.5})
+    )
+    _train(learner)
+    low = learner.score({"amount": 20.0, "noise": 0.5})
+    high = learner.score({"amount": 380.0, "noise": 0.5})
+    assert 0.0 <= low < high <= 1.0
+    assert learner.labels_learned == 600
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_learner_survives_pickling_with_identical_scores(name: str) -> None:
+    learner = OnlineLearner(name, seed=3)
+    _train(learner, rows=200)
+    copy = pickle.loads(pickle.dumps(learner))
+    vector = {"amount": 250.0, "noise": 0.1}
+    assert copy.score_and_explain(vector) == learner.score_and_explain(vector)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_reasons_name_the_feature_that_drives_fraud(name: str) -> None:
+    learner = OnlineLearner(name)
+    _train(learner, rows=2_000)
+    score, reasons = learner.score_and_explain({"amount": 390.0, "noise": 0.5})
+    assert score == learner.score({"amount": 390.0, "noise": 0.5})
+    assert reasons, "a high score must come with a reason"
+    assert reasons[0].feature == "amount"
+    assert reasons[0].value == 390.0
+    assert all(reason.contribution > 0 for reason in reasons)
+
+
+def test_linear_contributions_are_exact_shares_of_the_log_odds() -> None:
+    learner = OnlineLearner("logistic")
+    _train(learner)
+    vector = {"amount": 300.0, "noise": 0.9}
+    score, reasons = learner.score_and_explain(vector, top=2)
+    model = learner.model["model"]
+    scaled = learner.model["scale"].transform_one(vector)
+    log_odds = math.log(score / (1 - score))
+    pushes = {name: model.weights[name] * value for name, value in scaled.items()}
+    assert log_odds == pytest.approx(model.intercept + sum(pushes.values()))
+    for reason in reasons:
+        assert reason.contribution == pytest.approx(pushes[reason.feature])
+
+
+def test_class_weight_raises_fraud_scores() -> None:
+    plain, weighted = OnlineLearner("logistic"), OnlineLearner("logistic", {"positive_weight": 20})
+    _train(plain)
+    _train(weighted)
+    vector = {"amount": 230.0, "noise": 0.5}
+    assert weighted.score(vector) > plain.score(vector)
+
+
+def test_unknown_learner_is_refused_with_the_choices() -> None:
+    with pytest.raises(LearnerError, match="choose one of: logistic, forest"):
+        OnlineLearner("svm")
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_unknown_parameter_is_refused(name: str) -> None:
+    with pytest.raises(LearnerError, match="bogus"):
+        OnlineLearner(name, {"bogus": 1})

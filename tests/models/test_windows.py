@@ -1,0 +1,54 @@
+"""Time buckets against a brute-force count over every event, including late ones."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from models.windows import TimeBuckets
+
+
+def _brute(events: list[tuple[int, int, int]], upper: int, lower: int) -> tuple[int, int]:
+    inside = [(count, value) for second, value, count in events if lower < second <= upper]
+    return sum(count for count, _ in inside), sum(value for _, value in inside)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_windows_match_brute_force_under_disorder_retractions_and_pruning(seed: int) -> None:
+    rng = random.Random(seed)
+    buckets = TimeBuckets()
+    events: list[tuple[int, int, int]] = []
+    dropped_through = -1
+    for step in range(400):
+        # Mostly in order, sometimes late, sometimes in a second that already holds events.
+        second = step * 10 + (rng.randint(-200, 0) if rng.random() < 0.3 else 0)
+        second = max(second, dropped_through + 1)
+        count = -1 if rng.random() < 0.1 else 1
+        value = rng.randint(1, 10_000)
+        buckets.add(second, value, count)
+        events.append((second, value, count))
+        if rng.random() < 0.05:
+            dropped_through = max(dropped_through, second - 500)
+            buckets.drop_through(dropped_through)
+        upper = rng.randint(dropped_through, step * 10 + 50)
+        lowers = sorted(rng.randint(dropped_through, upper) for _ in range(3))
+        counts, sums = buckets.windows(upper, lowers)
+        for lower, count_seen, sum_seen in zip(lowers, counts, sums, strict=True):
+            assert (count_seen, sum_seen) == _brute(events, upper, lower)
+
+
+def test_previous_and_newest() -> None:
+    buckets = TimeBuckets()
+    assert buckets.newest is None
+    assert buckets.previous(10) is None
+    buckets.add(10)
+    buckets.add(30)
+    assert buckets.newest == 30
+    assert buckets.previous(29) == 10
+    assert buckets.previous(30) == 30
+    assert buckets.newest_or(0) == 30
+
+
+def test_empty_windows_are_zero() -> None:
+    assert TimeBuckets().windows(100, [0, 50]) == ([0, 0], [0, 0])
