@@ -1,0 +1,157 @@
+"""What the core costs per transaction, next to what the bare river model costs.
+
+Both are measured in the same process on the same simulated stream, interleaved round by
+round, so the ratio holds even on a shared, noisy machine where absolute figures drift.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from models.learners import OnlineLearner
+from models.schemas import Label, LabelSource, Transaction
+from models.simulator import SimulationConfig, simulate
+from models.state import event_second
+from pipelines.datasets import dataset_from_frame
+from pipelines.evaluation import EvaluationOptions, build_detector
+
+LABEL_DELAY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class CoreBenchRow:
+    """Median cost per transaction of one learner, in microseconds, and its throughput."""
+
+    learner: str
+    features_us: float
+    score_us: float
+    learn_us: float
+    bare_model_us: float
+    """The river model alone: ``predict_proba_one`` + ``learn_one`` on the same vectors."""
+    transactions_per_second: float
+    """The whole path without timers: features, score and learn, in one process."""
+
+    @property
+    def whole_path_us(self) -> float:
+        return self.features_us + self.score_us + self.learn_us
+
+    @property
+    def overhead_ratio(self) -> float:
+        """Whole path over bare model: what features, reasons and bookkeeping add."""
+        return self.whole_path_us / self.bare_model_us
+
+
+def bench_stream(transactions: int, seed: int) -> tuple[list[Transaction], list[bool]]:
+    """A simulated stream of about ``transactions`` rows with its labels."""
+    customers = 2_000
+    # The process makes about two transactions per card and day.
+    days = max(2, transactions // (customers * 2) + 1)
+    frame = simulate(
+        SimulationConfig(
+            customers=customers, terminals=4_000, days=days, start_date=date(2018, 4, 1), seed=seed
+        )
+    )
+    dataset = dataset_from_frame(frame.head(transactions))
+    return dataset.transactions, dataset.is_fraud
+
+
+def _median_us(samples: Sequence[int]) -> float:
+    return statistics.median(samples) / 1_000
+
+
+def _timed_path(
+    name: str, stream: Sequence[Transaction], labels: Sequence[bool]
+) -> tuple[float, float, float, list[tuple[dict[str, float], bool]]]:
+    """Median ns of features, score and learn per transaction, and the labelled vectors."""
+    detector = build_detector(EvaluationOptions(learner=name))
+    clock = time.perf_counter_ns
+    delay = int(LABEL_DELAY.total_seconds())
+    due: deque[tuple[int, Label]] = deque()
+    features_ns: list[int] = []
+    score_ns: list[int] = []
+    learn_ns: list[int] = []
+    learned: list[tuple[dict[str, float], bool]] = []
+    for tx, is_fraud in zip(stream, labels, strict=True):
+        second = event_second(tx.timestamp)
+        while due and due[0][0] <= second:
+            label = due.popleft()[1]
+            vector = detector.vector_of(label.transaction_id)
+            started = clock()
+            detector.learn([label])
+            learn_ns.append(clock() - started)
+            if vector is not None:
+                learned.append((vector, label.is_fraud))
+        started = clock()
+        [aggregates] = detector.state.observe([tx])
+        vector = detector.features.vector(tx, aggregates)
+        middle = clock()
+        detector.score_vector(tx, aggregates.duplicate, vector)
+        score_ns.append(clock() - middle)
+        features_ns.append(middle - started)
+        due.append((second + delay, _label(tx, is_fraud)))
+    return _median_us(features_ns), _median_us(score_ns), _median_us(learn_ns), learned
+
+
+def _timed_bare(name: str, learned: Sequence[tuple[dict[str, float], bool]]) -> float:
+    """Median ns of the bare river model's predict + learn on the same labelled vectors."""
+    model = OnlineLearner(name).model
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    for vector, is_fraud in learned:
+        started = clock()
+        model.predict_proba_one(vector)
+        model.learn_one(vector, is_fraud)
+        samples.append(clock() - started)
+    return _median_us(samples)
+
+
+def _throughput(name: str, stream: Sequence[Transaction], labels: Sequence[bool]) -> float:
+    from models.replay import replay
+
+    detector = build_detector(EvaluationOptions(learner=name))
+    started = time.perf_counter()
+    replay(stream, labels, detector, int(LABEL_DELAY.total_seconds()))
+    return len(stream) / (time.perf_counter() - started)
+
+
+def _label(tx: Transaction, is_fraud: bool) -> Label:
+    return Label(
+        transaction_id=tx.transaction_id,
+        is_fraud=is_fraud,
+        labelled_at=tx.timestamp + LABEL_DELAY,
+        source=LabelSource.CHARGEBACK,
+    )
+
+
+def bench_core(
+    learners: Sequence[str],
+    *,
+    transactions: int = 20_000,
+    rounds: int = 3,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[CoreBenchRow]:
+    """Measure each learner ``rounds`` times, interleaving whole path and bare model."""
+    stream, labels = bench_stream(transactions, seed)
+    rows: list[CoreBenchRow] = []
+    done = 0
+    for name in learners:
+        runs: list[tuple[float, float, float, float, float]] = []
+        for _ in range(rounds):
+            gc.collect()
+            features, score, learn, learned = _timed_path(name, stream, labels)
+            bare = _timed_bare(name, learned)
+            runs.append((features, score, learn, bare, _throughput(name, stream, labels)))
+            done += 1
+            if progress is not None:
+                progress(done)
+        columns = list(zip(*runs, strict=True))
+        medians = [statistics.median(column) for column in columns]
+        rows.append(CoreBenchRow(name, *medians))
+    return rows

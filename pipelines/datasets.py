@@ -1,0 +1,542 @@
+"""Reading and writing labelled transaction data sets.
+
+Two layouts exist. The *handbook* layout is the Fraud Detection Handbook's public columns
+(``TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD``, naive times
+meaning UTC) stored as ``.csv``, ``.csv.gz``, ``.parquet`` or a directory of per-day ``.pkl``
+frames. The *contract* layout is JSON Lines, one ``{"transaction": ..., "label": ...}`` per line
+shaped by :mod:`models.schemas`.
+
+Whatever the format, every row is validated through the contract on the way in. Rows that fail
+are returned as :class:`RowError` next to the good ones, never dropped silently, so a replay
+reports exactly what it could not use. Problems with the file as a whole (missing, unknown
+format, missing columns) raise :class:`DatasetError`.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Literal, cast
+
+import numpy as np
+import orjson
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from models.schemas import MAX_AMOUNT, Label, LabelSource, Transaction
+from models.simulator import HANDBOOK_COLUMNS
+
+REQUIRED_COLUMNS = (
+    "TRANSACTION_ID",
+    "TX_DATETIME",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_FRAUD",
+)
+"""Handbook columns a data set must have; the others are optional and ignored on reading."""
+
+SUPPORTED_FORMATS = ".csv, .csv.gz, .parquet, .jsonl, or a directory of per-day .pkl files"
+
+_COLUMN_OF_FIELD = {
+    "transaction_id": "TRANSACTION_ID",
+    "timestamp": "TX_DATETIME",
+    "card_id": "CUSTOMER_ID",
+    "terminal_id": "TERMINAL_ID",
+    "amount": "TX_AMOUNT",
+}
+_CSV_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Stands in for an unparseable date so that the row's other fields still get checked.
+_PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_JSONL_CHUNK = 50_000
+
+Format = Literal["csv", "parquet", "jsonl", "pickles"]
+
+
+class DatasetError(Exception):
+    """The file as a whole cannot be used; the message says why, for a person to read."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that failed validation."""
+
+    row: int
+    """1-based: the line number in CSV (the header is line 1) and JSONL; elsewhere the row's
+    position, across the per-day files in name order for a pickle directory."""
+    message: str
+    """Field-level, e.g. ``"TX_AMOUNT: Input should be greater than 0"``."""
+
+
+@dataclass(frozen=True)
+class LabelledDataset:
+    """Validated transactions with their labels, plus the rows that were refused."""
+
+    transactions: list[Transaction]
+    """Sorted by timestamp; ties keep the source order."""
+    is_fraud: list[bool]
+    """Parallel to ``transactions``."""
+    rejected: list[RowError]
+    rows_read: int
+
+
+class _Line(BaseModel):
+    """One line of the contract layout: a transaction and its label."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    transaction: Transaction
+    label: Label
+
+    @model_validator(mode="after")
+    def _same_transaction(self) -> _Line:
+        if self.label.transaction_id != self.transaction.transaction_id:
+            raise ValueError("label.transaction_id does not match transaction.transaction_id")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_dataset(path: Path, *, currency: str = "EUR") -> LabelledDataset:
+    """Read and validate a labelled data set, in any supported format.
+
+    Parameters
+    ----------
+    path
+        A file whose suffix names its format, or a directory of per-day ``.pkl`` frames.
+        Pickles run code when loaded: only read directories you trust.
+    currency
+        Currency of the amounts in handbook formats, which do not record it.
+
+    Raises
+    ------
+    DatasetError
+        The path is missing, its format unknown, required columns absent, or it is unreadable.
+    """
+    if not path.exists():
+        raise DatasetError(f"no such file or directory: {path}")
+    fmt = _format_of(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    _check_currency(currency)
+    try:
+        frame, first_row = _read_handbook_frame(path, fmt)
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise DatasetError(f"cannot read {path}: {error}") from error
+    return _validate_handbook(frame, currency, first_row)
+
+
+def dataset_from_frame(frame: pd.DataFrame, *, currency: str = "EUR") -> LabelledDataset:
+    """Validate an in-memory frame with the handbook columns, exactly as a file would be.
+
+    Rows are numbered by position from 1. Lets a simulated frame be replayed without a file.
+
+    Raises
+    ------
+    DatasetError
+        Required columns are missing or the currency is not a valid code.
+    """
+    _require_columns("the frame", frame.columns)
+    _check_currency(currency)
+    return _validate_handbook(frame, currency, first_row=1)
+
+
+def _format_of(path: Path) -> Format:
+    name = path.name.lower()
+    if path.is_dir():
+        return "pickles"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    raise DatasetError(f"unsupported format: {path.name!r}; expected {SUPPORTED_FORMATS}")
+
+
+def _check_currency(currency: str) -> None:
+    try:
+        Transaction(
+            transaction_id="-",
+            timestamp=_PLACEHOLDER_TIME,
+            card_id="-",
+            terminal_id="-",
+            amount=1.0,
+            currency=currency,
+        )
+    except ValidationError as error:
+        raise DatasetError(f"currency {currency!r}: {_messages(error)}") from error
+
+
+def _read_handbook_frame(path: Path, fmt: Format) -> tuple[pd.DataFrame, int]:
+    """The required columns, and the row number of the first data row."""
+    if fmt == "csv":
+        found = pd.read_csv(path, nrows=0).columns
+        _require_columns(path, found)
+        # Read as text so ids keep their exact spelling and bad cells can be quoted back.
+        frame = pd.read_csv(
+            path,
+            usecols=list(REQUIRED_COLUMNS),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+        )
+        return frame, 2
+    frame = pd.read_parquet(path, engine="pyarrow") if fmt == "parquet" else _read_pickles(path)
+    _require_columns(path, frame.columns)
+    return frame, 1
+
+
+def _read_pickles(directory: Path) -> pd.DataFrame:
+    files = sorted(directory.glob("*.pkl"))
+    if not files:
+        raise DatasetError(f"no .pkl files in directory {directory}")
+    frames = []
+    for file in files:
+        day = pd.read_pickle(file)
+        if not isinstance(day, pd.DataFrame):
+            raise DatasetError(f"{file} holds a {type(day).__name__}, not a DataFrame")
+        frames.append(day)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _require_columns(source: Path | str, found: Iterable[object]) -> None:
+    names = [str(column) for column in found]
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if missing:
+        raise DatasetError(
+            f"{source}: missing columns: {', '.join(missing)}; found: {', '.join(names) or 'none'}"
+        )
+
+
+def _validate_handbook(frame: pd.DataFrame, currency: str, first_row: int) -> LabelledDataset:
+    fraud = pd.to_numeric(frame["TX_FRAUD"], errors="coerce")
+    rows = zip(
+        _id_values(frame["TRANSACTION_ID"]),
+        _utc_times(frame["TX_DATETIME"]),
+        _id_values(frame["CUSTOMER_ID"]),
+        _id_values(frame["TERMINAL_ID"]),
+        _amount_values(frame["TX_AMOUNT"]),
+        fraud.isin([0, 1]).tolist(),
+        fraud.eq(1).tolist(),
+        strict=True,
+    )
+    kept: list[tuple[Transaction, bool]] = []
+    rejected: list[RowError] = []
+    with _without_gc():
+        for index, (tx_id, time, card, terminal, amount, known, is_fraud) in enumerate(rows):
+            record: dict[str, object] = {
+                "transaction_id": tx_id,
+                "timestamp": time or _PLACEHOLDER_TIME,
+                "card_id": card,
+                "terminal_id": terminal,
+                "amount": amount,
+                "currency": currency,
+            }
+            result = _transaction_or_error(record)
+            if isinstance(result, Transaction) and time is not None and known:
+                kept.append((result, is_fraud))
+                continue
+            error = "" if isinstance(result, Transaction) else result
+            message = _row_message(frame, index, time is None, known, error)
+            rejected.append(RowError(row=first_row + index, message=message))
+    return _dataset(kept, rejected, rows_read=len(frame))
+
+
+def _transaction_or_error(record: dict[str, object]) -> Transaction | str:
+    try:
+        return Transaction.model_validate(record)
+    except ValidationError as error:
+        return _messages(error, _COLUMN_OF_FIELD)
+
+
+def _row_message(frame: pd.DataFrame, index: int, bad_time: bool, known: bool, error: str) -> str:
+    """All of a row's problems, quoting the cells pandas could not parse."""
+    problems = []
+    if bad_time:
+        problems.append(f"TX_DATETIME: not a date and time: {frame['TX_DATETIME'].iat[index]!r}")
+    if not known:
+        problems.append(f"TX_FRAUD: should be 0 or 1, got {frame['TX_FRAUD'].iat[index]!r}")
+    if error:
+        problems.append(error)
+    return "; ".join(problems)
+
+
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """Pause the cyclic collector while building millions of long-lived, acyclic objects.
+
+    Each collection would re-scan every object built so far for nothing; left on, it more than
+    doubles the time to read the published data set.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _utc_times(column: pd.Series) -> list[datetime | None]:
+    """Aware UTC datetimes, None where unparseable; a time without a zone means UTC."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        parsed = column.dt.tz_convert(UTC)
+    elif pd.api.types.is_datetime64_dtype(column.dtype):
+        parsed = column.dt.tz_localize(UTC)
+    else:
+        parsed = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
+    # Python datetimes stop at microseconds; floor first rather than let pandas warn.
+    values = pd.DatetimeIndex(parsed.dt.floor("us")).to_pydatetime()
+    missing = parsed.isna().to_numpy()
+    return [None if gap else value for value, gap in zip(values, missing, strict=True)]
+
+
+def _id_values(column: pd.Series) -> list[str | None]:
+    """Ids as text; integral floats (an int column that held a gap) lose their ``.0``."""
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return [str(value) for value in column.tolist()]
+    if pd.api.types.is_string_dtype(column.dtype) and not column.isna().any():
+        return list(column.tolist())
+    return [_id_text(value) for value in column.tolist()]
+
+
+def _id_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if np.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, int | np.integer):
+        return str(value)
+    return None
+
+
+def _amount_values(column: pd.Series) -> list[object]:
+    """Floats where the cell is a number; the raw cell otherwise, so the error can quote it."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    values: list[object] = list(numbers.astype(float).tolist())
+    unparsed = (numbers.isna() & column.notna()).to_numpy()
+    raw = column.tolist()
+    for index in np.flatnonzero(unparsed):
+        values[index] = raw[index]
+    return values
+
+
+def _read_jsonl(path: Path) -> LabelledDataset:
+    kept: list[tuple[Transaction, bool]] = []
+    rejected: list[RowError] = []
+    rows = 0
+    try:
+        with path.open("rb") as lines, _without_gc():
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                rows += 1
+                # JSON mode, not Python mode: the contract's strict enums accept their JSON
+                # string form only when validating JSON.
+                try:
+                    parsed = _Line.model_validate_json(line)
+                except ValidationError as error:
+                    rejected.append(RowError(row=number, message=_messages(error)))
+                    continue
+                kept.append((parsed.transaction, parsed.label.is_fraud))
+    except OSError as error:
+        raise DatasetError(f"cannot read {path}: {error}") from error
+    return _dataset(kept, rejected, rows_read=rows)
+
+
+def _messages(error: ValidationError, columns: dict[str, str] | None = None) -> str:
+    """One ``field: message`` per problem, with contract fields renamed to source columns."""
+    parts = []
+    for detail in error.errors(include_url=False):
+        location = [str(part) for part in detail["loc"]]
+        if columns and location:
+            location[0] = columns.get(location[0], location[0])
+        where = ".".join(location)
+        parts.append(f"{where}: {detail['msg']}" if where else detail["msg"])
+    return "; ".join(parts)
+
+
+def _dataset(
+    kept: list[tuple[Transaction, bool]], rejected: list[RowError], rows_read: int
+) -> LabelledDataset:
+    # sorted() is stable, so equal timestamps keep their order in the source.
+    kept.sort(key=lambda pair: pair[0].timestamp)
+    return LabelledDataset(
+        transactions=[transaction for transaction, _ in kept],
+        is_fraud=[fraud for _, fraud in kept],
+        rejected=rejected,
+        rows_read=rows_read,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_dataset(
+    frame: pd.DataFrame,
+    path: Path,
+    layout: Literal["handbook", "contract"] = "handbook",
+    *,
+    currency: str = "EUR",
+) -> None:
+    """Write a frame with the handbook columns, in the format the path names.
+
+    Parameters
+    ----------
+    frame
+        At least :data:`REQUIRED_COLUMNS`; ``TX_DATETIME`` naive (meaning UTC) or aware.
+    path
+        ``.csv``, ``.csv.gz``, ``.parquet``, a directory (one ``YYYY-MM-DD.pkl`` per day) for
+        the handbook layout; ``.jsonl`` for the contract layout.
+    layout
+        ``"handbook"`` keeps the public columns; ``"contract"`` writes transactions and labels
+        as :mod:`models.schemas` shapes them.
+    currency
+        Currency written into contract transactions.
+
+    Raises
+    ------
+    DatasetError
+        The layout does not fit the path, columns are missing, or the file cannot be written.
+    """
+    _require_columns(path, frame.columns)
+    fmt = _output_format(path)
+    if (layout == "contract") != (fmt == "jsonl"):
+        raise DatasetError(
+            f"{path.name!r}: the contract layout is written as .jsonl, and .jsonl only holds "
+            f"the contract layout (got layout {layout!r})"
+        )
+    try:
+        if fmt == "jsonl":
+            _check_currency(currency)
+            _write_jsonl(frame, path, currency)
+        else:
+            _write_handbook(_handbook_frame(frame), path, fmt)
+    except OSError as error:
+        raise DatasetError(f"cannot write {path}: {error}") from error
+
+
+def _output_format(path: Path) -> Format:
+    if path.suffix == "" or path.is_dir():
+        return "pickles"
+    return _format_of(path)
+
+
+def _handbook_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The handbook columns only, with times as naive UTC as the handbook stores them."""
+    out = frame[[column for column in HANDBOOK_COLUMNS if column in frame.columns]].copy()
+    out["TX_DATETIME"] = _naive_utc(out["TX_DATETIME"])
+    return out
+
+
+def _naive_utc(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_convert(UTC).dt.tz_localize(None)
+    return column.astype("datetime64[ns]")
+
+
+def _write_handbook(frame: pd.DataFrame, path: Path, fmt: Format) -> None:
+    if fmt == "pickles":
+        _write_pickles(frame, path)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.to_parquet(path, engine="pyarrow", index=False)
+        return
+    # A fixed mtime keeps the gzip bytes identical from one run to the next.
+    compression = (
+        {"method": "gzip", "compresslevel": 6, "mtime": 0}
+        if path.name.lower().endswith(".gz")
+        else None
+    )
+    frame.to_csv(path, index=False, date_format=_CSV_DATE_FORMAT, compression=compression)
+
+
+def _write_pickles(frame: pd.DataFrame, directory: Path) -> None:
+    if directory.is_dir() and any(directory.glob("*.pkl")):
+        # Mixing days from two data sets would go unnoticed when the directory is read back.
+        raise DatasetError(f"{directory} already holds .pkl files; choose an empty directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    for day, rows in frame.groupby(frame["TX_DATETIME"].dt.floor("D"), sort=True):
+        rows.reset_index(drop=True).to_pickle(directory / f"{pd.Timestamp(day):%Y-%m-%d}.pkl")
+
+
+def _write_jsonl(frame: pd.DataFrame, path: Path, currency: str) -> None:
+    """Dicts shaped exactly like the contract's JSON; pydantic objects per row would be slow."""
+    rows = _contract_rows(frame)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        while chunk := list(islice(rows, _JSONL_CHUNK)):
+            out.write(b"".join(_contract_line(row, currency) for row in chunk))
+
+
+_ContractRow = tuple[str, str, str, str, float, bool]
+
+
+def _contract_rows(frame: pd.DataFrame) -> Iterator[_ContractRow]:
+    """Per-row values, after refusing a frame that would write lines the contract rejects."""
+    times = _naive_utc(frame["TX_DATETIME"])
+    amounts = frame["TX_AMOUNT"].astype(float)
+    ids = [_id_values(frame[name]) for name in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID")]
+    if times.isna().any() or any(None in column for column in ids):
+        raise DatasetError("cannot write the contract layout: missing ids or times")
+    if not (amounts.gt(0) & amounts.le(MAX_AMOUNT)).all():
+        raise DatasetError(
+            f"cannot write the contract layout: TX_AMOUNT not in (0, {MAX_AMOUNT:g}]"
+        )
+    if not frame["TX_FRAUD"].isin([0, 1]).all():
+        raise DatasetError("cannot write the contract layout: TX_FRAUD not 0 or 1")
+    transaction_ids, card_ids, terminal_ids = ids
+    return zip(
+        cast(list[str], transaction_ids),
+        _zulu(times),
+        cast(list[str], card_ids),
+        cast(list[str], terminal_ids),
+        amounts.tolist(),
+        frame["TX_FRAUD"].eq(1).tolist(),
+        strict=True,
+    )
+
+
+def _zulu(times: pd.Series) -> list[str]:
+    """ISO 8601 in UTC with ``Z``, to the second unless some time has a fraction."""
+    whole = bool((times.dt.microsecond.eq(0) & times.dt.nanosecond.eq(0)).all())
+    values = times.to_numpy(dtype="datetime64[us]")
+    return [f"{text}Z" for text in np.datetime_as_string(values, unit="s" if whole else "us")]
+
+
+def _contract_line(row: _ContractRow, currency: str) -> bytes:
+    transaction_id, timestamp, card_id, terminal_id, amount, is_fraud = row
+    # labelled_at: the data set does not know when a label arrived; the evaluation applies
+    # its configured delay on top of the transaction's own time.
+    return orjson.dumps(
+        {
+            "transaction": {
+                "transaction_id": transaction_id,
+                "timestamp": timestamp,
+                "card_id": card_id,
+                "terminal_id": terminal_id,
+                "amount": amount,
+                "currency": currency,
+            },
+            "label": {
+                "transaction_id": transaction_id,
+                "is_fraud": is_fraud,
+                "labelled_at": timestamp,
+                "source": LabelSource.CHARGEBACK.value,
+            },
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )

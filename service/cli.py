@@ -1,0 +1,205 @@
+"""The ``fraudstream`` command line: one entry point for every role and tool.
+
+User errors (a bad flag, a data set with missing columns, an unknown learner) are printed as one
+clear line and exit with status 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from models.durations import parse_duration
+from models.learners import DEFAULT_LEARNER, RECIPES, LearnerError
+from pipelines.datasets import DatasetError, read_dataset, write_dataset
+from service.reporting import print_bench, print_evaluation
+
+app = typer.Typer(
+    name="fraudstream",
+    help="Real-time card fraud detection with online learners.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Measure what things cost, in figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+errors = Console(stderr=True)
+
+USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except USER_ERRORS as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar that a long step advances by reporting how much it has done."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _utc_day(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{flag}: not a date in YYYY-MM-DD form: {value!r}") from None
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--params: not valid JSON ({error.msg})") from None
+    if not isinstance(params, dict):
+        raise ValueError('--params: expected a JSON object such as {"learning_rate": 0.05}')
+    return params
+
+
+@app.command()
+def simulate(
+    output: Annotated[
+        Path, typer.Argument(help="File (.csv, .csv.gz, .parquet, .jsonl) or directory (.pkl)")
+    ],
+    customers: Annotated[int, typer.Option(help="Number of cards")] = 5000,
+    terminals: Annotated[int, typer.Option(help="Number of terminals")] = 10000,
+    days: Annotated[int, typer.Option(help="Days to simulate")] = 183,
+    start_date: Annotated[str, typer.Option(help="First day, YYYY-MM-DD")] = "2018-04-01",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data")] = 0,
+    layout: Annotated[
+        str, typer.Option(help="handbook (public columns) or contract (our JSON, .jsonl only)")
+    ] = "handbook",
+    new_pattern_day: Annotated[
+        int | None,
+        typer.Option(help="Day from which a new fraud pattern (night card-testing) starts"),
+    ] = None,
+) -> None:
+    """Generate a labelled transaction data set (the Fraud Detection Handbook's process)."""
+    from models.simulator import SimulationConfig
+    from models.simulator import simulate as run_simulation
+
+    with _user_errors():
+        if layout not in ("handbook", "contract"):
+            raise ValueError(f"--layout: expected handbook or contract, not {layout!r}")
+        chosen: Literal["handbook", "contract"] = "handbook" if layout == "handbook" else "contract"
+        config = SimulationConfig(
+            customers=customers,
+            terminals=terminals,
+            days=days,
+            start_date=date.fromisoformat(start_date),
+            seed=seed,
+            new_pattern_day=new_pattern_day,
+        )
+        with _progress("simulating days", days) as advance:
+            frame = run_simulation(config, progress=advance)
+        write_dataset(frame, output, layout=chosen)
+    frauds = int(frame["TX_FRAUD"].sum())
+    console.print(
+        f"wrote {len(frame):,} transactions ({frauds:,} fraud, {frauds / len(frame):.2%}) "
+        f"to {output}"
+    )
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labelled data set (handbook columns or JSONL)")],
+    label_delay: Annotated[str, typer.Option(help="Labels are revealed this late")] = "7d",
+    model: Annotated[
+        str, typer.Option(help=f"Online learner: {', '.join(RECIPES)}")
+    ] = DEFAULT_LEARNER,
+    params: Annotated[str | None, typer.Option(help="Learner parameters as JSON")] = None,
+    test_start: Annotated[str | None, typer.Option(help="First test day, YYYY-MM-DD")] = None,
+    test_end: Annotated[
+        str | None, typer.Option(help="Last test day (inclusive), YYYY-MM-DD")
+    ] = None,
+    k: Annotated[int, typer.Option(help="Cards investigated per day (CP@k, alert budget)")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of randomised learners")] = 0,
+    scores_out: Annotated[
+        Path | None, typer.Option(help="Write transaction_id,score as scored at arrival")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Directory for metrics.json and a PNG")] = None,
+) -> None:
+    """Replay a labelled data set with delayed labels and measure the online learner."""
+    from datetime import timedelta
+
+    from pipelines.evaluation import EvaluationOptions, write_scores
+    from pipelines.evaluation import evaluate as run_evaluation
+    from pipelines.report import write_report
+
+    with _user_errors():
+        end = _utc_day(test_end, "--test-end")
+        options = EvaluationOptions(
+            learner=model,
+            params=_params(params),
+            label_delay=parse_duration(label_delay),
+            test_start=_utc_day(test_start, "--test-start"),
+            test_end=None if end is None else end + timedelta(days=1),
+            k=k,
+            seed=seed,
+        )
+        dataset = read_dataset(data)
+        with _progress("replaying transactions", len(dataset.transactions)) as advance:
+            run = run_evaluation(dataset, options, progress=advance)
+    print_evaluation(console, run, dataset)
+    if scores_out is not None:
+        write_scores(run, scores_out)
+        console.print(f"scores written to {scores_out}")
+    if report is not None:
+        paths = write_report(
+            run.metrics, run.scores, report, title=f"fraudstream {model}", extra=run.summary()
+        )
+        console.print(f"report written to {paths.json} and {paths.png}")
+
+
+@bench_app.command("core")
+def bench_core(
+    learner: Annotated[
+        list[str] | None, typer.Option(help="Learner to measure (repeat); default: all")
+    ] = None,
+    transactions: Annotated[int, typer.Option(help="Transactions per measured run")] = 20_000,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds; medians are reported")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
+) -> None:
+    """Per-transaction cost of features, score and learn, against the bare river model."""
+    from pipelines.benchmarks import bench_core as run_bench
+
+    with _user_errors():
+        names = learner or list(RECIPES)
+        unknown = [name for name in names if name not in RECIPES]
+        if unknown:
+            raise LearnerError(f"unknown learner {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+        with _progress("benchmarking", len(names) * rounds) as advance:
+            rows = run_bench(names, transactions=transactions, rounds=rounds, seed=seed,
+                             progress=advance)
+    print_bench(console, rows)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,102 @@
+"""Rich tables for what the command line prints: evaluation metrics and bench figures."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from models.metrics import PeriodMetrics
+from pipelines.benchmarks import CoreBenchRow
+from pipelines.datasets import LabelledDataset
+from pipelines.evaluation import EvaluationRun
+
+SHOWN_REJECTED_ROWS = 5
+
+
+def _figure(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _period_row(label: str, period: PeriodMetrics) -> list[str]:
+    return [
+        label,
+        f"{period.transactions:,}",
+        f"{period.frauds:,}",
+        _figure(period.average_precision),
+        _figure(period.roc_auc),
+        _figure(period.card_precision_at_k),
+        _figure(period.alert_precision),
+        _figure(period.transaction_recall),
+        _figure(period.card_recall),
+    ]
+
+
+def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledDataset) -> None:
+    """The per-week and overall metrics of a replay, its throughput and any rejected rows."""
+    metrics = run.metrics
+    k = metrics.k
+    table = Table(title=f"{run.options.learner}: labels {run.options.label_delay} late")
+    for heading in (
+        "period",
+        "transactions",
+        "frauds",
+        "AP",
+        "ROC AUC",
+        f"CP@{k}",
+        "alert precision",
+        "tx recall",
+        "card recall",
+    ):
+        table.add_column(heading, justify="left" if heading == "period" else "right")
+    for week in metrics.weekly:
+        table.add_row(*_period_row(f"week of {week.start:%Y-%m-%d}", week))
+    table.add_section()
+    overall = metrics.overall
+    table.add_row(*_period_row(f"{overall.start:%Y-%m-%d} to {overall.end:%Y-%m-%d}", overall))
+    console.print(table)
+    console.print(
+        f"mean weekly AP {_figure(metrics.mean_weekly_average_precision)}, "
+        f"mean weekly CP@{k} {_figure(metrics.mean_weekly_card_precision_at_k)}; "
+        f"alert budget {k} cards a day"
+    )
+    console.print(
+        f"replayed {len(run.scores):,} transactions in {run.seconds:.1f} s "
+        f"({run.transactions_per_second:,.0f} per second: features, scoring and learning)"
+    )
+    if dataset.rejected:
+        console.print(
+            f"[yellow]{len(dataset.rejected):,} of {dataset.rows_read:,} rows failed "
+            "validation and were not replayed:[/]"
+        )
+        for error in dataset.rejected[:SHOWN_REJECTED_ROWS]:
+            console.print(f"  row {error.row}: {error.message}", highlight=False)
+
+
+def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:
+    """Bench figures per learner, with the whole path's ratio to the bare river model."""
+    table = Table(title="per transaction, median of interleaved rounds (microseconds)")
+    for heading in (
+        "learner",
+        "features",
+        "score",
+        "learn",
+        "whole path",
+        "bare model",
+        "ratio",
+        "tx/s",
+    ):
+        table.add_column(heading, justify="left" if heading == "learner" else "right")
+    for row in rows:
+        table.add_row(
+            row.learner,
+            f"{row.features_us:.1f}",
+            f"{row.score_us:.1f}",
+            f"{row.learn_us:.1f}",
+            f"{row.whole_path_us:.1f}",
+            f"{row.bare_model_us:.1f}",
+            f"{row.overhead_ratio:.2f}x",
+            f"{row.transactions_per_second:,.0f}",
+        )
+    console.print(table)
