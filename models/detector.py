@@ -12,11 +12,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from models.explain import ReasonCode
 from models.features import FeatureSet, FeatureVector
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingVectors
-from models.schemas import Decision, Label, Reason, Score, Transaction
+from models.schemas import Decision, Label, Score, Transaction
 from models.state import DAY, FeatureState, FraudReport, event_second
 
 
@@ -40,9 +42,31 @@ class DetectorPolicy:
         if after is not None and not 0 < after < self.pending_ttl_seconds:
             # Past the TTL the vector is gone and there is nothing left to learn from.
             raise ValueError(
-                "implicit_legit_after_seconds must be positive and shorter than "
-                "pending_ttl_seconds"
+                "implicit_legit_after_seconds must be positive and shorter than pending_ttl_seconds"
             )
+
+
+class Scored(NamedTuple):
+    """A transaction's score inside the process; `to_contract` makes the `Score` that leaves it.
+
+    A named tuple because one is built per transaction on the hot path, where validating a
+    pydantic model of our own making would cost more than the features.
+    """
+
+    transaction_id: str
+    score: float
+    model_version: str
+    decision: Decision
+    reasons: tuple[ReasonCode, ...]
+
+    def to_contract(self) -> Score:
+        return Score(
+            transaction_id=self.transaction_id,
+            score=self.score,
+            model_version=self.model_version,
+            decision=self.decision,
+            reasons=tuple(reason.to_contract() for reason in self.reasons),
+        )
 
 
 @dataclass
@@ -95,16 +119,20 @@ class FraudDetector:
         after = self.policy.implicit_legit_after_seconds
         self._maturity = MaturityQueue(after) if after is not None else None
         self._watermark: int | None = None
+        self._version = self._current_version()
 
     @property
     def model_version(self) -> str:
         """The learner's name and how many labels it has learned: a score names what made it."""
+        return self._version
+
+    def _current_version(self) -> str:
         return f"{self.learner.name}+{self.learner.labels_learned}"
 
-    def score(self, transaction: Transaction) -> Score:
+    def score(self, transaction: Transaction) -> Scored:
         return self.score_many([transaction])[0]
 
-    def score_many(self, transactions: Sequence[Transaction]) -> list[Score]:
+    def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once."""
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
@@ -133,6 +161,7 @@ class FraudDetector:
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
+        self._version = self._current_version()
         return outcome
 
     def vector_of(self, transaction_id: str) -> FeatureVector | None:
@@ -140,7 +169,7 @@ class FraudDetector:
         entry = self.pending.get(transaction_id)
         return None if entry is None else dict(zip(self.features.names, entry.values, strict=True))
 
-    def score_vector(self, tx: Transaction, duplicate: bool, vector: FeatureVector) -> Score:
+    def score_vector(self, tx: Transaction, duplicate: bool, vector: FeatureVector) -> Scored:
         """The scoring half of `score_many`, for a vector already computed from state."""
         earlier = self.pending.get(tx.transaction_id) if duplicate else None
         if earlier is not None:
@@ -148,34 +177,29 @@ class FraudDetector:
             # counted, so downstream sees the same score, version and decision twice.
             return self._answer(tx, earlier.score, earlier.model_version, earlier.reasons)
         probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
-        version = self.model_version
+        version = self._version
         if not duplicate:
+            second = event_second(tx.timestamp)
             self.pending.put(
                 tx.transaction_id,
                 PendingEntry(
-                    values=array("d", vector.values()),
-                    terminal_id=tx.terminal_id,
-                    second=event_second(tx.timestamp),
-                    score=probability,
-                    model_version=version,
-                    reasons=reasons,
+                    array("d", vector.values()),
+                    tx.terminal_id,
+                    second,
+                    probability,
+                    version,
+                    reasons,
                 ),
             )
             if self._maturity is not None:
-                self._maturity.push(tx.transaction_id, event_second(tx.timestamp))
+                self._maturity.push(tx.transaction_id, second)
         return self._answer(tx, probability, version, reasons)
 
     def _answer(
-        self, tx: Transaction, probability: float, version: str, reasons: tuple[Reason, ...]
-    ) -> Score:
+        self, tx: Transaction, probability: float, version: str, reasons: tuple[ReasonCode, ...]
+    ) -> Scored:
         decision = Decision.ALERT if probability >= self.policy.threshold else Decision.PASS
-        return Score(
-            transaction_id=tx.transaction_id,
-            score=probability,
-            model_version=version,
-            decision=decision,
-            reasons=reasons,
-        )
+        return Scored(tx.transaction_id, probability, version, decision, reasons)
 
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
         vector = dict(zip(self.features.names, entry.values, strict=True))
@@ -199,4 +223,5 @@ class FraudDetector:
                 entry = self.pending.get(transaction_id)
                 if entry is not None and entry.verdict is None:
                     self._learn_entry(entry, is_fraud=False)
+            self._version = self._current_version()
         self.pending.expire(latest)

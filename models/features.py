@@ -77,26 +77,31 @@ class FeatureSet:
 
     def vector(self, tx: Transaction, aggregates: WindowAggregates) -> FeatureVector:
         """The feature vector of ``tx`` given the aggregates observed with it."""
+        counts, sums, previous, used_before, terminal_counts, frauds, _ = aggregates
         local = tx.timestamp if self._zone is None else tx.timestamp.astimezone(self._zone)
-        counts = aggregates.card_counts
-        sums = aggregates.card_amount_hundredths
         values: list[float] = [
             tx.amount,
             1.0 if local.weekday() >= 5 else 0.0,
             1.0 if local.hour <= NIGHT_LAST_HOUR else 0.0,
+            *counts,
         ]
-        values += counts
-        values += [total / count / 100 if count else 0.0 for count, total in zip(counts, sums)]
-        values += aggregates.terminal_counts
-        values += [
-            fraud / count if count else 0.0
-            for count, fraud in zip(aggregates.terminal_counts, aggregates.terminal_frauds)
-        ]
-        previous = aggregates.seconds_since_previous
-        values.append(self._horizon if previous is None else min(float(previous), self._horizon))
+        values.extend(
+            [
+                total / count / 100 if count else 0.0
+                for count, total in zip(counts, sums, strict=False)
+            ]
+        )
+        values.extend(terminal_counts)
+        values.extend(
+            [
+                fraud / count if count else 0.0
+                for count, fraud in zip(terminal_counts, frauds, strict=False)
+            ]
+        )
+        values.append(self._horizon if previous is None else min(previous, self._horizon))
         values.append(_amount_to_prior_mean(tx.amount, counts[-1], sums[-1]))
-        values.append(0.0 if aggregates.card_used_terminal_before else 1.0)
-        return dict(zip(self.names, map(float, values)))
+        values.append(0.0 if used_before else 1.0)
+        return dict(zip(self.names, values, strict=True))
 
 
 def _amount_to_prior_mean(amount: float, count: int, total_hundredths: int) -> float:

@@ -13,19 +13,28 @@ from types import MappingProxyType
 from typing import Any
 
 from river import compose, ensemble, forest, linear_model, optim, preprocessing, tree
-from river.base import Classifier
 
-from models.explain import Explainer, FeatureVector, LinearExplainer, OcclusionExplainer
-from models.schemas import Reason
+from models.explain import (
+    Explainer,
+    FeatureVector,
+    LinearExplainer,
+    OcclusionExplainer,
+    ReasonCode,
+)
 
 DEFAULT_LEARNER = "logistic"
+
+RiverModel = Any
+"""A river classifier or pipeline. River annotates inputs as ``dict[Hashable, Any]``, which a
+``dict[str, float]`` cannot be passed as (``dict`` is invariant), so models are held untyped
+here and called only through `OnlineLearner`."""
 
 
 class LearnerError(ValueError):
     """An unknown learner name or parameter: a user error, reported without a traceback."""
 
 
-def _logistic(params: Mapping[str, Any], _seed: int) -> Classifier:
+def _logistic(params: Mapping[str, Any], _seed: int) -> RiverModel:
     # Class weighting lives in the loss: a fraud counts `positive_weight` times a legitimate one.
     loss = optim.losses.Log(weight_pos=params["positive_weight"])
     model = linear_model.LogisticRegression(
@@ -38,17 +47,17 @@ def _logistic(params: Mapping[str, Any], _seed: int) -> Classifier:
     return compose.Pipeline(("scale", scaler), ("model", model))
 
 
-def _forest(params: Mapping[str, Any], seed: int) -> Classifier:
+def _forest(params: Mapping[str, Any], seed: int) -> RiverModel:
     # River's trees only split a leaf whose majority class is at most `max_share_to_split` of
     # it; with fraud under 1 % the default 0.99 means they never split at all.
     return forest.ARFClassifier(seed=seed, **params)
 
 
-def _hoeffding(params: Mapping[str, Any], seed: int) -> Classifier:
+def _hoeffding(params: Mapping[str, Any], seed: int) -> RiverModel:
     return tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **params)
 
 
-def _bagging(params: Mapping[str, Any], seed: int) -> Classifier:
+def _bagging(params: Mapping[str, Any], seed: int) -> RiverModel:
     member = _logistic(params, seed)
     # ADWIN bagging resets members whose error drifts, so stale members are replaced.
     return ensemble.ADWINBaggingClassifier(member, n_models=params["n_models"], seed=seed)
@@ -61,7 +70,7 @@ class LearnerRecipe:
     name: str
     description: str
     defaults: Mapping[str, Any]
-    build: Callable[[Mapping[str, Any], int], Classifier]
+    build: Callable[[Mapping[str, Any], int], RiverModel]
     linear: bool
     passthrough: bool = False
     """Parameters go to river's constructor as they are, which refuses unknown names itself."""
@@ -168,7 +177,7 @@ class OnlineLearner:
 
     def score_and_explain(
         self, features: FeatureVector, top: int = 3
-    ) -> tuple[float, tuple[Reason, ...]]:
+    ) -> tuple[float, tuple[ReasonCode, ...]]:
         """The score and the (at most ``top``) features that pushed it up the most."""
         return self.explainer.score_and_explain(features, top)
 

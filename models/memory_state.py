@@ -25,20 +25,20 @@ MAX_TERMINALS_PER_CARD = 256
 class _Card:
     __slots__ = ("buckets", "terminals")
 
-    def __init__(self) -> None:
-        self.buckets = TimeBuckets()
+    def __init__(self, horizon: int) -> None:
+        self.buckets = TimeBuckets(horizon)
         self.terminals: dict[str, int] = {}
 
 
 class _Terminal:
     __slots__ = ("frauds", "transactions")
 
-    def __init__(self) -> None:
-        self.transactions = TimeBuckets()
-        self.frauds = TimeBuckets()
+    def __init__(self, horizon: int) -> None:
+        self.transactions = TimeBuckets(horizon)
+        self.frauds = TimeBuckets(horizon)
 
 
-EVICTION_STEP_SECONDS = 60
+EVICTION_STEP_SECONDS = 3_600
 """Idle entities are swept when event time has moved on by this much since the last sweep."""
 
 
@@ -91,7 +91,7 @@ class InMemoryFeatureState:
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._watermark: int | None = None
         self._next_sweep = 0
-        self._card_spans = spec.window_seconds
+        self._spans = spec.window_seconds
         self._delay = spec.label_delay_seconds
         self._card_horizon = spec.card_horizon
         self._terminal_horizon = spec.terminal_horizon
@@ -130,15 +130,24 @@ class InMemoryFeatureState:
         for report in reports:
             terminal = self._terminals.get(report.terminal_id)
             if terminal is None:
-                terminal = self._terminals[report.terminal_id] = _Terminal()
+                terminal = self._terminals[report.terminal_id] = _Terminal(self._terminal_horizon)
             terminal.frauds.add(report.second, count=report.change)
 
     def _observe_one(self, tx: Transaction) -> WindowAggregates:
         second = event_second(tx.timestamp)
         duplicate = tx.transaction_id in self._seen
-        card = self._touch(self._cards, tx.card_id, _Card)
-        terminal = self._touch(self._terminals, tx.terminal_id, _Terminal)
-        card_horizon = self._card_horizon
+        cards, terminals = self._cards, self._terminals
+        card = cards.get(tx.card_id)
+        if card is None:
+            card = cards[tx.card_id] = _Card(self._card_horizon)
+        else:
+            cards.move_to_end(tx.card_id)
+        terminal = terminals.get(tx.terminal_id)
+        if terminal is None:
+            terminal = terminals[tx.terminal_id] = _Terminal(self._terminal_horizon)
+        else:
+            terminals.move_to_end(tx.terminal_id)
+
         buckets = card.buckets
         previous = buckets.previous(second)
         last_use = card.terminals.get(tx.terminal_id)
@@ -147,43 +156,24 @@ class InMemoryFeatureState:
             if self._watermark is None or second > self._watermark:
                 self._watermark = second
             buckets.add(second, hundredths(tx.amount))
-            self._remember_terminal(card, tx.terminal_id, second, last_use)
             terminal.transactions.add(second)
-            # Pruning is relative to the entity's newest event, so a late event never drops
-            # history that a later transaction of the same entity still needs.
-            buckets.drop_through(buckets.newest_or(second) - card_horizon)
-            cutoff = terminal.transactions.newest_or(second) - self._terminal_horizon
-            terminal.transactions.drop_through(cutoff)
-            terminal.frauds.drop_through(cutoff)
+            self._remember_terminal(card, tx.terminal_id, second, last_use)
         elif previous == second:
             # The duplicate's own earlier record sits in this second: it is no predecessor.
             previous = buckets.previous(second - 1)
 
-        spans = self._card_spans
-        card_counts, card_totals = buckets.windows(second, [second - span for span in spans])
+        spans = self._spans
+        card_counts, card_totals = buckets.windows(second, spans)
         shifted = second - self._delay
-        lowers = [shifted - span for span in spans]
         return WindowAggregates(
             card_counts,
             card_totals,
             None if previous is None else second - previous,
-            last_use is not None and last_use > second - card_horizon,
-            terminal.transactions.windows(shifted, lowers)[0],
-            terminal.frauds.windows(shifted, lowers)[0],
+            last_use is not None and last_use > second - self._card_horizon,
+            terminal.transactions.windows(shifted, spans)[0],
+            terminal.frauds.windows(shifted, spans)[0],
             duplicate,
         )
-
-    @staticmethod
-    def _touch(
-        entities: OrderedDict[str, Entity], key: str, create: Callable[[], Entity]
-    ) -> Entity:
-        """The entity under ``key``, created if new, marked as the most recently active."""
-        entity = entities.get(key)
-        if entity is None:
-            entity = entities[key] = create()
-        else:
-            entities.move_to_end(key)
-        return entity
 
     @staticmethod
     def _remember_terminal(card: _Card, terminal_id: str, second: int, last: int | None) -> None:
@@ -207,7 +197,9 @@ class InMemoryFeatureState:
         )
         cutoff = watermark - self._dedupe_seconds
         seen = self._seen
-        while seen and (len(seen) > self._max_transaction_ids or next(iter(seen.values())) <= cutoff):
+        while seen and (
+            len(seen) > self._max_transaction_ids or next(iter(seen.values())) <= cutoff
+        ):
             seen.popitem(last=False)
 
 

@@ -11,7 +11,7 @@ from array import array
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from models.schemas import Reason
+from models.explain import ReasonCode
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class PendingEntry:
     second: int
     score: float
     model_version: str
-    reasons: tuple[Reason, ...] = ()
+    reasons: tuple[ReasonCode, ...] = ()
     verdict: bool | None = None
     """The label learned so far: ``None`` until one arrives."""
 

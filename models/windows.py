@@ -8,33 +8,42 @@ event lands in its own second, wherever that is in the run, so windows stay poin
 disorder.
 
 Buckets hold running (prefix) totals, so any window is two subtractions after a binary search;
-integer totals keep every window exact, whichever order the events came in.
+integer totals keep every window exact, whichever order the events came in. Each run forgets
+buckets older than its horizon as its newest event moves on, so its size is bounded by the
+number of distinct seconds in one horizon.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 
 
 class TimeBuckets:
     """Sorted one-second buckets with running counts and sums, oldest first.
 
+    Parameters
+    ----------
+    horizon
+        Seconds of history kept behind the newest event; no window may reach further back.
+
     Examples
     --------
-    >>> buckets = TimeBuckets()
+    >>> buckets = TimeBuckets(horizon=1_000)
     >>> buckets.add(100, 500)
     >>> buckets.add(160, 700)
     >>> buckets.add(130, 100)  # late: lands in its own second
-    >>> buckets.windows(160, [100, 129])
+    >>> buckets.windows(160, [60, 31])  # (100, 160] and (129, 160]
     ([2, 3], [800, 1300])
-    >>> buckets.drop_through(129)
-    >>> len(buckets), buckets.windows(160, [0])
-    (2, ([2], [800]))
+    >>> buckets.add(1_120, 900)  # seconds up to 120 fall out of the horizon
+    >>> len(buckets), buckets.windows(1_120, [1_000])
+    (3, ([3], [1700]))
     """
 
-    __slots__ = ("_base_count", "_base_sum", "_counts", "_keys", "_sums")
+    __slots__ = ("_base_count", "_base_sum", "_counts", "_horizon", "_keys", "_sums")
 
-    def __init__(self) -> None:
+    def __init__(self, horizon: int) -> None:
+        self._horizon = horizon
         self._keys: list[int] = []
         self._counts: list[int] = []
         """Running count up to and including each bucket (plus ``_base_count``)."""
@@ -68,6 +77,8 @@ class TimeBuckets:
             keys.append(second)
             counts.append((counts[-1] if counts else self._base_count) + count)
             sums.append((sums[-1] if sums else self._base_sum) + value)
+            if keys[0] <= second - self._horizon:
+                self.drop_through(second - self._horizon)
             return
         index = bisect_right(keys, second)
         if not (index and keys[index - 1] == second):
@@ -91,17 +102,17 @@ class TimeBuckets:
         del self._counts[:index]
         del self._sums[:index]
 
-    def windows(self, upper: int, lowers: list[int]) -> tuple[list[int], list[int]]:
-        """Counts and sums over the seconds in ``(lower, upper]``, for each lower bound."""
+    def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Counts and sums over the seconds in ``(upper - span, upper]``, for each span."""
         keys, counts, sums = self._keys, self._counts, self._sums
         end = len(keys) if not keys or keys[-1] <= upper else bisect_right(keys, upper)
         if not end:
-            return [0] * len(lowers), [0] * len(lowers)
+            return [0] * len(spans), [0] * len(spans)
         last_count, last_sum = counts[end - 1], sums[end - 1]
         window_counts: list[int] = []
         window_sums: list[int] = []
-        for lower in lowers:
-            start = bisect_right(keys, lower, 0, end)
+        for span in spans:
+            start = bisect_right(keys, upper - span, 0, end)
             if start:
                 window_counts.append(last_count - counts[start - 1])
                 window_sums.append(last_sum - sums[start - 1])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,7 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from models.durations import parse_duration
 from models.learners import DEFAULT_LEARNER, RECIPES, LearnerError
+from models.simulator import SimulationConfig
+from models.simulator import simulate as run_simulation
+from pipelines.benchmarks import bench_core as run_bench
 from pipelines.datasets import DatasetError, read_dataset, write_dataset
+from pipelines.evaluation import EvaluationOptions, write_scores
+from pipelines.evaluation import evaluate as run_evaluation
+from pipelines.report import write_report
 from service.reporting import print_bench, print_evaluation
 
 app = typer.Typer(
@@ -101,9 +107,6 @@ def simulate(
     ] = None,
 ) -> None:
     """Generate a labelled transaction data set (the Fraud Detection Handbook's process)."""
-    from models.simulator import SimulationConfig
-    from models.simulator import simulate as run_simulation
-
     with _user_errors():
         if layout not in ("handbook", "contract"):
             raise ValueError(f"--layout: expected handbook or contract, not {layout!r}")
@@ -143,15 +146,11 @@ def evaluate(
     scores_out: Annotated[
         Path | None, typer.Option(help="Write transaction_id,score as scored at arrival")
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="Directory for metrics.json and a PNG")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Directory for metrics.json and a PNG")
+    ] = None,
 ) -> None:
     """Replay a labelled data set with delayed labels and measure the online learner."""
-    from datetime import timedelta
-
-    from pipelines.evaluation import EvaluationOptions, write_scores
-    from pipelines.evaluation import evaluate as run_evaluation
-    from pipelines.report import write_report
-
     with _user_errors():
         end = _utc_day(test_end, "--test-end")
         options = EvaluationOptions(
@@ -187,16 +186,15 @@ def bench_core(
     seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
 ) -> None:
     """Per-transaction cost of features, score and learn, against the bare river model."""
-    from pipelines.benchmarks import bench_core as run_bench
-
     with _user_errors():
         names = learner or list(RECIPES)
         unknown = [name for name in names if name not in RECIPES]
         if unknown:
             raise LearnerError(f"unknown learner {unknown[0]!r}; choose from {', '.join(RECIPES)}")
         with _progress("benchmarking", len(names) * rounds) as advance:
-            rows = run_bench(names, transactions=transactions, rounds=rounds, seed=seed,
-                             progress=advance)
+            rows = run_bench(
+                names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
+            )
     print_bench(console, rows)
 
 

@@ -44,7 +44,8 @@ def test_learning_uses_the_vector_scored_not_one_recomputed_later() -> None:
     detector.score_many([make_tx(i, hours=i, amount=500.0) for i in range(2, 6)])
     detector.learn([make_label(1, True)])
     assert learner.seen == [(scored, True)]
-    assert scored is not None and scored["card_tx_count_1d"] == 1.0
+    assert scored is not None
+    assert scored["card_tx_count_1d"] == 1.0
 
 
 def test_labels_are_learned_once_and_corrections_learned_again() -> None:
@@ -66,11 +67,13 @@ def test_fraud_labels_reach_terminal_risk_and_corrections_take_them_back() -> No
     later = make_tx(2, hours=8 * 24, terminal="p")
     detector.score(later)
     vector = detector.vector_of("t2")
-    assert vector is not None and vector["terminal_fraud_rate_7d"] == 1.0
+    assert vector is not None
+    assert vector["terminal_fraud_rate_7d"] == 1.0
     detector.learn([make_label(1, False)])
     detector.score(make_tx(3, hours=8 * 24 + 1, terminal="p"))
     vector = detector.vector_of("t3")
-    assert vector is not None and vector["terminal_fraud_rate_7d"] == 0.0
+    assert vector is not None
+    assert vector["terminal_fraud_rate_7d"] == 0.0
 
 
 def test_a_replayed_transaction_gets_its_first_answer_again() -> None:

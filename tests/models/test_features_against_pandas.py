@@ -50,13 +50,22 @@ def _online(frame: pd.DataFrame) -> pd.DataFrame:
     state = InMemoryFeatureState(spec.windows)
     due: deque[tuple[int, FraudReport]] = deque()
     vectors = []
-    for row in frame.itertuples(index=False):
+    rows = zip(
+        frame["transaction_id"].tolist(),
+        frame["timestamp"].dt.to_pydatetime().tolist(),
+        frame["card_id"].tolist(),
+        frame["terminal_id"].tolist(),
+        frame["amount"].tolist(),
+        frame["is_fraud"].tolist(),
+        strict=True,
+    )
+    for transaction_id, timestamp, card_id, terminal_id, amount, is_fraud in rows:
         tx = Transaction(
-            transaction_id=row.transaction_id,
-            timestamp=row.timestamp.to_pydatetime(),
-            card_id=row.card_id,
-            terminal_id=row.terminal_id,
-            amount=row.amount,
+            transaction_id=transaction_id,
+            timestamp=timestamp,
+            card_id=card_id,
+            terminal_id=terminal_id,
+            amount=amount,
             currency="EUR",
         )
         second = event_second(tx.timestamp)
@@ -66,8 +75,8 @@ def _online(frame: pd.DataFrame) -> pd.DataFrame:
         state.record_frauds(revealed)
         [aggregates] = state.observe([tx])
         vectors.append(features.vector(tx, aggregates))
-        if row.is_fraud:
-            due.append((second + DELAY_DAYS * DAY, FraudReport(row.terminal_id, second)))
+        if is_fraud:
+            due.append((second + DELAY_DAYS * DAY, FraudReport(terminal_id, second)))
     return pd.DataFrame(vectors)
 
 
@@ -101,9 +110,7 @@ def _expected(frame: pd.DataFrame) -> pd.DataFrame:
         outer = _rolling(frame, ["terminal_id"], "fraud", DELAY_DAYS + days, "sum")
         inner = _rolling(frame, ["terminal_id"], "fraud", DELAY_DAYS, "sum")
         count = out[f"terminal_tx_count_{days}d"]
-        out[f"terminal_fraud_rate_{days}d"] = ((outer - inner) / count.where(count > 0)).fillna(
-            0.0
-        )
+        out[f"terminal_fraud_rate_{days}d"] = ((outer - inner) / count.where(count > 0)).fillna(0.0)
     horizon = float(WINDOWS[-1] * DAY)
     gaps = frame.groupby("card_id", sort=False)["timestamp"].diff().dt.total_seconds()
     out["card_seconds_since_previous"] = gaps.fillna(horizon).clip(upper=horizon)

@@ -17,7 +17,7 @@ def _brute(events: list[tuple[int, int, int]], upper: int, lower: int) -> tuple[
 @pytest.mark.parametrize("seed", range(5))
 def test_windows_match_brute_force_under_disorder_retractions_and_pruning(seed: int) -> None:
     rng = random.Random(seed)
-    buckets = TimeBuckets()
+    buckets = TimeBuckets(horizon=10**9)
     events: list[tuple[int, int, int]] = []
     dropped_through = -1
     for step in range(400):
@@ -33,13 +33,21 @@ def test_windows_match_brute_force_under_disorder_retractions_and_pruning(seed: 
             buckets.drop_through(dropped_through)
         upper = rng.randint(dropped_through, step * 10 + 50)
         lowers = sorted(rng.randint(dropped_through, upper) for _ in range(3))
-        counts, sums = buckets.windows(upper, lowers)
+        counts, sums = buckets.windows(upper, [upper - lower for lower in lowers])
         for lower, count_seen, sum_seen in zip(lowers, counts, sums, strict=True):
             assert (count_seen, sum_seen) == _brute(events, upper, lower)
 
 
+def test_adding_in_order_forgets_what_falls_out_of_the_horizon() -> None:
+    buckets = TimeBuckets(horizon=100)
+    for second in range(0, 1_000, 10):
+        buckets.add(second, 1)
+    assert len(buckets) == 10  # seconds 900 to 990: 890 and older are beyond the horizon
+    assert buckets.windows(990, [100, 1_000]) == ([10, 10], [10, 10])
+
+
 def test_previous_and_newest() -> None:
-    buckets = TimeBuckets()
+    buckets = TimeBuckets(horizon=1_000)
     assert buckets.newest is None
     assert buckets.previous(10) is None
     buckets.add(10)
@@ -51,4 +59,4 @@ def test_previous_and_newest() -> None:
 
 
 def test_empty_windows_are_zero() -> None:
-    assert TimeBuckets().windows(100, [0, 50]) == ([0, 0], [0, 0])
+    assert TimeBuckets(horizon=10).windows(100, [0, 50]) == ([0, 0], [0, 0])
