@@ -66,10 +66,10 @@ class InMemoryFeatureState:
     ...                  card_id="c1", terminal_id="p1", amount=20.0, currency="EUR")
     >>> [first] = state.observe([tx])
     >>> first.card_counts, first.duplicate
-    ((1, 1, 1), False)
+    ([1, 1, 1], False)
     >>> [again] = state.observe([tx])
     >>> again.card_counts, again.duplicate
-    ((1, 1, 1), True)
+    ([1, 1, 1], True)
     """
 
     def __init__(

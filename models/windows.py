@@ -33,8 +33,8 @@ class TimeBuckets:
     >>> buckets.add(100, 500)
     >>> buckets.add(160, 700)
     >>> buckets.add(130, 100)  # late: lands in its own second
-    >>> buckets.windows(160, [60, 31])  # (100, 160] and (129, 160]
-    ([2, 3], [800, 1300])
+    >>> buckets.windows(160, [61, 31])  # (99, 160] and (129, 160]
+    ([3, 2], [1300, 800])
     >>> buckets.add(1_120, 900)  # seconds up to 120 fall out of the horizon
     >>> len(buckets), buckets.windows(1_120, [1_000])
     (3, ([3], [1700]))
