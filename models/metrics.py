@@ -6,8 +6,15 @@ Days are UTC days. A card is *known compromised* on a day when one of its frauds
 revealed strictly before that day began; such cards take no slot in the day's alert budget,
 because investigators have already blocked them.
 
-Only the labels of rows in the frame count as knowledge, so pass the warm-up rows along with the
-test rows and select the test period with :func:`evaluate_scores`'s ``start`` and ``end``.
+Only the labels of rows in the frame count as knowledge; :func:`evaluate_scores` takes its
+knowledge from the test period alone. The simulator keeps a card's id after a compromise where
+a bank would reissue the card, so a history-wide rule would shut out nearly every card that ever
+crossed a compromised terminal; bounding knowledge to the evaluated period measures what an
+investigation team meets during it, as the handbook's protocol does.
+
+For comparison with published figures, :func:`daily_card_precision_at_k_detected` applies the
+handbook's own rule: a card leaves the ranking once it was *detected* (alerted and fraudulent)
+on an earlier day of the period.
 """
 
 from __future__ import annotations
@@ -153,6 +160,53 @@ def _daily_hits(card_days: pd.DataFrame, k: int) -> pd.Series:
     hits = card_days["flagged"] & (card_days["frauds"] > 0)
     daily = hits.groupby(card_days["day"]).sum() / k
     return daily.rename("card_precision_at_k").rename_axis("day")
+
+
+def _detected_rule_precisions(rows: pd.DataFrame, k: int) -> pd.Series:
+    """Daily CP@k where cards alerted and fraudulent on earlier days leave the ranking."""
+    day = rows["timestamp"].dt.floor("D").rename("day")
+    card_days = (
+        rows.groupby([day, rows["card_id"]], sort=True)
+        .agg(max_score=("score", "max"), frauds=("is_fraud", "sum"))
+        .reset_index()
+    )
+    detected: set[object] = set()
+    daily: dict[pd.Timestamp, float] = {}
+    # Sequential by nature: each day's exclusions depend on the days before it.
+    for when, cards in card_days.groupby("day", sort=True):
+        eligible = cards.loc[~cards["card_id"].isin(detected)]
+        top = eligible.sort_values(["max_score", "card_id"], ascending=[False, True]).head(k)
+        hits = top.loc[top["frauds"] > 0, "card_id"]
+        daily[pd.Timestamp(when)] = len(hits) / k
+        detected.update(hits)
+    return pd.Series(daily, name="card_precision_at_k_detected", dtype=float).rename_axis("day")
+
+
+def daily_card_precision_at_k_detected(frame: pd.DataFrame, k: int = 100) -> pd.Series:
+    """Card Precision@k of each UTC day under the handbook's rule for known cards.
+
+    A card leaves the ranking once it was detected, i.e. in an earlier day's top ``k`` with a
+    fraud that day, whatever the labels say; use it to compare with published figures.
+
+    Examples
+    --------
+    Card ``a`` is detected on day one, so day two ranks ``b`` and ``c`` only.
+
+    >>> import pandas as pd
+    >>> t = pd.Timestamp("2018-08-08 10:00", tz="UTC")
+    >>> d = pd.Timedelta(days=1)
+    >>> frame = pd.DataFrame({
+    ...     "timestamp": [t, t, t + d, t + d, t + d],
+    ...     "card_id": ["a", "b", "a", "b", "c"],
+    ...     "score": [0.9, 0.1, 0.9, 0.5, 0.4],
+    ...     "is_fraud": [True, False, True, False, True],
+    ...     "label_known_at": [t + 7 * d] * 5,
+    ... })
+    >>> daily_card_precision_at_k_detected(frame, k=2).tolist()
+    [0.5, 0.5]
+    """
+    _check_k(k)
+    return _detected_rule_precisions(_checked(frame), k)
 
 
 def _budget_card_days(frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -361,6 +415,8 @@ class PeriodMetrics:
     average_precision: float
     roc_auc: float
     card_precision_at_k: float
+    card_precision_at_k_detected: float
+    """CP@k under the handbook's rule for known cards, to compare with published figures."""
     alert_precision: float
     transaction_recall: float
     card_recall: float
@@ -384,6 +440,7 @@ class EvaluationMetrics:
     weekly: tuple[PeriodMetrics, ...]
     mean_weekly_average_precision: float
     mean_weekly_card_precision_at_k: float
+    mean_weekly_card_precision_at_k_detected: float
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, nested the same way as the dataclass."""
@@ -393,6 +450,9 @@ class EvaluationMetrics:
             "weekly": [week.to_dict() for week in self.weekly],
             "mean_weekly_average_precision": _json_ready(self.mean_weekly_average_precision),
             "mean_weekly_card_precision_at_k": _json_ready(self.mean_weekly_card_precision_at_k),
+            "mean_weekly_card_precision_at_k_detected": _json_ready(
+                self.mean_weekly_card_precision_at_k_detected
+            ),
         }
 
 
@@ -416,9 +476,14 @@ def _period_bounds(
 
 
 def _period_metrics(
-    rows: pd.DataFrame, card_days: pd.DataFrame, start: datetime, end: datetime, k: int
+    rows: pd.DataFrame,
+    card_days: pd.DataFrame,
+    detected_rule: pd.Series,
+    start: datetime,
+    end: datetime,
+    k: int,
 ) -> PeriodMetrics:
-    """Figures for the rows and card-days already cut to ``[start, end)``."""
+    """Figures for the rows, card-days and daily precisions already cut to ``[start, end)``."""
     budget = _budget_recall(card_days)
     return PeriodMetrics(
         start=start,
@@ -428,6 +493,7 @@ def _period_metrics(
         average_precision=average_precision(rows["is_fraud"], rows["score"]),
         roc_auc=roc_auc(rows["is_fraud"], rows["score"]),
         card_precision_at_k=_mean(_daily_card_precisions(card_days, k)),
+        card_precision_at_k_detected=_mean(detected_rule.tolist()),
         alert_precision=_alert_precision(card_days),
         transaction_recall=budget.transaction_recall,
         card_recall=budget.card_recall,
@@ -454,7 +520,7 @@ def evaluate_scores(
     """Evaluate the scores of the test period ``[start, end)``, overall and week by week.
 
     ``start`` defaults to the first day's UTC midnight and ``end`` to the end of the last day.
-    Rows before ``start`` are not scored but their labels still mark cards known compromised.
+    Only frauds of the period mark cards known compromised (see the module's docstring).
 
     Raises
     ------
@@ -484,27 +550,33 @@ def evaluate_scores(
     rows = _checked(frame)
     if rows.empty:
         raise ValueError("frame holds no rows")
-    first_known = _first_known_fraud(rows)
     start, end = _period_bounds(rows, start, end)
     rows = rows.loc[(rows["timestamp"] >= start) & (rows["timestamp"] < end)]
     if rows.empty:
         raise ValueError(f"no rows in the period [{start.isoformat()}, {end.isoformat()})")
-    card_days = _card_days(rows, first_known, k)
-    weekly = tuple(
-        _period_metrics(
+    card_days = _card_days(rows, _first_known_fraud(rows), k)
+    detected_rule = _detected_rule_precisions(rows, k)
+
+    def period(lower: datetime, upper: datetime) -> PeriodMetrics:
+        # Weeks start at midnight, so every card-day falls in exactly one week.
+        first_day, days = _midnight(lower), detected_rule.index
+        return _period_metrics(
             rows.loc[(rows["timestamp"] >= lower) & (rows["timestamp"] < upper)],
-            # Weeks start at midnight, so every card-day falls in exactly one week.
-            card_days.loc[(card_days["day"] >= _midnight(lower)) & (card_days["day"] < upper)],
+            card_days.loc[(card_days["day"] >= first_day) & (card_days["day"] < upper)],
+            detected_rule.loc[(days >= first_day) & (days < upper)],
             lower,
             upper,
             k,
         )
-        for lower, upper in _weeks(start, end)
-    )
+
+    weekly = tuple(period(lower, upper) for lower, upper in _weeks(start, end))
     return EvaluationMetrics(
         k=k,
-        overall=_period_metrics(rows, card_days, start, end, k),
+        overall=period(start, end),
         weekly=weekly,
         mean_weekly_average_precision=_mean([week.average_precision for week in weekly]),
         mean_weekly_card_precision_at_k=_mean([week.card_precision_at_k for week in weekly]),
+        mean_weekly_card_precision_at_k_detected=_mean(
+            [week.card_precision_at_k_detected for week in weekly]
+        ),
     )

@@ -58,7 +58,9 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
     console.print(table)
     console.print(
         f"mean weekly AP {_figure(metrics.mean_weekly_average_precision)}, "
-        f"mean weekly CP@{k} {_figure(metrics.mean_weekly_card_precision_at_k)}; "
+        f"mean weekly CP@{k} {_figure(metrics.mean_weekly_card_precision_at_k)} "
+        f"(handbook's rule for known cards: "
+        f"{_figure(metrics.mean_weekly_card_precision_at_k_detected)}); "
         f"alert budget {k} cards a day"
     )
     console.print(
