@@ -14,6 +14,7 @@ import math
 from typing import Any, NamedTuple, Protocol
 
 from river import preprocessing
+from river.utils.math import sigmoid
 
 from models.schemas import Reason
 
@@ -37,20 +38,11 @@ class ReasonCode(NamedTuple):
 def _strongest(
     names: list[str], pushes: list[float], features: FeatureVector, top: int
 ) -> tuple[ReasonCode, ...]:
-    """The ``top`` positive pushes, largest first.
-
-    Repeated ``max`` over a handful of floats beats sorting tuples: this runs on every score.
-    """
-    reasons: list[ReasonCode] = []
-    for _ in range(min(top, len(pushes))):
-        push = max(pushes)
-        if push <= 0:
-            break
-        index = pushes.index(push)
-        pushes[index] = -math.inf
-        name = names[index]
-        reasons.append(ReasonCode(name, features[name], push))
-    return tuple(reasons)
+    """The ``top`` positive pushes, largest first."""
+    order = sorted(range(len(pushes)), key=pushes.__getitem__, reverse=True)[:top]
+    return tuple(
+        [ReasonCode(names[i], features[names[i]], pushes[i]) for i in order if pushes[i] > 0]
+    )
 
 
 class Explainer(Protocol):
@@ -68,7 +60,13 @@ def _fraud_probability(model: Any, features: FeatureVector) -> float:
 
 
 class LinearExplainer:
-    """Exact contributions for a ``scale | model`` pipeline with a linear final step."""
+    """Score and exact contributions of a ``scale | model`` logistic pipeline in one pass.
+
+    Each feature is standardised with the pipeline's running mean and variance and multiplied
+    by its weight; those products are the contributions, and the intercept plus their sum is
+    the log-odds. Reading river's state directly does in one loop what its prediction plus an
+    explanation would do in three; a test pins the result to river's own prediction.
+    """
 
     def __init__(self, pipeline: Any) -> None:
         self._pipeline: Any = pipeline
@@ -76,20 +74,24 @@ class LinearExplainer:
         self._model: Any = self._pipeline["model"]
 
     def score(self, features: FeatureVector) -> float:
-        return _fraud_probability(self._pipeline, features)
+        return self.score_and_explain(features, top=0)[0]
 
     def score_and_explain(
         self, features: FeatureVector, top: int
     ) -> tuple[float, tuple[ReasonCode, ...]]:
-        # Scale once and reuse it: the same arithmetic as the pipeline's own prediction.
-        scaled = self._scaler.transform_one(features)
-        probability = _fraud_probability(self._model, scaled)
+        means, variances = self._scaler.means, self._scaler.vars
         # River's public `weights` copies the whole vector on every call; the live mapping is
-        # only read here, and it is what river's own prediction multiplies by.
+        # only read here.
         weights = self._model._weights
-        names = list(scaled)
-        pushes = [weights.get(name, 0.0) * value for name, value in scaled.items()]
-        return probability, _strongest(names, pushes, features, top)
+        pushes = []
+        for name, value in features.items():
+            variance = variances.get(name, 0.0)
+            if variance:
+                pushes.append(weights.get(name, 0.0) * (value - means[name]) / variance**0.5)
+            else:
+                pushes.append(0.0)
+        probability = float(sigmoid(self._model.intercept + math.fsum(pushes)))
+        return probability, _strongest(list(features), pushes, features, top)
 
     def learn(self, features: FeatureVector) -> None:
         """Nothing to keep: the pipeline's scaler already tracks the means."""

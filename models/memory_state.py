@@ -149,29 +149,30 @@ class InMemoryFeatureState:
             terminals.move_to_end(tx.terminal_id)
 
         buckets = card.buckets
-        previous = buckets.previous(second)
         last_use = card.terminals.get(tx.terminal_id)
-        if not duplicate:
+        spans = self._spans
+        if duplicate:
+            # Read-only: the transaction already counts once. Its own earlier record sits in
+            # its second, so its predecessor is the latest second before that one.
+            previous = buckets.previous(second - 1)
+            card_counts, card_totals = buckets.windows(second, spans)
+            terminal_counts = terminal.transactions.windows(second - self._delay, spans)[0]
+        else:
             self._seen[tx.transaction_id] = second
             if self._watermark is None or second > self._watermark:
                 self._watermark = second
-            buckets.add(second, hundredths(tx.amount))
-            terminal.transactions.add(second)
+            previous, card_counts, card_totals = buckets.observe(
+                second, hundredths(tx.amount), spans
+            )
+            terminal_counts = terminal.transactions.observe(second, 0, spans, self._delay)[1]
             self._remember_terminal(card, tx.terminal_id, second, last_use)
-        elif previous == second:
-            # The duplicate's own earlier record sits in this second: it is no predecessor.
-            previous = buckets.previous(second - 1)
-
-        spans = self._spans
-        card_counts, card_totals = buckets.windows(second, spans)
-        shifted = second - self._delay
         return WindowAggregates(
             card_counts,
             card_totals,
             None if previous is None else second - previous,
             last_use is not None and last_use > second - self._card_horizon,
-            terminal.transactions.windows(shifted, spans)[0],
-            terminal.frauds.windows(shifted, spans)[0],
+            terminal_counts,
+            terminal.frauds.windows(second - self._delay, spans)[0],
             duplicate,
         )
 

@@ -102,13 +102,40 @@ class TimeBuckets:
         del self._counts[:index]
         del self._sums[:index]
 
+    def observe(
+        self, second: int, value: int, spans: Sequence[int], shift: int = 0
+    ) -> tuple[int | None, list[int], list[int]]:
+        """Record one event and read its windows: the hot path of every transaction.
+
+        Returns the latest second that held an event before this one (``None`` if none), then
+        the counts and sums over ``(upper - span, upper]`` for each span, where ``upper`` is
+        ``second - shift``.
+        """
+        keys, counts, sums = self._keys, self._counts, self._sums
+        if not keys or second > keys[-1]:
+            # In time order, as nearly every event is: append in place and read the windows
+            # straight off the running totals, without a second pass through `add`.
+            previous = keys[-1] if keys else None
+            keys.append(second)
+            counts.append((counts[-1] if counts else self._base_count) + 1)
+            sums.append((sums[-1] if sums else self._base_sum) + value)
+            if keys[0] <= second - self._horizon:
+                self.drop_through(second - self._horizon)
+        else:
+            previous = self.previous(second)
+            self.add(second, value)
+        return previous, *self.windows(second - shift, spans)
+
     def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:
         """Counts and sums over the seconds in ``(upper - span, upper]``, for each span."""
         keys, counts, sums = self._keys, self._counts, self._sums
-        end = len(keys) if not keys or keys[-1] <= upper else bisect_right(keys, upper)
+        if not keys:
+            return [0] * len(spans), [0] * len(spans)
+        end = len(keys) if keys[-1] <= upper else bisect_right(keys, upper)
         if not end:
             return [0] * len(spans), [0] * len(spans)
         last_count, last_sum = counts[end - 1], sums[end - 1]
+        base_count, base_sum = self._base_count, self._base_sum
         window_counts: list[int] = []
         window_sums: list[int] = []
         for span in spans:
@@ -117,6 +144,6 @@ class TimeBuckets:
                 window_counts.append(last_count - counts[start - 1])
                 window_sums.append(last_sum - sums[start - 1])
             else:
-                window_counts.append(last_count - self._base_count)
-                window_sums.append(last_sum - self._base_sum)
+                window_counts.append(last_count - base_count)
+                window_sums.append(last_sum - base_sum)
         return window_counts, window_sums

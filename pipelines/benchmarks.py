@@ -73,50 +73,58 @@ def _median_us(samples: Sequence[int]) -> float:
     return statistics.median(samples) / 1_000
 
 
-def _timed_path(
-    name: str, stream: Sequence[Transaction], labels: Sequence[bool]
-) -> tuple[float, float, float, list[tuple[dict[str, float], bool]]]:
-    """Median ns of features, score and learn per transaction, and the labelled vectors."""
+@dataclass(frozen=True)
+class _Medians:
+    features_us: float
+    score_us: float
+    learn_us: float
+    bare_model_us: float
+
+
+def _timed_path(name: str, stream: Sequence[Transaction], labels: Sequence[bool]) -> _Medians:
+    """Median costs of the whole path, with the bare river model timed beside it.
+
+    The bare model predicts on the very vector the detector scored, right after it, and
+    learns its label right after the detector does, so both sides of the ratio are measured
+    under the same conditions on a machine whose speed drifts.
+    """
     detector = build_detector(EvaluationOptions(learner=name))
+    bare = OnlineLearner(name).model
     clock = time.perf_counter_ns
     delay = int(LABEL_DELAY.total_seconds())
-    due: deque[tuple[int, Label]] = deque()
+    due: deque[tuple[int, Label, dict[str, float]]] = deque()
     features_ns: list[int] = []
     score_ns: list[int] = []
     learn_ns: list[int] = []
-    learned: list[tuple[dict[str, float], bool]] = []
+    bare_predict_ns: list[int] = []
+    bare_learn_ns: list[int] = []
     for tx, is_fraud in zip(stream, labels, strict=True):
         second = event_second(tx.timestamp)
         while due and due[0][0] <= second:
-            label = due.popleft()[1]
-            vector = detector.vector_of(label.transaction_id)
+            _, label, vector = due.popleft()
             started = clock()
             detector.learn([label])
-            learn_ns.append(clock() - started)
-            if vector is not None:
-                learned.append((vector, label.is_fraud))
+            middle = clock()
+            bare.learn_one(vector, label.is_fraud)
+            bare_learn_ns.append(clock() - middle)
+            learn_ns.append(middle - started)
         started = clock()
         [aggregates] = detector.state.observe([tx])
         vector = detector.features.vector(tx, aggregates)
         middle = clock()
         detector.score_vector(tx, aggregates.duplicate, vector)
-        score_ns.append(clock() - middle)
+        scored = clock()
+        bare.predict_proba_one(vector)
+        bare_predict_ns.append(clock() - scored)
+        score_ns.append(scored - middle)
         features_ns.append(middle - started)
-        due.append((second + delay, _label(tx, is_fraud)))
-    return _median_us(features_ns), _median_us(score_ns), _median_us(learn_ns), learned
-
-
-def _timed_bare(name: str, learned: Sequence[tuple[dict[str, float], bool]]) -> float:
-    """Median ns of the bare river model's predict + learn on the same labelled vectors."""
-    model = OnlineLearner(name).model
-    clock = time.perf_counter_ns
-    samples: list[int] = []
-    for vector, is_fraud in learned:
-        started = clock()
-        model.predict_proba_one(vector)
-        model.learn_one(vector, is_fraud)
-        samples.append(clock() - started)
-    return _median_us(samples)
+        due.append((second + delay, _label(tx, is_fraud), vector))
+    return _Medians(
+        _median_us(features_ns),
+        _median_us(score_ns),
+        _median_us(learn_ns),
+        _median_us(bare_predict_ns) + _median_us(bare_learn_ns),
+    )
 
 
 def _throughput(name: str, stream: Sequence[Transaction], labels: Sequence[bool]) -> float:
@@ -154,9 +162,16 @@ def bench_core(
     for name in learners:
         runs: list[tuple[float, float, float, float, float]] = []
         for _ in range(rounds):
-            features, score, learn, learned = _timed_path(name, stream, labels)
-            bare = _timed_bare(name, learned)
-            runs.append((features, score, learn, bare, _throughput(name, stream, labels)))
+            medians = _timed_path(name, stream, labels)
+            runs.append(
+                (
+                    medians.features_us,
+                    medians.score_us,
+                    medians.learn_us,
+                    medians.bare_model_us,
+                    _throughput(name, stream, labels),
+                )
+            )
             done += 1
             if progress is not None:
                 progress(done)

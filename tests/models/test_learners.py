@@ -73,6 +73,16 @@ def test_linear_contributions_are_exact_shares_of_the_log_odds() -> None:
         assert reason.contribution == pytest.approx(pushes[reason.feature])
 
 
+def test_linear_one_pass_score_equals_rivers_own_prediction() -> None:
+    learner = OnlineLearner("logistic")
+    _train(learner, rows=1_000)
+    rng = random.Random(7)
+    for _ in range(200):
+        vector = {"amount": rng.uniform(1, 400), "noise": rng.random()}
+        river_score = learner.model.predict_proba_one(vector)[True]
+        assert learner.score(vector) == pytest.approx(river_score, rel=1e-12, abs=1e-15)
+
+
 def test_class_weight_raises_fraud_scores() -> None:
     plain, weighted = OnlineLearner("logistic"), OnlineLearner("logistic", {"positive_weight": 20})
     _train(plain)
