@@ -174,10 +174,11 @@ def _detected_rule_precisions(rows: pd.DataFrame, k: int) -> pd.Series:
     daily: dict[pd.Timestamp, float] = {}
     # Sequential by nature: each day's exclusions depend on the days before it.
     for when, cards in card_days.groupby("day", sort=True):
+        assert isinstance(when, pd.Timestamp)
         eligible = cards.loc[~cards["card_id"].isin(detected)]
         top = eligible.sort_values(["max_score", "card_id"], ascending=[False, True]).head(k)
         hits = top.loc[top["frauds"] > 0, "card_id"]
-        daily[pd.Timestamp(when)] = len(hits) / k
+        daily[when] = len(hits) / k
         detected.update(hits)
     return pd.Series(daily, name="card_precision_at_k_detected", dtype=float).rename_axis("day")
 

@@ -175,7 +175,8 @@ def bench_core(
             done += 1
             if progress is not None:
                 progress(done)
-        columns = list(zip(*runs, strict=True))
-        medians = [statistics.median(column) for column in columns]
-        rows.append(CoreBenchRow(name, *medians))
+        features, score, learn, bare, throughput = (
+            statistics.median(column) for column in zip(*runs, strict=True)
+        )
+        rows.append(CoreBenchRow(name, features, score, learn, bare, throughput))
     return rows
