@@ -12,21 +12,20 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from models.explain import ReasonCode
+from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingVectors
-from models.schemas import Decision, Label, Score, Transaction
+from models.schemas import Decision, Label, Transaction
+from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, event_second
 
 
 @dataclass(frozen=True)
 class DetectorPolicy:
-    """How scores become decisions and how long scored vectors wait for their labels."""
+    """How many reasons a score carries and how long scored vectors wait for their labels."""
 
-    threshold: float = 0.5
     reasons: int = 3
     pending_ttl_seconds: int = 45 * DAY
     max_pending: int = 2_000_000
@@ -34,8 +33,6 @@ class DetectorPolicy:
     """Learn a transaction as legitimate when no label came within this period (off: None)."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], not {self.threshold}")
         if self.reasons < 0:
             raise ValueError("reasons must not be negative")
         after = self.implicit_legit_after_seconds
@@ -44,29 +41,6 @@ class DetectorPolicy:
             raise ValueError(
                 "implicit_legit_after_seconds must be positive and shorter than pending_ttl_seconds"
             )
-
-
-class Scored(NamedTuple):
-    """A transaction's score inside the process; `to_contract` makes the `Score` that leaves it.
-
-    A named tuple because one is built per transaction on the hot path, where validating a
-    pydantic model of our own making would cost more than the features.
-    """
-
-    transaction_id: str
-    score: float
-    model_version: str
-    decision: Decision
-    reasons: tuple[ReasonCode, ...]
-
-    def to_contract(self) -> Score:
-        return Score(
-            transaction_id=self.transaction_id,
-            score=self.score,
-            model_version=self.model_version,
-            decision=self.decision,
-            reasons=tuple(reason.to_contract() for reason in self.reasons),
-        )
 
 
 @dataclass
@@ -110,11 +84,13 @@ class FraudDetector:
         state: FeatureState,
         learner: OnlineLearner,
         policy: DetectorPolicy | None = None,
+        alerting: AlertPolicy | None = None,
     ) -> None:
         self.features = features
         self.state = state
         self.learner = learner
         self.policy = policy or DetectorPolicy()
+        self.alerting = alerting or AlertPolicy()
         self.pending = PendingVectors(self.policy.pending_ttl_seconds, self.policy.max_pending)
         after = self.policy.implicit_legit_after_seconds
         self._maturity = MaturityQueue(after) if after is not None else None
@@ -174,32 +150,25 @@ class FraudDetector:
         earlier = self.pending.get(tx.transaction_id) if duplicate else None
         if earlier is not None:
             # A replay re-emits the first answer instead of scoring with state it already
-            # counted, so downstream sees the same score, version and decision twice.
-            return self._answer(tx, earlier.score, earlier.model_version, earlier.reasons)
+            # counted, so downstream sees the same score, version and decision twice and the
+            # card is not alerted again.
+            return earlier.scored
         probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
-        version = self._version
+        second = event_second(tx.timestamp)
+        alerting = self.alerting
+        alert = alerting.decide(tx.card_id, probability, second)
+        decision = Decision.ALERT if alert else Decision.PASS
+        scored = Scored(
+            tx.transaction_id, probability, self._version, decision, alerting.threshold, reasons
+        )
         if not duplicate:
-            second = event_second(tx.timestamp)
             self.pending.put(
                 tx.transaction_id,
-                PendingEntry(
-                    array("d", vector.values()),
-                    tx.terminal_id,
-                    second,
-                    probability,
-                    version,
-                    reasons,
-                ),
+                PendingEntry(array("d", vector.values()), tx.terminal_id, second, scored),
             )
             if self._maturity is not None:
                 self._maturity.push(tx.transaction_id, second)
-        return self._answer(tx, probability, version, reasons)
-
-    def _answer(
-        self, tx: Transaction, probability: float, version: str, reasons: tuple[ReasonCode, ...]
-    ) -> Scored:
-        decision = Decision.ALERT if probability >= self.policy.threshold else Decision.PASS
-        return Scored(tx.transaction_id, probability, version, decision, reasons)
+        return scored
 
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
         vector = dict(zip(self.features.names, entry.values, strict=True))

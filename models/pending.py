@@ -11,7 +11,7 @@ from array import array
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from models.explain import ReasonCode
+from models.scored import Scored
 
 
 @dataclass(slots=True)
@@ -21,9 +21,8 @@ class PendingEntry:
     values: array[float]
     terminal_id: str
     second: int
-    score: float
-    model_version: str
-    reasons: tuple[ReasonCode, ...] = ()
+    scored: Scored
+    """The answer given at scoring time, re-emitted as it was if the transaction comes again."""
     verdict: bool | None = None
     """The label learned so far: ``None`` until one arrives."""
 
@@ -35,8 +34,7 @@ class PendingVectors:
     --------
     >>> from array import array
     >>> pending = PendingVectors(ttl_seconds=100, max_entries=10)
-    >>> pending.put("t1", PendingEntry(array("d", [1.0]), "p1", second=0, score=0.1,
-    ...                                model_version="v"))
+    >>> pending.put("t1", PendingEntry(array("d", [1.0]), "p1", second=0, scored=None))
     >>> pending.get("t1").terminal_id
     'p1'
     >>> pending.expire(watermark=150)

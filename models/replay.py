@@ -17,6 +17,16 @@ from models.schemas import Label, LabelSource, Transaction
 from models.state import event_second
 
 
+def revealed_label(tx: Transaction, is_fraud: bool, delay: timedelta) -> Label:
+    """The label a data set knows for ``tx``, as if a chargeback reported it ``delay`` later."""
+    return Label(
+        transaction_id=tx.transaction_id,
+        is_fraud=is_fraud,
+        labelled_at=tx.timestamp + delay,
+        source=LabelSource.CHARGEBACK,
+    )
+
+
 def replay(
     transactions: Sequence[Transaction],
     is_fraud: Sequence[bool],
@@ -58,17 +68,7 @@ def replay(
         if revealed:
             detector.learn(revealed)
         scores.append(detector.score(tx).score)
-        due.append(
-            (
-                second + label_delay_seconds,
-                Label(
-                    transaction_id=tx.transaction_id,
-                    is_fraud=fraud,
-                    labelled_at=tx.timestamp + delay,
-                    source=LabelSource.CHARGEBACK,
-                ),
-            )
-        )
+        due.append((second + label_delay_seconds, revealed_label(tx, fraud, delay)))
         if progress is not None and index % progress_every == 0:
             progress(index)
     if progress is not None:

@@ -114,11 +114,26 @@ class Reason(_Contract):
     contribution: float
 
 
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+ModelVersion = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class Score(_Contract):
     """The service's answer for one transaction."""
 
     transaction_id: Identifier
-    score: Annotated[float, Field(ge=0.0, le=1.0)]
-    model_version: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    score: Probability
+    model_version: ModelVersion
     decision: Decision = Field(strict=False)
     reasons: tuple[Reason, ...] = Field(default=(), strict=False)
+
+
+class Alert(_Contract):
+    """A transaction that looks like fraud, with what an investigator needs to judge it."""
+
+    transaction: Transaction
+    score: Probability
+    model_version: ModelVersion
+    threshold: Probability
+    reasons: tuple[Reason, ...] = Field(default=(), strict=False)
+    raised_at: UtcDatetime

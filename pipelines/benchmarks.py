@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from models.learners import OnlineLearner
-from models.replay import replay
-from models.schemas import Label, LabelSource, Transaction
+from models.replay import replay, revealed_label
+from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
 from pipelines.datasets import dataset_from_frame
@@ -118,7 +118,7 @@ def _timed_path(name: str, stream: Sequence[Transaction], labels: Sequence[bool]
         bare_predict_ns.append(clock() - scored)
         score_ns.append(scored - middle)
         features_ns.append(middle - started)
-        due.append((second + delay, _label(tx, is_fraud), vector))
+        due.append((second + delay, revealed_label(tx, is_fraud, LABEL_DELAY), vector))
     return _Medians(
         _median_us(features_ns),
         _median_us(score_ns),
@@ -132,15 +132,6 @@ def _throughput(name: str, stream: Sequence[Transaction], labels: Sequence[bool]
     started = time.perf_counter()
     replay(stream, labels, detector, int(LABEL_DELAY.total_seconds()))
     return len(stream) / (time.perf_counter() - started)
-
-
-def _label(tx: Transaction, is_fraud: bool) -> Label:
-    return Label(
-        transaction_id=tx.transaction_id,
-        is_fraud=is_fraud,
-        labelled_at=tx.timestamp + LABEL_DELAY,
-        source=LabelSource.CHARGEBACK,
-    )
 
 
 def bench_core(

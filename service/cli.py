@@ -7,6 +7,7 @@ clear line and exit with status 2; a traceback means a bug.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -26,7 +28,9 @@ from pipelines.datasets import DatasetError, read_dataset, write_dataset
 from pipelines.evaluation import EvaluationOptions, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
 from pipelines.report import write_report
+from service.app import create_app
 from service.reporting import print_bench, print_evaluation
+from service.settings import Settings
 
 app = typer.Typer(
     name="fraudstream",
@@ -196,6 +200,51 @@ def bench_core(
                 names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
             )
     print_bench(console, rows)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    simulate: Annotated[
+        float | None,
+        typer.Option(help="Feed simulated transactions at this rate per second (0: off)"),
+    ] = None,
+) -> None:
+    """Run the embedded service: API, stream, learner and alerts in one process."""
+    with _user_errors():
+        overrides: dict[str, Any] = {
+            name: value
+            for name, value in (("host", host), ("port", port), ("simulate_rate", simulate))
+            if value is not None
+        }
+        settings = Settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
+    if settings.simulate_rate:
+        console.print(
+            f"simulated traffic: {settings.simulate_rate:g} transactions a second, alerts at "
+            f"{base}/v1/alerts and {base}/v1/alerts/stream"
+        )
+    console.print(
+        "score one:  curl -s -X POST "
+        f"{base}/v1/score -H 'content-type: application/json' -d "
+        """'{"transaction_id": "tx-1", "timestamp": "2026-11-29T12:00:00Z", "card_id": "card-1", """
+        """"terminal_id": "term-1", "amount": 42.5, "currency": "EUR"}'""",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+    )
 
 
 def main() -> None:

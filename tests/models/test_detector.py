@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -15,10 +16,16 @@ from models.state import DAY
 from tests.builders import make_label, make_tx
 
 
-def _detector(policy: DetectorPolicy | None = None) -> FraudDetector:
+def _detector(
+    policy: DetectorPolicy | None = None, alerting: AlertPolicy | None = None
+) -> FraudDetector:
     features = FeatureSet(FeatureSpec())
     return FraudDetector(
-        features, InMemoryFeatureState(features.spec.windows), OnlineLearner("logistic"), policy
+        features,
+        InMemoryFeatureState(features.spec.windows),
+        OnlineLearner("logistic"),
+        policy,
+        alerting,
     )
 
 
@@ -86,10 +93,14 @@ def test_a_replayed_transaction_gets_its_first_answer_again() -> None:
     assert len(detector.pending) == 2
 
 
-def test_decision_follows_the_threshold() -> None:
-    always = _detector(DetectorPolicy(threshold=0.0))
-    never = _detector(DetectorPolicy(threshold=1.0))
-    assert always.score(make_tx(1)).decision is Decision.ALERT
+def test_decision_follows_the_alert_policy_and_a_replay_does_not_alert_twice() -> None:
+    always = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=0.0)))
+    # An untrained model scores 0.5: above a threshold of 0, not above one of 1.
+    never = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=1.0)))
+    first = always.score(make_tx(1))
+    assert (first.decision, first.threshold) == (Decision.ALERT, 0.0)
+    assert always.score(make_tx(1)) == first  # the first answer, not a second alert
+    assert always.score(make_tx(2, hours=1)).decision is Decision.PASS  # cooldown of a day
     assert never.score(make_tx(1)).decision is Decision.PASS
 
 
@@ -114,7 +125,7 @@ def test_vectors_expire_after_their_ttl() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("implicit_legit_after_seconds", 100 * DAY), ("threshold", 1.5), ("reasons", -1)],
+    [("implicit_legit_after_seconds", 100 * DAY), ("reasons", -1)],
 )
 def test_policy_refuses_inconsistent_settings(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):

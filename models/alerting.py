@@ -1,0 +1,116 @@
+"""When a score becomes an alert: a threshold, or a daily budget of cards, and a cooldown.
+
+Investigators have fixed capacity, so besides a fixed threshold the policy can hold a budget of
+about ``k`` alerted cards a day: the threshold then follows a running quantile of recent scores,
+at the level that leaves ``k`` of a day's transactions above it. Either way a card is alerted at
+most once per cooldown period, in event time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from models.state import DAY
+
+RECOMPUTE_EVERY = 1_000
+"""Scores between two recomputations of the budget threshold (a sort of the recent window)."""
+
+
+@dataclass(frozen=True)
+class AlertPolicyConfig:
+    """How alerts are decided.
+
+    With ``daily_budget`` unset, ``threshold`` is fixed. With it set, ``threshold`` is only the
+    starting point until ``warm_up_scores`` scores have been seen.
+    """
+
+    threshold: float = 0.5
+    daily_budget: int | None = None
+    cooldown_seconds: int = DAY
+    window_scores: int = 50_000
+    """Recent scores the budget's quantile is taken over."""
+    warm_up_scores: int = 2_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], not {self.threshold}")
+        if self.daily_budget is not None and self.daily_budget <= 0:
+            raise ValueError("daily_budget must be positive")
+        if self.cooldown_seconds < 0:
+            raise ValueError("cooldown_seconds must not be negative")
+
+
+class AlertPolicy:
+    """Decides, transaction by transaction, whether a score raises an alert.
+
+    Examples
+    --------
+    >>> policy = AlertPolicy(AlertPolicyConfig(threshold=0.8, cooldown_seconds=3600))
+    >>> policy.decide("card", 0.9, second=0), policy.decide("card", 0.95, second=60)
+    (True, False)
+    >>> policy.decide("card", 0.9, second=3601), policy.decide("other", 0.5, second=3601)
+    (True, False)
+    """
+
+    def __init__(self, config: AlertPolicyConfig | None = None) -> None:
+        self.config = config or AlertPolicyConfig()
+        self._threshold = self.config.threshold
+        self._recent: deque[float] = deque(maxlen=self.config.window_scores)
+        self._days: deque[tuple[int, int]] = deque(maxlen=8)
+        """(event day, transactions scored that day), for the daily volume."""
+        self._since_recompute = 0
+        self._last_alert: dict[str, int] = {}
+        self._next_prune = 0
+
+    @property
+    def threshold(self) -> float:
+        """The score above which an alert is raised, as it stands now."""
+        return self._threshold
+
+    def decide(self, card_id: str, score: float, second: int) -> bool:
+        """Whether this score alerts, given the card's cooldown; updates the policy."""
+        if self.config.daily_budget is not None:
+            self._track(score, second)
+        # Strictly above: a model that knows nothing scores exactly its prior (0.5 when fresh)
+        # and must not alert on every card.
+        if score <= self._threshold:
+            return False
+        last = self._last_alert.get(card_id)
+        if last is not None and second - last < self.config.cooldown_seconds:
+            return False
+        self._last_alert[card_id] = second
+        if second >= self._next_prune:
+            self._prune(second)
+        return True
+
+    def _track(self, score: float, second: int) -> None:
+        self._recent.append(score)
+        day = second // DAY
+        if self._days and self._days[-1][0] == day:
+            self._days[-1] = (day, self._days[-1][1] + 1)
+        else:
+            self._days.append((day, 1))
+        self._since_recompute += 1
+        if len(self._recent) >= self.config.warm_up_scores and (
+            self._since_recompute >= RECOMPUTE_EVERY
+        ):
+            self._since_recompute = 0
+            self._threshold = self._budget_threshold()
+
+    def _budget_threshold(self) -> float:
+        budget = self.config.daily_budget
+        assert budget is not None
+        # Complete days say how many transactions a day brings; the current one is partial.
+        complete = [count for _, count in list(self._days)[:-1]] or [self._days[-1][1]]
+        daily_volume = sum(complete) / len(complete)
+        share_above = min(1.0, budget / max(daily_volume, 1.0))
+        ordered = sorted(self._recent)
+        index = min(len(ordered) - 1, math.floor((1.0 - share_above) * len(ordered)))
+        return ordered[index]
+
+    def _prune(self, second: int) -> None:
+        cutoff = second - self.config.cooldown_seconds
+        self._last_alert = {card: at for card, at in self._last_alert.items() if at > cutoff}
+        self._next_prune = second + max(self.config.cooldown_seconds, 1)

@@ -1,0 +1,73 @@
+"""Recent alerts kept in memory, and the live feed that subscribers (SSE) read from.
+
+The log is bounded; a subscriber that falls behind loses its oldest undelivered alerts rather
+than holding memory for ever or slowing the scorer down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+
+from models.schemas import Alert
+
+
+class AlertLog:
+    """The last ``capacity`` alerts, newest last, with live subscriptions."""
+
+    def __init__(self, capacity: int = 10_000, subscriber_buffer: int = 1_000) -> None:
+        self._alerts: deque[Alert] = deque(maxlen=capacity)
+        self._subscribers: set[asyncio.Queue[Alert]] = set()
+        self._subscriber_buffer = subscriber_buffer
+        self.published = 0
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def publish(self, alerts: Iterable[Alert]) -> None:
+        for alert in alerts:
+            self._alerts.append(alert)
+            self.published += 1
+            for queue in self._subscribers:
+                if queue.full():
+                    queue.get_nowait()  # a slow subscriber loses its oldest alert
+                queue.put_nowait(alert)
+
+    def recent(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        card_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Newest first, filtered by when they were raised and by card."""
+        found: list[Alert] = []
+        for alert in reversed(self._alerts):
+            if since is not None and alert.raised_at < since:
+                break  # raised in order: everything further back is older still
+            if until is not None and alert.raised_at >= until:
+                continue
+            if card_id is not None and alert.transaction.card_id != card_id:
+                continue
+            found.append(alert)
+            if len(found) >= limit:
+                break
+        return found
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Alert]]:
+        """A queue that receives every alert published while the context is open."""
+        queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=self._subscriber_buffer)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,77 @@
+"""The HTTP API of the embedded service: an app factory with a lifespan that wires it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI, Request
+
+from pipelines.runtime import EmbeddedRuntime
+from pipelines.simulated_feed import SimulatedFeed
+from service.bootstrap import build_feed, build_runtime
+from service.errors import UnsupportedMediaTypeError, install_error_handlers
+from service.routers import alerts, health, labels, models, scoring, transactions
+from service.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+async def require_json(request: Request) -> None:
+    """Bodies are JSON: anything else is refused with 415 rather than half-parsed."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"content-type must be application/json, not {media_type or 'missing'}"
+        )
+
+
+async def _start(
+    runtime: EmbeddedRuntime, feed: SimulatedFeed | None, tasks: list[asyncio.Task[None]]
+) -> None:
+    if feed is not None:
+        # Replaying the history takes seconds of CPU: off the loop, so /healthz answers.
+        warmed = await asyncio.to_thread(feed.warm_up)
+        logger.info("learned from %d simulated historical transactions", warmed)
+    await runtime.start()
+    if feed is not None:
+        tasks.append(asyncio.create_task(feed.run(), name="simulated-feed"))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API wired to a fresh embedded runtime built from ``settings``."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings)
+        feed = await asyncio.to_thread(build_feed, settings, runtime)
+        app.state.runtime = runtime
+        app.state.feed = feed
+        tasks: list[asyncio.Task[None]] = []
+        tasks.append(asyncio.create_task(_start(runtime, feed, tasks), name="start-up"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.stop()
+
+    app = FastAPI(
+        title="fraudstream",
+        summary="Real-time card fraud scores from online learners that learn from late labels.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    json_only = [Depends(require_json)]
+    for router in (scoring.router, transactions.router, labels.router):
+        app.include_router(router, dependencies=json_only)
+    for router in (alerts.router, models.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,63 @@
+"""Every error the API answers with, mapped to its HTTP status in one place.
+
+``ServiceError`` is the root of the service's own errors; each subclass carries its status.
+Validation errors keep FastAPI's shape (``detail`` is a list naming each field at fault), and
+anything unexpected is a bug: logged with its traceback, answered 500 without one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from pipelines.runtime import QueueFullError
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error with a meaning for the client."""
+
+    status_code = 400
+
+
+class NotReadyError(ServiceError):
+    """The model and state are still loading."""
+
+    status_code = 503
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status_code = 415
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": message})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return _error(error.status_code, str(error))
+
+    @app.exception_handler(QueueFullError)
+    async def queue_full(_: Request, error: QueueFullError) -> JSONResponse:
+        return _error(503, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own shape, without echoing inputs (which may be megabytes) or contexts
+        # holding exception objects that JSON cannot carry.
+        details = [
+            {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
+            for item in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": details})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error")

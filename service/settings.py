@@ -1,0 +1,61 @@
+"""Settings of the ``fraudstream`` processes: one typed class, read from ``FRAUDSTREAM_*``.
+
+This is the only place the environment is read. Every setting is listed, with its default, in
+the README's settings table.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.durations import parse_duration
+from models.learners import DEFAULT_LEARNER
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+"""A duration written as ``7d``, ``12h``, ``30m`` or ``90s``."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; the defaults run the embedded service on a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65_535)] = 8000
+    data_dir: Path = Path("var")
+    learner: str = DEFAULT_LEARNER
+    learner_params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    label_delay: Duration = timedelta(days=7)
+    reasons: Annotated[int, Field(ge=0, le=20)] = 3
+    pending_ttl: Duration = timedelta(days=45)
+    implicit_legit_after: Duration | None = None
+    alert_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    alert_budget: Annotated[int, Field(gt=0)] | None = None
+    alert_cooldown: Duration = timedelta(days=1)
+    alert_log_size: Annotated[int, Field(gt=0)] = 10_000
+    max_batch: Annotated[int, Field(gt=0)] = 1_000
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
+    queue_size: Annotated[int, Field(gt=0)] = 100_000
+    simulate_rate: Annotated[float, Field(ge=0)] = 0.0
+    simulate_customers: Annotated[int, Field(gt=0)] = 1_000
+    simulate_terminals: Annotated[int, Field(gt=0)] = 2_000
+    simulate_history_days: Annotated[int, Field(gt=0)] = 30
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests override the dependency instead."""
+    return Settings()
