@@ -165,7 +165,10 @@ class InMemoryFeatureState:
                 second, hundredths(tx.amount), spans
             )
             terminal_counts = terminal.transactions.observe(second, 0, spans, self._delay)[1]
-            self._remember_terminal(card, tx.terminal_id, second, last_use)
+            terminals_used = card.terminals
+            terminals_used[tx.terminal_id] = second if last_use is None else max(last_use, second)
+            if len(terminals_used) > MAX_TERMINALS_PER_CARD:
+                del terminals_used[min(terminals_used, key=terminals_used.__getitem__)]
         return WindowAggregates(
             card_counts,
             card_totals,
@@ -175,13 +178,6 @@ class InMemoryFeatureState:
             terminal.frauds.windows(second - self._delay, spans)[0],
             duplicate,
         )
-
-    @staticmethod
-    def _remember_terminal(card: _Card, terminal_id: str, second: int, last: int | None) -> None:
-        card.terminals[terminal_id] = second if last is None else max(last, second)
-        if len(card.terminals) > MAX_TERMINALS_PER_CARD:
-            oldest = min(card.terminals, key=card.terminals.__getitem__)
-            del card.terminals[oldest]
 
     def _evict(self, watermark: int) -> None:
         _evict_idle(
