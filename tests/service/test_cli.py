@@ -1,0 +1,103 @@
+"""The command line: simulate, evaluate and bench, with user errors as one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from service.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_then_evaluate_with_scores_and_report(tmp_path: Path) -> None:
+    data = tmp_path / "tx.csv.gz"
+    simulated = runner.invoke(
+        app,
+        ["simulate", str(data), "--customers", "200", "--terminals", "400", "--days", "50"],
+    )
+    assert simulated.exit_code == 0, simulated.output
+    assert "wrote" in simulated.output
+
+    scores, report = tmp_path / "scores.csv", tmp_path / "report"
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data", str(data),
+            "--label-delay", "7d",
+            "--test-start", "2018-05-01",
+            "--test-end", "2018-05-20",
+            "--scores-out", str(scores),
+            "--report", str(report),
+        ],
+    )  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "mean weekly AP" in evaluated.output
+    assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["learner"] == "logistic"
+    assert metrics["overall"]["start"].startswith("2018-05-01")
+    assert metrics["overall"]["end"].startswith("2018-05-21")
+    assert (report / "report.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_contract_layout_round_trips_through_evaluate(tmp_path: Path) -> None:
+    data = tmp_path / "tx.jsonl"
+    arguments = ["simulate", str(data), "--customers", "50", "--terminals", "100"]
+    simulated = runner.invoke(app, [*arguments, "--days", "40", "--layout", "contract"])
+    assert simulated.exit_code == 0, simulated.output
+    evaluated = runner.invoke(app, ["evaluate", "--data", str(data), "--model", "hoeffding"])
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_missing_columns_are_named_without_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID\n1,2018-04-01 00:00:00,3\n")
+    result = runner.invoke(app, ["evaluate", "--data", str(data)])
+    assert result.exit_code == 2
+    assert "TX_AMOUNT" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_rejected_rows_are_counted_and_shown(tmp_path: Path) -> None:
+    data = tmp_path / "tx.csv"
+    assert (
+        runner.invoke(app, ["simulate", str(data), "--customers", "50", "--days", "45"]).exit_code
+        == 0
+    )
+    frame = pd.read_csv(data)
+    frame.loc[3, "TX_AMOUNT"] = -1.0
+    frame.to_csv(data, index=False)
+    result = runner.invoke(app, ["evaluate", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "1 of" in result.output
+    assert "row 5" in result.output  # line 5 of the file: header plus the fourth data row
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    cases = [
+        ["evaluate", "--data", str(tmp_path / "nothing.csv")],
+        ["evaluate", "--data", str(tmp_path / "x.csv"), "--model", "svm"],
+        ["evaluate", "--data", str(tmp_path / "x.csv"), "--label-delay", "soon"],
+        ["evaluate", "--data", str(tmp_path / "x.csv"), "--params", "[1]"],
+        ["bench", "core", "--learner", "svm"],
+    ]
+    (tmp_path / "x.csv").write_text("irrelevant\n")
+    for arguments in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert "error:" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_bench_core_prints_the_ratio_to_the_bare_model() -> None:
+    result = runner.invoke(
+        app, ["bench", "core", "--learner", "logistic", "--transactions", "3000", "--rounds", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "logistic" in result.output
+    assert "x" in result.output.split("logistic", 1)[1]
