@@ -13,7 +13,7 @@ from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import SimulatedFeed
 from service.bootstrap import build_feed, build_runtime
 from service.errors import UnsupportedMediaTypeError, install_error_handlers
-from service.routers import alerts, health, labels, models, scoring, transactions
+from service.routers import alerts, bench, health, labels, models, scoring, transactions
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -67,11 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Held in state, not as a dependency override: while overrides exist FastAPI re-inspects
+    # every dependency's signature on every request.
+    app.state.settings = settings
     install_error_handlers(app)
     json_only = [Depends(require_json)]
     for router in (scoring.router, transactions.router, labels.router):
         app.include_router(router, dependencies=json_only)
     for router in (alerts.router, models.router, health.router):
         app.include_router(router)
+    if settings.bench_endpoints:
+        app.include_router(bench.router, dependencies=json_only)
     return app

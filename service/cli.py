@@ -27,9 +27,12 @@ from pipelines.benchmarks import bench_core as run_bench
 from pipelines.datasets import DatasetError, read_dataset, write_dataset
 from pipelines.evaluation import EvaluationOptions, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
+from pipelines.http_bench import STEPS, HttpBenchOptions
+from pipelines.http_bench import bench_http as run_http_bench
 from pipelines.report import write_report
+from pipelines.server_process import ServerProcessError
 from service.app import create_app
-from service.reporting import print_bench, print_evaluation
+from service.reporting import print_bench, print_evaluation, print_http_bench
 from service.settings import Settings
 
 app = typer.Typer(
@@ -45,7 +48,7 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 errors = Console(stderr=True)
 
-USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError)
+USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError, ServerProcessError)
 
 
 @contextmanager
@@ -200,6 +203,27 @@ def bench_core(
                 names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
             )
     print_bench(console, rows)
+
+
+@bench_app.command("http")
+def bench_http(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Measure this running server instead of starting one "
+            "(its baseline needs FRAUDSTREAM_BENCH_ENDPOINTS=true)"
+        ),
+    ] = None,
+    clients: Annotated[int, typer.Option(help="Concurrent keep-alive clients")] = 32,
+    seconds: Annotated[float, typer.Option(help="Measured seconds per workload")] = 10.0,
+    warm_up: Annotated[float, typer.Option(help="Unmeasured seconds before each workload")] = 2.0,
+) -> None:
+    """Requests a second and latency of the API, against a constant-score baseline."""
+    with _user_errors():
+        options = HttpBenchOptions(url=url, clients=clients, seconds=seconds, warm_up=warm_up)
+        with _progress("benchmarking", STEPS) as advance:
+            result = run_http_bench(options, progress=advance)
+    print_http_bench(console, result)
 
 
 @app.command()

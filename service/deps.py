@@ -8,20 +8,30 @@ from fastapi import Depends, Request
 
 from pipelines.runtime import EmbeddedRuntime
 from service.errors import NotReadyError
-from service.settings import Settings, get_settings
+from service.settings import Settings
+
+# Dependencies are ``async`` so FastAPI calls them on the loop, not through its thread pool.
 
 
-def _runtime(request: Request) -> EmbeddedRuntime:
+async def _settings(request: Request) -> Settings:
+    """The settings the app was built with (held in its state, read once per process)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _runtime(request: Request) -> EmbeddedRuntime:
     runtime: EmbeddedRuntime = request.app.state.runtime
     return runtime
 
 
-def _ready_runtime(runtime: Annotated[EmbeddedRuntime, Depends(_runtime)]) -> EmbeddedRuntime:
+async def _ready_runtime(
+    runtime: Annotated[EmbeddedRuntime, Depends(_runtime)],
+) -> EmbeddedRuntime:
     if not runtime.ready:
         raise NotReadyError("the model and feature state are still loading")
     return runtime
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 RuntimeDep = Annotated[EmbeddedRuntime, Depends(_runtime)]
 ReadyRuntimeDep = Annotated[EmbeddedRuntime, Depends(_ready_runtime)]

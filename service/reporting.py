@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -11,6 +12,10 @@ from models.metrics import PeriodMetrics
 from pipelines.benchmarks import CoreBenchRow
 from pipelines.datasets import LabelledDataset
 from pipelines.evaluation import EvaluationRun
+
+if TYPE_CHECKING:
+    # For annotations only: the bench's module needs httpx, which serving does not.
+    from pipelines.http_bench import HttpBenchResult, WorkloadResult
 
 SHOWN_REJECTED_ROWS = 5
 
@@ -102,3 +107,124 @@ def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:
             f"{row.transactions_per_second:,.0f}",
         )
     console.print(table)
+
+
+def _times(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.1f}x" if denominator > 0 else "n/a"
+
+
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _workload_row(workload: WorkloadResult) -> list[str]:
+    return [
+        workload.name,
+        workload.path,
+        f"{workload.clients}",
+        f"{workload.transactions_per_request:,}",
+        f"{workload.requests:,}",
+        f"{workload.errors:,}",
+        f"{workload.requests_per_second:,.0f}",
+        f"{workload.transactions_per_second:,.0f}",
+        f"{workload.p50_ms:.1f}",
+        f"{workload.p95_ms:.1f}",
+        f"{workload.p99_ms:.1f}",
+        _cores(workload.client_cpu),
+        _cores(workload.server_cpu),
+    ]
+
+
+def _machine_note(result: HttpBenchResult) -> str:
+    load = "" if result.load_average is None else f"; load average {result.load_average:.2f}"
+    if result.server_pid is None:
+        return (
+            f"server at {result.url}, not started here: its CPU is not measured; the load "
+            f"generator had {result.cpu_count} cores{load}"
+        )
+    return (
+        f"server (pid {result.server_pid}, stopped since) and load generator shared this "
+        f"machine's {result.cpu_count} cores{load} at the start: the figures are what both "
+        "together reach here, not the server alone"
+    )
+
+
+def _milliseconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def _cpu_note(result: HttpBenchResult) -> str:
+    """CPU per request: the server's cost, and what the load generator spent to cause it."""
+    score, baseline, batch = result.score, result.baseline, result.batch
+    parts = [f"score {_milliseconds(score.server_ms_per_request)}"]
+    if baseline is not None:
+        parts.append(f"baseline {_milliseconds(baseline.server_ms_per_request)}")
+    per_transaction = batch.server_ms_per_request
+    if per_transaction is not None:
+        per_transaction /= batch.transactions_per_request
+    parts.append(f"batch {_milliseconds(per_transaction)} per transaction")
+    return (
+        f"server CPU per request: {', '.join(parts)}; load generator CPU per request: "
+        f"score {_milliseconds(score.client_ms_per_request)}"
+        + (
+            ""
+            if baseline is None
+            else f", baseline {_milliseconds(baseline.client_ms_per_request)}"
+        )
+    )
+
+
+def print_http_bench(console: Console, result: HttpBenchResult) -> None:
+    """Closed-loop HTTP figures per workload, the score/baseline ratio and the in-process rate."""
+    options = result.options
+    table = Table(
+        title=f"HTTP, closed loop: {options.seconds:g} s per workload after "
+        f"{options.warm_up:g} s of warm-up (batch: {options.batch_seconds:g} s)"
+    )
+    for heading in (
+        "workload",
+        "endpoint",
+        "clients",
+        "tx/request",
+        "requests",
+        "errors",
+        "req/s",
+        "tx/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "client CPU",
+        "server CPU",
+    ):
+        table.add_column(
+            heading, justify="left" if heading in ("workload", "endpoint") else "right"
+        )
+    for workload in (result.score, result.baseline, result.batch):
+        if workload is not None:
+            table.add_row(*_workload_row(workload))
+    console.print(table)
+    ratio = result.score_over_baseline
+    if ratio is None:
+        console.print(
+            "no baseline: the server does not serve /v1/bench/constant "
+            "(start it with FRAUDSTREAM_BENCH_ENDPOINTS=true)"
+        )
+    else:
+        console.print(
+            f"score / baseline: {ratio:.2f} of the constant endpoint's requests a second "
+            "(features, score, stored vector and alert policy, behind the same HTTP stack)"
+        )
+    in_process = result.in_process
+    console.print(
+        f"in process, same learner ({result.learner}, {result.labels_learned:,} labels learned), "
+        f"no HTTP: {in_process.single:,.0f} tx/s one per call "
+        f"({_times(in_process.single, result.score.transactions_per_second)} the HTTP score "
+        f"rate), {in_process.batched:,.0f} tx/s {result.batch.transactions_per_request:,} per "
+        f"call ({_times(in_process.batched, result.batch.transactions_per_second)} the HTTP "
+        "batch rate)"
+    )
+    console.print(_cpu_note(result))
+    console.print(
+        f"{_machine_note(result)}. CPU columns: cores used over the measured window "
+        "(1.00 is one core, fully)."
+    )

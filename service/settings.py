@@ -53,9 +53,11 @@ class Settings(BaseSettings):
     simulate_terminals: Annotated[int, Field(gt=0)] = 2_000
     simulate_history_days: Annotated[int, Field(gt=0)] = 30
     log_level: str = "info"
+    bench_endpoints: bool = False
+    """Serve `POST /v1/bench/constant`, the bare-HTTP baseline of `fraudstream bench http`."""
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once; tests override the dependency instead."""
+    """The process's settings, read from the environment once."""
     return Settings()

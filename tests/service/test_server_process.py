@@ -3,61 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from pipelines.server_process import serve
 from tests.service.client import transaction
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     """``fraudstream serve`` on a free port, alerting on every card, stopped by its pid."""
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "FRAUDSTREAM_ALERT_THRESHOLD": "0",
-        "FRAUDSTREAM_SIMULATE_RATE": "0",
-        "FRAUDSTREAM_LOG_LEVEL": "warning",
-    }
-    command = [str(Path(sys.executable).with_name("fraudstream")), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the server exited during start-up"
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server did not become ready within 60 s")
-        yield base
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+    settings = {"FRAUDSTREAM_ALERT_THRESHOLD": "0", "FRAUDSTREAM_LOG_LEVEL": "warning"}
+    with serve(settings=settings) as process:
+        yield process.url
 
 
 def test_real_server_scores_and_streams_alerts_over_sse(server: str) -> None:

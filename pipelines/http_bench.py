@@ -1,0 +1,455 @@
+"""Load figures of the HTTP API: the full scoring path against a bare-HTTP baseline.
+
+The bench starts ``fraudstream serve`` in a subprocess (unless it is given a URL) and drives it
+with closed-loop keep-alive clients: single scores, a constant-score endpoint that parses the
+same body but never touches the detector, and batches. Score and baseline are measured in the
+same run against the same process, so their ratio is what features, scoring, the stored vector
+and the alert policy cost behind HTTP, even on a noisy machine where absolute figures drift.
+Server and load generator share this machine's cores; the CPU each used is measured beside the
+figures, because a load generator that needs more CPU than the server caps what it can show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from models.schemas import Transaction
+from pipelines.evaluation import EvaluationOptions, build_detector
+from pipelines.server_process import ServerProcess, process_cpu_seconds, serve
+
+SCORE_PATH = "/v1/score"
+BASELINE_PATH = "/v1/bench/constant"
+BATCH_PATH = "/v1/score/batch"
+REQUEST_TIMEOUT_SECONDS = 60.0
+STEPS = 5
+"""Progress steps: server ready, score, baseline, batch, in-process rate."""
+
+SERVER_ENVIRONMENT = {
+    "FRAUDSTREAM_BENCH_ENDPOINTS": "true",
+    # An access-log line per request would be measured along with the API.
+    "FRAUDSTREAM_LOG_LEVEL": "warning",
+}
+
+
+@dataclass(frozen=True)
+class HttpBenchOptions:
+    """What load to generate, for how long, and against which server."""
+
+    url: str | None = None
+    """A running server to measure; default: start ``fraudstream serve`` on a free port."""
+    clients: int = 32
+    seconds: float = 10.0
+    warm_up: float = 2.0
+    """Seconds of load before each measured window, not counted."""
+    batch_seconds: float = 5.0
+    batch_size: int = 1_000
+    in_process_transactions: int = 20_000
+    cards: int = 5_000
+    terminals: int = 10_000
+    seed: int = 0
+    start: datetime | None = None
+    """Event time of the first transaction sent; default: now."""
+
+    def __post_init__(self) -> None:
+        positive = {
+            "clients": self.clients,
+            "seconds": self.seconds,
+            "batch_seconds": self.batch_seconds,
+            "batch_size": self.batch_size,
+            "in_process_transactions": self.in_process_transactions,
+            "cards": self.cards,
+            "terminals": self.terminals,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if self.warm_up < 0:
+            raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
+
+
+@dataclass(frozen=True)
+class WorkloadResult:
+    """One closed-loop workload: requests started in the measured window and their latency."""
+
+    name: str
+    path: str
+    clients: int
+    transactions_per_request: int
+    seconds: float
+    requests: int
+    errors: int
+    """Responses outside 2xx, and requests that got no response."""
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    client_cpu: float
+    """Cores the load generator used over the window (1.0: one core, fully)."""
+    server_cpu: float | None
+    """Cores the server used over the window; unknown for a server the bench did not start."""
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def transactions_per_second(self) -> float:
+        return self.requests_per_second * self.transactions_per_request
+
+    @property
+    def server_ms_per_request(self) -> float | None:
+        """Server CPU per request: its cost, whatever share of the cores it could get."""
+        if self.server_cpu is None or self.requests == 0:
+            return None
+        return self.server_cpu * self.seconds / self.requests * 1_000
+
+    @property
+    def client_ms_per_request(self) -> float | None:
+        return self.client_cpu * self.seconds / self.requests * 1_000 if self.requests else None
+
+
+@dataclass(frozen=True)
+class HttpBenchResult:
+    """Every workload's figures, with what is needed to read them."""
+
+    options: HttpBenchOptions
+    url: str
+    server_pid: int | None
+    """The server process the bench started (and stopped), if it started one."""
+    cpu_count: int
+    load_average: float | None
+    """The machine's one-minute load average when the bench began: other work competing."""
+    learner: str
+    labels_learned: int
+    score: WorkloadResult
+    baseline: WorkloadResult | None
+    """None when the server does not serve the constant endpoint."""
+    batch: WorkloadResult
+    in_process: InProcessRates
+
+    @property
+    def score_over_baseline(self) -> float | None:
+        """Score requests per second over constant-score requests per second."""
+        if self.baseline is None or self.baseline.requests == 0:
+            return None
+        return self.score.requests_per_second / self.baseline.requests_per_second
+
+
+class TransactionBodies:
+    """Distinct valid transactions as JSON bytes, in increasing event time.
+
+    Cards pay about twice a day on average, as in the simulator, so feature windows hold what
+    they hold in production rather than thousands of payments a minute per card. Ids carry a
+    per-run prefix so that runs against one long-lived server never repeat one.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> bodies = TransactionBodies(cards=10, terminals=20, start=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> tx = Transaction.model_validate_json(bodies.one())
+    >>> tx.currency, tx.amount > 0, str(tx.timestamp)
+    ('EUR', True, '2026-01-01 00:00:00+00:00')
+    """
+
+    def __init__(self, cards: int, terminals: int, start: datetime, seed: int = 0) -> None:
+        self.cards = cards
+        self.terminals = terminals
+        self._rng = random.Random(seed)
+        self._prefix = f"bench-{uuid.uuid4().hex[:12]}"
+        self._step = timedelta(days=1) / (2 * cards)
+        self._next_time = start
+        self._count = 0
+
+    def _transaction(self) -> dict[str, Any]:
+        rng = self._rng
+        self._count += 1
+        timestamp = self._next_time
+        self._next_time += self._step
+        return {
+            "transaction_id": f"{self._prefix}-{self._count}",
+            "timestamp": timestamp,
+            "card_id": f"card-{rng.randrange(self.cards)}",
+            "terminal_id": f"terminal-{rng.randrange(self.terminals)}",
+            "amount": max(0.01, round(rng.lognormvariate(3.5, 1.0), 2)),
+            "currency": "EUR",
+        }
+
+    def one(self) -> bytes:
+        """One transaction; orjson writes UTC timestamps with a ``Z``."""
+        return orjson.dumps(self._transaction(), option=orjson.OPT_UTC_Z)
+
+    def many(self, count: int) -> bytes:
+        """A JSON array of ``count`` transactions, for the batch endpoint."""
+        return orjson.dumps([self._transaction() for _ in range(count)], option=orjson.OPT_UTC_Z)
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest rank: always an observed value, and never smaller for a larger ``fraction``.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 0.5), percentile([1.0, 2.0, 3.0, 4.0], 0.99)
+    (2.0, 4.0)
+    """
+    if not ordered:
+        return math.nan
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+# -- the load --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Load:
+    name: str
+    path: str
+    clients: int
+    transactions_per_request: int
+    body: Callable[[], bytes]
+    warm_up: float
+    seconds: float
+
+
+@dataclass
+class _Samples:
+    measure_from: float
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def record(self, started: float, ended: float, ok: bool) -> None:
+        if started >= self.measure_from:
+            self.latencies.append(ended - started)
+            self.errors += not ok
+
+
+def _client(url: str, tls: ssl.SSLContext) -> httpx.AsyncClient:
+    """One keep-alive connection per client.
+
+    N clients of one connection each gave about three times the throughput of one client
+    pooling N connections, whose pool bookkeeping grows with the connections it holds.
+    """
+    return httpx.AsyncClient(
+        base_url=url,
+        headers={"content-type": "application/json"},
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        trust_env=False,
+        verify=tls,
+    )
+
+
+async def _closed_loop(
+    client: httpx.AsyncClient, load: _Load, samples: _Samples, stop_at: float
+) -> None:
+    """Send the next request as soon as the previous answer arrives, until ``stop_at``."""
+    while True:
+        body = load.body()
+        started = time.perf_counter()
+        if started >= stop_at:
+            return
+        try:
+            response = await client.post(load.path, content=body)
+            ok = response.is_success
+        except httpx.TransportError:
+            ok = False
+        samples.record(started, time.perf_counter(), ok)
+
+
+async def _cpu_over(start: float, end: float, pid: int | None) -> tuple[float, float | None]:
+    """Cores used by this process and by the server between ``start`` and ``end``."""
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    wall, client, server = time.perf_counter(), time.process_time(), process_cpu_seconds(pid)
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    elapsed = time.perf_counter() - wall
+    client_cores = (time.process_time() - client) / elapsed
+    server_after = process_cpu_seconds(pid)
+    if server is None or server_after is None:
+        return client_cores, None
+    return client_cores, (server_after - server) / elapsed
+
+
+async def _run(server: ServerProcess, load: _Load, tls: ssl.SSLContext) -> WorkloadResult:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(_client(server.url, tls)) for _ in range(load.clients)
+        ]
+        measure_from = time.perf_counter() + load.warm_up
+        stop_at = measure_from + load.seconds
+        samples = _Samples(measure_from)
+        cpu = asyncio.create_task(_cpu_over(measure_from, stop_at, server.pid))
+        await asyncio.gather(*(_closed_loop(c, load, samples, stop_at) for c in clients))
+        client_cpu, server_cpu = await cpu
+    ordered = sorted(samples.latencies)
+    p50, p95, p99 = (percentile(ordered, q) * 1_000 for q in (0.50, 0.95, 0.99))
+    return WorkloadResult(
+        name=load.name,
+        path=load.path,
+        clients=load.clients,
+        transactions_per_request=load.transactions_per_request,
+        seconds=load.seconds,
+        requests=len(ordered),
+        errors=samples.errors,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+    )
+
+
+@dataclass(frozen=True)
+class _Model:
+    learner: str
+    params: Mapping[str, Any]
+    labels_learned: int
+
+
+@dataclass(frozen=True)
+class _Workloads:
+    model: _Model
+    score: WorkloadResult
+    baseline: WorkloadResult | None
+    batch: WorkloadResult
+
+
+async def _model_and_baseline(
+    server: ServerProcess, bodies: TransactionBodies
+) -> tuple[_Model, bool]:
+    """The live learner, and whether the server has the constant endpoint."""
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as client:
+        response = await client.get("/v1/models")
+        response.raise_for_status()
+        champion = response.json()["models"][0]
+        probe = await client.post(
+            BASELINE_PATH, content=bodies.one(), headers={"content-type": "application/json"}
+        )
+    model = _Model(champion["name"], champion["params"], champion["labels_learned"])
+    return model, probe.status_code != 404
+
+
+async def _workloads(
+    server: ServerProcess,
+    bodies: TransactionBodies,
+    options: HttpBenchOptions,
+    advance: Callable[[], None],
+) -> _Workloads:
+    tls = ssl.create_default_context()  # unused over http://, but httpx builds one per client
+    model, has_baseline = await _model_and_baseline(server, bodies)
+
+    def single(name: str, path: str) -> _Load:
+        return _Load(name, path, options.clients, 1, bodies.one, options.warm_up, options.seconds)
+
+    score = await _run(server, single("score", SCORE_PATH), tls)
+    advance()
+    baseline = None
+    if has_baseline:
+        baseline = await _run(server, single("baseline", BASELINE_PATH), tls)
+    advance()
+    size = options.batch_size
+    batches = _Load(
+        "batch",
+        BATCH_PATH,
+        1,
+        size,
+        lambda: bodies.many(size),
+        options.warm_up,
+        options.batch_seconds,
+    )
+    batch = await _run(server, batches, tls)
+    advance()
+    return _Workloads(model, score, baseline, batch)
+
+
+# -- in process ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InProcessRates:
+    """Transactions a second the same learner scores in this process, without HTTP."""
+
+    single: float
+    """One transaction per ``score_many`` call, as ``POST /v1/score`` makes them."""
+    batched: float
+    """``batch_size`` transactions per call, as ``POST /v1/score/batch`` makes them."""
+
+
+def _scoring_rate(
+    learner: str, params: Mapping[str, Any], stream: Sequence[Transaction], per_call: int
+) -> float:
+    # A fresh detector, as a server the bench starts has: both score with a model that has
+    # learned nothing yet, so only HTTP and validation stand between the two figures.
+    detector = build_detector(EvaluationOptions(learner=learner, params=params))
+    started = time.perf_counter()
+    for first in range(0, len(stream), per_call):
+        detector.score_many(stream[first : first + per_call])
+    return len(stream) / (time.perf_counter() - started)
+
+
+def in_process_rates(
+    learner: str,
+    params: Mapping[str, Any],
+    bodies: TransactionBodies,
+    transactions: int,
+    batch_size: int,
+) -> InProcessRates:
+    """How fast ``learner`` scores ``transactions`` from ``bodies`` singly and in batches."""
+    stream = [Transaction.model_validate_json(bodies.one()) for _ in range(transactions)]
+    return InProcessRates(
+        single=_scoring_rate(learner, params, stream, 1),
+        batched=_scoring_rate(learner, params, stream, batch_size),
+    )
+
+
+def bench_http(
+    options: HttpBenchOptions | None = None, progress: Callable[[int], None] | None = None
+) -> HttpBenchResult:
+    """Run the three workloads against a server, then the in-process rate of its learner."""
+    options = options or HttpBenchOptions()
+    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    start = options.start or datetime.now(UTC).replace(microsecond=0)
+    bodies = TransactionBodies(options.cards, options.terminals, start, options.seed)
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done)
+
+    with serve(options.url, SERVER_ENVIRONMENT) as server:
+        advance()
+        ran = asyncio.run(_workloads(server, bodies, options, advance))
+    # After the server has stopped, so that nothing else of ours competes for the CPU.
+    replayed = TransactionBodies(options.cards, options.terminals, start, options.seed)
+    in_process = in_process_rates(
+        ran.model.learner,
+        ran.model.params,
+        replayed,
+        options.in_process_transactions,
+        options.batch_size,
+    )
+    advance()
+    return HttpBenchResult(
+        options=options,
+        url=server.url,
+        server_pid=server.pid,
+        cpu_count=os.cpu_count() or 1,
+        load_average=load_average,
+        learner=ran.model.learner,
+        labels_learned=ran.model.labels_learned,
+        score=ran.score,
+        baseline=ran.baseline,
+        batch=ran.batch,
+        in_process=in_process,
+    )
