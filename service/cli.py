@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -45,7 +46,8 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Measure what things cost, in figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-console = Console()
+# Tables stay readable when the output goes to a file or a pipe (rich would assume 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 132)
 errors = Console(stderr=True)
 
 USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError, ServerProcessError)

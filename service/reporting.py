@@ -42,7 +42,8 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
     """The per-week and overall metrics of a replay, its throughput and any rejected rows."""
     metrics = run.metrics
     k = metrics.k
-    table = Table(title=f"{run.options.learner}: labels {run.options.label_delay} late")
+    delay_days = run.options.label_delay.total_seconds() / 86_400
+    table = Table(title=f"{run.options.learner}, labels {delay_days:g} days late")
     for heading in (
         "period",
         "transactions",
