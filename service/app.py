@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -36,6 +37,9 @@ async def _start(
         warmed = await asyncio.to_thread(feed.warm_up)
         logger.info("learned from %d simulated historical transactions", warmed)
     await runtime.start()
+    # What start-up built lives as long as the process: keep the collector from rescanning it.
+    gc.collect()
+    gc.freeze()
     if feed is not None:
         tasks.append(asyncio.create_task(feed.run(), name="simulated-feed"))
 

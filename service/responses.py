@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
+from fastapi import Response
 from pydantic import BaseModel, Field
 
-from models.schemas import Reason, Score
+from models.schemas import Score
 from models.scored import Scored
 
 
@@ -51,16 +53,22 @@ class Health(BaseModel):
     status: str
 
 
-def score_response(result: Scored, latency_ms: float) -> ScoreResponse:
-    return ScoreResponse(
-        transaction_id=result.transaction_id,
-        score=result.score,
-        model_version=result.model_version,
-        decision=result.decision,
-        reasons=tuple(
-            Reason(feature=r.feature, value=r.value, contribution=r.contribution)
-            for r in result.reasons
-        ),
-        threshold=result.threshold,
-        latency_ms=latency_ms,
-    )
+def score_document(result: Scored, latency_ms: float) -> dict[str, object]:
+    """A `ScoreResponse` as plain JSON data, built straight from the score.
+
+    The hot endpoints answer with these serialised by orjson instead of validating a response
+    model we built ourselves; `tests/service` pins the shape to `ScoreResponse`.
+    """
+    return {
+        "transaction_id": result.transaction_id,
+        "score": result.score,
+        "model_version": result.model_version,
+        "decision": result.decision.value,
+        "reasons": [reason._asdict() for reason in result.reasons],
+        "threshold": result.threshold,
+        "latency_ms": latency_ms,
+    }
+
+
+def json_response(document: object) -> Response:
+    return Response(orjson.dumps(document), media_type="application/json")

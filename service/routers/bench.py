@@ -8,10 +8,11 @@ vector and the alert policy cost behind HTTP.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from models.schemas import Decision, Transaction
-from service.responses import ScoreResponse
+from models.scored import Scored
+from service.responses import ScoreResponse, json_response, score_document
 
 router = APIRouter(prefix="/v1/bench", tags=["bench"])
 
@@ -19,14 +20,10 @@ CONSTANT_SCORE = 0.0
 CONSTANT_VERSION = "constant"
 
 
-@router.post("/constant")
-async def constant(transaction: Transaction) -> ScoreResponse:
-    """The same body and response model as `POST /v1/score`, with a fixed score."""
-    return ScoreResponse(
-        transaction_id=transaction.transaction_id,
-        score=CONSTANT_SCORE,
-        model_version=CONSTANT_VERSION,
-        decision=Decision.PASS,
-        threshold=1.0,
-        latency_ms=0.0,
+@router.post("/constant", response_model=ScoreResponse)
+async def constant(transaction: Transaction) -> Response:
+    """The same body and response path as `POST /v1/score`, with a fixed score."""
+    result = Scored(
+        transaction.transaction_id, CONSTANT_SCORE, CONSTANT_VERSION, Decision.PASS, 1.0, ()
     )
+    return json_response(score_document(result, 0.0))

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
 
 from models.schemas import Transaction
 from service.deps import ReadyRuntimeDep, SettingsDep
-from service.responses import BatchScoreResponse, ScoreResponse, score_response
+from service.responses import BatchScoreResponse, ScoreResponse, json_response, score_document
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"])
 
 
-@router.post("")
-async def score(transaction: Transaction, runtime: ReadyRuntimeDep) -> ScoreResponse:
+@router.post("", response_model=ScoreResponse)
+async def score(transaction: Transaction, runtime: ReadyRuntimeDep) -> Response:
     """Score one transaction; it also updates feature state like any transaction."""
     started = time.perf_counter()
     [result] = runtime.score([transaction])
-    return score_response(result, (time.perf_counter() - started) * 1_000)
+    return json_response(score_document(result, (time.perf_counter() - started) * 1_000))
 
 
-@router.post("/batch")
+@router.post("/batch", response_model=BatchScoreResponse)
 async def score_batch(
     transactions: list[Transaction], runtime: ReadyRuntimeDep, settings: SettingsDep
-) -> BatchScoreResponse:
+) -> Response:
     """Score up to ``FRAUDSTREAM_MAX_BATCH`` transactions in order, in one call."""
     started = time.perf_counter()
     if not 0 < len(transactions) <= settings.max_batch:
@@ -37,6 +37,5 @@ async def score_batch(
         raise RequestValidationError([{"loc": ("body",), "msg": message, "type": "length"}])
     results = runtime.score(transactions)
     latency = (time.perf_counter() - started) * 1_000
-    return BatchScoreResponse(
-        scores=[score_response(result, latency) for result in results], latency_ms=latency
-    )
+    scores = [score_document(result, latency) for result in results]
+    return json_response({"scores": scores, "latency_ms": latency})

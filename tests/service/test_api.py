@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.responses import BatchScoreResponse, ScoreResponse
 from tests.service.client import api_client, transaction
 
 pytestmark = pytest.mark.anyio
@@ -21,6 +22,25 @@ async def test_score_returns_score_decision_threshold_version_reasons_and_latenc
         assert body["model_version"] == "logistic+0"
         assert isinstance(body["reasons"], list)
         assert body["latency_ms"] >= 0
+        # Served as pre-serialised JSON: the documented response model must still describe it.
+        assert ScoreResponse.model_validate(body).transaction_id == "tx-1"
+
+
+async def test_reasons_travel_in_the_documented_shape_once_the_model_has_learned() -> None:
+    async with api_client() as (client, _):
+        for index in range(6):
+            await client.post("/v1/score", json=transaction(index, amount=10.0 + 100 * index))
+            label = {
+                "transaction_id": f"tx-{index}",
+                "is_fraud": index >= 3,
+                "labelled_at": "2026-12-30T00:00:00Z",
+                "source": "analyst",
+            }
+            await client.post("/v1/labels", json=label)
+        body = (await client.post("/v1/score", json=transaction(9, amount=900.0))).json()
+        scored = ScoreResponse.model_validate(body)
+        assert scored.reasons
+        assert scored.reasons[0].contribution > 0
 
 
 async def test_scoring_updates_feature_state_like_any_transaction() -> None:
@@ -35,6 +55,7 @@ async def test_batch_scores_in_order_and_refuses_too_many() -> None:
     async with api_client(max_batch=3) as (client, _):
         response = await client.post("/v1/score/batch", json=[transaction(i) for i in range(3)])
         assert response.status_code == 200
+        BatchScoreResponse.model_validate(response.json())
         assert [s["transaction_id"] for s in response.json()["scores"]] == [
             "tx-0",
             "tx-1",
