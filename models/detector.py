@@ -43,7 +43,7 @@ class DetectorPolicy:
             )
 
 
-@dataclass
+@dataclass(slots=True)
 class LearnOutcome:
     """What became of a batch of labels."""
 
@@ -137,7 +137,8 @@ class FraudDetector:
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
-        self._version = self._current_version()
+        if outcome.learned:
+            self._version = self._current_version()
         return outcome
 
     def vector_of(self, transaction_id: str) -> FeatureVector | None:
