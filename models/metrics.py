@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -93,7 +93,7 @@ def _utc_column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_datetime(column, utc=True)
 
 
-def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+def checked(frame: pd.DataFrame) -> pd.DataFrame:
     """Return a copy with only the required columns, times in UTC and ``is_fraud`` as bool."""
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
@@ -118,7 +118,7 @@ def _checked(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _check_k(k: int) -> None:
+def check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
 
@@ -126,13 +126,13 @@ def _check_k(k: int) -> None:
 # --- card-days and the daily alert budget ------------------------------------------------------
 
 
-def _first_known_fraud(rows: pd.DataFrame) -> pd.Series:
+def first_known_fraud(rows: pd.DataFrame) -> pd.Series:
     """When each card became known compromised: the earliest revealed label of its frauds."""
     frauds = rows.loc[rows["is_fraud"], ["card_id", "label_known_at"]]
     return frauds.groupby("card_id")["label_known_at"].min()
 
 
-def _card_days(rows: pd.DataFrame, first_known: pd.Series, k: int) -> pd.DataFrame:
+def rank_card_days(rows: pd.DataFrame, first_known: pd.Series, k: int) -> pd.DataFrame:
     """One row per (day, card) with its max score, fraud count and whether it was alerted.
 
     The top ``k`` eligible cards of each day are flagged. Ties on the max score are broken by
@@ -162,7 +162,7 @@ def _daily_hits(card_days: pd.DataFrame, k: int) -> pd.Series:
     return daily.rename("card_precision_at_k").rename_axis("day")
 
 
-def _detected_rule_precisions(rows: pd.DataFrame, k: int) -> pd.Series:
+def detected_rule_precisions(rows: pd.DataFrame, k: int) -> pd.Series:
     """Daily CP@k where cards alerted and fraudulent on earlier days leave the ranking."""
     day = rows["timestamp"].dt.floor("D").rename("day")
     card_days = (
@@ -206,14 +206,14 @@ def daily_card_precision_at_k_detected(frame: pd.DataFrame, k: int = 100) -> pd.
     >>> daily_card_precision_at_k_detected(frame, k=2).tolist()
     [0.5, 0.5]
     """
-    _check_k(k)
-    return _detected_rule_precisions(_checked(frame), k)
+    check_k(k)
+    return detected_rule_precisions(checked(frame), k)
 
 
 def _budget_card_days(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    _check_k(k)
-    rows = _checked(frame)
-    return _card_days(rows, _first_known_fraud(rows), k)
+    check_k(k)
+    rows = checked(frame)
+    return rank_card_days(rows, first_known_fraud(rows), k)
 
 
 def daily_card_precision_at_k(frame: pd.DataFrame, k: int = 100) -> pd.Series:
@@ -263,14 +263,14 @@ def card_precision_at_k(frame: pd.DataFrame, k: int = 100) -> float:
     >>> card_precision_at_k(frame, k=2)
     0.25
     """
-    return _mean(_daily_card_precisions(_budget_card_days(frame, k), k))
+    return mean(daily_card_precisions(_budget_card_days(frame, k), k))
 
 
-def _daily_card_precisions(card_days: pd.DataFrame, k: int) -> list[float]:
+def daily_card_precisions(card_days: pd.DataFrame, k: int) -> list[float]:
     return [float(value) for value in _daily_hits(card_days, k)]
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean(values: Sequence[float]) -> float:
     """Mean of the defined values; ``nan`` if none (without numpy's empty-slice warning)."""
     defined = [value for value in values if not math.isnan(value)]
     return math.fsum(defined) / len(defined) if defined else math.nan
@@ -293,7 +293,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else math.nan
 
 
-def _budget_recall(card_days: pd.DataFrame) -> BudgetRecall:
+def budget_recall(card_days: pd.DataFrame) -> BudgetRecall:
     # Known-compromised cards stay in both denominators: their frauds happened and were missed.
     compromised = card_days["frauds"] > 0
     caught = card_days["flagged"] & compromised
@@ -305,7 +305,7 @@ def _budget_recall(card_days: pd.DataFrame) -> BudgetRecall:
     )
 
 
-def _alert_precision(card_days: pd.DataFrame) -> float:
+def flagged_precision(card_days: pd.DataFrame) -> float:
     flagged = card_days["flagged"]
     hits = flagged & (card_days["frauds"] > 0)
     return _ratio(float(hits.sum()), float(flagged.sum()))
@@ -331,7 +331,7 @@ def recall_at_budget(frame: pd.DataFrame, k: int = 100) -> BudgetRecall:
     >>> recall_at_budget(frame, k=1)
     BudgetRecall(transaction_recall=0.6666666666666666, card_recall=0.5)
     """
-    return _budget_recall(_budget_card_days(frame, k))
+    return budget_recall(_budget_card_days(frame, k))
 
 
 def alert_precision(frame: pd.DataFrame, k: int = 100) -> float:
@@ -354,7 +354,7 @@ def alert_precision(frame: pd.DataFrame, k: int = 100) -> float:
     >>> alert_precision(frame, k=100)
     0.5
     """
-    return _alert_precision(_budget_card_days(frame, k))
+    return flagged_precision(_budget_card_days(frame, k))
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,7 @@ def threshold_alert_metrics(frame: pd.DataFrame, threshold: float) -> ThresholdA
     >>> threshold_alert_metrics(frame, 0.5)
     ThresholdAlerts(precision=0.5, recall=0.5, alerts=2)
     """
-    rows = _checked(frame)
+    rows = checked(frame)
     alerted = rows["score"] >= threshold
     hits = int((alerted & rows["is_fraud"]).sum())
     alerts = int(alerted.sum())
@@ -391,193 +391,4 @@ def threshold_alert_metrics(frame: pd.DataFrame, threshold: float) -> ThresholdA
         precision=_ratio(hits, alerts),
         recall=_ratio(hits, int(rows["is_fraud"].sum())),
         alerts=alerts,
-    )
-
-
-# --- the evaluation of a test period -----------------------------------------------------------
-
-
-def _json_ready(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-@dataclass(frozen=True)
-class PeriodMetrics:
-    """All figures of one period ``[start, end)``; undefined figures are ``nan``."""
-
-    start: datetime
-    end: datetime
-    transactions: int
-    frauds: int
-    average_precision: float
-    roc_auc: float
-    card_precision_at_k: float
-    card_precision_at_k_detected: float
-    """CP@k under the handbook's rule for known cards, to compare with published figures."""
-    alert_precision: float
-    transaction_recall: float
-    card_recall: float
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready: datetimes as ISO 8601 strings, ``nan`` as ``None``."""
-        return {name: _json_ready(value) for name, value in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class EvaluationMetrics:
-    """The test period as a whole and week by week, at an alert budget of ``k`` cards a day.
-
-    The mean of the weekly figures is the headline: the acceptance criterion is stated on it,
-    and it weighs each week equally, so a bad week after a fraud-pattern shift is not drowned
-    by quiet ones. Weeks where a figure is undefined (e.g. no fraud) are left out of its mean.
-    """
-
-    k: int
-    overall: PeriodMetrics
-    weekly: tuple[PeriodMetrics, ...]
-    mean_weekly_average_precision: float
-    mean_weekly_card_precision_at_k: float
-    mean_weekly_card_precision_at_k_detected: float
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready, nested the same way as the dataclass."""
-        return {
-            "k": self.k,
-            "overall": self.overall.to_dict(),
-            "weekly": [week.to_dict() for week in self.weekly],
-            "mean_weekly_average_precision": _json_ready(self.mean_weekly_average_precision),
-            "mean_weekly_card_precision_at_k": _json_ready(self.mean_weekly_card_precision_at_k),
-            "mean_weekly_card_precision_at_k_detected": _json_ready(
-                self.mean_weekly_card_precision_at_k_detected
-            ),
-        }
-
-
-def _as_utc(moment: datetime | pd.Timestamp, name: str) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
-    return pd.Timestamp(moment).tz_convert(UTC).to_pydatetime()
-
-
-def _midnight(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _period_bounds(
-    rows: pd.DataFrame, start: datetime | None, end: datetime | None
-) -> tuple[datetime, datetime]:
-    days = rows["timestamp"].dt.floor("D")
-    lower = _as_utc(days.min(), "timestamp") if start is None else _as_utc(start, "start")
-    upper = _as_utc(days.max() + _DAY, "timestamp") if end is None else _as_utc(end, "end")
-    return lower, upper
-
-
-def _period_metrics(
-    rows: pd.DataFrame,
-    card_days: pd.DataFrame,
-    detected_rule: pd.Series,
-    start: datetime,
-    end: datetime,
-    k: int,
-) -> PeriodMetrics:
-    """Figures for the rows, card-days and daily precisions already cut to ``[start, end)``."""
-    budget = _budget_recall(card_days)
-    return PeriodMetrics(
-        start=start,
-        end=end,
-        transactions=len(rows),
-        frauds=int(rows["is_fraud"].sum()),
-        average_precision=average_precision(rows["is_fraud"], rows["score"]),
-        roc_auc=roc_auc(rows["is_fraud"], rows["score"]),
-        card_precision_at_k=_mean(_daily_card_precisions(card_days, k)),
-        card_precision_at_k_detected=_mean(detected_rule.tolist()),
-        alert_precision=_alert_precision(card_days),
-        transaction_recall=budget.transaction_recall,
-        card_recall=budget.card_recall,
-    )
-
-
-def _weeks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Consecutive 7-day periods from ``start``'s midnight, clipped to ``[start, end)``."""
-    bounds = []
-    week_start = _midnight(start)
-    while week_start < end:
-        bounds.append((max(week_start, start), min(week_start + _WEEK, end)))
-        week_start += _WEEK
-    return bounds
-
-
-def evaluate_scores(
-    frame: pd.DataFrame,
-    *,
-    k: int = 100,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> EvaluationMetrics:
-    """Evaluate the scores of the test period ``[start, end)``, overall and week by week.
-
-    ``start`` defaults to the first day's UTC midnight and ``end`` to the end of the last day.
-    Only frauds of the period mark cards known compromised (see the module's docstring).
-
-    Raises
-    ------
-    ValueError
-        If a required column is missing or malformed, or the period holds no rows.
-
-    Examples
-    --------
-    Two days, one fraud each day on a different card; the scorer ranks them first.
-
-    >>> import pandas as pd
-    >>> t = pd.Timestamp("2018-08-08 10:00", tz="UTC")
-    >>> frame = pd.DataFrame({
-    ...     "timestamp": [t, t, t + pd.Timedelta(days=1), t + pd.Timedelta(days=1)],
-    ...     "card_id": ["a", "b", "c", "b"],
-    ...     "score": [0.9, 0.2, 0.8, 0.1],
-    ...     "is_fraud": [True, False, True, False],
-    ...     "label_known_at": [t + pd.Timedelta(days=7)] * 4,
-    ... })
-    >>> result = evaluate_scores(frame, k=2)
-    >>> result.overall.average_precision, result.overall.card_precision_at_k
-    (1.0, 0.5)
-    >>> [(week.start.date().isoformat(), week.transactions) for week in result.weekly]
-    [('2018-08-08', 4)]
-    """
-    _check_k(k)
-    rows = _checked(frame)
-    if rows.empty:
-        raise ValueError("frame holds no rows")
-    start, end = _period_bounds(rows, start, end)
-    rows = rows.loc[(rows["timestamp"] >= start) & (rows["timestamp"] < end)]
-    if rows.empty:
-        raise ValueError(f"no rows in the period [{start.isoformat()}, {end.isoformat()})")
-    card_days = _card_days(rows, _first_known_fraud(rows), k)
-    detected_rule = _detected_rule_precisions(rows, k)
-
-    def period(lower: datetime, upper: datetime) -> PeriodMetrics:
-        # Weeks start at midnight, so every card-day falls in exactly one week.
-        first_day, days = _midnight(lower), detected_rule.index
-        return _period_metrics(
-            rows.loc[(rows["timestamp"] >= lower) & (rows["timestamp"] < upper)],
-            card_days.loc[(card_days["day"] >= first_day) & (card_days["day"] < upper)],
-            detected_rule.loc[(days >= first_day) & (days < upper)],
-            lower,
-            upper,
-            k,
-        )
-
-    weekly = tuple(period(lower, upper) for lower, upper in _weeks(start, end))
-    return EvaluationMetrics(
-        k=k,
-        overall=period(start, end),
-        weekly=weekly,
-        mean_weekly_average_precision=_mean([week.average_precision for week in weekly]),
-        mean_weekly_card_precision_at_k=_mean([week.card_precision_at_k for week in weekly]),
-        mean_weekly_card_precision_at_k_detected=_mean(
-            [week.card_precision_at_k_detected for week in weekly]
-        ),
     )

@@ -20,17 +20,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
-import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from models.schemas import MAX_AMOUNT, Label, LabelSource, Transaction
-from models.simulator import HANDBOOK_COLUMNS
+from models.schemas import Label, Transaction
 
 REQUIRED_COLUMNS = (
     "TRANSACTION_ID",
@@ -51,10 +48,10 @@ _COLUMN_OF_FIELD = {
     "terminal_id": "TERMINAL_ID",
     "amount": "TX_AMOUNT",
 }
-_CSV_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+CSV_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Stands in for an unparseable date so that the row's other fields still get checked.
 _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_JSONL_CHUNK = 50_000
+JSONL_CHUNK = 50_000
 
 Format = Literal["csv", "parquet", "jsonl", "pickles"]
 
@@ -123,10 +120,10 @@ def read_dataset(path: Path, *, currency: str = "EUR") -> LabelledDataset:
     """
     if not path.exists():
         raise DatasetError(f"no such file or directory: {path}")
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if fmt == "jsonl":
         return _read_jsonl(path)
-    _check_currency(currency)
+    check_currency(currency)
     try:
         frame, first_row = _read_handbook_frame(path, fmt)
     except (OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
@@ -144,12 +141,12 @@ def dataset_from_frame(frame: pd.DataFrame, *, currency: str = "EUR") -> Labelle
     DatasetError
         Required columns are missing or the currency is not a valid code.
     """
-    _require_columns("the frame", frame.columns)
-    _check_currency(currency)
+    require_columns("the frame", frame.columns)
+    check_currency(currency)
     return _validate_handbook(frame, currency, first_row=1)
 
 
-def _format_of(path: Path) -> Format:
+def format_of(path: Path) -> Format:
     name = path.name.lower()
     if path.is_dir():
         return "pickles"
@@ -162,7 +159,7 @@ def _format_of(path: Path) -> Format:
     raise DatasetError(f"unsupported format: {path.name!r}; expected {SUPPORTED_FORMATS}")
 
 
-def _check_currency(currency: str) -> None:
+def check_currency(currency: str) -> None:
     try:
         Transaction(
             transaction_id="-",
@@ -180,7 +177,7 @@ def _read_handbook_frame(path: Path, fmt: Format) -> tuple[pd.DataFrame, int]:
     """The required columns, and the row number of the first data row."""
     if fmt == "csv":
         found = pd.read_csv(path, nrows=0).columns
-        _require_columns(path, found)
+        require_columns(path, found)
         # Read as text so ids keep their exact spelling and bad cells can be quoted back.
         frame = pd.read_csv(
             path,
@@ -191,7 +188,7 @@ def _read_handbook_frame(path: Path, fmt: Format) -> tuple[pd.DataFrame, int]:
         )
         return frame, 2
     frame = pd.read_parquet(path, engine="pyarrow") if fmt == "parquet" else _read_pickles(path)
-    _require_columns(path, frame.columns)
+    require_columns(path, frame.columns)
     return frame, 1
 
 
@@ -208,7 +205,7 @@ def _read_pickles(directory: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _require_columns(source: Path | str, found: Iterable[object]) -> None:
+def require_columns(source: Path | str, found: Iterable[object]) -> None:
     names = [str(column) for column in found]
     missing = [column for column in REQUIRED_COLUMNS if column not in names]
     if missing:
@@ -220,10 +217,10 @@ def _require_columns(source: Path | str, found: Iterable[object]) -> None:
 def _validate_handbook(frame: pd.DataFrame, currency: str, first_row: int) -> LabelledDataset:
     fraud = pd.to_numeric(frame["TX_FRAUD"], errors="coerce")
     rows = zip(
-        _id_values(frame["TRANSACTION_ID"]),
+        id_values(frame["TRANSACTION_ID"]),
         _utc_times(frame["TX_DATETIME"]),
-        _id_values(frame["CUSTOMER_ID"]),
-        _id_values(frame["TERMINAL_ID"]),
+        id_values(frame["CUSTOMER_ID"]),
+        id_values(frame["TERMINAL_ID"]),
         _amount_values(frame["TX_AMOUNT"]),
         fraud.isin([0, 1]).tolist(),
         fraud.eq(1).tolist(),
@@ -300,7 +297,7 @@ def _utc_times(column: pd.Series) -> list[datetime | None]:
     return [None if gap else value for value, gap in zip(values, missing, strict=True)]
 
 
-def _id_values(column: pd.Series) -> list[str | None]:
+def id_values(column: pd.Series) -> list[str | None]:
     """Ids as text; integral floats (an int column that held a gap) lose their ``.0``."""
     if pd.api.types.is_integer_dtype(column.dtype):
         return [str(value) for value in column.tolist()]
@@ -377,166 +374,4 @@ def _dataset(
         is_fraud=[fraud for _, fraud in kept],
         rejected=rejected,
         rows_read=rows_read,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-def write_dataset(
-    frame: pd.DataFrame,
-    path: Path,
-    layout: Literal["handbook", "contract"] = "handbook",
-    *,
-    currency: str = "EUR",
-) -> None:
-    """Write a frame with the handbook columns, in the format the path names.
-
-    Parameters
-    ----------
-    frame
-        At least :data:`REQUIRED_COLUMNS`; ``TX_DATETIME`` naive (meaning UTC) or aware.
-    path
-        ``.csv``, ``.csv.gz``, ``.parquet``, a directory (one ``YYYY-MM-DD.pkl`` per day) for
-        the handbook layout; ``.jsonl`` for the contract layout.
-    layout
-        ``"handbook"`` keeps the public columns; ``"contract"`` writes transactions and labels
-        as :mod:`models.schemas` shapes them.
-    currency
-        Currency written into contract transactions.
-
-    Raises
-    ------
-    DatasetError
-        The layout does not fit the path, columns are missing, or the file cannot be written.
-    """
-    _require_columns(path, frame.columns)
-    fmt = _output_format(path)
-    if (layout == "contract") != (fmt == "jsonl"):
-        raise DatasetError(
-            f"{path.name!r}: the contract layout is written as .jsonl, and .jsonl only holds "
-            f"the contract layout (got layout {layout!r})"
-        )
-    try:
-        if fmt == "jsonl":
-            _check_currency(currency)
-            _write_jsonl(frame, path, currency)
-        else:
-            _write_handbook(_handbook_frame(frame), path, fmt)
-    except OSError as error:
-        raise DatasetError(f"cannot write {path}: {error}") from error
-
-
-def _output_format(path: Path) -> Format:
-    if path.suffix == "" or path.is_dir():
-        return "pickles"
-    return _format_of(path)
-
-
-def _handbook_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The handbook columns only, with times as naive UTC as the handbook stores them."""
-    out = frame[[column for column in HANDBOOK_COLUMNS if column in frame.columns]].copy()
-    out["TX_DATETIME"] = _naive_utc(out["TX_DATETIME"])
-    return out
-
-
-def _naive_utc(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        column = column.dt.tz_convert(UTC).dt.tz_localize(None)
-    return column.astype("datetime64[ns]")
-
-
-def _write_handbook(frame: pd.DataFrame, path: Path, fmt: Format) -> None:
-    if fmt == "pickles":
-        _write_pickles(frame, path)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.to_parquet(path, engine="pyarrow", index=False)
-        return
-    # A fixed mtime keeps the gzip bytes identical from one run to the next.
-    compression = (
-        {"method": "gzip", "compresslevel": 6, "mtime": 0}
-        if path.name.lower().endswith(".gz")
-        else None
-    )
-    frame.to_csv(path, index=False, date_format=_CSV_DATE_FORMAT, compression=compression)
-
-
-def _write_pickles(frame: pd.DataFrame, directory: Path) -> None:
-    if directory.is_dir() and any(directory.glob("*.pkl")):
-        # Mixing days from two data sets would go unnoticed when the directory is read back.
-        raise DatasetError(f"{directory} already holds .pkl files; choose an empty directory")
-    directory.mkdir(parents=True, exist_ok=True)
-    for day, rows in frame.groupby(frame["TX_DATETIME"].dt.floor("D"), sort=True):
-        rows.reset_index(drop=True).to_pickle(directory / f"{pd.Timestamp(day):%Y-%m-%d}.pkl")
-
-
-def _write_jsonl(frame: pd.DataFrame, path: Path, currency: str) -> None:
-    """Dicts shaped exactly like the contract's JSON; pydantic objects per row would be slow."""
-    rows = _contract_rows(frame)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        while chunk := list(islice(rows, _JSONL_CHUNK)):
-            out.write(b"".join(_contract_line(row, currency) for row in chunk))
-
-
-_ContractRow = tuple[str, str, str, str, float, bool]
-
-
-def _contract_rows(frame: pd.DataFrame) -> Iterator[_ContractRow]:
-    """Per-row values, after refusing a frame that would write lines the contract rejects."""
-    times = _naive_utc(frame["TX_DATETIME"])
-    amounts = frame["TX_AMOUNT"].astype(float)
-    ids = [_id_values(frame[name]) for name in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID")]
-    if times.isna().any() or any(None in column for column in ids):
-        raise DatasetError("cannot write the contract layout: missing ids or times")
-    if not (amounts.gt(0) & amounts.le(MAX_AMOUNT)).all():
-        raise DatasetError(
-            f"cannot write the contract layout: TX_AMOUNT not in (0, {MAX_AMOUNT:g}]"
-        )
-    if not frame["TX_FRAUD"].isin([0, 1]).all():
-        raise DatasetError("cannot write the contract layout: TX_FRAUD not 0 or 1")
-    transaction_ids, card_ids, terminal_ids = ids
-    return zip(
-        cast(list[str], transaction_ids),
-        _zulu(times),
-        cast(list[str], card_ids),
-        cast(list[str], terminal_ids),
-        amounts.tolist(),
-        frame["TX_FRAUD"].eq(1).tolist(),
-        strict=True,
-    )
-
-
-def _zulu(times: pd.Series) -> list[str]:
-    """ISO 8601 in UTC with ``Z``, to the second unless some time has a fraction."""
-    whole = bool((times.dt.microsecond.eq(0) & times.dt.nanosecond.eq(0)).all())
-    values = times.to_numpy(dtype="datetime64[us]")
-    return [f"{text}Z" for text in np.datetime_as_string(values, unit="s" if whole else "us")]
-
-
-def _contract_line(row: _ContractRow, currency: str) -> bytes:
-    transaction_id, timestamp, card_id, terminal_id, amount, is_fraud = row
-    # labelled_at: the data set does not know when a label arrived; the evaluation applies
-    # its configured delay on top of the transaction's own time.
-    return orjson.dumps(
-        {
-            "transaction": {
-                "transaction_id": transaction_id,
-                "timestamp": timestamp,
-                "card_id": card_id,
-                "terminal_id": terminal_id,
-                "amount": amount,
-                "currency": currency,
-            },
-            "label": {
-                "transaction_id": transaction_id,
-                "is_fraud": is_fraud,
-                "labelled_at": timestamp,
-                "source": LabelSource.CHARGEBACK.value,
-            },
-        },
-        option=orjson.OPT_APPEND_NEWLINE,
     )

@@ -20,7 +20,7 @@ from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.memory_state import InMemoryFeatureState
-from models.metrics import EvaluationMetrics, evaluate_scores
+from models.period_metrics import EvaluationMetrics, evaluate_scores
 from models.replay import replay
 from models.state import WindowSpec
 from pipelines.datasets import LabelledDataset

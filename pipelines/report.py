@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
-from models.metrics import EvaluationMetrics, average_precision
+from models.metrics import average_precision
+from models.period_metrics import EvaluationMetrics
 
 
 @dataclass(frozen=True)

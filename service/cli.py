@@ -25,7 +25,8 @@ from models.learners import DEFAULT_LEARNER, RECIPES, LearnerError
 from models.simulator import SimulationConfig
 from models.simulator import simulate as run_simulation
 from pipelines.benchmarks import bench_core as run_bench
-from pipelines.datasets import DatasetError, read_dataset, write_dataset
+from pipelines.dataset_writer import write_dataset
+from pipelines.datasets import DatasetError, read_dataset
 from pipelines.evaluation import EvaluationOptions, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
 from pipelines.http_bench import STEPS, HttpBenchOptions

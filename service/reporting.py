@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from models.metrics import PeriodMetrics
+from models.period_metrics import PeriodMetrics
 from pipelines.benchmarks import CoreBenchRow
 from pipelines.datasets import LabelledDataset
 from pipelines.evaluation import EvaluationRun

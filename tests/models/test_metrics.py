@@ -21,11 +21,11 @@ from models.metrics import (
     average_precision,
     card_precision_at_k,
     daily_card_precision_at_k,
-    evaluate_scores,
     recall_at_budget,
     roc_auc,
     threshold_alert_metrics,
 )
+from models.period_metrics import evaluate_scores
 
 DAY1 = "2018-08-08"
 DAY2 = "2018-08-09"

@@ -10,12 +10,12 @@ import pytest
 
 from models.schemas import Label, LabelSource, Transaction
 from models.simulator import SimulationConfig, simulate
+from pipelines.dataset_writer import write_dataset
 from pipelines.datasets import (
     DatasetError,
     RowError,
     dataset_from_frame,
     read_dataset,
-    write_dataset,
 )
 
 HEADER = "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import EvaluationMetrics, evaluate_scores
+from models.period_metrics import EvaluationMetrics, evaluate_scores
 from pipelines.report import ReportPaths, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -119,7 +119,7 @@ def test_the_report_never_loads_pyplot(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "import pandas as pd\n"
-        "from models.metrics import evaluate_scores\n"
+        "from models.period_metrics import evaluate_scores\n"
         "from pipelines.report import write_report\n"
         "t = pd.to_datetime(['2018-08-08 10:00', '2018-08-08 11:00'], utc=True)\n"
         "frame = pd.DataFrame({'timestamp': t, 'card_id': ['a', 'b'], 'score': [0.9, 0.1],\n"
