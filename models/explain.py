@@ -80,9 +80,9 @@ class LinearExplainer:
         self, features: FeatureVector, top: int
     ) -> tuple[float, tuple[ReasonCode, ...]]:
         means, variances = self._scaler.means, self._scaler.vars
-        # River's public `weights` copies the whole vector on every call; the live mapping is
-        # only read here.
-        weights = self._model._weights
+        # One copy of the weights into a plain dict: looking each one up in river's own
+        # vector, a Rust object, costs several times more than copying all of them.
+        weights = self._model.weights
         pushes = []
         for name, value in features.items():
             variance = variances.get(name, 0.0)
@@ -112,6 +112,8 @@ class OcclusionExplainer:
         self, features: FeatureVector, top: int
     ) -> tuple[float, tuple[ReasonCode, ...]]:
         probability = self.score(features)
+        if top <= 0:
+            return probability, ()
         means: Any = self._reference.means
         variances: Any = self._reference.vars
         unusual = heapq.nlargest(

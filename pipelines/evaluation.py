@@ -71,12 +71,17 @@ class EvaluationRun:
         }
 
 
-def build_detector(options: EvaluationOptions) -> FraudDetector:
-    """A detector wired as the embedded service wires it, for the given learner and delay."""
+def build_detector(options: EvaluationOptions, *, reasons: int = 3) -> FraudDetector:
+    """A detector wired as the embedded service wires it, for the given learner and delay.
+
+    ``reasons`` changes no score; a replay that only measures scores asks for none, which
+    spares the tree learners' occlusion predictions.
+    """
     windows = WindowSpec(label_delay_seconds=int(options.label_delay.total_seconds()))
     features = FeatureSet(FeatureSpec(windows=windows))
     learner = OnlineLearner(options.learner, options.params, seed=options.seed)
-    return FraudDetector(features, InMemoryFeatureState(windows), learner, DetectorPolicy())
+    policy = DetectorPolicy(reasons=reasons)
+    return FraudDetector(features, InMemoryFeatureState(windows), learner, policy)
 
 
 def evaluate(
@@ -87,7 +92,7 @@ def evaluate(
     """Replay ``dataset`` with ``options`` and measure the scores on the test period."""
     if not dataset.transactions:
         raise ValueError("the data set holds no valid transaction to replay")
-    detector = build_detector(options)
+    detector = build_detector(options, reasons=0)
     delay_seconds = int(options.label_delay.total_seconds())
     started = time.perf_counter()
     scores = replay(dataset.transactions, dataset.is_fraud, detector, delay_seconds, progress)

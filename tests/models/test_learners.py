@@ -59,6 +59,16 @@ def test_reasons_name_the_feature_that_drives_fraud(name: str) -> None:
     assert all(reason.contribution > 0 for reason in reasons)
 
 
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_asking_for_no_reasons_changes_no_score(name: str) -> None:
+    learner = OnlineLearner(name)
+    _train(learner, rows=300)
+    vector = {"amount": 300.0, "noise": 0.2}
+    score, reasons = learner.score_and_explain(vector, top=0)
+    assert reasons == ()
+    assert score == learner.score_and_explain(vector, top=3)[0]
+
+
 def test_linear_contributions_are_exact_shares_of_the_log_odds() -> None:
     learner = OnlineLearner("logistic")
     _train(learner)
