@@ -3,6 +3,9 @@
 Scoring and learning are river calls of microseconds, so they run inline on the event loop
 (one writer, no locks); the in-process queue stands where the Kafka topic stands in distributed
 mode, and `POST /v1/transactions` feeds it exactly as the topic would.
+
+Metrics are counted once per call, not per transaction, and the state gauges are read only when
+Prometheus scrapes (`gauges`), so telemetry adds a fixed cost per request or batch.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from models.metrics import average_precision
 from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
+from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +66,12 @@ class EmbeddedRuntime:
         queue_size: int = 100_000,
         quality_window: int = 10_000,
         clock: Clock = utc_now,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.detector = detector
         self.alerts = alerts
+        self.telemetry = telemetry or Telemetry()
+        self.telemetry.watch(self.gauges)
         self._clock = clock
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._matured: deque[tuple[float, bool]] = deque(maxlen=quality_window)
@@ -80,6 +89,10 @@ class EmbeddedRuntime:
 
     def score(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score in order, publish the alerts they raise, and return the scores."""
+        started = time.perf_counter()
+        learner = self.detector.learner
+        # Scoring moves event time on, which may learn matured transactions as legitimate.
+        learned_before = learner.labels_learned
         scored = self.detector.score_many(transactions)
         self.scored += len(scored)
         alerts = [
@@ -89,6 +102,8 @@ class EmbeddedRuntime:
         ]
         if alerts:
             self.alerts.publish(alerts)
+        self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
+        self.telemetry.learned(learner.labels_learned - learned_before)
         return scored
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
@@ -98,6 +113,7 @@ class EmbeddedRuntime:
         for label, entry in zip(labels, entries, strict=True):
             if entry is not None:
                 self._matured.append((entry.scored.score, label.is_fraud))
+        self.telemetry.learned(outcome.learned)
         return outcome
 
     def submit(self, transactions: Sequence[Transaction]) -> None:
@@ -124,6 +140,24 @@ class EmbeddedRuntime:
             else float("nan"),
         )
 
+    def gauges(self) -> StateGauges:
+        """The state Prometheus reads at each scrape.
+
+        Card Precision@k is ``nan``: it ranks cards, and neither a label nor the vector kept
+        for it knows the card id, so the matured window cannot rank them yet.
+        """
+        status = self.model_status()
+        champion = ModelGauges(
+            name=status.name,
+            version=status.version,
+            role="champion",
+            rolling_average_precision=status.rolling_average_precision,
+            rolling_card_precision_at_k=math.nan,
+        )
+        return StateGauges(
+            consumer_lag=self.backlog, label_backlog=len(self.detector.pending), models=(champion,)
+        )
+
     async def start(self) -> None:
         self._consumer = asyncio.create_task(self._consume(), name="transaction-queue")
 
@@ -147,7 +181,11 @@ class EmbeddedRuntime:
                 self.score(transactions)
             except Exception:
                 # One bad batch must not stop the queue; the error is a bug and is logged.
-                logger.exception("scoring a queued batch of %d failed", len(transactions))
+                logger.exception(
+                    "scoring a queued batch of %d failed",
+                    len(transactions),
+                    extra={"model_version": self.detector.model_version},
+                )
             finally:
                 for _ in transactions:
                     self._queue.task_done()

@@ -14,7 +14,16 @@ from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import SimulatedFeed
 from service.bootstrap import build_feed, build_runtime
 from service.errors import UnsupportedMediaTypeError, install_error_handlers
-from service.routers import alerts, bench, health, labels, models, scoring, transactions
+from service.routers import (
+    alerts,
+    bench,
+    health,
+    labels,
+    metrics,
+    models,
+    scoring,
+    transactions,
+)
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -78,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     json_only = [Depends(require_json)]
     for router in (scoring.router, transactions.router, labels.router):
         app.include_router(router, dependencies=json_only)
-    for router in (alerts.router, models.router, health.router):
+    for router in (alerts.router, models.router, health.router, metrics.router):
         app.include_router(router)
     if settings.bench_endpoints:
         app.include_router(bench.router, dependencies=json_only)

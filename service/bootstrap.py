@@ -13,6 +13,7 @@ from models.state import WindowSpec
 from pipelines.alert_log import AlertLog
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import FeedConfig, SimulatedFeed
+from pipelines.telemetry import Telemetry
 from service.settings import Settings
 
 
@@ -21,7 +22,7 @@ def seconds(value: timedelta) -> int:
 
 
 def build_runtime(settings: Settings) -> EmbeddedRuntime:
-    """In-memory state, the configured learner and alert policy, an alert log."""
+    """In-memory state, the configured learner and alert policy, an alert log, metrics."""
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
     features = FeatureSet(FeatureSpec(windows=windows))
     implicit = settings.implicit_legit_after
@@ -43,7 +44,10 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         ),
     )
     return EmbeddedRuntime(
-        detector, AlertLog(capacity=settings.alert_log_size), queue_size=settings.queue_size
+        detector,
+        AlertLog(capacity=settings.alert_log_size),
+        queue_size=settings.queue_size,
+        telemetry=Telemetry(),
     )
 
 

@@ -7,7 +7,6 @@ clear line and exit with status 2; a traceback means a bug.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from pipelines.http_bench import bench_http as run_http_bench
 from pipelines.report import write_report
 from pipelines.server_process import ServerProcessError
 from service.app import create_app
+from service.logs import configure_logging
 from service.reporting import print_bench, print_evaluation, print_http_bench
 from service.settings import Settings
 
@@ -246,9 +246,7 @@ def serve(
             if value is not None
         }
         settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+        configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
     if settings.simulate_rate:
@@ -271,6 +269,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=None,  # configure_logging has routed uvicorn's loggers through ours
     )
 
 
