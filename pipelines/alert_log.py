@@ -69,5 +69,13 @@ class AlertLog:
             self._subscribers.discard(queue)
 
     @property
+    def complete_since(self) -> datetime | None:
+        """When the log stopped being complete: the oldest alert kept, once older ones were
+        dropped for capacity (``None`` while it holds every alert published)."""
+        if self.published > len(self._alerts):
+            return self._alerts[0].raised_at
+        return None
+
+    @property
     def subscribers(self) -> int:
         return len(self._subscribers)

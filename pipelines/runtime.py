@@ -5,7 +5,9 @@ Scoring and learning are river calls of microseconds, so they run inline on the 
 mode, and `POST /v1/transactions` feeds it exactly as the topic would.
 
 Metrics are counted once per call, not per transaction, and the state gauges are read only when
-Prometheus scrapes (`gauges`), so telemetry adds a fixed cost per request or batch.
+Prometheus scrapes (`gauges`), so telemetry adds a fixed cost per request or batch. The same
+goes for the dashboard: the hot path only extends a bounded deque of recent scores, and the
+figures are computed when the dashboard asks (`dashboard`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from models.detector import FraudDetector, LearnOutcome
 from models.metrics import average_precision
 from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
+from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,24 @@ class ModelStatus:
     """AP of the scores these transactions got at arrival, against their matured labels."""
 
 
+@dataclass(frozen=True)
+class DashboardSnapshot:
+    """What `GET /v1/dashboard` shows: the figures no other endpoint gives, taken at ``at``."""
+
+    at: datetime
+    model: ModelStatus
+    transactions_scored: int
+    alerts_raised: int
+    threshold: float
+    """The alert threshold in force now (it moves when an alert budget is set)."""
+    scores: int
+    """Recent scores the histogram counts."""
+    histogram: list[ScoreBin]
+    alert_rate: AlertRate
+    quality: list[QualityPoint]
+    """The live model's rolling AP as sampled over time, oldest first."""
+
+
 class EmbeddedRuntime:
     """Scores, learns and alerts for one process; owns the in-process transaction queue."""
 
@@ -65,6 +86,8 @@ class EmbeddedRuntime:
         *,
         queue_size: int = 100_000,
         quality_window: int = 10_000,
+        score_window: int = 5_000,
+        quality_history: int = 720,
         clock: Clock = utc_now,
         telemetry: Telemetry | None = None,
     ) -> None:
@@ -77,6 +100,11 @@ class EmbeddedRuntime:
         self._matured: deque[tuple[float, bool]] = deque(maxlen=quality_window)
         self._consumer: asyncio.Task[None] | None = None
         self.scored = 0
+        self.started_at: datetime | None = None
+        self.recent_scores: deque[float] = deque(maxlen=score_window)
+        """The last scores given, for the dashboard's distribution."""
+        self.quality: deque[QualityPoint] = deque(maxlen=quality_history)
+        """Samples of the live model's rolling AP (`sample_quality`), oldest first."""
 
     @property
     def ready(self) -> bool:
@@ -95,6 +123,7 @@ class EmbeddedRuntime:
         learned_before = learner.labels_learned
         scored = self.detector.score_many(transactions)
         self.scored += len(scored)
+        self.recent_scores.extend([result.score for result in scored])
         alerts = [
             self._alert(tx, result)
             for tx, result in zip(transactions, scored, strict=True)
@@ -140,6 +169,39 @@ class EmbeddedRuntime:
             else float("nan"),
         )
 
+    def sample_quality(self) -> None:
+        """Add the live model's rolling AP, as of now, to the quality history."""
+        average_precision = self.model_status().rolling_average_precision
+        self.quality.append(QualityPoint(self._clock(), average_precision))
+
+    def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
+        """The score distribution, the alert rate over ``minutes`` and the quality history."""
+        now = self._clock()
+        raised = self.alerts.recent(
+            since=now - timedelta(minutes=minutes), limit=len(self.alerts) or 1
+        )
+        # Alert times are complete from the start, or from the oldest alert the log still holds
+        # once it has dropped older ones: before that a minute is unknown, not quiet.
+        observed_since = self.started_at or now
+        if (complete_since := self.alerts.complete_since) is not None:
+            observed_since = max(observed_since, complete_since)
+        return DashboardSnapshot(
+            at=now,
+            model=self.model_status(),
+            transactions_scored=self.scored,
+            alerts_raised=self.alerts.published,
+            threshold=self.detector.alerting.threshold,
+            scores=len(self.recent_scores),
+            histogram=score_histogram(self.recent_scores, bins),
+            alert_rate=alert_rate(
+                (alert.raised_at for alert in raised),
+                now=now,
+                minutes=minutes,
+                observed_since=observed_since,
+            ),
+            quality=list(self.quality),
+        )
+
     def gauges(self) -> StateGauges:
         """The state Prometheus reads at each scrape.
 
@@ -159,6 +221,7 @@ class EmbeddedRuntime:
         )
 
     async def start(self) -> None:
+        self.started_at = self._clock()
         self._consumer = asyncio.create_task(self._consume(), name="transaction-queue")
 
     async def stop(self) -> None:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import SimulatedFeed
@@ -17,6 +18,7 @@ from service.errors import UnsupportedMediaTypeError, install_error_handlers
 from service.routers import (
     alerts,
     bench,
+    dashboard,
     health,
     labels,
     metrics,
@@ -28,6 +30,9 @@ from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
+QUALITY_SAMPLE_SECONDS = 5.0
+"""How often the dashboard's quality history samples the live model's rolling AP."""
+
 
 async def require_json(request: Request) -> None:
     """Bodies are JSON: anything else is refused with 415 rather than half-parsed."""
@@ -38,6 +43,15 @@ async def require_json(request: Request) -> None:
         )
 
 
+async def _sample_quality(runtime: EmbeddedRuntime) -> None:
+    # On a timer rather than when the dashboard asks: the history is there when someone first
+    # opens the page, its points are evenly spaced however many pages poll, and a sample (an AP
+    # over at most 10,000 matured labels) costs milliseconds every few seconds.
+    while True:
+        runtime.sample_quality()
+        await asyncio.sleep(QUALITY_SAMPLE_SECONDS)
+
+
 async def _start(
     runtime: EmbeddedRuntime, feed: SimulatedFeed | None, tasks: list[asyncio.Task[None]]
 ) -> None:
@@ -46,6 +60,7 @@ async def _start(
         warmed = await asyncio.to_thread(feed.warm_up)
         logger.info("learned from %d simulated historical transactions", warmed)
     await runtime.start()
+    tasks.append(asyncio.create_task(_sample_quality(runtime), name="quality-sampler"))
     # What start-up built lives as long as the process: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()
@@ -87,8 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     json_only = [Depends(require_json)]
     for router in (scoring.router, transactions.router, labels.router):
         app.include_router(router, dependencies=json_only)
-    for router in (alerts.router, models.router, health.router, metrics.router):
+    for router in (alerts.router, models.router, health.router, metrics.router, dashboard.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     if settings.bench_endpoints:
         app.include_router(bench.router, dependencies=json_only)
     return app

@@ -51,6 +51,8 @@ app.add_typer(bench_app, name="bench")
 console = Console(width=None if sys.stdout.isatty() else 132)
 errors = Console(stderr=True)
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
 USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError, ServerProcessError)
 
 
@@ -270,6 +272,9 @@ def serve(
         http="httptools",
         log_level=settings.log_level,
         log_config=None,  # configure_logging has routed uvicorn's loggers through ours
+        # An open alert stream never ends by itself: without a bound, SIGTERM would wait on
+        # every dashboard tab still connected.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from fastapi import Response
 from pydantic import BaseModel, Field
@@ -51,6 +53,53 @@ class ModelsResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ScoreBinResponse(BaseModel):
+    lower: float
+    upper: float
+    count: int
+
+
+class ScoreDistribution(BaseModel):
+    scores: int = Field(description="Recent scores counted: the last ones given, at most 5,000")
+    threshold: float = Field(description="The alert threshold in force now")
+    bins: list[ScoreBinResponse] = Field(description="Equal bins over [0, 1], lowest first")
+
+
+class AlertMinute(BaseModel):
+    start: datetime
+    alerts: int | None = Field(description="None for a minute before the service observed it")
+
+
+class AlertRateResponse(BaseModel):
+    per_minute: float | None = Field(description="Mean over the observed part of the window")
+    observed_minutes: float = Field(description="The part of the window the service observed")
+    total: int = Field(description="Alerts raised since the service started")
+    minutes: list[AlertMinute] = Field(description="The last whole minutes, oldest first")
+
+
+class QualitySample(BaseModel):
+    at: datetime
+    rolling_average_precision: float | None
+
+
+class DashboardModel(BaseModel):
+    name: str
+    version: str
+    role: str = "champion"
+    labels_learned: int
+    matured_labels: int
+    rolling_average_precision: float | None
+    history: list[QualitySample] = Field(description="Rolling AP sampled every few seconds")
+
+
+class DashboardResponse(BaseModel):
+    at: datetime
+    transactions_scored: int
+    score_distribution: ScoreDistribution
+    alert_rate: AlertRateResponse
+    models: list[DashboardModel]
 
 
 def score_document(result: Scored, latency_ms: float) -> dict[str, object]:

@@ -1,0 +1,91 @@
+"""The dashboard: the page risk analysts watch, and the figures it polls.
+
+The page is static (`service/static/`, no build step); the live alert feed comes from
+`GET /v1/alerts/stream` and the recent alerts from `GET /v1/alerts`, so `GET /v1/dashboard`
+carries only what no other endpoint gives.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from pipelines.dashboard import QualityPoint
+from service.deps import ReadyRuntimeDep
+from service.responses import (
+    AlertMinute,
+    AlertRateResponse,
+    DashboardModel,
+    DashboardResponse,
+    QualitySample,
+    ScoreBinResponse,
+    ScoreDistribution,
+)
+
+router = APIRouter(tags=["dashboard"])
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# The page loads its script and style from this origin only, and its data are written as text,
+# so an id in an alert cannot run as markup.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Cache-Control": "no-cache",
+}
+
+
+@router.get("/", response_class=FileResponse)
+async def page() -> FileResponse:
+    """The live dashboard (HTML)."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+@router.get("/v1/dashboard")
+async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
+    """Score distribution, alert rate and the live model's rolling quality over time."""
+    snapshot = runtime.dashboard()
+    model = snapshot.model
+    return DashboardResponse(
+        at=snapshot.at,
+        transactions_scored=snapshot.transactions_scored,
+        score_distribution=ScoreDistribution(
+            scores=snapshot.scores,
+            threshold=snapshot.threshold,
+            bins=[
+                ScoreBinResponse(lower=b.lower, upper=b.upper, count=b.count)
+                for b in snapshot.histogram
+            ],
+        ),
+        alert_rate=AlertRateResponse(
+            per_minute=snapshot.alert_rate.per_minute,
+            observed_minutes=snapshot.alert_rate.observed_minutes,
+            total=snapshot.alerts_raised,
+            minutes=[
+                AlertMinute(start=m.start, alerts=m.alerts) for m in snapshot.alert_rate.minutes
+            ],
+        ),
+        models=[
+            DashboardModel(
+                name=model.name,
+                version=model.version,
+                labels_learned=model.labels_learned,
+                matured_labels=model.matured_labels,
+                rolling_average_precision=_finite(model.rolling_average_precision),
+                history=[_sample(point) for point in snapshot.quality],
+            )
+        ],
+    )
+
+
+def _sample(point: QualityPoint) -> QualitySample:
+    return QualitySample(
+        at=point.at, rolling_average_precision=_finite(point.rolling_average_precision)
+    )
+
+
+def _finite(value: float) -> float | None:
+    """``nan`` (no matured label yet) as ``null``, which JSON can carry."""
+    return None if math.isnan(value) else value

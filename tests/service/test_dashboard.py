@@ -1,0 +1,89 @@
+"""The dashboard through an ASGI client: the page, its static files and the figures it polls."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.responses import DashboardResponse
+from tests.service.client import api_client, transaction
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_page_is_html_that_names_the_alert_stream_and_loads_its_own_files() -> None:
+    async with api_client() as (client, _):
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        html = page.text
+        assert 'data-stream-url="/v1/alerts/stream"' in html
+        assert 'data-alerts-url="/v1/alerts"' in html
+        assert 'data-dashboard-url="/v1/dashboard"' in html
+        for asset, media_type in [
+            ("/static/dashboard.js", "text/javascript"),
+            ("/static/dashboard.css", "text/css"),
+            ("/static/favicon.svg", "image/svg+xml"),
+        ]:
+            assert asset in html
+            served = await client.get(asset)
+            assert served.status_code == 200
+            assert served.headers["content-type"].startswith(media_type)
+        script = (await client.get("/static/dashboard.js")).text
+        assert "EventSource" in script
+        assert '"alert"' in script
+
+
+async def test_dashboard_figures_have_the_documented_shape() -> None:
+    async with api_client(alert_threshold=0.0) as (client, _):
+        batch = [transaction(index) for index in range(7)]
+        assert (await client.post("/v1/score/batch", json=batch)).status_code == 200
+        response = await client.get("/v1/dashboard")
+        assert response.status_code == 200
+        body = response.json()
+        [model] = (await client.get("/v1/models")).json()["models"]
+
+    assert set(body) == {
+        "at",
+        "transactions_scored",
+        "score_distribution",
+        "alert_rate",
+        "models",
+    }
+    DashboardResponse.model_validate(body)
+    assert body["transactions_scored"] == 7
+    distribution = body["score_distribution"]
+    assert set(distribution) == {"scores", "threshold", "bins"}
+    assert distribution["scores"] == 7
+    assert distribution["threshold"] == 0.0
+    assert len(distribution["bins"]) == 20
+    assert sum(b["count"] for b in distribution["bins"]) == 7
+    rate = body["alert_rate"]
+    assert set(rate) == {"per_minute", "observed_minutes", "total", "minutes"}
+    assert 0 < rate["observed_minutes"] < 1
+    assert rate["total"] == 7  # seven cards, no cooldown reached, threshold 0
+    assert len(rate["minutes"]) == 15
+    assert rate["minutes"][-1]["alerts"] == 7
+    assert rate["minutes"][0]["alerts"] is None  # the service is seconds old
+    [live] = body["models"]
+    assert set(live) == {
+        "name",
+        "version",
+        "role",
+        "labels_learned",
+        "matured_labels",
+        "rolling_average_precision",
+        "history",
+    }
+    assert (live["name"], live["version"]) == (model["name"], model["version"])
+    assert live["rolling_average_precision"] is None  # no label yet: null, not NaN
+    # The sampler takes its first sample as soon as the runtime is ready.
+    assert [sample["rolling_average_precision"] for sample in live["history"]] == [None]
+
+
+async def test_dashboard_figures_wait_for_the_model_like_the_scoring_endpoints() -> None:
+    async with api_client() as (client, app):
+        await app.state.runtime.stop()
+        response = await client.get("/v1/dashboard")
+        assert response.status_code == 503
+        assert (await client.get("/")).status_code == 200
