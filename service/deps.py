@@ -24,12 +24,16 @@ async def _runtime(request: Request) -> EmbeddedRuntime:
     return runtime
 
 
-async def _ready_runtime(
-    runtime: Annotated[EmbeddedRuntime, Depends(_runtime)],
-) -> EmbeddedRuntime:
+def ready_runtime(request: Request) -> EmbeddedRuntime:
+    """The runtime, once ready: a plain call for the hot routes, which skip dependency solving."""
+    runtime: EmbeddedRuntime = request.app.state.runtime
     if not runtime.ready:
         raise NotReadyError("the model and feature state are still loading")
     return runtime
+
+
+async def _ready_runtime(request: Request) -> EmbeddedRuntime:
+    return ready_runtime(request)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

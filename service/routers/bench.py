@@ -8,11 +8,13 @@ vector and the alert policy cost behind HTTP.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from models.schemas import Decision, Transaction
+from models.schemas import Decision
 from models.scored import Scored
+from service.bodies import body_schema, json_body
 from service.responses import ScoreResponse, json_response, score_document
+from service.routers.scoring import TRANSACTION
 
 router = APIRouter(prefix="/v1/bench", tags=["bench"])
 
@@ -20,9 +22,14 @@ CONSTANT_SCORE = 0.0
 CONSTANT_VERSION = "constant"
 
 
-@router.post("/constant", response_model=ScoreResponse)
-async def constant(transaction: Transaction) -> Response:
-    """The same body and response path as `POST /v1/score`, with a fixed score."""
+@router.post(
+    "/constant",
+    response_model=ScoreResponse,
+    openapi_extra=body_schema({"$ref": "#/components/schemas/Transaction"}),
+)
+async def constant(request: Request) -> Response:
+    """The same body, validation and response path as `POST /v1/score`, with a fixed score."""
+    transaction = await json_body(request, TRANSACTION)
     result = Scored(
         transaction.transaction_id, CONSTANT_SCORE, CONSTANT_VERSION, Decision.PASS, 1.0, ()
     )

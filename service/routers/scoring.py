@@ -8,29 +8,48 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter
 
 from models.schemas import Transaction
-from service.deps import ReadyRuntimeDep, SettingsDep
+from service.bodies import body_schema, json_body
+from service.deps import SettingsDep, ready_runtime
 from service.responses import BatchScoreResponse, ScoreResponse, json_response, score_document
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"])
 
 
-@router.post("", response_model=ScoreResponse)
-async def score(transaction: Transaction, runtime: ReadyRuntimeDep) -> Response:
+TRANSACTION = TypeAdapter(Transaction)
+TRANSACTIONS = TypeAdapter(list[Transaction])
+_TRANSACTION_SCHEMA = {"$ref": "#/components/schemas/Transaction"}
+
+
+@router.post(
+    "",
+    response_model=ScoreResponse,
+    openapi_extra=body_schema(_TRANSACTION_SCHEMA),
+    responses={415: {"description": "The body is not JSON"}},
+)
+async def score(request: Request) -> Response:
     """Score one transaction; it also updates feature state like any transaction."""
+    runtime = ready_runtime(request)
+    transaction = await json_body(request, TRANSACTION)
     started = time.perf_counter()
     [result] = runtime.score([transaction])
     return json_response(score_document(result, (time.perf_counter() - started) * 1_000))
 
 
-@router.post("/batch", response_model=BatchScoreResponse)
-async def score_batch(
-    transactions: list[Transaction], runtime: ReadyRuntimeDep, settings: SettingsDep
-) -> Response:
+@router.post(
+    "/batch",
+    response_model=BatchScoreResponse,
+    openapi_extra=body_schema({"type": "array", "items": _TRANSACTION_SCHEMA}),
+    responses={415: {"description": "The body is not JSON"}},
+)
+async def score_batch(request: Request, settings: SettingsDep) -> Response:
     """Score up to ``FRAUDSTREAM_MAX_BATCH`` transactions in order, in one call."""
+    runtime = ready_runtime(request)
+    transactions = await json_body(request, TRANSACTIONS)
     started = time.perf_counter()
     if not 0 < len(transactions) <= settings.max_batch:
         message = f"between 1 and {settings.max_batch} transactions per batch"
