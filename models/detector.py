@@ -174,7 +174,7 @@ class FraudDetector:
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
         vector = dict(zip(self.features.names, entry.values, strict=True))
         self.learner.learn(vector, is_fraud)
-        previous, entry.verdict = entry.verdict, is_fraud
+        previous = self.pending.set_verdict(entry, is_fraud)
         if is_fraud and previous is not True:
             return FraudReport(entry.terminal_id, entry.second, +1)
         if not is_fraud and previous is True:

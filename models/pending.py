@@ -35,8 +35,10 @@ class PendingVectors:
     >>> from array import array
     >>> pending = PendingVectors(ttl_seconds=100, max_entries=10)
     >>> pending.put("t1", PendingEntry(array("d", [1.0]), "p1", second=0, scored=None))
-    >>> pending.get("t1").terminal_id
-    'p1'
+    >>> pending.get("t1").terminal_id, pending.awaiting_label
+    ('p1', 1)
+    >>> pending.set_verdict(pending.get("t1"), True) is None, pending.awaiting_label
+    (True, 0)
     >>> pending.expire(watermark=150)
     >>> pending.get("t1") is None
     True
@@ -46,24 +48,43 @@ class PendingVectors:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: OrderedDict[str, PendingEntry] = OrderedDict()
+        self._awaiting = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def awaiting_label(self) -> int:
+        """Entries no label has reached yet (labelled ones stay to recognise repeats)."""
+        return self._awaiting
+
     def put(self, transaction_id: str, entry: PendingEntry) -> None:
+        replaced = self._entries.get(transaction_id)
+        if replaced is not None:
+            self._forget(replaced)
         self._entries[transaction_id] = entry
+        self._awaiting += entry.verdict is None
         if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._forget(self._entries.popitem(last=False)[1])
 
     def get(self, transaction_id: str) -> PendingEntry | None:
         return self._entries.get(transaction_id)
+
+    def set_verdict(self, entry: PendingEntry, verdict: bool) -> bool | None:
+        """Record the label learned for ``entry``; returns the verdict it had before."""
+        previous, entry.verdict = entry.verdict, verdict
+        self._awaiting -= previous is None
+        return previous
 
     def expire(self, watermark: int) -> None:
         """Drop entries scored more than the TTL before ``watermark`` (in arrival order)."""
         cutoff = watermark - self.ttl_seconds
         entries = self._entries
         while entries and next(iter(entries.values())).second <= cutoff:
-            entries.popitem(last=False)
+            self._forget(entries.popitem(last=False)[1])
+
+    def _forget(self, entry: PendingEntry) -> None:
+        self._awaiting -= entry.verdict is None
 
 
 class MaturityQueue:

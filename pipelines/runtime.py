@@ -217,7 +217,9 @@ class EmbeddedRuntime:
             rolling_card_precision_at_k=math.nan,
         )
         return StateGauges(
-            consumer_lag=self.backlog, label_backlog=len(self.detector.pending), models=(champion,)
+            consumer_lag=self.backlog,
+            label_backlog=self.detector.pending.awaiting_label,
+            models=(champion,),
         )
 
     async def start(self) -> None:

@@ -204,8 +204,7 @@ class _StateCollector:
             ),
             GaugeMetricFamily(
                 "fraudstream_label_backlog",
-                "Feature vectors kept from scoring time for their label (labelled ones stay "
-                "until their TTL, to recognise repeated and reversed labels)",
+                "Scored transactions whose label has not arrived yet (their vectors wait for it)",
             ),
             GaugeMetricFamily(
                 "fraudstream_model_info",

@@ -116,6 +116,18 @@ def test_unlabelled_transactions_mature_into_legitimate_labels_when_asked() -> N
     assert detector.learn([make_label(1, True)]).corrected == 1
 
 
+def test_awaiting_label_counts_unlabelled_vectors_through_labels_and_expiry() -> None:
+    detector = _detector(DetectorPolicy(pending_ttl_seconds=DAY))
+    detector.score_many([make_tx(1), make_tx(2, hours=1), make_tx(3, hours=2)])
+    assert detector.pending.awaiting_label == 3
+    detector.learn([make_label(1, True), make_label(1, True), make_label(2, False)])
+    assert detector.pending.awaiting_label == 1
+    detector.learn([make_label(2, True)])  # a reversal does not count twice
+    assert detector.pending.awaiting_label == 1
+    detector.score(make_tx(4, hours=48))  # 1 to 3 expire, 3 without a label
+    assert (len(detector.pending), detector.pending.awaiting_label) == (1, 1)
+
+
 def test_vectors_expire_after_their_ttl() -> None:
     detector = _detector(DetectorPolicy(pending_ttl_seconds=DAY))
     detector.score(make_tx(1))

@@ -63,9 +63,7 @@ async def test_metrics_count_what_was_scored_learned_and_alerted() -> None:
     assert value(series, "fraudstream_scoring_latency_seconds_sum") > 0
     assert value(series, "fraudstream_dlq_records_total", reason="invalid") == 0
     assert value(series, "fraudstream_consumer_lag") == 0
-    # Labelled vectors are kept until their TTL (to recognise repeated and reversed labels),
-    # so the backlog counts every scored transaction, labelled or not.
-    assert value(series, "fraudstream_label_backlog") == scored
+    assert value(series, "fraudstream_label_backlog") == scored - learned
     info = {"name": model["name"], "version": model["version"], "role": "champion"}
     assert model["version"] == f"logistic+{learned}"
     assert value(series, "fraudstream_model_info", **info) == 1
