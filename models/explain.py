@@ -69,9 +69,8 @@ class LinearExplainer:
     """
 
     def __init__(self, pipeline: Any) -> None:
-        self._pipeline: Any = pipeline
-        self._scaler: Any = self._pipeline["scale"]
-        self._model: Any = self._pipeline["model"]
+        self._scaler: Any = pipeline["scale"]
+        self._model: Any = pipeline["model"]
 
     def score(self, features: FeatureVector) -> float:
         return self.score_and_explain(features, top=0)[0]

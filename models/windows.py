@@ -60,10 +60,6 @@ class TimeBuckets:
         """The latest second holding an event, or ``None`` when empty."""
         return self._keys[-1] if self._keys else None
 
-    def newest_or(self, default: int) -> int:
-        """The latest second holding an event, or ``default`` when empty."""
-        return self._keys[-1] if self._keys else default
-
     def previous(self, second: int) -> int | None:
         """The latest second at or before ``second`` that already holds an event."""
         index = bisect_right(self._keys, second)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import orjson
@@ -121,3 +122,8 @@ def score_document(result: Scored, latency_ms: float) -> dict[str, object]:
 
 def json_response(document: object) -> Response:
     return Response(orjson.dumps(document), media_type="application/json")
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: an undefined figure (no matured label yet) travels as ``null``."""
+    return None if math.isnan(value) else value

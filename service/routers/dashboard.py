@@ -7,7 +7,6 @@ carries only what no other endpoint gives.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -23,6 +22,7 @@ from service.responses import (
     QualitySample,
     ScoreBinResponse,
     ScoreDistribution,
+    finite_or_none,
 )
 
 router = APIRouter(tags=["dashboard"])
@@ -73,7 +73,7 @@ async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
                 version=model.version,
                 labels_learned=model.labels_learned,
                 matured_labels=model.matured_labels,
-                rolling_average_precision=_finite(model.rolling_average_precision),
+                rolling_average_precision=finite_or_none(model.rolling_average_precision),
                 history=[_sample(point) for point in snapshot.quality],
             )
         ],
@@ -82,10 +82,5 @@ async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
 
 def _sample(point: QualityPoint) -> QualitySample:
     return QualitySample(
-        at=point.at, rolling_average_precision=_finite(point.rolling_average_precision)
+        at=point.at, rolling_average_precision=finite_or_none(point.rolling_average_precision)
     )
-
-
-def _finite(value: float) -> float | None:
-    """``nan`` (no matured label yet) as ``null``, which JSON can carry."""
-    return None if math.isnan(value) else value

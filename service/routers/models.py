@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from fastapi import APIRouter
 
 from service.deps import ReadyRuntimeDep
-from service.responses import ModelResponse, ModelsResponse
+from service.responses import ModelResponse, ModelsResponse, finite_or_none
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -16,7 +14,6 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 async def list_models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The champion, with its rolling AP over the last matured labels."""
     status = runtime.model_status()
-    quality = status.rolling_average_precision
     return ModelsResponse(
         models=[
             ModelResponse(
@@ -26,7 +23,7 @@ async def list_models(runtime: ReadyRuntimeDep) -> ModelsResponse:
                 labels_learned=status.labels_learned,
                 frauds_learned=status.frauds_learned,
                 matured_labels=status.matured_labels,
-                rolling_average_precision=None if math.isnan(quality) else quality,
+                rolling_average_precision=finite_or_none(status.rolling_average_precision),
             )
         ]
     )

@@ -55,7 +55,6 @@ def test_previous_and_newest() -> None:
     assert buckets.newest == 30
     assert buckets.previous(29) == 10
     assert buckets.previous(30) == 30
-    assert buckets.newest_or(0) == 30
 
 
 def test_empty_windows_are_zero() -> None:
