@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from models.state import DAY
 
@@ -42,6 +44,48 @@ class AlertPolicyConfig:
             raise ValueError("cooldown_seconds must not be negative")
 
 
+class CooldownBook(Protocol):
+    """When each card was last alerted, in event seconds: kept in memory, or in Redis so that
+    every worker of a deployment honours one cooldown per card."""
+
+    def last(self, card_id: str) -> int | None: ...
+
+    def mark(self, card_id: str, second: int) -> None: ...
+
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        """Load the cards a batch is about to ask for in one go (a remote book's round trip)."""
+        ...
+
+    def flush(self) -> None:
+        """Write the marks buffered since the last flush."""
+        ...
+
+
+class MemoryCooldownBook:
+    """The cooldown book of one process, pruned as event time moves past the cooldown."""
+
+    def __init__(self, cooldown_seconds: int) -> None:
+        self._cooldown = cooldown_seconds
+        self._last: dict[str, int] = {}
+        self._next_prune = 0
+
+    def last(self, card_id: str) -> int | None:
+        return self._last.get(card_id)
+
+    def mark(self, card_id: str, second: int) -> None:
+        self._last[card_id] = second
+        if second >= self._next_prune:
+            cutoff = second - self._cooldown
+            self._last = {card: at for card, at in self._last.items() if at > cutoff}
+            self._next_prune = second + max(self._cooldown, 1)
+
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        """Nothing to load: the book is in memory."""
+
+    def flush(self) -> None:
+        """Nothing to write: marks act at once."""
+
+
 class AlertPolicy:
     """Decides, transaction by transaction, whether a score raises an alert.
 
@@ -54,15 +98,16 @@ class AlertPolicy:
     (True, False)
     """
 
-    def __init__(self, config: AlertPolicyConfig | None = None) -> None:
+    def __init__(
+        self, config: AlertPolicyConfig | None = None, book: CooldownBook | None = None
+    ) -> None:
         self.config = config or AlertPolicyConfig()
+        self.book: CooldownBook = book or MemoryCooldownBook(self.config.cooldown_seconds)
         self._threshold = self.config.threshold
         self._recent: deque[float] = deque(maxlen=self.config.window_scores)
         self._days: deque[tuple[int, int]] = deque(maxlen=8)
         """(event day, transactions scored that day), for the daily volume."""
         self._since_recompute = 0
-        self._last_alert: dict[str, int] = {}
-        self._next_prune = 0
 
     @property
     def threshold(self) -> float:
@@ -77,12 +122,10 @@ class AlertPolicy:
         # and must not alert on every card.
         if score <= self._threshold:
             return False
-        last = self._last_alert.get(card_id)
+        last = self.book.last(card_id)
         if last is not None and second - last < self.config.cooldown_seconds:
             return False
-        self._last_alert[card_id] = second
-        if second >= self._next_prune:
-            self._prune(second)
+        self.book.mark(card_id, second)
         return True
 
     def _track(self, score: float, second: int) -> None:
@@ -109,8 +152,3 @@ class AlertPolicy:
         ordered = sorted(self._recent)
         index = min(len(ordered) - 1, math.floor((1.0 - share_above) * len(ordered)))
         return ordered[index]
-
-    def _prune(self, second: int) -> None:
-        cutoff = second - self.config.cooldown_seconds
-        self._last_alert = {card: at for card, at in self._last_alert.items() if at > cutoff}
-        self._next_prune = second + max(self.config.cooldown_seconds, 1)

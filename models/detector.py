@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
 from models.learners import OnlineLearner
-from models.pending import MaturityQueue, PendingEntry, PendingVectors
+from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, event_second
@@ -85,13 +85,16 @@ class FraudDetector:
         learner: OnlineLearner,
         policy: DetectorPolicy | None = None,
         alerting: AlertPolicy | None = None,
+        pending: PendingStore | None = None,
     ) -> None:
         self.features = features
         self.state = state
         self.learner = learner
         self.policy = policy or DetectorPolicy()
         self.alerting = alerting or AlertPolicy()
-        self.pending = PendingVectors(self.policy.pending_ttl_seconds, self.policy.max_pending)
+        self.pending: PendingStore = pending or PendingVectors(
+            self.policy.pending_ttl_seconds, self.policy.max_pending
+        )
         after = self.policy.implicit_legit_after_seconds
         self._maturity = MaturityQueue(after) if after is not None else None
         self._watermark: int | None = None
@@ -108,19 +111,36 @@ class FraudDetector:
     def score(self, transaction: Transaction) -> Scored:
         return self.score_many([transaction])[0]
 
+    def replace_learner(self, learner: OnlineLearner) -> None:
+        """Score with ``learner`` from the next transaction on (a newer published version)."""
+        self.learner = learner
+        self._version = self._current_version()
+
     def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once."""
+        observed = self.state.observe(transactions)
+        # Remote stores load what this batch will ask of them in one round trip each; the
+        # in-memory ones ignore the (lazy) arguments.
+        self.pending.prefetch(
+            tx.transaction_id
+            for tx, aggregates in zip(transactions, observed, strict=True)
+            if aggregates.duplicate
+        )
+        self.alerting.book.prefetch(tx.card_id for tx in transactions)
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
-            for tx, aggregates in zip(transactions, self.state.observe(transactions), strict=True)
+            for tx, aggregates in zip(transactions, observed, strict=True)
         ]
         self._advance(transactions)
+        self.pending.flush()
+        self.alerting.book.flush()
         return scores
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
         """Learn each label from the vector its transaction was scored with."""
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
+        self.pending.prefetch(label.transaction_id for label in labels)
         for label in labels:
             entry = self.pending.get(label.transaction_id)
             if entry is None:
@@ -137,6 +157,7 @@ class FraudDetector:
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
+        self.pending.flush()
         if outcome.learned:
             self._version = self._current_version()
         return outcome
@@ -162,7 +183,9 @@ class FraudDetector:
         scored = Scored(
             tx.transaction_id, probability, self._version, decision, alerting.threshold, reasons
         )
-        if not duplicate:
+        if earlier is None:
+            # A first sighting, or a repeat whose first answer was never stored (the process
+            # died between recording it in state and storing its vector): keep this one.
             self.pending.put(
                 tx.transaction_id,
                 PendingEntry(array("d", vector.values()), tx.terminal_id, second, scored),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from models.scored import Scored
 
@@ -25,6 +27,28 @@ class PendingEntry:
     """The answer given at scoring time, re-emitted as it was if the transaction comes again."""
     verdict: bool | None = None
     """The label learned so far: ``None`` until one arrives."""
+
+
+class PendingStore(Protocol):
+    """Where scored vectors wait for their labels: this process's memory, or Redis.
+
+    A store may buffer: `prefetch` loads the entries a batch is about to ask for in one go, and
+    `flush` writes what `put` and `set_verdict` buffered. The in-memory store does neither.
+    """
+
+    def get(self, transaction_id: str) -> PendingEntry | None: ...
+
+    def put(self, transaction_id: str, entry: PendingEntry) -> None: ...
+
+    def set_verdict(self, entry: PendingEntry, verdict: bool) -> bool | None:
+        """Record the label learned for ``entry``; returns the verdict it had before."""
+        ...
+
+    def expire(self, watermark: int) -> None: ...
+
+    def prefetch(self, transaction_ids: Iterable[str]) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class PendingVectors:
@@ -82,6 +106,12 @@ class PendingVectors:
         entries = self._entries
         while entries and next(iter(entries.values())).second <= cutoff:
             self._forget(entries.popitem(last=False)[1])
+
+    def prefetch(self, transaction_ids: Iterable[str]) -> None:
+        """Nothing to load: every entry is already in memory."""
+
+    def flush(self) -> None:
+        """Nothing to write: `put` and `set_verdict` act at once."""
 
     def _forget(self, entry: PendingEntry) -> None:
         self._awaiting -= entry.verdict is None

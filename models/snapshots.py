@@ -1,0 +1,60 @@
+"""A learner as signed bytes: how a model travels from the learner to the scorers.
+
+A snapshot is a pickle, and unpickling runs code: bytes are only ever unpickled after their
+HMAC-SHA256 signature, keyed by the deployment's secret, has verified. A tampered, truncated
+or foreign snapshot is refused with `SnapshotError` before a single byte is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+
+from models.learners import OnlineLearner
+
+MAGIC = b"FSS1"
+"""Marks the layout: magic, 32-byte signature, pickled learner."""
+SIGNATURE_BYTES = 32
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a snapshot signed with this deployment's key."""
+
+
+def sign(payload: bytes, key: bytes) -> bytes:
+    """The HMAC-SHA256 of ``payload`` under ``key``."""
+    return hmac.new(key, payload, hashlib.sha256).digest()
+
+
+def dump_snapshot(learner: OnlineLearner, key: bytes) -> bytes:
+    """The learner pickled and signed.
+
+    Examples
+    --------
+    >>> learner = OnlineLearner("logistic")
+    >>> learner.learn({"amount": 250.0}, is_fraud=True)
+    >>> again = load_snapshot(dump_snapshot(learner, b"secret"), b"secret")
+    >>> again.labels_learned, again.score({"amount": 250.0}) == learner.score({"amount": 250.0})
+    (1, True)
+    >>> load_snapshot(dump_snapshot(learner, b"secret"), b"other key")
+    Traceback (most recent call last):
+    ...
+    models.snapshots.SnapshotError: the snapshot's signature does not verify: refused unread
+    """
+    payload = pickle.dumps(learner, protocol=pickle.HIGHEST_PROTOCOL)
+    return MAGIC + sign(payload, key) + payload
+
+
+def load_snapshot(blob: bytes, key: bytes) -> OnlineLearner:
+    """The learner in ``blob``, unpickled only once its signature has verified."""
+    header = len(MAGIC) + SIGNATURE_BYTES
+    if len(blob) <= header or not blob.startswith(MAGIC):
+        raise SnapshotError("not a fraudstream model snapshot")
+    signature, payload = blob[len(MAGIC) : header], blob[header:]
+    if not hmac.compare_digest(signature, sign(payload, key)):
+        raise SnapshotError("the snapshot's signature does not verify: refused unread")
+    learner = pickle.loads(payload)
+    if not isinstance(learner, OnlineLearner):
+        raise SnapshotError(f"the snapshot holds a {type(learner).__name__}, not a learner")
+    return learner
