@@ -36,6 +36,11 @@ class PendingStore(Protocol):
     `flush` writes what `put` and `set_verdict` buffered. The in-memory store does neither.
     """
 
+    @property
+    def awaiting_label(self) -> int | None:
+        """Entries no label has reached yet; ``None`` where the store cannot tell cheaply."""
+        ...
+
     def get(self, transaction_id: str) -> PendingEntry | None: ...
 
     def put(self, transaction_id: str, entry: PendingEntry) -> None: ...

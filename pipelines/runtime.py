@@ -218,7 +218,7 @@ class EmbeddedRuntime:
         )
         return StateGauges(
             consumer_lag=self.backlog,
-            label_backlog=self.detector.pending.awaiting_label,
+            label_backlog=self.detector.pending.awaiting_label or 0,
             models=(champion,),
         )
 

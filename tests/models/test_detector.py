@@ -11,6 +11,7 @@ from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
+from models.pending import PendingVectors
 from models.schemas import Decision
 from models.state import DAY
 from tests.builders import make_label, make_tx
@@ -90,6 +91,7 @@ def test_a_replayed_transaction_gets_its_first_answer_again() -> None:
     detector.learn([make_label(2, True)])
     again = detector.score(make_tx(1, amount=300.0))
     assert again == first
+    assert isinstance(detector.pending, PendingVectors)
     assert len(detector.pending) == 2
 
 
@@ -118,14 +120,16 @@ def test_unlabelled_transactions_mature_into_legitimate_labels_when_asked() -> N
 
 def test_awaiting_label_counts_unlabelled_vectors_through_labels_and_expiry() -> None:
     detector = _detector(DetectorPolicy(pending_ttl_seconds=DAY))
+    pending = detector.pending
+    assert isinstance(pending, PendingVectors)
     detector.score_many([make_tx(1), make_tx(2, hours=1), make_tx(3, hours=2)])
-    assert detector.pending.awaiting_label == 3
+    assert pending.awaiting_label == 3
     detector.learn([make_label(1, True), make_label(1, True), make_label(2, False)])
-    assert detector.pending.awaiting_label == 1
+    assert pending.awaiting_label == 1
     detector.learn([make_label(2, True)])  # a reversal does not count twice
-    assert detector.pending.awaiting_label == 1
+    assert pending.awaiting_label == 1
     detector.score(make_tx(4, hours=48))  # 1 to 3 expire, 3 without a label
-    assert (len(detector.pending), detector.pending.awaiting_label) == (1, 1)
+    assert (len(pending), pending.awaiting_label) == (1, 1)
 
 
 def test_vectors_expire_after_their_ttl() -> None:
