@@ -55,6 +55,10 @@ class PendingStore(Protocol):
 
     def flush(self) -> None: ...
 
+    def discard(self) -> None:
+        """Drop what was prefetched or buffered: the batch failed and will be redone."""
+        ...
+
 
 class PendingVectors:
     """Scored vectors by transaction id, bounded by a TTL in event time and a count cap.
@@ -117,6 +121,9 @@ class PendingVectors:
 
     def flush(self) -> None:
         """Nothing to write: `put` and `set_verdict` act at once."""
+
+    def discard(self) -> None:
+        """Nothing buffered to drop."""
 
     def _forget(self, entry: PendingEntry) -> None:
         self._awaiting -= entry.verdict is None

@@ -23,6 +23,19 @@ class Scored(NamedTuple):
     """The alert threshold the decision was taken against."""
     reasons: tuple[ReasonCode, ...]
 
+    def document(self) -> dict[str, object]:
+        """The `Score` this becomes, as plain JSON data (no model validation on the hot path).
+
+        `tests/models` pins its shape to the `Score` contract.
+        """
+        return {
+            "transaction_id": self.transaction_id,
+            "score": self.score,
+            "model_version": self.model_version,
+            "decision": self.decision.value,
+            "reasons": [reason._asdict() for reason in self.reasons],
+        }
+
     def to_contract(self) -> Score:
         return Score(
             transaction_id=self.transaction_id,

@@ -109,15 +109,10 @@ def score_document(result: Scored, latency_ms: float) -> dict[str, object]:
     The hot endpoints answer with these serialised by orjson instead of validating a response
     model we built ourselves; `tests/service` pins the shape to `ScoreResponse`.
     """
-    return {
-        "transaction_id": result.transaction_id,
-        "score": result.score,
-        "model_version": result.model_version,
-        "decision": result.decision.value,
-        "reasons": [reason._asdict() for reason in result.reasons],
-        "threshold": result.threshold,
-        "latency_ms": latency_ms,
-    }
+    document = result.document()
+    document["threshold"] = result.threshold
+    document["latency_ms"] = latency_ms
+    return document
 
 
 def json_response(document: object) -> Response:

@@ -1,0 +1,219 @@
+"""What the scorers and the learner share in Redis besides feature state.
+
+- The vectors awaiting their labels (`RedisPendingStore`): a worker stores what it scored, the
+  learner finds it days later, and a replayed transaction finds its first answer there.
+- The cooldown book (`RedisCooldownBook`): one alert per card per cooldown, whichever worker
+  scores the card.
+- Delivered-alert marks (`DeliveredAlerts`): a replay after a crash re-emits a score but not an
+  alert that already reached the topic.
+
+Each batch costs at most one round trip per store: reads are prefetched together, writes are
+buffered and flushed in one pipeline. Every key carries a TTL, so nothing grows without end.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis
+
+from models.explain import ReasonCode
+from models.pending import PendingEntry
+from models.schemas import Decision
+from models.scored import Scored
+
+Pipeline = redis.client.Pipeline
+
+
+def encode_entry(entry: PendingEntry) -> bytes:
+    """A pending entry as compact JSON (floats round-trip exactly through orjson).
+
+    Examples
+    --------
+    >>> from array import array
+    >>> scored = Scored("t1", 0.25, "logistic+3", Decision.PASS, 0.5,
+    ...                 (ReasonCode("amount", 20.0, 0.1),))
+    >>> entry = PendingEntry(array("d", [20.0, 0.1]), "p1", 1_700_000_000, scored, True)
+    >>> decode_entry(encode_entry(entry)) == entry
+    True
+    """
+    scored = entry.scored
+    return orjson.dumps(
+        [
+            list(entry.values),
+            entry.terminal_id,
+            entry.second,
+            [
+                scored.transaction_id,
+                scored.score,
+                scored.model_version,
+                scored.decision.value,
+                scored.threshold,
+                [list(reason) for reason in scored.reasons],
+            ],
+            entry.verdict,
+        ]
+    )
+
+
+def decode_entry(raw: bytes | str) -> PendingEntry:
+    values, terminal_id, second, scored, verdict = orjson.loads(raw)
+    transaction_id, score, version, decision, threshold, reasons = scored
+    return PendingEntry(
+        array("d", values),
+        terminal_id,
+        second,
+        Scored(
+            transaction_id,
+            score,
+            version,
+            Decision(decision),
+            threshold,
+            tuple(ReasonCode(*reason) for reason in reasons),
+        ),
+        verdict,
+    )
+
+
+class RedisPendingStore:
+    """`PendingStore` in Redis: one key per transaction, expiring after the pending TTL.
+
+    Entries read or written in this process are cached until the next `flush`, so a batch sees
+    its own writes (two labels for one transaction in one batch) without a round trip. With
+    ``deferred``, `flush` writes nothing: the learner writes the verdicts itself, in the same
+    transaction as the model version that learned them (`queue_flush`, then `discard`).
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, prefix: str, ttl_seconds: int, deferred: bool = False
+    ) -> None:
+        self._client = client
+        self._deferred = deferred
+        self._prefix = f"{prefix}pending:"
+        self._ttl = ttl_seconds
+        self._cache: dict[str, PendingEntry | None] = {}
+        self._dirty: dict[str, PendingEntry] = {}
+
+    @property
+    def awaiting_label(self) -> int | None:
+        """Unknown: counting Redis keys by state would cost a scan."""
+        return None
+
+    def prefetch(self, transaction_ids: Iterable[str]) -> None:
+        wanted = [tid for tid in dict.fromkeys(transaction_ids) if tid not in self._cache]
+        if not wanted:
+            return
+        raw = self._client.mget([self._prefix + tid for tid in wanted])
+        for tid, value in zip(wanted, raw, strict=True):
+            self._cache[tid] = None if value is None else decode_entry(value)
+
+    def get(self, transaction_id: str) -> PendingEntry | None:
+        if transaction_id not in self._cache:
+            self.prefetch([transaction_id])
+        return self._cache[transaction_id]
+
+    def put(self, transaction_id: str, entry: PendingEntry) -> None:
+        self._cache[transaction_id] = entry
+        self._dirty[transaction_id] = entry
+
+    def set_verdict(self, entry: PendingEntry, verdict: bool) -> bool | None:
+        previous, entry.verdict = entry.verdict, verdict
+        self._dirty[entry.scored.transaction_id] = entry
+        return previous
+
+    def expire(self, watermark: int) -> None:
+        """Nothing to do: Redis expires each entry by its own TTL."""
+
+    def queue_flush(self, pipeline: Pipeline) -> None:
+        """Queue the buffered writes onto ``pipeline`` (the learner's atomic publication)."""
+        for tid, entry in self._dirty.items():
+            pipeline.set(self._prefix + tid, encode_entry(entry), ex=self._ttl)
+
+    def discard(self) -> None:
+        """Drop the cache and the buffered writes: after a flush, or a batch that failed."""
+        self._cache.clear()
+        self._dirty.clear()
+
+    def flush(self) -> None:
+        if self._deferred:
+            return
+        if self._dirty:
+            pipeline = self._client.pipeline(transaction=False)
+            self.queue_flush(pipeline)
+            pipeline.execute()
+        self.discard()
+
+
+class RedisCooldownBook:
+    """`CooldownBook` in Redis: the second each card was last alerted, for every worker."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, cooldown_seconds: int) -> None:
+        self._client = client
+        self._prefix = f"{prefix}cooldown:"
+        # The key outlives the cooldown by a day: the cooldown is judged in event time, which
+        # may lag the wall clock that expires keys.
+        self._ttl = max(cooldown_seconds, 1) + 86_400
+        self._known: dict[str, int | None] = {}
+        self._marks: dict[str, int] = {}
+
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        self._known.clear()
+        wanted = list(dict.fromkeys(card_ids))
+        if wanted:
+            raw = self._client.mget([self._prefix + card for card in wanted])
+            self._known = {
+                card: None if value is None else int(value)
+                for card, value in zip(wanted, raw, strict=True)
+            }
+
+    def last(self, card_id: str) -> int | None:
+        if card_id not in self._known:
+            value = self._client.get(self._prefix + card_id)
+            self._known[card_id] = None if value is None else int(value)
+        return self._known[card_id]
+
+    def mark(self, card_id: str, second: int) -> None:
+        self._known[card_id] = second
+        self._marks[card_id] = second
+
+    def flush(self) -> None:
+        if self._marks:
+            pipeline = self._client.pipeline(transaction=False)
+            for card, second in self._marks.items():
+                pipeline.set(self._prefix + card, second, ex=self._ttl)
+            pipeline.execute()
+            self._marks.clear()
+
+
+class DeliveredAlerts:
+    """Which alerts reached the alerts topic, so a replay does not send them twice.
+
+    A mark is written after the producer's acknowledgement and before the offsets are committed;
+    only a crash in between those two steps can still repeat an alert.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+        self._client = client
+        self._prefix = f"{prefix}alerted:"
+        self._ttl = ttl_seconds
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]:
+        if not transaction_ids:
+            return []
+        raw = self._client.mget([self._prefix + tid for tid in transaction_ids])
+        return [tid for tid, value in zip(transaction_ids, raw, strict=True) if value is None]
+
+    def mark(self, transaction_ids: Iterable[str]) -> None:
+        pipeline = self._client.pipeline(transaction=False)
+        for tid in transaction_ids:
+            pipeline.set(self._prefix + tid, 1, ex=self._ttl)
+        pipeline.execute()
+
+
+def redis_client(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url`` that returns bytes and fails fast when the server is unreachable."""
+    defaults: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 10.0}
+    return redis.Redis.from_url(url, **(defaults | options))
