@@ -101,8 +101,11 @@ class FeatureState(Protocol):
     def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
         """Record each transaction once and return its aggregates as they stand right after it.
 
-        A transaction id seen before is not recorded again; its aggregates are read as they
-        stand at its time and flagged ``duplicate``.
+        A transaction id seen before is not recorded again and comes back flagged
+        ``duplicate``. A store that keeps each id's first answer returns that (Redis: a worker
+        that died between recording a batch and storing its scores re-scores the replay from
+        the very same features); one that does not reads the aggregates as they stand at the
+        transaction's time (in memory, where the detector keeps the first score itself).
         """
         ...
 

@@ -6,6 +6,7 @@ clear line and exit with status 2; a traceback means a bug.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from pipelines.http_bench import bench_http as run_http_bench
 from pipelines.report import write_report
 from pipelines.server_process import ServerProcessError
 from service.app import create_app
+from service.distributed import DistributedSettingsError, run_learner, run_worker
 from service.logs import configure_logging
 from service.reporting import print_bench, print_evaluation, print_http_bench
 from service.settings import Settings
@@ -53,7 +55,14 @@ errors = Console(stderr=True)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
-USER_ERRORS = (DatasetError, LearnerError, ValueError, FileNotFoundError, ServerProcessError)
+USER_ERRORS = (
+    DatasetError,
+    LearnerError,
+    ValueError,
+    FileNotFoundError,
+    ServerProcessError,
+    DistributedSettingsError,
+)
 
 
 @contextmanager
@@ -276,6 +285,27 @@ def serve(
         # every dashboard tab still connected.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Score the transactions topic: one member of the workers' consumer group (Kafka + Redis).
+
+    Run as many as the topic has partitions; SIGTERM finishes the batch, commits and exits.
+    """
+    with _user_errors():
+        settings = Settings()
+        configure_logging(settings.log_level)
+        asyncio.run(run_worker(settings))
+
+
+@app.command()
+def learner() -> None:
+    """Learn the labels topic and publish model versions (Kafka + Redis); run exactly one."""
+    with _user_errors():
+        settings = Settings()
+        configure_logging(settings.log_level)
+        asyncio.run(run_learner(settings))
 
 
 def main() -> None:

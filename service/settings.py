@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.durations import parse_duration
@@ -21,6 +21,9 @@ from models.learners import DEFAULT_LEARNER
 def _duration(value: Any) -> Any:
     return parse_duration(value) if isinstance(value, str) else value
 
+
+DEFAULT_SECRET_KEY = "fraudstream-embedded-default-secret"
+"""Good enough for one process on localhost; a deployment sets its own."""
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 """A duration written as ``7d``, ``12h``, ``30m`` or ``90s``."""
@@ -52,6 +55,24 @@ class Settings(BaseSettings):
     simulate_customers: Annotated[int, Field(gt=0)] = 1_000
     simulate_terminals: Annotated[int, Field(gt=0)] = 2_000
     simulate_history_days: Annotated[int, Field(gt=0)] = 30
+    kafka_bootstrap: str | None = None
+    """Kafka's bootstrap servers (``host:port,...``); unset runs the embedded queue."""
+    redis_url: str | None = None
+    """Redis for shared state (``redis://host:6379/0``); unset keeps state in memory."""
+    topic_prefix: str = ""
+    consumer_group: str = "fraudstream-workers"
+    learner_group: str = "fraudstream-learner"
+    topic_partitions: Annotated[int, Field(gt=0)] = 12
+    """Partitions of the topics created at start-up when missing: the most workers that help."""
+    kafka_fetch_max_wait_ms: Annotated[int, Field(ge=0)] = 10
+    kafka_session_timeout_ms: Annotated[int, Field(ge=1_000)] = 10_000
+    max_poll_records: Annotated[int, Field(gt=0)] = 1_000
+    max_record_bytes: Annotated[int, Field(gt=0)] = 65_536
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment."""
+    model_poll: Duration = timedelta(seconds=1)
+    publish_every_labels: Annotated[int, Field(gt=0)] = 1_000
+    publish_every: Duration = timedelta(seconds=10)
     log_level: str = "info"
     bench_endpoints: bool = False
     """Serve `POST /v1/bench/constant`, the bare-HTTP baseline of `fraudstream bench http`."""

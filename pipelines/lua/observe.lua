@@ -2,7 +2,8 @@
 -- transaction, the flat integers that pipelines/redis_state.py decodes into WindowAggregates:
 -- duplicate (0/1), seconds since the card's previous transaction (-1 for none), card used the
 -- terminal before (0/1), then card counts, card amount sums, terminal counts and terminal
--- frauds, one per window. Mirrors InMemoryFeatureState._observe_one line for line.
+-- frauds, one per window. A first sighting mirrors InMemoryFeatureState._observe_one line for
+-- line; a repeated id gets the answer of its first sighting, kept with the id.
 --
 -- ARGV: prefix, card horizon, terminal horizon, label delay, dedupe seconds, card key TTL,
 -- terminal key TTL, terminals kept per card, number of windows, the window spans, then per
@@ -46,49 +47,38 @@ end
 
 local written = {}  -- key -> TTL, set once per key at the end of the batch
 local out = {}
-for base = first, #ARGV, 5 do
-  local id, second, amount = ARGV[base], tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
-  local card_key = prefix .. 'card:' .. ARGV[base + 3] .. ':buckets'
-  local used_key = prefix .. 'card:' .. ARGV[base + 3] .. ':terminals'
-  local terminal_key = prefix .. 'terminal:' .. ARGV[base + 4] .. ':buckets'
-  local frauds_key = prefix .. 'terminal:' .. ARGV[base + 4] .. ':frauds'
-  local terminal = ARGV[base + 4]
 
-  local new = redis.call('SET', prefix .. 'seen:' .. id, 1, 'NX', 'EX', dedupe_seconds)
+-- Records a first sighting and appends its answer to `out`.
+local function record(second, amount, card, terminal)
+  local card_key = prefix .. 'card:' .. card .. ':buckets'
+  local used_key = prefix .. 'card:' .. card .. ':terminals'
+  local terminal_key = prefix .. 'terminal:' .. terminal .. ':buckets'
+  local frauds_key = prefix .. 'terminal:' .. terminal .. ':frauds'
+
   local entry = redis.call('HGET', used_key, terminal)
   local last, order
   if entry then
     last, order = last_use(entry)
   end
-  local previous
   local card_counts, card_sums, terminal_counts = {}, {}, {}
-  if not new then
-    -- Read-only: the transaction already counts once. Its own earlier record sits in its
-    -- second, so its predecessor is the latest second before that one.
-    previous = latest(card_key, second - 1)
-    windows(card_key, second, spans, card_counts, card_sums)
-    windows(terminal_key, second - delay, spans, terminal_counts)
-  else
-    local at, cut
-    previous, at, cut = add(card_key, second, 1, amount, card_horizon)
-    windows(card_key, second, spans, card_counts, card_sums, at, cut)
-    local _, _, terminal_cut = add(terminal_key, second, 1, 0, terminal_horizon)
-    windows(terminal_key, second - delay, spans, terminal_counts, nil, nil, terminal_cut)
-    if not entry then
-      order = redis.call('HINCRBY', used_key, ' n', 1)
-      redis.call('HSET', used_key, terminal, second .. ':' .. order)
-      -- A card holds at most as many terminals as it ever inserted: most never reach the cap.
-      if order > max_terminals and redis.call('HLEN', used_key) - 1 > max_terminals then
-        forget_least_recent(used_key)
-      end
-    elseif second > last then
-      redis.call('HSET', used_key, terminal, second .. ':' .. order)
+  local previous, at, cut = add(card_key, second, 1, amount, card_horizon)
+  windows(card_key, second, spans, card_counts, card_sums, at, cut)
+  local _, _, terminal_cut = add(terminal_key, second, 1, 0, terminal_horizon)
+  windows(terminal_key, second - delay, spans, terminal_counts, nil, nil, terminal_cut)
+  if not entry then
+    order = redis.call('HINCRBY', used_key, ' n', 1)
+    redis.call('HSET', used_key, terminal, second .. ':' .. order)
+    -- A card holds at most as many terminals as it ever inserted: most never reach the cap.
+    if order > max_terminals and redis.call('HLEN', used_key) - 1 > max_terminals then
+      forget_least_recent(used_key)
     end
-    written[card_key], written[used_key] = card_ttl, card_ttl
-    written[terminal_key] = terminal_ttl
+  elseif second > last then
+    redis.call('HSET', used_key, terminal, second .. ':' .. order)
   end
+  written[card_key], written[used_key] = card_ttl, card_ttl
+  written[terminal_key] = terminal_ttl
 
-  out[#out + 1] = new and 0 or 1
+  out[#out + 1] = 0
   out[#out + 1] = previous and second - previous or -1
   out[#out + 1] = (last and last > second - card_horizon) and 1 or 0
   for _, part in ipairs({card_counts, card_sums, terminal_counts}) do
@@ -97,6 +87,28 @@ for base = first, #ARGV, 5 do
     end
   end
   windows(frauds_key, second - delay, spans, out)
+end
+
+for base = first, #ARGV, 5 do
+  local seen_key = prefix .. 'seen:' .. ARGV[base]
+  local first_answer = redis.call('GET', seen_key)
+  if first_answer then
+    -- A repeat: state counts it once already, and it gets its first sighting's answer, kept
+    -- with its id. So a worker that died between recording a batch and storing its scores
+    -- scores the replay from exactly the features it would have scored the first time.
+    out[#out + 1] = 1
+    for total in string.gmatch(first_answer, '-?%d+') do
+      out[#out + 1] = tonumber(total)
+    end
+  else
+    local block = #out + 1
+    record(tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3], ARGV[base + 4])
+    local answer = {}
+    for index = block + 1, #out do
+      answer[#answer + 1] = string.format('%d', out[index])  -- whole numbers, never "1e+15"
+    end
+    redis.call('SET', seen_key, table.concat(answer, ','), 'EX', dedupe_seconds)
+  end
 end
 
 for key, ttl in pairs(written) do

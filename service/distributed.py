@@ -1,0 +1,230 @@
+"""The composition root of distributed mode: settings in, a running worker or learner out.
+
+`fraudstream worker` and `fraudstream learner` call these. Both need Kafka and Redis; both stop
+on SIGTERM or SIGINT after finishing (and committing) what they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis
+
+from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.detector import DetectorPolicy, FraudDetector
+from models.features import FeatureSet, FeatureSpec
+from models.learners import OnlineLearner
+from models.state import WindowSpec
+from pipelines.kafka_clients import (
+    KafkaSettings,
+    ensure_topics,
+    fetch_metadata,
+    make_consumer,
+    make_producer,
+    start_with_retry,
+)
+from pipelines.label_learner import DeferredFrauds, LabelLearner, LearnerOptions
+from pipelines.model_channel import ModelChannel, ModelFollower
+from pipelines.redis_state import RedisFeatureState
+from pipelines.redis_stores import (
+    DeliveredAlerts,
+    RedisCooldownBook,
+    RedisPendingStore,
+    redis_client,
+)
+from pipelines.stream_worker import TransactionWorker, WorkerOptions
+from pipelines.topics import Topics
+from service.bootstrap import seconds
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DistributedSettingsError(ValueError):
+    """Distributed mode asked for without the servers it runs on."""
+
+
+@dataclass(frozen=True)
+class Connections:
+    kafka: KafkaSettings
+    redis_url: str
+    topics: Topics
+
+
+def connections(settings: Settings) -> Connections:
+    """Kafka and Redis as the settings name them; both are required outside embedded mode."""
+    missing = [
+        name
+        for name, value in (
+            ("FRAUDSTREAM_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+            ("FRAUDSTREAM_REDIS_URL", settings.redis_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise DistributedSettingsError(f"set {' and '.join(missing)} to run this role")
+    bootstrap, redis_url = str(settings.kafka_bootstrap), str(settings.redis_url)
+    kafka = KafkaSettings(
+        bootstrap=bootstrap,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 4),
+        max_poll_records=settings.max_poll_records,
+    )
+    return Connections(kafka, redis_url, Topics.with_prefix(settings.topic_prefix))
+
+
+def key_prefix(settings: Settings) -> str:
+    """Redis keys share the topics' prefix, so two deployments can share one Redis."""
+    return f"fraudstream:{settings.topic_prefix}"
+
+
+def fresh_learner(settings: Settings) -> OnlineLearner:
+    return OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed)
+
+
+def model_channel(settings: Settings, client: redis.Redis) -> ModelChannel:
+    secret = settings.secret_key.get_secret_value().encode()
+    return ModelChannel(client, prefix=key_prefix(settings), secret_key=secret)
+
+
+def redis_detector(
+    settings: Settings, client: redis.Redis, learner: OnlineLearner, *, deferred: bool
+) -> tuple[FraudDetector, RedisPendingStore, RedisFeatureState]:
+    """A detector whose state, pending vectors and cooldowns all live in Redis."""
+    windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
+    prefix = key_prefix(settings)
+    state = RedisFeatureState(client, windows, prefix=prefix)
+    pending = RedisPendingStore(
+        client, prefix=prefix, ttl_seconds=seconds(settings.pending_ttl), deferred=deferred
+    )
+    cooldown = seconds(settings.alert_cooldown)
+    detector = FraudDetector(
+        FeatureSet(FeatureSpec(windows=windows)),
+        DeferredFrauds(state) if deferred else state,
+        learner,
+        DetectorPolicy(reasons=settings.reasons, pending_ttl_seconds=seconds(settings.pending_ttl)),
+        AlertPolicy(
+            AlertPolicyConfig(
+                threshold=settings.alert_threshold,
+                daily_budget=settings.alert_budget,
+                cooldown_seconds=cooldown,
+            ),
+            RedisCooldownBook(client, prefix=prefix, cooldown_seconds=cooldown),
+        ),
+        pending,
+    )
+    return detector, pending, state
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: the role finishes its batch, commits and returns."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def _kafka_clients(
+    conn: Connections, settings: Settings, group: str, *topics: str
+) -> AsyncIterator[tuple[object, object]]:
+    await ensure_topics(conn.kafka, conn.topics.names(), settings.topic_partitions)
+    consumer = make_consumer(conn.kafka, *topics, group_id=group)
+    producer = make_producer(conn.kafka)
+    await start_with_retry(producer, conn.kafka, "producer")
+    await fetch_metadata(producer, conn.topics.names())
+    try:
+        await start_with_retry(consumer, conn.kafka, "consumer")
+        try:
+            yield consumer, producer
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Score the transactions topic until stopped (one member of the workers' group)."""
+    conn = connections(settings)
+    stop = stop or stop_on_signals()
+    client = redis_client(conn.redis_url)
+    channel = model_channel(settings, client)
+    follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
+    learner = follower.newer(force=True) or fresh_learner(settings)
+    detector, _, _ = redis_detector(settings, client, learner, deferred=False)
+    delivered = DeliveredAlerts(
+        client, prefix=key_prefix(settings), ttl_seconds=seconds(settings.pending_ttl)
+    )
+    async with _kafka_clients(
+        conn, settings, settings.consumer_group, conn.topics.transactions
+    ) as (consumer, producer):
+        worker = TransactionWorker(
+            consumer,  # type: ignore[arg-type]
+            producer,  # type: ignore[arg-type]
+            conn.topics,
+            detector,
+            delivered,
+            follower=follower,
+            options=WorkerOptions(
+                max_record_bytes=settings.max_record_bytes,
+                max_poll_records=settings.max_poll_records,
+            ),
+        )
+        logger.info("worker started", extra={"model_version": detector.model_version})
+        await worker.run(stop)
+        logger.info(
+            "worker stopped after %d transactions, %d alerts, %d dead letters",
+            worker.stats.scored,
+            worker.stats.alerts,
+            worker.stats.dead_letters,
+        )
+    client.close()
+
+
+async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Learn the labels topic and publish model versions until stopped (run exactly one)."""
+    conn = connections(settings)
+    stop = stop or stop_on_signals()
+    client = redis_client(conn.redis_url)
+    channel = model_channel(settings, client)
+    learner = channel.load()
+    if learner is None:
+        learner = fresh_learner(settings)
+        channel.publish(learner)
+    detector, pending, _ = redis_detector(settings, client, learner, deferred=True)
+    assert isinstance(detector.state, DeferredFrauds)
+    async with _kafka_clients(conn, settings, settings.learner_group, conn.topics.labels) as (
+        consumer,
+        producer,
+    ):
+        role = LabelLearner(
+            consumer,  # type: ignore[arg-type]
+            producer,  # type: ignore[arg-type]
+            conn.topics,
+            detector,
+            pending,
+            detector.state,
+            channel,
+            client,
+            LearnerOptions(
+                publish_every_labels=settings.publish_every_labels,
+                publish_every_seconds=settings.publish_every.total_seconds(),
+                max_record_bytes=settings.max_record_bytes,
+                max_poll_records=settings.max_poll_records,
+            ),
+        )
+        logger.info("learner started", extra={"model_version": detector.model_version})
+        await role.run(stop)
+        logger.info(
+            "learner stopped: %d labels learned, %d unknown",
+            role.stats.learned,
+            role.stats.unknown,
+        )
+    client.close()

@@ -1,0 +1,67 @@
+"""A `fraudstream` role (worker, learner) as a real child process, stopped or killed by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+STOP_TIMEOUT_SECONDS = 20
+
+
+class RoleProcess:
+    """``fraudstream <role>`` with the given settings in its environment; output to a log file."""
+
+    def __init__(self, role: str, env: dict[str, str], log: Path) -> None:
+        self.role = role
+        self.env = env
+        self.log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> RoleProcess:
+        executable = Path(sys.executable).with_name("fraudstream")
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(executable), self.role],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self) -> int:
+        """SIGTERM, and the exit status once the role has finished its batch and left."""
+        process = self._require()
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"{self.role} ignored SIGTERM:\n{self.log_tail()}") from None
+        finally:
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a batch in flight must survive."""
+        process = self._require()
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        self._process = None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, limit: int = 4_000) -> str:
+        return self.log.read_text(errors="replace")[-limit:] if self.log.exists() else ""
+
+    def _require(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError(f"{self.role} is not running")
+        return self._process
