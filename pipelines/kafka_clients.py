@@ -158,12 +158,15 @@ class RecordSender(Protocol):
 Client = TypeVar("Client", bound=Startable)
 
 
-def make_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> Any:
+def make_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str | None, from_start: bool = True
+) -> Any:
     """An unstarted `AIOKafkaConsumer` of ``topics`` in ``group_id``; keys and values stay bytes.
 
     Offsets are committed by the caller only, after a batch's output is acknowledged; a group
     with no committed offset starts at the beginning, so nothing produced before the first
-    consumer started is skipped.
+    consumer started is skipped. A live feed outside any group (``group_id=None``,
+    ``from_start=False``) starts at the end instead.
     """
     return AIOKafkaConsumer(
         *topics,
@@ -171,7 +174,7 @@ def make_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> Any:
         client_id=settings.client_id,
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="earliest" if from_start else "latest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_poll_records=settings.max_poll_records,
         request_timeout_ms=settings.request_timeout_ms,

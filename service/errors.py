@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from pipelines.runtime import QueueFullError
 
@@ -46,6 +48,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, error: QueueFullError) -> JSONResponse:
         return _error(503, str(error))
+
+    @app.exception_handler(RedisError)
+    @app.exception_handler(KafkaError)
+    async def server_down(request: Request, error: Exception) -> JSONResponse:
+        # Distributed mode: Redis or the broker is unreachable. Nothing was lost (the request
+        # is refused whole); the client retries, and /readyz says when to.
+        logger.error(
+            "%s %s: %s unavailable: %s",
+            request.method,
+            request.url.path,
+            "Redis" if isinstance(error, RedisError) else "Kafka",
+            error,
+        )
+        return _error(503, "a backing server is unavailable; retry shortly")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

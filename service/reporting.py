@@ -16,6 +16,8 @@ from pipelines.evaluation import EvaluationRun
 if TYPE_CHECKING:
     # For annotations only: the bench's module needs httpx, which serving does not.
     from pipelines.http_bench import HttpBenchResult, WorkloadResult
+    from pipelines.local_servers import Cores
+    from pipelines.stream_bench import StreamBenchResult
 
 SHOWN_REJECTED_ROWS = 5
 
@@ -228,4 +230,75 @@ def print_http_bench(console: Console, result: HttpBenchResult) -> None:
     console.print(
         f"{_machine_note(result)}. CPU columns: cores used over the measured window "
         "(1.00 is one core, fully)."
+    )
+
+
+def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
+    """Rates in process and end to end, paced latency, and the targets, met or not."""
+    options, latency = result.options, result.latency
+    cpu_headings = ("bench CPU", "worker CPU", "Redis CPU", "broker CPU")
+
+    def cpu(cores: Cores) -> list[str]:
+        return [_cores(value) for value in (cores.bench, cores.workers, cores.redis, cores.broker)]
+
+    rates = Table(
+        title=f"stream: {options.transactions:,} transactions, {options.workers} worker(s), "
+        f"model {result.model_version}"
+    )
+    for heading in ("path", "transactions", "seconds", "tx/s", "of in-process", *cpu_headings):
+        rates.add_column(heading, justify="left" if heading == "path" else "right")
+    in_process = result.in_process.transactions_per_second
+    for name, rate in (
+        ("in process, memory state", result.in_process),
+        ("in process, Redis state", result.in_process_redis),
+        ("end to end, Kafka + Redis", result.end_to_end),
+    ):
+        rates.add_row(
+            name,
+            f"{rate.transactions:,}",
+            f"{rate.seconds:.2f}",
+            f"{rate.transactions_per_second:,.0f}",
+            f"{rate.transactions_per_second / in_process:.2f}",
+            *cpu(rate.cores),
+        )
+    console.print(rates)
+    paced = Table(title=f"produce-to-score latency, paced for {options.seconds:g} s")
+    for heading in ("tx/s asked", "tx/s sent", "transactions", "p50 ms", "p95 ms", "p99 ms"):
+        paced.add_column(heading, justify="right")
+    for heading in ("max ms", *cpu_headings):
+        paced.add_column(heading, justify="right")
+    paced.add_row(
+        f"{options.rate:,.0f}",
+        f"{latency.achieved_rate:,.0f}",
+        f"{latency.sent:,}",
+        *(f"{ms:.1f}" for ms in (latency.p50_ms, latency.p95_ms, latency.p99_ms, latency.max_ms)),
+        *cpu(latency.cores),
+    )
+    console.print(paced)
+    targets = Table(title="targets")
+    for heading in ("target", "measured", "status", "note"):
+        targets.add_column(heading, justify="right" if heading == "measured" else "left")
+    for check in result.targets():
+        status = "[green]met[/]" if check.met else "[bold red]NOT met[/]"
+        targets.add_row(check.target, check.measured, status, check.note)
+    console.print(targets)
+    over_redis, end_to_end = result.in_process_redis, result.end_to_end
+    per_transaction = ", ".join(
+        f"{name} {'n/a' if us is None else f'{us:,.0f} µs'}"
+        for name, us in (
+            ("Redis in process", over_redis.cpu_us(over_redis.cores.redis)),
+            ("worker end to end", end_to_end.cpu_us(end_to_end.cores.workers)),
+            ("Redis end to end", end_to_end.cpu_us(end_to_end.cores.redis)),
+            ("broker end to end", end_to_end.cpu_us(end_to_end.cores.broker)),
+        )
+    )
+    load = "" if result.load_average is None else f", load average {result.load_average:.2f}"
+    console.print(
+        f"workers started in {result.start_up_seconds:.1f} s (outside the end-to-end rate, "
+        f"which runs from the first score to the last); backlog produced at "
+        f"{result.produced_per_second:,.0f} tx/s; {result.score_records:,} score records for "
+        f"{options.transactions:,} transactions. CPU per transaction: {per_transaction}. "
+        f"{result.cpu_count} cores{load} at the start, shared by every process here; CPU "
+        "columns: cores used over the window (1.00 is one core, fully; n/a: a server this "
+        "bench did not start)."
     )

@@ -240,13 +240,23 @@ def test_the_build_context_holds_every_path_the_dockerfile_copies(
                 assert (ROOT / source).exists()
 
 
-def test_compose_runs_kafka_in_kraft_mode_redis_and_the_api(compose: dict[str, Any]) -> None:
+def test_compose_runs_kafka_in_kraft_mode_redis_the_api_two_workers_and_the_learner(
+    compose: dict[str, Any],
+) -> None:
     services = compose["services"]
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
     assert services["redis"]["image"].startswith("redis:")
-    assert "api" in fraudstream_services(compose)
+    roles = fraudstream_services(compose)
+    assert roles["api"]["command"][0] == "api"
+    assert roles["worker"]["command"] == ["worker"]
+    assert roles["worker"]["deploy"]["replicas"] == 2
+    assert roles["learner"]["command"] == ["learner"]
+    for role in ("api", "worker", "learner"):
+        environment = roles[role]["environment"]
+        assert {"FRAUDSTREAM_KAFKA_BOOTSTRAP", "FRAUDSTREAM_REDIS_URL"} <= set(environment)
+        assert "FRAUDSTREAM_SECRET_KEY" in environment
 
 
 def test_every_command_compose_runs_is_a_command_of_the_cli(compose: dict[str, Any]) -> None:
@@ -262,8 +272,8 @@ def test_every_command_compose_runs_is_a_command_of_the_cli(compose: dict[str, A
 
 def test_the_command_check_fails_on_what_the_cli_does_not_have() -> None:
     assert_cli_accepts(["bench", "core", "--transactions", "10"])
-    with pytest.raises(AssertionError, match="'worker' is not a command"):
-        assert_cli_accepts(["worker"])
+    with pytest.raises(AssertionError, match="'retrain' is not a command"):
+        assert_cli_accepts(["retrain"])
     with pytest.raises(AssertionError, match="needs a subcommand"):
         assert_cli_accepts(["bench"])
     with pytest.raises(typer.TyperException, match="No such option"):

@@ -4,24 +4,42 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Response, status
 
 from models.schemas import Label
 from service.bodies import one_or_many
 from service.deps import ReadyRuntimeDep, SettingsDep
-from service.responses import LabelsResponse
+from service.responses import Accepted, LabelsResponse
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"])
 
 
-@router.post("")
+@router.post(
+    "",
+    responses={
+        status.HTTP_202_ACCEPTED: {
+            "model": Accepted,
+            "description": "Distributed mode: handed to the learner through the labels topic",
+        }
+    },
+)
 async def post_labels(
     body: Annotated[Any, Body(description="A label, or an array of them")],
     runtime: ReadyRuntimeDep,
     settings: SettingsDep,
-) -> LabelsResponse:
-    """Learn from labels; unknown or expired transaction ids are reported, not fatal."""
-    outcome = runtime.learn(one_or_many(Label, body, settings.max_batch))
+    response: Response,
+) -> LabelsResponse | Accepted:
+    """Learn from labels; unknown or expired transaction ids are reported, not fatal.
+
+    The embedded service learns at once and says how each label went; in distributed mode the
+    labels go to the learner through the labels topic, and the answer is 202 once the broker
+    holds them.
+    """
+    labels = one_or_many(Label, body, settings.max_batch)
+    outcome = await runtime.take_labels(labels)
+    if outcome is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return Accepted(accepted=len(labels), backlog=runtime.backlog)
     return LabelsResponse(
         learned=outcome.learned,
         corrected=outcome.corrected,

@@ -22,5 +22,5 @@ async def accept(
 ) -> Accepted:
     """Queue transactions for scoring; their alerts reach `/v1/alerts` and the stream."""
     transactions = one_or_many(Transaction, body, settings.max_batch)
-    runtime.submit(transactions)
+    await runtime.accept(transactions)
     return Accepted(accepted=len(transactions), backlog=runtime.backlog)

@@ -1,0 +1,172 @@
+"""`fraudstream api`: the HTTP API over Redis and Kafka, as a real process on real servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+import orjson
+import pytest
+
+from models.learners import OnlineLearner
+from models.scored import Scored
+from pipelines.kafka_clients import KafkaSettings
+from pipelines.model_channel import learner_version
+from pipelines.server_process import serve
+from pipelines.topics import Topics
+from tests.pipelines.distributed_harness import (
+    Stream,
+    copy_of,
+    distinct_ids_at_least,
+    expected_scores,
+    publish_model,
+    read_topic,
+    role_env,
+    simulated_stream,
+    trained_learner,
+    warm_redis_state,
+)
+from tests.servers.redis_server import RedisServer
+
+LIVE = 3_000
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def stream() -> Stream:
+    return simulated_stream(LIVE, seed=23)
+
+
+@pytest.fixture(scope="module")
+def model() -> OnlineLearner:
+    return trained_learner()
+
+
+@pytest.fixture(scope="module")
+def expected(model: OnlineLearner, stream: Stream) -> dict[str, Scored]:
+    return expected_scores(model, stream)
+
+
+def _json(tx: object) -> object:
+    return orjson.loads(tx.model_dump_json())  # type: ignore[attr-defined]
+
+
+def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafka(
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    topics: Topics,
+    stream: Stream,
+    model: OnlineLearner,
+    expected: dict[str, Scored],
+) -> None:
+    version = publish_model(redis_url, topics, model)
+    warm_redis_state(redis_url, topics, stream.warm_up)
+    env = role_env(kafka_settings, redis_url, topics)
+    with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+        # Scores: the in-process path's, transaction by transaction, in batches.
+        for start in range(0, LIVE, 500):
+            batch = stream.live[start : start + 500]
+            answer = http.post("/v1/score/batch", json=[_json(tx) for tx in batch])
+            assert answer.status_code == 200, answer.text
+            for got in answer.json()["scores"]:
+                want = expected[got["transaction_id"]]
+                assert (got["score"], got["decision"], got["model_version"]) == (
+                    want.score,
+                    want.decision.value,
+                    version,
+                )
+        # ... and they are published too, alerts included.
+        scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE))
+        assert len(scores.values) == LIVE
+        alerted = {tid for tid, s in expected.items() if s.decision.value == "alert"}
+        assert alerted
+        alerts = read_topic(
+            kafka_settings, topics.alerts, lambda read: len(read.values) >= len(alerted)
+        )
+        assert {
+            document["transaction"]["transaction_id"]  # type: ignore[index]
+            for document in alerts.documents()
+        } == alerted
+
+        # Transactions and labels are handed to their topics for the workers and the learner.
+        later = stream.live[-1].model_copy(update={"transaction_id": "via-topic"})
+        accepted = http.post("/v1/transactions", json=_json(later))
+        assert accepted.status_code == 202, accepted.text
+        label = {
+            "transaction_id": "via-topic",
+            "is_fraud": True,
+            "labelled_at": "2026-11-29T12:00:00Z",
+            "source": "analyst",
+        }
+        queued = http.post("/v1/labels", json=label)
+        assert queued.status_code == 202, queued.text
+        assert queued.json()["accepted"] == 1
+        on_topic = read_topic(kafka_settings, topics.transactions, lambda read: bool(read.values))
+        assert on_topic.documents()[0]["transaction_id"] == "via-topic"
+        labels = read_topic(kafka_settings, topics.labels, lambda read: bool(read.values))
+        assert labels.documents()[0]["transaction_id"] == "via-topic"
+
+        # The alert feed follows the alerts topic (the local scores reach it from there).
+        _poll(
+            lambda: http.get("/v1/alerts", params={"limit": 1_000}).json(),
+            lambda shown: {alert["transaction"]["transaction_id"] for alert in shown} == alerted,
+            what="every alert in GET /v1/alerts",
+        )
+
+        # A newly published version is picked up without a restart.
+        newer = copy_of(model)
+        newer.learn({"amount": 1.0}, is_fraud=False)
+        publish_model(redis_url, topics, newer)
+        probe = stream.live[0].model_copy(update={"transaction_id": "after-publish"})
+        _poll(
+            lambda: http.post(
+                "/v1/score",
+                json=_json(
+                    probe.model_copy(
+                        update={"transaction_id": f"after-publish-{time.monotonic_ns()}"}
+                    )
+                ),
+            ).json()["model_version"],
+            lambda seen: seen == learner_version(newer),
+            what="a score by the newly published version",
+        )
+
+
+def test_the_api_is_not_ready_while_redis_is_down_and_recovers(
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    redis_server: RedisServer,
+    topics: Topics,
+    model: OnlineLearner,
+    stream: Stream,
+) -> None:
+    publish_model(redis_url, topics, model)
+    env = role_env(kafka_settings, redis_url, topics)
+    with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+        tx = _json(stream.live[0])
+        assert http.post("/v1/score", json=tx).status_code == 200
+        redis_server.stop()
+        try:
+            _poll(lambda: http.get("/readyz").status_code, lambda code: code == 503, what="503")
+            refused = http.post("/v1/score", json={**tx, "transaction_id": "while-down"})  # type: ignore[dict-item]
+            assert refused.status_code == 503
+            assert "unavailable" in refused.json()["detail"]
+        finally:
+            redis_server.start()
+        _poll(lambda: http.get("/readyz").status_code, lambda code: code == 200, what="ready")
+        again = http.post("/v1/score", json={**tx, "transaction_id": "after-restart"})  # type: ignore[dict-item]
+        assert again.status_code == 200, again.text
+
+
+def _poll(
+    read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 30.0
+) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if done(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout} s")
