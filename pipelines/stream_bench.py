@@ -532,8 +532,10 @@ def bench_stream(
                 kafka = asyncio.run(_through_kafka(options, servers, stream, settings, advance))
             except BrokerUnavailableError as error:
                 raise StreamBenchError(str(error)) from None
-        _delete_keys(client, key_prefix)
     finally:
+        # A failed run's keys go too; a Redis that is gone has nothing to delete.
+        with contextlib.suppress(redis.RedisError):
+            _delete_keys(client, key_prefix)
         client.close()
     return StreamBenchResult(
         options=options,
