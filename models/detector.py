@@ -17,9 +17,13 @@ from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
+from models.quality import MaturedLabel, RollingQuality
 from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, event_second
+
+CHAMPION = "champion"
+"""The quality window of whichever model is serving."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class DetectorPolicy:
     max_pending: int = 2_000_000
     implicit_legit_after_seconds: int | None = None
     """Learn a transaction as legitimate when no label came within this period (off: None)."""
+    quality_window: int = 10_000
+    """Matured labels each model's rolling quality is taken over."""
+    quality_k: int = 100
+    """The daily card budget of the rolling Card Precision@k."""
 
     def __post_init__(self) -> None:
         if self.reasons < 0:
@@ -99,6 +107,11 @@ class FraudDetector:
         self._maturity = MaturityQueue(after) if after is not None else None
         self._watermark: int | None = None
         self._version = self._current_version()
+        self.challengers: dict[str, OnlineLearner] = {}
+        """Shadow models by name: they score every transaction and learn every label, but
+        their scores are only recorded, never returned or alerted on."""
+        self.quality: dict[str, RollingQuality] = {CHAMPION: self._new_quality()}
+        """Each model's quality on matured labels: the champion's, then each challenger's."""
 
     @property
     def model_version(self) -> str:
@@ -106,15 +119,44 @@ class FraudDetector:
         return self._version
 
     def _current_version(self) -> str:
-        return f"{self.learner.name}+{self.learner.labels_learned}"
+        return self.learner.version
 
     def score(self, transaction: Transaction) -> Scored:
         return self.score_many([transaction])[0]
 
-    def replace_learner(self, learner: OnlineLearner) -> None:
-        """Score with ``learner`` from the next transaction on (a newer published version)."""
+    def replace_learner(self, learner: OnlineLearner, *, new_lineage: bool = False) -> None:
+        """Score with ``learner`` from the next transaction on.
+
+        A newer version of the same lineage (the learner's publication) keeps the champion's
+        quality window; another lineage (a rollback) starts it afresh.
+        """
         self.learner = learner
         self._version = self._current_version()
+        if new_lineage:
+            self.quality[CHAMPION] = self._new_quality()
+
+    def add_challenger(self, name: str, learner: OnlineLearner) -> None:
+        """Shadow ``learner`` under ``name`` from the next transaction on."""
+        if name == CHAMPION or name in self.challengers:
+            raise ValueError(f"a model named {name!r} is already serving")
+        self.challengers[name] = learner
+        self.quality[name] = self._new_quality()
+
+    def retire_challenger(self, name: str) -> OnlineLearner:
+        learner = self.challengers.pop(name)
+        del self.quality[name]
+        return learner
+
+    def promote(self, name: str) -> OnlineLearner:
+        """Make challenger ``name`` the champion, with its quality window; returns the old one."""
+        learner = self.challengers.pop(name)
+        previous, self.learner = self.learner, learner
+        self.quality[CHAMPION] = self.quality.pop(name)
+        self._version = self._current_version()
+        return previous
+
+    def _new_quality(self) -> RollingQuality:
+        return RollingQuality(self.policy.quality_window, self.policy.quality_k)
 
     def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once."""
@@ -151,6 +193,7 @@ class FraudDetector:
                 continue
             if entry.verdict is not None:
                 outcome.corrected += 1
+            self._judge(entry, label)
             report = self._learn_entry(entry, label.is_fraud)
             if report is not None:
                 reports.append(report)
@@ -186,17 +229,46 @@ class FraudDetector:
         if earlier is None:
             # A first sighting, or a repeat whose first answer was never stored (the process
             # died between recording it in state and storing its vector): keep this one.
+            challengers = self.challengers
+            shadow = (
+                tuple([(name, model.score(vector)) for name, model in challengers.items()])
+                if challengers
+                else ()
+            )
             self.pending.put(
                 tx.transaction_id,
-                PendingEntry(array("d", vector.values()), tx.terminal_id, second, scored),
+                PendingEntry(
+                    array("d", vector.values()),
+                    tx.terminal_id,
+                    second,
+                    scored,
+                    None,
+                    tx.card_id,
+                    shadow,
+                ),
             )
             if self._maturity is not None:
                 self._maturity.push(tx.transaction_id, second)
         return scored
 
+    def _judge(self, entry: PendingEntry, label: Label) -> None:
+        """Pair the label with the score each model gave its transaction at arrival."""
+        known = event_second(label.labelled_at)
+        quality = self.quality
+        quality[CHAMPION].add(
+            MaturedLabel(entry.second, entry.card_id, entry.scored.score, label.is_fraud, known)
+        )
+        for name, score in entry.shadow:
+            if name in quality:
+                quality[name].add(
+                    MaturedLabel(entry.second, entry.card_id, score, label.is_fraud, known)
+                )
+
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
         vector = dict(zip(self.features.names, entry.values, strict=True))
         self.learner.learn(vector, is_fraud)
+        for challenger in self.challengers.values():
+            challenger.learn(vector, is_fraud)
         previous = self.pending.set_verdict(entry, is_fraud)
         if is_fraud and previous is not True:
             return FraudReport(entry.terminal_id, entry.second, +1)

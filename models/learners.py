@@ -170,6 +170,29 @@ class OnlineLearner:
         )
         self.labels_learned = 0
         self.frauds_learned = 0
+        self.lineage = name
+        """What this learner grew from: its recipe, or the registry version it was restored as."""
+        self.lineage_labels = 0
+        """Labels it had learned when its lineage began."""
+
+    @property
+    def version(self) -> str:
+        """The version its scores name: its lineage and the labels learned since.
+
+        >>> learner = OnlineLearner("logistic")
+        >>> learner.learn({"amount": 1.0}, is_fraud=False)
+        >>> learner.version
+        'logistic+1'
+        >>> learner.rebase("m000007")
+        >>> learner.version
+        'm000007+0'
+        """
+        return f"{self.lineage}+{self.labels_learned - self.lineage_labels}"
+
+    def rebase(self, lineage: str) -> None:
+        """Start a new lineage here: restored from the registry, it names that version."""
+        self.lineage = lineage
+        self.lineage_labels = self.labels_learned
 
     def score(self, features: FeatureVector) -> float:
         """The probability that the transaction is fraud, as the learner stands now."""

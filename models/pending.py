@@ -27,6 +27,10 @@ class PendingEntry:
     """The answer given at scoring time, re-emitted as it was if the transaction comes again."""
     verdict: bool | None = None
     """The label learned so far: ``None`` until one arrives."""
+    card_id: str = ""
+    """The card, for Card Precision@k on matured labels."""
+    shadow: tuple[tuple[str, float], ...] = ()
+    """The scores the shadow challengers gave, by challenger name, judged when the label comes."""
 
 
 class PendingStore(Protocol):

@@ -21,11 +21,6 @@ logger = logging.getLogger(__name__)
 Pipeline = redis.client.Pipeline
 
 
-def learner_version(learner: OnlineLearner) -> str:
-    """The version a learner's scores name: its recipe and how many labels it learned."""
-    return f"{learner.name}+{learner.labels_learned}"
-
-
 class ModelChannel:
     """The published model of a deployment, under ``{prefix}model:*``."""
 
@@ -37,7 +32,7 @@ class ModelChannel:
 
     def queue_publish(self, pipeline: Pipeline, learner: OnlineLearner) -> str:
         """Queue the learner's snapshot and version onto ``pipeline``; returns the version."""
-        version = learner_version(learner)
+        version = learner.version
         pipeline.set(self._snapshot_key, dump_snapshot(learner, self._key))
         pipeline.set(self._version_key, version)
         return version

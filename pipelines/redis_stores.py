@@ -36,7 +36,8 @@ def encode_entry(entry: PendingEntry) -> bytes:
     >>> from array import array
     >>> scored = Scored("t1", 0.25, "logistic+3", Decision.PASS, 0.5,
     ...                 (ReasonCode("amount", 20.0, 0.1),))
-    >>> entry = PendingEntry(array("d", [20.0, 0.1]), "p1", 1_700_000_000, scored, True)
+    >>> entry = PendingEntry(array("d", [20.0, 0.1]), "p1", 1_700_000_000, scored, True, "c1",
+    ...                      (("forest", 0.75),))
     >>> decode_entry(encode_entry(entry)) == entry
     True
     """
@@ -55,12 +56,14 @@ def encode_entry(entry: PendingEntry) -> bytes:
                 [list(reason) for reason in scored.reasons],
             ],
             entry.verdict,
+            entry.card_id,
+            [list(pair) for pair in entry.shadow],
         ]
     )
 
 
 def decode_entry(raw: bytes | str) -> PendingEntry:
-    values, terminal_id, second, scored, verdict = orjson.loads(raw)
+    values, terminal_id, second, scored, verdict, card_id, shadow = orjson.loads(raw)
     transaction_id, score, version, decision, threshold, reasons = scored
     return PendingEntry(
         array("d", values),
@@ -75,6 +78,8 @@ def decode_entry(raw: bytes | str) -> PendingEntry:
             tuple(ReasonCode(*reason) for reason in reasons),
         ),
         verdict,
+        card_id,
+        tuple((name, score) for name, score in shadow),
     )
 
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from models.detector import FraudDetector, LearnOutcome
-from models.metrics import average_precision
+from models.detector import CHAMPION, FraudDetector, LearnOutcome
+from models.quality import QualityFigures
 from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
@@ -45,17 +44,27 @@ class QueueFullError(Exception):
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """What `GET /v1/models` shows of a live model."""
+    """What `GET /v1/models` shows of a serving model: the champion or a shadow challenger."""
 
     name: str
+    """The champion's learner name, or the challenger's name."""
+    role: str
     version: str
+    learner: str
     params: dict[str, object]
     labels_learned: int
     frauds_learned: int
-    matured_labels: int
-    """Labels in the rolling window the quality figures are taken over."""
-    rolling_average_precision: float
-    """AP of the scores these transactions got at arrival, against their matured labels."""
+    quality: QualityFigures
+    """Its figures over the rolling window of matured labels (``nan`` before any)."""
+
+    @property
+    def matured_labels(self) -> int:
+        return self.quality.matured
+
+    @property
+    def rolling_average_precision(self) -> float:
+        """AP of the scores these transactions got at arrival, against their matured labels."""
+        return self.quality.average_precision
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,6 @@ class EmbeddedRuntime:
         alerts: AlertLog,
         *,
         queue_size: int = 100_000,
-        quality_window: int = 10_000,
         score_window: int = 5_000,
         quality_history: int = 720,
         clock: Clock = utc_now,
@@ -97,7 +105,6 @@ class EmbeddedRuntime:
         self.telemetry.watch(self.gauges)
         self._clock = clock
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
-        self._matured: deque[tuple[float, bool]] = deque(maxlen=quality_window)
         self._consumer: asyncio.Task[None] | None = None
         self.scored = 0
         self.started_at: datetime | None = None
@@ -156,11 +163,7 @@ class EmbeddedRuntime:
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
         """Learn labels from the vectors their transactions were scored with."""
-        entries = [self.detector.pending.get(label.transaction_id) for label in labels]
         outcome = self.detector.learn(labels)
-        for label, entry in zip(labels, entries, strict=True):
-            if entry is not None:
-                self._matured.append((entry.scored.score, label.is_fraud))
         self.telemetry.learned(outcome.learned)
         return outcome
 
@@ -172,21 +175,27 @@ class EmbeddedRuntime:
             self._queue.put_nowait(tx)
 
     def model_status(self) -> ModelStatus:
-        learner = self.detector.learner
-        matured = list(self._matured)
-        return ModelStatus(
-            name=learner.name,
-            version=self.detector.model_version,
-            params=dict(learner.params),
-            labels_learned=learner.labels_learned,
-            frauds_learned=learner.frauds_learned,
-            matured_labels=len(matured),
-            rolling_average_precision=average_precision(
-                [label for _, label in matured], [score for score, _ in matured]
+        """The champion's status."""
+        return self.model_statuses()[0]
+
+    def model_statuses(self) -> list[ModelStatus]:
+        """The champion, then each shadow challenger, with their rolling quality."""
+        detector = self.detector
+        threshold = detector.alerting.threshold
+        serving = [(CHAMPION, detector.learner), *detector.challengers.items()]
+        return [
+            ModelStatus(
+                name=learner.name if role == CHAMPION else role,
+                role=CHAMPION if role == CHAMPION else "challenger",
+                version=learner.version,
+                learner=learner.name,
+                params=dict(learner.params),
+                labels_learned=learner.labels_learned,
+                frauds_learned=learner.frauds_learned,
+                quality=detector.quality[role].figures(threshold),
             )
-            if matured
-            else float("nan"),
-        )
+            for role, learner in serving
+        ]
 
     def sample_quality(self) -> None:
         """Add the live model's rolling AP, as of now, to the quality history."""
@@ -222,23 +231,20 @@ class EmbeddedRuntime:
         )
 
     def gauges(self) -> StateGauges:
-        """The state Prometheus reads at each scrape.
-
-        Card Precision@k is ``nan``: it ranks cards, and neither a label nor the vector kept
-        for it knows the card id, so the matured window cannot rank them yet.
-        """
-        status = self.model_status()
-        champion = ModelGauges(
-            name=status.name,
-            version=status.version,
-            role="champion",
-            rolling_average_precision=status.rolling_average_precision,
-            rolling_card_precision_at_k=math.nan,
-        )
+        """The state Prometheus reads at each scrape."""
         return StateGauges(
             consumer_lag=self.backlog,
             label_backlog=self.detector.pending.awaiting_label or 0,
-            models=(champion,),
+            models=tuple(
+                ModelGauges(
+                    name=status.name,
+                    version=status.version,
+                    role=status.role,
+                    rolling_average_precision=status.quality.average_precision,
+                    rolling_card_precision_at_k=status.quality.card_precision_at_k,
+                )
+                for status in self.model_statuses()
+            ),
         )
 
     async def start(self) -> None:

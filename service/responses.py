@@ -38,14 +38,20 @@ class LabelsResponse(BaseModel):
 
 
 class ModelResponse(BaseModel):
-    name: str
-    version: str
-    role: str = "champion"
+    name: str = Field(description="The champion's learner, or the challenger's name")
+    version: str = Field(description="What its scores name: lineage + labels learned since")
+    role: str = Field(description="champion (its scores are served) or challenger (shadow)")
+    learner: str
     params: dict[str, object]
     labels_learned: int
     frauds_learned: int
-    matured_labels: int
+    matured_labels: int = Field(description="Labels in the rolling window of the figures")
     rolling_average_precision: float | None
+    rolling_card_precision_at_k: float | None
+    rolling_alert_precision: float | None = Field(
+        description="Share of its scores above the alert threshold that were fraud"
+    )
+    k: int = Field(description="The daily card budget of the Card Precision@k")
 
 
 class ModelsResponse(BaseModel):

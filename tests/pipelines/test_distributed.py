@@ -17,7 +17,6 @@ from models.learners import OnlineLearner
 from models.scored import Scored
 from pipelines.dead_letters import read_dead_letter_headers
 from pipelines.kafka_clients import KafkaSettings
-from pipelines.model_channel import learner_version
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
     Stream,
@@ -136,9 +135,7 @@ def test_two_workers_and_the_learner_score_like_the_in_process_path(
         time.sleep(2.5)  # two model polls
         produce_transactions(kafka_settings, topics, [probe])
         after = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE + 1))
-        assert scores_by_id(after)["probe-after-learning"][0]["model_version"] == learner_version(
-            newest
-        )
+        assert scores_by_id(after)["probe-after-learning"][0]["model_version"] == newest.version
         for role in roles:
             assert role.stop() == 0, role.log_tail()
     finally:

@@ -13,7 +13,6 @@ import pytest
 from models.learners import OnlineLearner
 from models.scored import Scored
 from pipelines.kafka_clients import KafkaSettings
-from pipelines.model_channel import learner_version
 from pipelines.server_process import serve
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
@@ -129,7 +128,7 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
                     )
                 ),
             ).json()["model_version"],
-            lambda seen: seen == learner_version(newer),
+            lambda seen: seen == newer.version,
             what="a score by the newly published version",
         )
 

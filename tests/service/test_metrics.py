@@ -71,7 +71,8 @@ async def test_metrics_count_what_was_scored_learned_and_alerted() -> None:
     assert value(
         series, "fraudstream_model_rolling_average_precision", **per_model
     ) == pytest.approx(model["rolling_average_precision"])
-    assert math.isnan(value(series, "fraudstream_model_rolling_card_precision_at_k", **per_model))
+    card_precision = value(series, "fraudstream_model_rolling_card_precision_at_k", **per_model)
+    assert 0 < card_precision == pytest.approx(model["rolling_card_precision_at_k"])
 
 
 async def test_queued_transactions_are_counted_once_scored() -> None:
