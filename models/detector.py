@@ -64,6 +64,24 @@ class LearnOutcome:
     """Ids never scored here, or whose vector expired before the label came."""
 
 
+@dataclass
+class DetectorState:
+    """Everything a detector holds besides its champion: what an embedded restart resumes.
+
+    Pickled whole and signed (`models.snapshots.dump_signed`); the champion itself lives in
+    the model registry, and ``champion_version`` says which version this state went with.
+    """
+
+    champion_version: str
+    state: FeatureState
+    pending: PendingStore
+    alerting: AlertPolicy
+    challengers: dict[str, OnlineLearner]
+    quality: dict[str, RollingQuality]
+    watermark: int | None
+    maturity: MaturityQueue | None
+
+
 class FraudDetector:
     """Scores transactions and learns from their delayed labels.
 
@@ -114,6 +132,11 @@ class FraudDetector:
         """Each model's quality on matured labels: the champion's, then each challenger's."""
 
     @property
+    def watermark(self) -> int | None:
+        """The latest event second scored so far."""
+        return self._watermark
+
+    @property
     def model_version(self) -> str:
         """The learner's name and how many labels it has learned: a score names what made it."""
         return self._version
@@ -154,6 +177,29 @@ class FraudDetector:
         self.quality[CHAMPION] = self.quality.pop(name)
         self._version = self._current_version()
         return previous
+
+    def export_state(self, champion_version: str) -> DetectorState:
+        return DetectorState(
+            champion_version,
+            self.state,
+            self.pending,
+            self.alerting,
+            self.challengers,
+            self.quality,
+            self._watermark,
+            self._maturity,
+        )
+
+    def restore_state(self, saved: DetectorState) -> None:
+        """Resume from ``saved``: windows, pending vectors, cooldowns, challengers, quality."""
+        self.state = saved.state
+        self.pending = saved.pending
+        self.alerting = saved.alerting
+        self.challengers = saved.challengers
+        self.quality = saved.quality
+        self._watermark = saved.watermark
+        self._maturity = saved.maturity
+        self._version = self._current_version()
 
     def _new_quality(self) -> RollingQuality:
         return RollingQuality(self.policy.quality_window, self.policy.quality_k)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+from typing import TypeVar
 
 from models.learners import OnlineLearner
 
+Value = TypeVar("Value")
+
 MAGIC = b"FSS1"
-"""Marks the layout: magic, 32-byte signature, pickled learner."""
+"""Marks the layout: magic, 32-byte signature, pickle."""
 SIGNATURE_BYTES = 32
 
 
@@ -25,6 +28,28 @@ class SnapshotError(ValueError):
 def sign(payload: bytes, key: bytes) -> bytes:
     """The HMAC-SHA256 of ``payload`` under ``key``."""
     return hmac.new(key, payload, hashlib.sha256).digest()
+
+
+def dump_signed(value: object, key: bytes) -> bytes:
+    """``value`` pickled and signed: magic, signature, pickle."""
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return MAGIC + sign(payload, key) + payload
+
+
+def load_signed(blob: bytes, key: bytes, expected: type[Value]) -> Value:
+    """The ``expected`` value in ``blob``, unpickled only once its signature has verified."""
+    header = len(MAGIC) + SIGNATURE_BYTES
+    if len(blob) <= header or not blob.startswith(MAGIC):
+        raise SnapshotError("not a fraudstream snapshot")
+    signature, payload = blob[len(MAGIC) : header], blob[header:]
+    if not hmac.compare_digest(signature, sign(payload, key)):
+        raise SnapshotError("the snapshot's signature does not verify: refused unread")
+    value = pickle.loads(payload)
+    if not isinstance(value, expected):
+        raise SnapshotError(
+            f"the snapshot holds a {type(value).__name__}, not a {expected.__name__}"
+        )
+    return value
 
 
 def dump_snapshot(learner: OnlineLearner, key: bytes) -> bytes:
@@ -42,19 +67,9 @@ def dump_snapshot(learner: OnlineLearner, key: bytes) -> bytes:
     ...
     models.snapshots.SnapshotError: the snapshot's signature does not verify: refused unread
     """
-    payload = pickle.dumps(learner, protocol=pickle.HIGHEST_PROTOCOL)
-    return MAGIC + sign(payload, key) + payload
+    return dump_signed(learner, key)
 
 
 def load_snapshot(blob: bytes, key: bytes) -> OnlineLearner:
     """The learner in ``blob``, unpickled only once its signature has verified."""
-    header = len(MAGIC) + SIGNATURE_BYTES
-    if len(blob) <= header or not blob.startswith(MAGIC):
-        raise SnapshotError("not a fraudstream model snapshot")
-    signature, payload = blob[len(MAGIC) : header], blob[header:]
-    if not hmac.compare_digest(signature, sign(payload, key)):
-        raise SnapshotError("the snapshot's signature does not verify: refused unread")
-    learner = pickle.loads(payload)
-    if not isinstance(learner, OnlineLearner):
-        raise SnapshotError(f"the snapshot holds a {type(learner).__name__}, not a learner")
-    return learner
+    return load_signed(blob, key, OnlineLearner)

@@ -27,6 +27,7 @@ from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
+from pipelines.lifecycle import ModelLifecycle
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,13 @@ class EmbeddedRuntime:
         quality_history: int = 720,
         clock: Clock = utc_now,
         telemetry: Telemetry | None = None,
+        lifecycle: ModelLifecycle | None = None,
     ) -> None:
         self.detector = detector
+        self.lifecycle = lifecycle
+        """Snapshots, promotion and audit through the model registry (none: not kept)."""
+        self.resumed = False
+        """Whether the models and state were resumed from a snapshot at start-up."""
         self.alerts = alerts
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)

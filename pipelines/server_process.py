@@ -99,8 +99,14 @@ def serve(
     port = free_port()
     command = [str(_console_script()), role, "--host", "127.0.0.1", "--port", str(port)]
     # Forwarded, not read: the child reads its settings from this environment itself.
-    environment = {**os.environ, "FRAUDSTREAM_SIMULATE_RATE": "0", **(settings or {})}
-    with tempfile.TemporaryFile() as output:
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryDirectory() as data_dir:
+        # A fresh data directory unless one is given: no run resumes another's models.
+        environment = {
+            **os.environ,
+            "FRAUDSTREAM_SIMULATE_RATE": "0",
+            "FRAUDSTREAM_DATA_DIR": data_dir,
+            **(settings or {}),
+        }
         process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
         try:
             base = f"http://127.0.0.1:{port}"

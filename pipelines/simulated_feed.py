@@ -95,7 +95,15 @@ class SimulatedFeed:
         delay = timedelta(seconds=self.label_delay_seconds)
         due: deque[tuple[int, Label]] = deque()
         per_tick = max(1, round(self.config.rate * TICK_SECONDS))
+        # Resumed from a snapshot, the feed goes on after the last transaction it had fed.
+        resumed_at = self.runtime.detector.watermark
         position = 0
+        if resumed_at is not None:
+            while (
+                position < len(self._live)
+                and event_second(self._live[position][0].timestamp) <= resumed_at
+            ):
+                position += 1
         while position < len(self._live):
             chunk = self._live[position : position + per_tick]
             try:

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from pipelines.lifecycle import ModelLifecycle
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import SimulatedFeed
+from service.auth import KeyRing
 from service.bodies import require_json
 from service.bootstrap import build_feed, build_runtime
 from service.errors import install_error_handlers
@@ -37,6 +39,9 @@ GC_YOUNG_THRESHOLD = 50_000
 QUALITY_SAMPLE_SECONDS = 5.0
 """How often the dashboard's quality history samples the live model's rolling AP."""
 
+LIFECYCLE_TICK_SECONDS = 1.0
+"""How often the snapshot schedule and the promotion policy are checked."""
+
 
 async def _sample_quality(runtime: EmbeddedRuntime) -> None:
     # On a timer rather than when the dashboard asks: the history is there when someone first
@@ -47,15 +52,27 @@ async def _sample_quality(runtime: EmbeddedRuntime) -> None:
         await asyncio.sleep(QUALITY_SAMPLE_SECONDS)
 
 
+async def _tick(lifecycle: ModelLifecycle) -> None:
+    # On the loop, between requests: a snapshot or a promotion never meets a half-scored batch.
+    while True:
+        await asyncio.sleep(LIFECYCLE_TICK_SECONDS)
+        try:
+            lifecycle.tick()
+        except Exception:
+            logger.exception("the model lifecycle's periodic step failed; retrying next tick")
+
+
 async def _start(
     runtime: EmbeddedRuntime, feed: SimulatedFeed | None, tasks: list[asyncio.Task[None]]
 ) -> None:
-    if feed is not None:
+    if feed is not None and not runtime.resumed:
         # Replaying the history takes seconds of CPU: off the loop, so /healthz answers.
         warmed = await asyncio.to_thread(feed.warm_up)
         logger.info("learned from %d simulated historical transactions", warmed)
     await runtime.start()
     tasks.append(asyncio.create_task(_sample_quality(runtime), name="quality-sampler"))
+    if runtime.lifecycle is not None:
+        tasks.append(asyncio.create_task(_tick(runtime.lifecycle), name="model-lifecycle"))
     # What start-up built lives as long as the process: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()
@@ -100,6 +117,14 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
     # Held in state, not as a dependency override: while overrides exist FastAPI re-inspects
     # every dependency's signature on every request.
     app.state.settings = settings
+    app.state.keys = KeyRing(dict(settings.api_keys))
+    if app.state.keys.open:
+        logger.warning(
+            "no API key is configured: every endpoint, admin ones included, is open to whoever "
+            "reaches %s:%d (set FRAUDSTREAM_API_KEYS to require keys)",
+            settings.host,
+            settings.port,
+        )
     install_error_handlers(app)
     json_only = [Depends(require_json)]
     for router in (transactions.router, labels.router):

@@ -11,6 +11,9 @@ from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.state import WindowSpec
 from pipelines.alert_log import AlertLog
+from pipelines.lifecycle import LifecyclePolicy, ModelLifecycle
+from pipelines.registry import ModelRegistry
+from pipelines.registry_index import FileIndex
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import FeedConfig, SimulatedFeed
 from pipelines.telemetry import Telemetry
@@ -21,12 +24,12 @@ def seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 
 
-def build_runtime(settings: Settings) -> EmbeddedRuntime:
-    """In-memory state, the configured learner and alert policy, an alert log, metrics."""
+def build_detector(settings: Settings) -> FraudDetector:
+    """In-memory state, the configured learner and alert policy."""
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
     features = FeatureSet(FeatureSpec(windows=windows))
     implicit = settings.implicit_legit_after
-    detector = FraudDetector(
+    return FraudDetector(
         features,
         InMemoryFeatureState(windows),
         OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
@@ -34,6 +37,8 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
             reasons=settings.reasons,
             pending_ttl_seconds=seconds(settings.pending_ttl),
             implicit_legit_after_seconds=None if implicit is None else seconds(implicit),
+            quality_window=settings.quality_window,
+            quality_k=settings.quality_k,
         ),
         AlertPolicy(
             AlertPolicyConfig(
@@ -43,12 +48,49 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
             )
         ),
     )
-    return EmbeddedRuntime(
+
+
+def lifecycle_policy(settings: Settings) -> LifecyclePolicy:
+    return LifecyclePolicy(
+        snapshot_every_labels=settings.snapshot_every_labels,
+        snapshot_every_seconds=settings.snapshot_every.total_seconds(),
+        keep_versions=settings.keep_versions,
+        auto_promote=settings.auto_promote,
+        promote_margin=settings.promote_margin,
+        promote_min_labels=settings.promote_min_labels,
+    )
+
+
+def build_runtime(settings: Settings) -> EmbeddedRuntime:
+    """The embedded runtime, resumed from the last snapshot under the data directory if any.
+
+    Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
+    serving holds is saved beside them as ``state.snapshot`` at every snapshot.
+    """
+    detector = build_detector(settings)
+    models = settings.data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    key = settings.secret_key.get_secret_value().encode()
+    lifecycle = ModelLifecycle(
+        detector,
+        ModelRegistry(models, FileIndex(models / "index.json"), key),
+        key,
+        state_path=settings.data_dir / "state.snapshot",
+        policy=lifecycle_policy(settings),
+    )
+    resumed = lifecycle.resume()
+    if not resumed:
+        for spec in settings.challengers:
+            lifecycle.add_challenger(OnlineLearner(spec.learner, spec.params, seed=settings.seed))
+    runtime = EmbeddedRuntime(
         detector,
         AlertLog(capacity=settings.alert_log_size),
         queue_size=settings.queue_size,
         telemetry=Telemetry(),
+        lifecycle=lifecycle,
     )
+    runtime.resumed = resumed
+    return runtime
 
 
 def build_feed(settings: Settings, runtime: EmbeddedRuntime) -> SimulatedFeed | None:

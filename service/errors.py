@@ -15,6 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from models.learners import LearnerError
+from pipelines.lifecycle import SchemaMismatchError
+from pipelines.registry import (
+    ChampionRetireError,
+    RetiredVersionError,
+    TamperedArtefactError,
+    UnknownVersionError,
+)
 from pipelines.runtime import QueueFullError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +44,21 @@ class UnsupportedMediaTypeError(ServiceError):
     status_code = 415
 
 
+class NotFoundError(ServiceError):
+    status_code = 404
+
+
+# What the model registry and lifecycle refuse, as HTTP statuses.
+_REFUSALS: dict[type[Exception], int] = {
+    UnknownVersionError: 404,
+    SchemaMismatchError: 409,
+    ChampionRetireError: 409,
+    RetiredVersionError: 409,
+    TamperedArtefactError: 422,
+    LearnerError: 422,
+}
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message})
 
@@ -48,6 +71,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, error: QueueFullError) -> JSONResponse:
         return _error(503, str(error))
+
+    async def refused(request: Request, error: Exception) -> JSONResponse:
+        status = _REFUSALS[type(error)]
+        if status == 422 and isinstance(error, TamperedArtefactError):
+            logger.error("%s %s refused: %s", request.method, request.url.path, error)
+        return _error(status, str(error))
+
+    for refusal in _REFUSALS:
+        app.add_exception_handler(refusal, refused)
 
     @app.exception_handler(RedisError)
     @app.exception_handler(KafkaError)

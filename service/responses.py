@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 import orjson
 from fastapi import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from models.model_record import ModelRecord
 from models.schemas import Score
 from models.scored import Scored
 
@@ -54,8 +56,50 @@ class ModelResponse(BaseModel):
     k: int = Field(description="The daily card budget of the Card Precision@k")
 
 
+class VersionResponse(ModelRecord):
+    """A registered model version with its provenance, and what it is doing now."""
+
+    status: str = Field(description="champion, challenger (shadowing), registered or retired")
+
+
 class ModelsResponse(BaseModel):
-    models: list[ModelResponse]
+    models: list[ModelResponse] = Field(description="The serving models: champion first")
+    champion_version: str | None = Field(description="The registry's champion pointer")
+    versions: list[VersionResponse] = Field(description="Registered versions, newest first")
+
+
+class ChallengerRequest(BaseModel):
+    """A learner to shadow: a recipe (`GET /docs` lists them in the README) and parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learner: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class Promoted(BaseModel):
+    champion_version: str
+    model_version: str = Field(description="What the champion's scores name from now on")
+
+
+class AuditResponse(BaseModel):
+    transaction_id: str
+    model_version: str
+    score: float
+    decision: str
+    threshold: float
+    reasons: list[dict[str, object]]
+    features: dict[str, float] = Field(description="The vector the score was computed from")
+    shadow_scores: dict[str, float] = Field(description="What each challenger scored, by version")
+    label: bool | None = Field(description="The label learned for it so far, if any")
+
+
+class ModelEvent(BaseModel):
+    at: str
+    event: str
+    version: str
+    detail: str
 
 
 class Health(BaseModel):

@@ -11,11 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.durations import parse_duration
 from models.learners import DEFAULT_LEARNER
+from service.auth import Role
 
 
 def _duration(value: Any) -> Any:
@@ -27,6 +28,15 @@ DEFAULT_SECRET_KEY = "fraudstream-embedded-default-secret"
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 """A duration written as ``7d``, ``12h``, ``30m`` or ``90s``."""
+
+
+class ChallengerSpec(BaseModel):
+    """A learner to shadow: a recipe name and its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learner: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -68,11 +78,26 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: Annotated[int, Field(ge=1_000)] = 10_000
     max_poll_records: Annotated[int, Field(gt=0)] = 1_000
     max_record_bytes: Annotated[int, Field(gt=0)] = 65_536
+    api_keys: dict[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], list[Role]] = Field(
+        default_factory=dict
+    )
+    """API keys by their SHA-256 (hex) -> roles, e.g. ``{"9f86d0...": ["admin"]}``; none:
+    the API is open (embedded mode on localhost)."""
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment."""
     model_poll: Duration = timedelta(seconds=1)
     publish_every_labels: Annotated[int, Field(gt=0)] = 1_000
     publish_every: Duration = timedelta(seconds=10)
+    snapshot_every_labels: Annotated[int, Field(gt=0)] = 10_000
+    snapshot_every: Duration = timedelta(minutes=10)
+    keep_versions: Annotated[int, Field(gt=0)] = 100
+    challengers: list[ChallengerSpec] = Field(default_factory=list)
+    """Learners to shadow from start-up, e.g. ``[{"learner": "forest"}]``."""
+    auto_promote: bool = False
+    promote_margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    promote_min_labels: Annotated[int, Field(gt=0)] = 1_000
+    quality_window: Annotated[int, Field(gt=0)] = 10_000
+    quality_k: Annotated[int, Field(gt=0)] = 100
     log_level: str = "info"
     bench_endpoints: bool = False
     """Serve `POST /v1/bench/constant`, the bare-HTTP baseline of `fraudstream bench http`."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 
 from models.schemas import Label
+from service.auth import Role, requires
 from service.bodies import one_or_many
 from service.deps import ReadyRuntimeDep, SettingsDep
 from service.responses import Accepted, LabelsResponse
 
-router = APIRouter(prefix="/v1/labels", tags=["labels"])
+router = APIRouter(
+    prefix="/v1/labels", tags=["labels"], dependencies=[Depends(requires(Role.LABEL))]
+)
 
 
 @router.post(

@@ -1,20 +1,164 @@
-"""The live model(s): version, what they learned and how good they are on matured labels."""
+"""Models: the serving champion and challengers, the registry's versions, promotion, audit.
+
+Reading needs any known API key; everything that changes what serves, and downloading an
+artefact or a transaction's features, needs the admin role.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from pipelines.runtime import ModelStatus
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from models.learners import OnlineLearner
+from models.model_record import ModelRecord
+from pipelines.lifecycle import ModelLifecycle
+from pipelines.runtime import EmbeddedRuntime, ModelStatus
+from service.auth import Role, requires
 from service.deps import ReadyRuntimeDep
-from service.responses import ModelResponse, ModelsResponse, finite_or_none
+from service.errors import NotFoundError, ServiceError
+from service.responses import (
+    AuditResponse,
+    ChallengerRequest,
+    ModelEvent,
+    ModelResponse,
+    ModelsResponse,
+    Promoted,
+    VersionResponse,
+    finite_or_none,
+)
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(tags=["models"])
+reader = [Depends(requires(None))]
+admin = [Depends(requires(Role.ADMIN))]
+
+VersionPath = Annotated[str, Path(description="A registered version, e.g. m000012")]
 
 
-@router.get("")
+class RegistryUnavailableError(ServiceError):
+    status_code = 501
+
+
+def lifecycle_of(runtime: EmbeddedRuntime) -> ModelLifecycle:
+    if runtime.lifecycle is None:
+        raise RegistryUnavailableError("this process keeps no model registry")
+    return runtime.lifecycle
+
+
+@router.get("/v1/models", dependencies=reader)
 async def list_models(runtime: ReadyRuntimeDep) -> ModelsResponse:
-    """The champion and its shadow challengers, with their rolling quality on matured labels."""
-    return ModelsResponse(models=[model_response(status) for status in runtime.model_statuses()])
+    """The champion and its shadow challengers with their rolling quality on matured labels,
+    and the registered versions, newest first."""
+    lifecycle = runtime.lifecycle
+    registry = None if lifecycle is None else lifecycle.registry
+    champion = None if registry is None else registry.champion()
+    return ModelsResponse(
+        models=[model_response(status) for status in runtime.model_statuses()],
+        champion_version=champion,
+        versions=[]
+        if registry is None
+        else [version_response(runtime, record) for record in registry.records()[:100]],
+    )
+
+
+@router.get("/v1/models/events", dependencies=reader)
+async def model_events(runtime: ReadyRuntimeDep, limit: int = 100) -> list[ModelEvent]:
+    """Promotions, retirements and refusals, newest first."""
+    events = lifecycle_of(runtime).registry.events(limit=max(1, min(limit, 1_000)))
+    return [ModelEvent(**event) for event in events]
+
+
+@router.get("/v1/models/{version}", dependencies=reader)
+async def get_model(runtime: ReadyRuntimeDep, version: VersionPath) -> VersionResponse:
+    """A version's provenance: kind, learner, params, feature schema, parent, labels learned,
+    code version, seed, metrics at creation, sha256 and signature."""
+    return version_response(runtime, lifecycle_of(runtime).registry.record(version))
+
+
+@router.get(
+    "/v1/models/{version}/artifact",
+    dependencies=admin,
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_model(runtime: ReadyRuntimeDep, version: VersionPath) -> Response:
+    """The signed artefact, checked against its sha256 and its record's signature first."""
+    registry = lifecycle_of(runtime).registry
+    record = registry.record(version)
+    return Response(
+        registry.artefact(version),
+        media_type="application/octet-stream",
+        headers={
+            "content-disposition": f'attachment; filename="{version}.model"',
+            "x-fraudstream-sha256": record.sha256,
+        },
+    )
+
+
+@router.post("/v1/models/snapshots", dependencies=admin, status_code=status.HTTP_201_CREATED)
+async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
+    """Register the champion as it stands now (and, embedded, save the serving state)."""
+    return version_response(runtime, lifecycle_of(runtime).snapshot("on demand"))
+
+
+@router.post("/v1/models/{version}/promote", dependencies=admin)
+async def promote(runtime: ReadyRuntimeDep, version: VersionPath) -> Promoted:
+    """Serve ``version`` from the next request on. A shadowing challenger takes over with
+    what it learned; an older version is the rollback. 409 if built for other features."""
+    lifecycle = lifecycle_of(runtime)
+    serving = lifecycle.promote(version, detail="promoted through the API")
+    return Promoted(
+        champion_version=lifecycle.registry.champion() or version, model_version=serving
+    )
+
+
+@router.delete("/v1/models/{version}", dependencies=admin, status_code=204)
+async def retire(runtime: ReadyRuntimeDep, version: VersionPath) -> Response:
+    """Retire a version and stop shadowing it; never the champion (409)."""
+    lifecycle_of(runtime).retire(version, detail="retired through the API")
+    return Response(status_code=204)
+
+
+@router.post("/v1/models/challengers", dependencies=admin, status_code=status.HTTP_201_CREATED)
+async def add_challenger(runtime: ReadyRuntimeDep, request: ChallengerRequest) -> VersionResponse:
+    """Register a fresh learner and shadow it: it scores every transaction (recorded, never
+    alerting) and learns every label, and is judged on the same matured labels."""
+    lifecycle = lifecycle_of(runtime)
+    version = lifecycle.add_challenger(OnlineLearner(request.learner, request.params, request.seed))
+    return version_response(runtime, lifecycle.registry.record(version))
+
+
+@router.get("/v1/audit/{transaction_id}", dependencies=admin)
+async def audit(runtime: ReadyRuntimeDep, transaction_id: str) -> AuditResponse:
+    """The model version, score and feature vector a transaction got, within the retention
+    of scored vectors (``FRAUDSTREAM_PENDING_TTL``)."""
+    entry = lifecycle_of(runtime).audit(transaction_id)
+    if entry is None:
+        raise NotFoundError(f"no scored vector kept for transaction {transaction_id!r}")
+    scored = entry.scored
+    return AuditResponse(
+        transaction_id=scored.transaction_id,
+        model_version=scored.model_version,
+        score=scored.score,
+        decision=scored.decision.value,
+        threshold=scored.threshold,
+        reasons=[reason._asdict() for reason in scored.reasons],
+        features=entry.features,
+        shadow_scores=entry.shadow,
+        label=entry.verdict,
+    )
+
+
+def version_response(runtime: EmbeddedRuntime, record: ModelRecord) -> VersionResponse:
+    lifecycle = runtime.lifecycle
+    champion = None if lifecycle is None else lifecycle.registry.champion()
+    if record.version == champion:
+        role = "champion"
+    elif record.version in runtime.detector.challengers:
+        role = "challenger"
+    else:
+        role = "registered"
+    return VersionResponse(**record.model_dump(), status=role)
 
 
 def model_response(status: ModelStatus) -> ModelResponse:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
 from models.schemas import Transaction
+from service.auth import Role, authorize
 from service.bodies import body_schema, json_body
 from service.deps import SettingsDep, ready_runtime
 from service.responses import BatchScoreResponse, ScoreResponse, json_response, score_document
@@ -33,6 +34,7 @@ _TRANSACTION_SCHEMA = {"$ref": "#/components/schemas/Transaction"}
 )
 async def score(request: Request) -> Response:
     """Score one transaction; it also updates feature state like any transaction."""
+    authorize(request, Role.SCORE)
     runtime = ready_runtime(request)
     transaction = await json_body(request, TRANSACTION)
     started = time.perf_counter()
@@ -48,6 +50,7 @@ async def score(request: Request) -> Response:
 )
 async def score_batch(request: Request, settings: SettingsDep) -> Response:
     """Score up to ``FRAUDSTREAM_MAX_BATCH`` transactions in order, in one call."""
+    authorize(request, Role.SCORE)
     runtime = ready_runtime(request)
     transactions = await json_body(request, TRANSACTIONS)
     started = time.perf_counter()

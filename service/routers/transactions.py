@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Depends, status
 
 from models.schemas import Transaction
+from service.auth import Role, requires
 from service.bodies import one_or_many
 from service.deps import ReadyRuntimeDep, SettingsDep
 from service.responses import Accepted
 
-router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+router = APIRouter(
+    prefix="/v1/transactions", tags=["transactions"], dependencies=[Depends(requires(Role.SCORE))]
+)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -82,14 +83,16 @@ async def _post_constant(settings: Settings, body: object) -> httpx.Response:
 
 
 @pytest.mark.anyio
-async def test_the_constant_endpoint_is_absent_by_default() -> None:
-    response = await _post_constant(Settings(bench_endpoints=False), TRANSACTION)
+async def test_the_constant_endpoint_is_absent_by_default(tmp_path: Path) -> None:
+    response = await _post_constant(Settings(bench_endpoints=False, data_dir=tmp_path), TRANSACTION)
     assert response.status_code == 404
 
 
 @pytest.mark.anyio
-async def test_the_constant_endpoint_validates_like_score_and_answers_its_shape() -> None:
-    settings = Settings(bench_endpoints=True)
+async def test_the_constant_endpoint_validates_like_score_and_answers_its_shape(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(bench_endpoints=True, data_dir=tmp_path)
     response = await _post_constant(settings, TRANSACTION)
     assert response.status_code == 200
     assert response.json()["transaction_id"] == "tx-1"

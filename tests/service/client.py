@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +19,15 @@ from service.settings import Settings
 @asynccontextmanager
 async def api_client(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     """A client talking to a freshly built app, returned once the app is ready."""
-    app = create_app(Settings(**settings))
+    with tempfile.TemporaryDirectory(prefix="fraudstream-test-") as data_dir:
+        settings.setdefault("data_dir", Path(data_dir))
+        app = create_app(Settings(**settings))
+        async with _ready(app) as client:
+            yield client, app
+
+
+@asynccontextmanager
+async def _ready(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -25,7 +35,7 @@ async def api_client(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, 
                 if (await client.get("/readyz")).status_code == 200:
                     break
                 await asyncio.sleep(0.05)
-            yield client, app
+            yield client
 
 
 def transaction(index: int, **fields: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ async def test_score_returns_score_decision_threshold_version_reasons_and_latenc
         assert 0.0 <= body["score"] <= 1.0
         assert body["decision"] in ("alert", "pass")
         assert body["threshold"] == 0.5
-        assert body["model_version"] == "logistic+0"
+        assert body["model_version"] == "m000001+0"  # the first registered version, unchanged
         assert isinstance(body["reasons"], list)
         assert body["latency_ms"] >= 0
         # Served as pre-serialised JSON: the documented response model must still describe it.
@@ -102,7 +102,7 @@ async def test_labels_are_learned_and_unknown_ids_reported() -> None:
         }
         models = (await client.get("/v1/models")).json()["models"]
         assert models[0]["labels_learned"] == 1
-        assert models[0]["version"] == "logistic+1"
+        assert models[0]["version"] == "m000001+1"  # the first version and one label since
 
 
 async def test_alerts_filter_by_card_and_time() -> None:

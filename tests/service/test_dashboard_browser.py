@@ -100,7 +100,7 @@ def _assert_live_page(page: Page) -> None:
     _assert_alert_row(page)
 
     expect(page.locator("#model-name")).to_have_text("logistic")
-    expect(page.locator("#model-version")).to_have_text(re.compile(r"^logistic\+\d+$"))
+    expect(page.locator("#model-version")).to_have_text(re.compile(r"^m\d{6}\+\d+$"))
     expect(page.locator("#score-chart rect.bar").first).to_be_visible()
     expect(page.locator("#score-chart line.threshold")).to_have_count(1)
     expect(page.locator("#rate-chart rect.rate").first).to_be_visible()

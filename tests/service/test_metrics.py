@@ -65,7 +65,7 @@ async def test_metrics_count_what_was_scored_learned_and_alerted() -> None:
     assert value(series, "fraudstream_consumer_lag") == 0
     assert value(series, "fraudstream_label_backlog") == scored - learned
     info = {"name": model["name"], "version": model["version"], "role": "champion"}
-    assert model["version"] == f"logistic+{learned}"
+    assert model["version"] == f"m000001+{learned}"
     assert value(series, "fraudstream_model_info", **info) == 1
     per_model = {"model": model["name"], "role": "champion"}
     assert value(

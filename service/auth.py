@@ -1,0 +1,103 @@
+"""Who may do what: API keys with roles, sent as ``Authorization: Bearer <key>``.
+
+Keys are configured by their SHA-256 (``FRAUDSTREAM_API_KEYS``, hash -> roles), so the
+settings, logs and process environment never hold a usable key. A presented key is hashed and
+compared with every configured hash in constant time. No credentials, or a key nobody
+configured, is 401 (who are you?); a known key without the role is 403 (not you). With no key
+configured the API is open: embedded mode on localhost, said loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from enum import StrEnum
+from typing import Any
+
+from fastapi import Request
+
+from service.errors import ServiceError
+
+
+class Role(StrEnum):
+    SCORE = "score"
+    """Score transactions: `POST /v1/score`, `/v1/score/batch`, `/v1/transactions`."""
+    LABEL = "label"
+    """Send labels: `POST /v1/labels`."""
+    ADMIN = "admin"
+    """Everything, including models, snapshots, promotion, audit and retraining."""
+
+
+class UnauthorizedError(ServiceError):
+    status_code = 401
+
+
+class ForbiddenError(ServiceError):
+    status_code = 403
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 of a key, as ``FRAUDSTREAM_API_KEYS`` holds it.
+
+    >>> hash_key("s3cret")[:16]
+    '1ec1c26b50d5d3c5'
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRing:
+    """The configured key hashes and their roles."""
+
+    def __init__(self, hashed: Mapping[str, Collection[str]]) -> None:
+        self._entries = [
+            (bytes.fromhex(digest), frozenset(Role(role) for role in roles))
+            for digest, roles in hashed.items()
+        ]
+
+    @property
+    def open(self) -> bool:
+        """No key is configured: every request is allowed."""
+        return not self._entries
+
+    def roles_of(self, authorization: str | None) -> frozenset[Role]:
+        """The roles of the presented credentials; `UnauthorizedError` if there are none."""
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise UnauthorizedError("send an API key as 'Authorization: Bearer <key>'")
+        presented = hashlib.sha256(key.strip().encode()).digest()
+        found: frozenset[Role] | None = None
+        for digest, roles in self._entries:  # every entry, whatever matches: constant time
+            if hmac.compare_digest(digest, presented):
+                found = roles
+        if found is None:
+            raise UnauthorizedError("unknown API key")
+        return found
+
+    def check(self, authorization: str | None, role: Role | None) -> None:
+        """Allow, or raise 401 (no or unknown key) or 403 (the key lacks ``role``).
+
+        ``role=None`` asks only for a known key, whatever its roles: the read-only routes.
+        """
+        if self.open:
+            return
+        roles = self.roles_of(authorization)
+        if role is not None and role not in roles and Role.ADMIN not in roles:
+            raise ForbiddenError(f"this API key does not have the {role.value!r} role")
+
+
+def authorize(request: Request, role: Role | None) -> None:
+    """A plain call for the hot routes, which skip FastAPI's dependency solving."""
+    keys: KeyRing = request.app.state.keys
+    if not keys.open:
+        keys.check(request.headers.get("authorization"), role)
+
+
+def requires(role: Role | None) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A route dependency: the request's key must have ``role`` (or be an admin's); with
+    ``None``, any known key will do."""
+
+    async def dependency(request: Request) -> None:
+        authorize(request, role)
+
+    return dependency
