@@ -6,8 +6,8 @@ time in, so the binning and rate rules are tested on plain lists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 MINUTE = timedelta(minutes=1)
@@ -45,10 +45,31 @@ class AlertRate:
 
 @dataclass(frozen=True, slots=True)
 class QualityPoint:
-    """The live model's rolling average precision at one moment (``nan`` before any label)."""
+    """The serving models' rolling average precision at one moment (``nan`` before any label)."""
 
     at: datetime
     rolling_average_precision: float
+    """The champion's: whichever model served then (a promotion carries its window over)."""
+    challengers: Mapping[str, float] = field(default_factory=dict)
+    """Each shadow challenger's, by name, for those shadowing then."""
+
+
+def challenger_history(points: Iterable[QualityPoint], name: str) -> list[tuple[datetime, float]]:
+    """A challenger's samples, oldest first: only those taken while it was shadowing.
+
+    A name is a registered version, never reused, so its samples are one unbroken stretch:
+    from when it was added to when it was promoted or retired.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> t = [datetime(2026, 11, 29, 12, 0, s, tzinfo=UTC) for s in (0, 5, 10)]
+    >>> points = [QualityPoint(t[0], 0.5), QualityPoint(t[1], 0.6, {"m000002": 0.4}),
+    ...           QualityPoint(t[2], 0.6, {"m000002": 0.45})]
+    >>> [(at.second, ap) for at, ap in challenger_history(points, "m000002")]
+    [(5, 0.4), (10, 0.45)]
+    """
+    return [(point.at, point.challengers[name]) for point in points if name in point.challengers]
 
 
 def score_histogram(scores: Iterable[float], bins: int = 20) -> list[ScoreBin]:

@@ -204,9 +204,15 @@ class EmbeddedRuntime:
         ]
 
     def sample_quality(self) -> None:
-        """Add the live model's rolling AP, as of now, to the quality history."""
-        average_precision = self.model_status().rolling_average_precision
-        self.quality.append(QualityPoint(self._clock(), average_precision))
+        """Add the serving models' rolling AP, as of now, to the quality history."""
+        champion, *challengers = self.model_statuses()
+        self.quality.append(
+            QualityPoint(
+                self._clock(),
+                champion.rolling_average_precision,
+                {status.name: status.rolling_average_precision for status in challengers},
+            )
+        )
 
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         """The score distribution, the alert rate over ``minutes`` and the quality history."""

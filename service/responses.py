@@ -136,13 +136,17 @@ class QualitySample(BaseModel):
 
 
 class DashboardModel(BaseModel):
-    name: str
+    name: str = Field(description="The champion's learner, or the challenger's name")
     version: str
-    role: str = "champion"
+    role: str = Field("champion", description="champion or challenger (shadow)")
+    learner: str
     labels_learned: int
     matured_labels: int
     rolling_average_precision: float | None
-    history: list[QualitySample] = Field(description="Rolling AP sampled every few seconds")
+    history: list[QualitySample] = Field(
+        description="Rolling AP sampled every few seconds: the champion's whichever model "
+        "served, a challenger's since it began shadowing"
+    )
 
 
 class DashboardResponse(BaseModel):
@@ -150,7 +154,7 @@ class DashboardResponse(BaseModel):
     transactions_scored: int
     score_distribution: ScoreDistribution
     alert_rate: AlertRateResponse
-    models: list[DashboardModel]
+    models: list[DashboardModel] = Field(description="The serving models: champion first")
 
 
 def score_document(result: Scored, latency_ms: float) -> dict[str, object]:

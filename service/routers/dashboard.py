@@ -1,18 +1,22 @@
 """The dashboard: the page risk analysts watch, and the figures it polls.
 
 The page is static (`service/static/`, no build step); the live alert feed comes from
-`GET /v1/alerts/stream` and the recent alerts from `GET /v1/alerts`, so `GET /v1/dashboard`
-carries only what no other endpoint gives.
+`GET /v1/alerts/stream` and the recent alerts from `GET /v1/alerts`, the models panel reads
+`GET /v1/models` and calls its admin routes with the key typed into the page, so
+`GET /v1/dashboard` carries only what no other endpoint gives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from pipelines.dashboard import QualityPoint
+from pipelines.dashboard import challenger_history
+from pipelines.runtime import ModelStatus
 from service.deps import ReadyRuntimeDep
 from service.responses import (
     AlertMinute,
@@ -45,9 +49,11 @@ async def page() -> FileResponse:
 
 @router.get("/v1/dashboard")
 async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
-    """Score distribution, alert rate and the live model's rolling quality over time."""
+    """Score distribution, alert rate, and each serving model's rolling quality over time."""
     snapshot = runtime.dashboard()
-    model = snapshot.model
+    # Taken in the same turn of the event loop as the snapshot: no promotion falls between.
+    challengers = runtime.model_statuses()[1:]
+    champion_history = [(point.at, point.rolling_average_precision) for point in snapshot.quality]
     return DashboardResponse(
         at=snapshot.at,
         transactions_scored=snapshot.transactions_scored,
@@ -68,19 +74,26 @@ async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
             ],
         ),
         models=[
-            DashboardModel(
-                name=model.name,
-                version=model.version,
-                labels_learned=model.labels_learned,
-                matured_labels=model.matured_labels,
-                rolling_average_precision=finite_or_none(model.rolling_average_precision),
-                history=[_sample(point) for point in snapshot.quality],
-            )
+            _model(snapshot.model, champion_history),
+            *(
+                _model(status, challenger_history(snapshot.quality, status.name))
+                for status in challengers
+            ),
         ],
     )
 
 
-def _sample(point: QualityPoint) -> QualitySample:
-    return QualitySample(
-        at=point.at, rolling_average_precision=finite_or_none(point.rolling_average_precision)
+def _model(status: ModelStatus, history: Iterable[tuple[datetime, float]]) -> DashboardModel:
+    return DashboardModel(
+        name=status.name,
+        version=status.version,
+        role=status.role,
+        learner=status.learner,
+        labels_learned=status.labels_learned,
+        matured_labels=status.matured_labels,
+        rolling_average_precision=finite_or_none(status.rolling_average_precision),
+        history=[
+            QualitySample(at=at, rolling_average_precision=finite_or_none(value))
+            for at, value in history
+        ],
     )

@@ -14,7 +14,7 @@ from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from pipelines.alert_log import AlertLog
-from pipelines.dashboard import alert_rate, score_histogram
+from pipelines.dashboard import QualityPoint, alert_rate, challenger_history, score_histogram
 from pipelines.runtime import EmbeddedRuntime
 from tests.builders import make_label, make_tx
 
@@ -116,6 +116,40 @@ def test_quality_samples_carry_the_clock_and_the_rolling_ap() -> None:
     assert math.isnan(before.rolling_average_precision)  # no label had matured
     assert after.at == ago(seconds=-5)
     assert after.rolling_average_precision == subject.model_status().rolling_average_precision
+
+
+def test_quality_samples_carry_each_challenger_while_it_shadows() -> None:
+    clock = Clock()
+    subject = runtime(clock)
+    subject.sample_quality()
+    subject.detector.add_challenger("m000002", OnlineLearner("hoeffding"))
+    subject.score([make_tx(index, card=f"c{index}") for index in range(4)])
+    subject.learn([make_label(index, is_fraud=index % 2 == 0) for index in range(4)])
+    clock.now = ago(seconds=-5)
+    subject.sample_quality()
+    subject.detector.retire_challenger("m000002")
+    clock.now = ago(seconds=-10)
+    subject.sample_quality()
+    points = subject.dashboard().quality
+    assert [set(point.challengers) for point in points] == [set(), {"m000002"}, set()]
+    shadowed = points[1].challengers["m000002"]
+    assert not math.isnan(shadowed)  # four labels matured for it too
+    assert challenger_history(points, "m000002") == [(ago(seconds=-5), shadowed)]
+    assert challenger_history(points, "m000009") == []
+
+
+def test_a_challengers_history_skips_the_samples_taken_before_and_after_it_shadowed() -> None:
+    points = [
+        QualityPoint(ago(seconds=15), 0.5),
+        QualityPoint(ago(seconds=10), 0.5, {"a": 0.1}),
+        QualityPoint(ago(seconds=5), 0.6, {"a": 0.2, "b": math.nan}),
+        QualityPoint(NOW, 0.6, {"b": 0.3}),
+    ]
+    assert challenger_history(points, "a") == [(ago(seconds=10), 0.1), (ago(seconds=5), 0.2)]
+    [(first_at, first), second] = challenger_history(points, "b")
+    assert first_at == ago(seconds=5)
+    assert math.isnan(first)  # shadowing, but no label had matured for it yet
+    assert second == (NOW, 0.3)
 
 
 @pytest.mark.anyio

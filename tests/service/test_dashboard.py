@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from pipelines.runtime import EmbeddedRuntime
 from service.responses import DashboardResponse
 from tests.service.client import api_client, transaction
 
@@ -20,8 +23,10 @@ async def test_the_page_is_html_that_names_the_alert_stream_and_loads_its_own_fi
         assert 'data-stream-url="/v1/alerts/stream"' in html
         assert 'data-alerts-url="/v1/alerts"' in html
         assert 'data-dashboard-url="/v1/dashboard"' in html
+        assert 'data-models-url="/v1/models"' in html
         for asset, media_type in [
             ("/static/dashboard.js", "text/javascript"),
+            ("/static/models.js", "text/javascript"),
             ("/static/dashboard.css", "text/css"),
             ("/static/favicon.svg", "image/svg+xml"),
         ]:
@@ -32,6 +37,11 @@ async def test_the_page_is_html_that_names_the_alert_stream_and_loads_its_own_fi
         script = (await client.get("/static/dashboard.js")).text
         assert "EventSource" in script
         assert '"alert"' in script
+        # What both modules import is served too.
+        assert 'from "./shared.js"' in script
+        shared = await client.get("/static/shared.js")
+        assert shared.status_code == 200
+        assert shared.headers["content-type"].startswith("text/javascript")
 
 
 async def test_dashboard_figures_have_the_documented_shape() -> None:
@@ -70,15 +80,62 @@ async def test_dashboard_figures_have_the_documented_shape() -> None:
         "name",
         "version",
         "role",
+        "learner",
         "labels_learned",
         "matured_labels",
         "rolling_average_precision",
         "history",
     }
     assert (live["name"], live["version"]) == (model["name"], model["version"])
+    assert (live["role"], live["learner"]) == ("champion", "logistic")
     assert live["rolling_average_precision"] is None  # no label yet: null, not NaN
     # The sampler takes its first sample as soon as the runtime is ready.
     assert [sample["rolling_average_precision"] for sample in live["history"]] == [None]
+
+
+async def test_challengers_are_drawn_beside_the_champion_from_when_they_began_shadowing() -> None:
+    async with api_client() as (client, app):
+        runtime: EmbeddedRuntime = app.state.runtime
+        created = await client.post("/v1/models/challengers", json={"learner": "hoeffding"})
+        challenger = created.json()["version"]
+        batch = [transaction(index) for index in range(20)]
+        assert (await client.post("/v1/score/batch", json=batch)).status_code == 200
+        labels = [_label(index, is_fraud=index % 4 == 0) for index in range(20)]
+        assert (await client.post("/v1/labels", json=labels)).status_code == 200
+        runtime.sample_quality()
+        body = (await client.get("/v1/dashboard")).json()
+        listed = (await client.get("/v1/models")).json()["models"]
+        assert (await client.delete(f"/v1/models/{challenger}")).status_code == 204
+        after = (await client.get("/v1/dashboard")).json()
+
+    def serving(models: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return [(model["name"], model["role"], model["version"]) for model in models]
+
+    assert serving(body["models"]) == serving(listed)
+    champion, shadow = body["models"]
+    assert (shadow["name"], shadow["role"], shadow["learner"]) == (
+        challenger,
+        "challenger",
+        "hoeffding",
+    )
+    assert shadow["matured_labels"] == 20
+    assert shadow["rolling_average_precision"] is not None
+    # The champion was sampled at start-up too; the challenger only since it began shadowing.
+    assert len(champion["history"]) == 2
+    [sample] = shadow["history"]
+    assert sample["rolling_average_precision"] == shadow["rolling_average_precision"]
+    assert sample["at"] == champion["history"][-1]["at"]
+    [alone] = after["models"]  # retired: no longer drawn
+    assert alone["role"] == "champion"
+
+
+def _label(index: int, *, is_fraud: bool) -> dict[str, Any]:
+    return {
+        "transaction_id": f"tx-{index}",
+        "is_fraud": is_fraud,
+        "labelled_at": "2026-12-30T00:00:00Z",
+        "source": "chargeback",
+    }
 
 
 async def test_dashboard_figures_wait_for_the_model_like_the_scoring_endpoints() -> None:

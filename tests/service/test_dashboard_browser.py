@@ -1,4 +1,5 @@
-"""The dashboard in a real headless Chromium, against ``fraudstream serve --simulate``.
+"""The dashboard in a real headless Chromium, against ``fraudstream serve --simulate``: the live
+page, then the models panel's admin actions with API keys configured.
 
 Playwright drives Debian's Chromium (``/usr/bin/chromium``; ``scripts/test`` installs it through
 ``ensure_chromium`` in ``scripts/bootstrap``). It is handed the browser's path, so it downloads
@@ -8,15 +9,26 @@ not a skip, so that a machine without it cannot pass the suite by leaving the pa
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from pipelines.server_process import serve
+from service.auth import hash_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,9 +55,25 @@ SETTINGS = {
     "FRAUDSTREAM_LABEL_DELAY": "1d",
     "FRAUDSTREAM_LOG_LEVEL": "warning",
 }
-SCREENSHOT = Path(__file__).resolve().parents[2] / "reports" / "dashboard.png"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+SCREENSHOT = REPORTS / "dashboard.png"
+MODELS_SCREENSHOT = REPORTS / "dashboard-models.png"
 ALERT_TIMEOUT_MS = 60_000
 QUALITY_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 10_000
+
+ADMIN_KEY = "dashboard-test-admin-key"
+SCORER_KEY = "dashboard-test-scorer-key"
+WRONG_KEY = "a-key-nobody-configured"
+KEYED_SETTINGS = {
+    **SETTINGS,
+    "FRAUDSTREAM_API_KEYS": json.dumps(
+        {hash_key(ADMIN_KEY): ["admin"], hash_key(SCORER_KEY): ["score"]}
+    ),
+    # Versions come from the page's buttons only: no periodic snapshot during the test.
+    "FRAUDSTREAM_SNAPSHOT_EVERY_LABELS": "100000000",
+    "FRAUDSTREAM_SNAPSHOT_EVERY": "1d",
+}
 
 
 @pytest.fixture
@@ -105,9 +133,136 @@ def _assert_live_page(page: Page) -> None:
     expect(page.locator("#score-chart line.threshold")).to_have_count(1)
     expect(page.locator("#rate-chart rect.rate").first).to_be_visible()
     # A line of three points at least: two samples with a figure, and the figure as of now.
-    expect(page.locator("#quality-chart path.line")).to_have_attribute(
+    expect(page.locator("#quality-chart path.line.champion")).to_have_attribute(
         "d", re.compile(r"^M[\d.,]+(L[\d.,]+){2,}$"), timeout=QUALITY_TIMEOUT_MS
     )
+
+
+def test_models_panel_snapshots_adds_a_challenger_rolls_back_and_retires(
+    browser: BrowserContext, tmp_path: Path
+) -> None:
+    problems: list[str] = []
+    settings = {**KEYED_SETTINGS, "FRAUDSTREAM_DATA_DIR": str(tmp_path / "data")}
+    with serve(settings=settings) as server, httpx.Client(base_url=server.url) as api:
+        page = browser.new_page()
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda message: _console_error(message, problems, refused=True))
+        try:
+            page.goto(f"{server.url}/")
+            _assert_refused_without_the_admin_key(page, api)
+            _use_key(page, ADMIN_KEY)
+            expect(page.locator("#models-message")).to_be_hidden()
+            # The key is this tab's only: in sessionStorage, never in localStorage or the URL.
+            assert page.evaluate("sessionStorage.getItem('fraudstream.apiKey')") == ADMIN_KEY
+            assert page.evaluate("localStorage.length") == 0
+            assert ADMIN_KEY not in page.url
+            _snapshot_and_add_a_challenger(page)
+            # Rolling back takes a confirmation in the row: the first click changes nothing.
+            _row(page, "m000001").get_by_role("button", name="Roll back").click()
+            expect(_row(page, "m000001")).to_contain_text("Roll back to m000001?")
+            assert _listed(api)["champion_version"] == "m000002"
+            page.locator("#models-panel").screenshot(path=tmp_path / "models.png")
+            _confirm_the_rollback(page, api)
+            _retire_the_challenger(page, api)
+        finally:
+            page.close()
+    MODELS_SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(tmp_path / "models.png", MODELS_SCREENSHOT)
+    assert problems == []
+
+
+def _assert_refused_without_the_admin_key(page: Page, api: httpx.Client) -> None:
+    message = page.locator("#models-message")
+    # No key, then one nobody configured: 401 said in the panel, and nothing changes.
+    expect(page.locator("#models-access")).to_contain_text("401")
+    _use_key(page, WRONG_KEY)
+    expect(page.locator("#models-access")).to_contain_text("401: unknown API key")
+    page.get_by_role("button", name="Snapshot now").click()
+    expect(message).to_have_text("Snapshot refused (401: unknown API key)")
+    assert _versions(api) == ["m000001"]
+    # A known key without the admin role reads the models but changes nothing (403).
+    _use_key(page, SCORER_KEY)
+    expect(page.locator("#models-access")).to_be_hidden()
+    expect(page.locator("#model-versions tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Snapshot now").click()
+    expect(message).to_contain_text("refused (403: this API key does not have the 'admin' role)")
+    assert _versions(api) == ["m000001"]
+
+
+def _snapshot_and_add_a_challenger(page: Page) -> None:
+    message = page.locator("#models-message")
+    champion = page.locator('#model-versions tr[data-status="champion"]')
+    expect(champion).to_have_attribute("data-version", "m000001")
+    expect(champion.locator("button")).to_have_count(0)
+
+    page.get_by_role("button", name="Snapshot now").click()
+    expect(message).to_contain_text("Registered m000002 (on demand)")
+    expect(champion).to_have_attribute("data-version", "m000002")
+    expect(_row(page, "m000001").locator("td").nth(1)).to_have_text("registered")
+    expect(_row(page, "m000001").get_by_role("button")).to_have_text(["Roll back"])
+
+    page.select_option("#challenger-learner", "hoeffding")
+    page.get_by_role("button", name="Add challenger").click()
+    expect(message).to_contain_text("m000003 (hoeffding) shadows the champion")
+    shadow = page.locator('#serving-models tr[data-role="challenger"]')
+    expect(shadow.locator("td").nth(1)).to_have_text("m000003")
+    expect(shadow.locator("td").nth(3)).to_have_text("hoeffding")
+    expect(_row(page, "m000003").get_by_role("button")).to_have_text(["Promote", "Retire"])
+    # Judged on the labels that mature from now on, and drawn beside the champion.
+    expect(shadow.locator("td").nth(4)).to_have_text(
+        re.compile(r"^[01]\.\d{3}$"), timeout=QUALITY_TIMEOUT_MS
+    )
+    expect(page.locator('#quality-legend li[data-model="m000003"]')).to_be_visible()
+    expect(page.locator('#quality-chart path.line.challenger[data-model="m000003"]')).to_have_count(
+        1
+    )
+
+
+def _confirm_the_rollback(page: Page, api: httpx.Client) -> None:
+    _row(page, "m000001").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#models-message")).to_contain_text("m000001 serves from now on")
+    champion = page.locator('#model-versions tr[data-status="champion"]')
+    expect(champion).to_have_attribute("data-version", "m000001")
+    expect(page.locator("#model-versions")).to_have_attribute("data-champion", "m000001")
+    expect(page.locator('#serving-models tr[data-role="champion"] td').nth(2)).to_have_text(
+        re.compile(r"^m000001\+\d+$")
+    )
+    expect(page.locator("#model-version")).to_have_text(re.compile(r"^m000001\+\d+$"))
+    listed = _listed(api)
+    assert listed["champion_version"] == "m000001"
+    assert listed["models"][0]["version"].startswith("m000001+")
+    # A version newer than the champion is promoted, not rolled back to.
+    expect(_row(page, "m000002").get_by_role("button")).to_have_text(["Promote"])
+
+
+def _retire_the_challenger(page: Page, api: httpx.Client) -> None:
+    _row(page, "m000003").get_by_role("button", name="Retire").click()
+    _row(page, "m000003").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#models-message")).to_contain_text("m000003 is retired")
+    expect(_row(page, "m000003")).to_have_count(0)
+    expect(page.locator('#serving-models tr[data-role="challenger"]')).to_have_count(0)
+    assert [model["role"] for model in _listed(api)["models"]] == ["champion"]
+    assert _versions(api) == ["m000002", "m000001"]
+
+
+def _use_key(page: Page, key: str) -> None:
+    page.fill("#admin-key", key)
+    page.get_by_role("button", name="Use key").click()
+
+
+def _row(page: Page, version: str) -> Locator:
+    return page.locator(f'#model-versions tbody tr[data-version="{version}"]')
+
+
+def _listed(api: httpx.Client) -> dict[str, Any]:
+    listed = api.get("/v1/models", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    listed.raise_for_status()
+    body: dict[str, Any] = listed.json()
+    return body
+
+
+def _versions(api: httpx.Client) -> list[str]:
+    return [version["version"] for version in _listed(api)["versions"]]
 
 
 def _assert_alert_row(page: Page) -> None:
@@ -118,6 +273,10 @@ def _assert_alert_row(page: Page) -> None:
     expect(cells.nth(4)).to_have_text(re.compile(r"^(0\.\d{3}|1\.000)$"))  # score
 
 
-def _console_error(message: ConsoleMessage, problems: list[str]) -> None:
-    if message.type == "error":
+# How Chromium logs a response it was refused; the page says so itself, in the panel.
+REFUSED = re.compile(r"^Failed to load resource: the server responded with a status of 40[13]\b")
+
+
+def _console_error(message: ConsoleMessage, problems: list[str], *, refused: bool = False) -> None:
+    if message.type == "error" and not (refused and REFUSED.match(message.text)):
         problems.append(f"console: {message.text}")
