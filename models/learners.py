@@ -206,7 +206,11 @@ class OnlineLearner:
 
     def learn(self, features: FeatureVector, is_fraud: bool) -> None:
         """Update the learner with one labelled vector: the one it scored."""
-        self.model.learn_one(features, is_fraud)
-        self.explainer.learn(features)
+        explainer = self.explainer
+        if type(explainer) is LinearExplainer:
+            explainer.learn_labelled(features, is_fraud)
+        else:
+            self.model.learn_one(features, is_fraud)
+            explainer.learn(features)
         self.labels_learned += 1
         self.frauds_learned += is_fraud

@@ -135,38 +135,41 @@ class InMemoryFeatureState:
 
     def _observe_one(self, tx: Transaction) -> WindowAggregates:
         second = event_second(tx.timestamp)
-        duplicate = tx.transaction_id in self._seen
+        transaction_id, card_id, terminal_id = tx.transaction_id, tx.card_id, tx.terminal_id
+        seen = self._seen
+        duplicate = transaction_id in seen
         cards, terminals = self._cards, self._terminals
-        card = cards.get(tx.card_id)
+        card = cards.get(card_id)
         if card is None:
-            card = cards[tx.card_id] = _Card(self._card_horizon)
+            card = cards[card_id] = _Card(self._card_horizon)
         else:
-            cards.move_to_end(tx.card_id)
-        terminal = terminals.get(tx.terminal_id)
+            cards.move_to_end(card_id)
+        terminal = terminals.get(terminal_id)
         if terminal is None:
-            terminal = terminals[tx.terminal_id] = _Terminal(self._terminal_horizon)
+            terminal = terminals[terminal_id] = _Terminal(self._terminal_horizon)
         else:
-            terminals.move_to_end(tx.terminal_id)
+            terminals.move_to_end(terminal_id)
 
         buckets = card.buckets
-        last_use = card.terminals.get(tx.terminal_id)
+        terminals_used = card.terminals
+        last_use = terminals_used.get(terminal_id)
         spans = self._spans
+        shifted = second - self._delay
         if duplicate:
             # Read-only: the transaction already counts once. Its own earlier record sits in
             # its second, so its predecessor is the latest second before that one.
             previous = buckets.previous(second - 1)
             card_counts, card_totals = buckets.windows(second, spans)
-            terminal_counts = terminal.transactions.windows(second - self._delay, spans)[0]
         else:
-            self._seen[tx.transaction_id] = second
-            if self._watermark is None or second > self._watermark:
+            seen[transaction_id] = second
+            watermark = self._watermark
+            if watermark is None or second > watermark:
                 self._watermark = second
             previous, card_counts, card_totals = buckets.observe(
                 second, hundredths(tx.amount), spans
             )
-            terminal_counts = terminal.transactions.observe(second, 0, spans, self._delay)[1]
-            terminals_used = card.terminals
-            terminals_used[tx.terminal_id] = second if last_use is None else max(last_use, second)
+            terminal.transactions.add(second)
+            terminals_used[terminal_id] = second if last_use is None else max(last_use, second)
             if len(terminals_used) > MAX_TERMINALS_PER_CARD:
                 del terminals_used[min(terminals_used, key=terminals_used.__getitem__)]
         return WindowAggregates(
@@ -174,8 +177,8 @@ class InMemoryFeatureState:
             card_totals,
             None if previous is None else second - previous,
             last_use is not None and last_use > second - self._card_horizon,
-            terminal_counts,
-            terminal.frauds.windows(second - self._delay, spans)[0],
+            terminal.transactions.counts(shifted, spans),
+            terminal.frauds.counts(shifted, spans),
             duplicate,
         )
 

@@ -120,7 +120,8 @@ class TimeBuckets:
         else:
             previous = self.previous(second)
             self.add(second, value)
-        return previous, *self.windows(second - shift, spans)
+        window_counts, window_sums = self.windows(second - shift, spans)
+        return previous, window_counts, window_sums
 
     def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:
         """Counts and sums over the seconds in ``(upper - span, upper]``, for each span."""
@@ -132,10 +133,14 @@ class TimeBuckets:
             return [0] * len(spans), [0] * len(spans)
         last_count, last_sum = counts[end - 1], sums[end - 1]
         base_count, base_sum = self._base_count, self._base_sum
+        # In time order the oldest bucket is usually inside the longer windows (the horizon
+        # drops anything older than the longest), so those need no search.
+        oldest = keys[0]
         window_counts: list[int] = []
         window_sums: list[int] = []
         for span in spans:
-            start = bisect_right(keys, upper - span, 0, end)
+            lower = upper - span
+            start = 0 if oldest > lower else bisect_right(keys, lower, 0, end)
             if start:
                 window_counts.append(last_count - counts[start - 1])
                 window_sums.append(last_sum - sums[start - 1])
@@ -143,3 +148,20 @@ class TimeBuckets:
                 window_counts.append(last_count - base_count)
                 window_sums.append(last_sum - base_sum)
         return window_counts, window_sums
+
+    def counts(self, upper: int, spans: Sequence[int]) -> list[int]:
+        """The counts of `windows` alone, for runs whose sums nobody reads (terminals)."""
+        keys = self._keys
+        if not keys:
+            return [0] * len(spans)
+        end = len(keys) if keys[-1] <= upper else bisect_right(keys, upper)
+        if not end:
+            return [0] * len(spans)
+        counts = self._counts
+        last, base, oldest = counts[end - 1], self._base_count, keys[0]
+        window_counts: list[int] = []
+        for span in spans:
+            lower = upper - span
+            start = 0 if oldest > lower else bisect_right(keys, lower, 0, end)
+            window_counts.append(last - counts[start - 1] if start else last - base)
+        return window_counts

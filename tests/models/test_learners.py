@@ -9,6 +9,7 @@ import random
 import pytest
 from river import checks
 
+from models.explain import ReasonCode, _strongest
 from models.learners import RECIPES, LearnerError, OnlineLearner
 
 
@@ -110,3 +111,39 @@ def test_unknown_learner_is_refused_with_the_choices() -> None:
 def test_unknown_parameter_is_refused(name: str) -> None:
     with pytest.raises(LearnerError, match="bogus"):
         OnlineLearner(name, {"bogus": 1})
+
+
+def test_linear_learning_step_by_step_equals_the_pipelines_own() -> None:
+    stepwise, reference = OnlineLearner("logistic"), OnlineLearner("logistic")
+    rng = random.Random(11)
+    for _ in range(500):
+        vector = {"amount": rng.uniform(1, 400), "noise": rng.random(), "count": rng.randint(0, 9)}
+        is_fraud = vector["amount"] > 300
+        stepwise.learn(vector, is_fraud)
+        reference.model.learn_one(vector, is_fraud)
+    assert stepwise.model["model"].weights == reference.model["model"].weights
+    assert stepwise.model["model"].intercept == reference.model["model"].intercept
+    assert stepwise.model["scale"].means == reference.model["scale"].means
+    assert stepwise.model["scale"].vars == reference.model["scale"].vars
+    assert stepwise.labels_learned == 500
+
+
+def test_equal_pushes_keep_the_order_of_the_features() -> None:
+    names = ["a", "b", "c", "d", "e", "f"]
+    pushes = [0.5, 2.0, 0.5, -1.0, 2.0, 0.5]
+    features = {name: float(index) for index, name in enumerate(names)}
+    order = sorted(range(len(pushes)), key=pushes.__getitem__, reverse=True)
+    for top in range(len(names) + 2):
+        expected = tuple(
+            ReasonCode(names[i], features[names[i]], pushes[i])
+            for i in order[:top]
+            if pushes[i] > 0
+        )
+        assert _strongest(names, pushes, features, top) == expected
+    assert [reason.feature for reason in _strongest(names, pushes, features, 4)] == [
+        "b",
+        "e",
+        "a",
+        "c",
+    ]
+    assert _strongest(names, [0.0, -1.0, 0.0, 0.0, -0.5, 0.0], features, 3) == ()

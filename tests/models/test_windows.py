@@ -33,9 +33,11 @@ def test_windows_match_brute_force_under_disorder_retractions_and_pruning(seed: 
             buckets.drop_through(dropped_through)
         upper = rng.randint(dropped_through, step * 10 + 50)
         lowers = sorted(rng.randint(dropped_through, upper) for _ in range(3))
-        counts, sums = buckets.windows(upper, [upper - lower for lower in lowers])
+        spans = [upper - lower for lower in lowers]
+        counts, sums = buckets.windows(upper, spans)
         for lower, count_seen, sum_seen in zip(lowers, counts, sums, strict=True):
             assert (count_seen, sum_seen) == _brute(events, upper, lower)
+        assert buckets.counts(upper, spans) == counts
 
 
 def test_adding_in_order_forgets_what_falls_out_of_the_horizon() -> None:
@@ -59,3 +61,35 @@ def test_previous_and_newest() -> None:
 
 def test_empty_windows_are_zero() -> None:
     assert TimeBuckets(horizon=10).windows(100, [0, 50]) == ([0, 0], [0, 0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_windows_reaching_past_the_oldest_bucket_equal_a_search(seed: int) -> None:
+    # Windows whose start lies before the oldest bucket skip the binary search: they must
+    # still answer exactly what the brute force does, at, before and after that bucket.
+    rng = random.Random(seed)
+    buckets = TimeBuckets(horizon=500)
+    events: list[tuple[int, int, int]] = []
+    second = 0
+    for _ in range(300):
+        second += rng.randint(0, 40)
+        value = rng.randint(1, 100)
+        buckets.add(second, value)
+        events.append((second, value, 1))
+        oldest = second - 500  # what the horizon has dropped, at most
+        upper = second - rng.randint(0, 60)
+        spans = sorted({rng.randint(1, 600) for _ in range(4)} | {upper - oldest})
+        spans = [span for span in spans if span > 0]
+        counts, sums = buckets.windows(upper, spans)
+        kept = [event for event in events if event[0] > oldest]
+        for span, count_seen, sum_seen in zip(spans, counts, sums, strict=True):
+            assert (count_seen, sum_seen) == _brute(kept, upper, upper - span)
+        assert buckets.counts(upper, spans) == counts
+
+
+def test_counts_of_an_empty_or_future_run_are_zero() -> None:
+    buckets = TimeBuckets(horizon=100)
+    assert buckets.counts(50, [10, 20]) == [0, 0]
+    buckets.add(60)
+    assert buckets.counts(50, [10, 20]) == [0, 0]
+    assert buckets.counts(60, [1, 20]) == [1, 1]
