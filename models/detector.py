@@ -10,7 +10,7 @@ own event time.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.alerting import AlertPolicy
@@ -62,6 +62,14 @@ class LearnOutcome:
     """Labels repeating the verdict already learned: ignored, so a replay learns nothing twice."""
     unknown: list[str] = field(default_factory=list)
     """Ids never scored here, or whose vector expired before the label came."""
+
+
+@dataclass
+class ServingModels:
+    """The models a detector serves: what the learner publishes and every scorer follows."""
+
+    champion: OnlineLearner
+    challengers: dict[str, OnlineLearner] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +166,20 @@ class FraudDetector:
         if new_lineage:
             self.quality[CHAMPION] = self._new_quality()
 
+    def serving(self) -> ServingModels:
+        return ServingModels(self.learner, dict(self.challengers))
+
+    def serve(self, models: ServingModels) -> None:
+        """Serve a newer publication: its champion, and exactly its challengers."""
+        self.replace_learner(models.champion)
+        for name in [name for name in self.challengers if name not in models.challengers]:
+            self.retire_challenger(name)
+        for name, learner in models.challengers.items():
+            if name in self.challengers:
+                self.challengers[name] = learner
+            else:
+                self.add_challenger(name, learner)
+
     def add_challenger(self, name: str, learner: OnlineLearner) -> None:
         """Shadow ``learner`` under ``name`` from the next transaction on."""
         if name == CHAMPION or name in self.challengers:
@@ -224,8 +246,16 @@ class FraudDetector:
         self.alerting.book.flush()
         return scores
 
-    def learn(self, labels: Sequence[Label]) -> LearnOutcome:
-        """Learn each label from the vector its transaction was scored with."""
+    def learn(
+        self,
+        labels: Sequence[Label],
+        on_learned: Callable[[PendingEntry, Label], None] | None = None,
+    ) -> LearnOutcome:
+        """Learn each label from the vector its transaction was scored with.
+
+        ``on_learned`` is given each label learned with the entry it was learned from (the
+        offline store's rows), before the entry takes the new verdict.
+        """
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
         self.pending.prefetch(label.transaction_id for label in labels)
@@ -240,6 +270,8 @@ class FraudDetector:
             if entry.verdict is not None:
                 outcome.corrected += 1
             self._judge(entry, label)
+            if on_learned is not None:
+                on_learned(entry, label)
             report = self._learn_entry(entry, label.is_fraud)
             if report is not None:
                 reports.append(report)

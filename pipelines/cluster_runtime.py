@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -35,9 +36,10 @@ from pipelines.kafka_clients import (
     send_batch_and_wait,
     start_with_retry,
 )
+from pipelines.lifecycle import Lifecycle
 from pipelines.model_channel import ModelFollower
 from pipelines.retrying import TRANSIENT_ERRORS
-from pipelines.runtime import EmbeddedRuntime
+from pipelines.runtime import EmbeddedRuntime, ModelStatus
 from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
 
@@ -59,8 +61,9 @@ class ClusterRuntime(EmbeddedRuntime):
         client: redis.Redis,
         follower: ModelFollower,
         telemetry: Telemetry | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
-        super().__init__(detector, alerts, telemetry=telemetry)
+        super().__init__(detector, alerts, telemetry=telemetry, lifecycle=lifecycle)
         self.kafka = kafka
         self.topics = topics
         self.client = client
@@ -113,10 +116,22 @@ class ClusterRuntime(EmbeddedRuntime):
             self._producer = None
 
     def score(self, transactions: Sequence[Transaction]) -> list[Scored]:
-        learner = self.follower.newer()
-        if learner is not None:
-            self.detector.replace_learner(learner)
+        self._follow_models()
         return super().score(transactions)
+
+    def _follow_models(self) -> None:
+        """Serve the learner's latest publication, checked at most every poll period."""
+        models = self.follower.newer()
+        if models is not None:
+            self.detector.serve(models)
+
+    def model_statuses(self) -> list[ModelStatus]:
+        """The serving models with the quality the learner published (it sees the labels)."""
+        published = self.follower.channel.quality()
+        return [
+            replace(status, quality=published.get(status.slot, status.quality))
+            for status in super().model_statuses()
+        ]
 
     def publish(
         self, transactions: Sequence[Transaction], scored: Sequence[Scored], alerts: list[Alert]
@@ -179,6 +194,9 @@ class ClusterRuntime(EmbeddedRuntime):
                 if not self._redis_up:
                     logger.info("Redis answers; ready")
                 self._redis_up = True
+                # Idle, the models are followed here; busy, before each request's scoring.
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    self._follow_models()
             await asyncio.sleep(HEALTH_CHECK_SECONDS)
 
     async def _follow_alerts(self) -> None:

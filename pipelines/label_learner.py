@@ -25,7 +25,9 @@ from models.detector import FraudDetector, LearnOutcome
 from models.schemas import Label, Transaction
 from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
 from pipelines.kafka_clients import send_batch_and_wait
-from pipelines.model_channel import ModelChannel
+from pipelines.lifecycle import ModelLifecycle
+from pipelines.model_channel import ModelChannel, publication_version
+from pipelines.model_commands import ModelCommands, execute
 from pipelines.record_decoding import Record, decode_records, next_offsets
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import RedisPendingStore
@@ -90,6 +92,8 @@ class LabelLearner:
         frauds: DeferredFrauds,
         channel: ModelChannel,
         client: redis.Redis,
+        lifecycle: ModelLifecycle,
+        commands: ModelCommands,
         options: LearnerOptions | None = None,
     ) -> None:
         self.consumer = consumer
@@ -100,6 +104,8 @@ class LabelLearner:
         self.frauds = frauds
         self.channel = channel
         self.client = client
+        self.lifecycle = lifecycle
+        self.commands = commands
         self.options = options or LearnerOptions()
         self.stats = LearnerStats(model_version=detector.model_version)
         self._offsets: dict[TopicPartition, int] = {}
@@ -116,10 +122,21 @@ class LabelLearner:
             records: list[Record] = [record for batch in fetched.values() for record in batch]
             if records:
                 await self._retrying(functools.partial(self._learn_batch, records), stop)
+            await self._retrying(self._manage_models, stop)
             if self._publish_due():
                 await self._retrying(self._publish, stop)
         if self._offsets:
             await self._retrying(self._publish, asyncio.Event())
+
+    async def _manage_models(self) -> None:
+        """Apply the commands the API queued, then the snapshot schedule and the promotion
+        policy; publish at once when the serving models changed."""
+        before = publication_version(self.detector.serving())
+        for command in self.commands.take():
+            self.commands.answer(command.id, execute(self.lifecycle, command))
+        self.lifecycle.tick()
+        if publication_version(self.detector.serving()) != before:
+            await self._publish()
 
     def _publish_due(self) -> bool:
         if not self._offsets:
@@ -163,7 +180,10 @@ class LabelLearner:
         self.pending.queue_flush(pipeline)
         if self.frauds.reports:
             self.frauds.state.queue_frauds(pipeline, self.frauds.reports)
-        version = self.channel.queue_publish(pipeline, self.detector.learner)
+        detector = self.detector
+        threshold = detector.alerting.threshold
+        quality = {name: window.figures(threshold) for name, window in detector.quality.items()}
+        version = self.channel.queue_publish(pipeline, detector.serving(), quality)
         pipeline.execute()
         self.pending.discard()
         self.frauds.reports.clear()
@@ -172,6 +192,8 @@ class LabelLearner:
         self._unpublished = 0
         self._last_publish = time.monotonic()
         offsets, self._offsets = self._offsets, {}
+        if not offsets:
+            return
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as error:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from models.detector import CHAMPION, DetectorState, FraudDetector
 from models.features import FeatureVector
@@ -68,6 +68,8 @@ class AuditEntry(NamedTuple):
 
 class ModelLifecycle:
     """Snapshots, promotes and retires the detector's models through the registry."""
+
+    remote = False
 
     def __init__(
         self,
@@ -280,10 +282,32 @@ class ModelLifecycle:
     # --- audit ---------------------------------------------------------------------------
 
     def audit(self, transaction_id: str) -> AuditEntry | None:
-        """The version, score and feature vector a transaction got, while its vector is kept."""
-        detector = self.detector
-        entry = detector.pending.get(transaction_id)
-        if entry is None:
-            return None
-        features = dict(zip(detector.features.names, entry.values, strict=True))
-        return AuditEntry(entry.scored, features, dict(entry.shadow), entry.verdict)
+        return audit_entry(self.detector, transaction_id)
+
+
+def audit_entry(detector: FraudDetector, transaction_id: str) -> AuditEntry | None:
+    """The version, score and feature vector a transaction got, while its vector is kept."""
+    entry = detector.pending.get(transaction_id)
+    if entry is None:
+        return None
+    features = dict(zip(detector.features.names, entry.values, strict=True))
+    return AuditEntry(entry.scored, features, dict(entry.shadow), entry.verdict)
+
+
+class Lifecycle(Protocol):
+    """What the API asks of the models' lifecycle: `ModelLifecycle` in the process that owns
+    the models, `pipelines.model_commands.RemoteLifecycle` in an API replica."""
+
+    remote: bool
+    """Changes go to another process and wait for it: call them off the event loop."""
+    registry: ModelRegistry
+
+    def snapshot(self, reason: str) -> ModelRecord: ...
+
+    def promote(self, version: str, *, detail: str = ...) -> str: ...
+
+    def retire(self, version: str, *, detail: str = ...) -> None: ...
+
+    def add_challenger(self, learner: OnlineLearner, *, reason: str = ...) -> str: ...
+
+    def audit(self, transaction_id: str) -> AuditEntry | None: ...

@@ -13,12 +13,24 @@ import time
 
 import redis
 
-from models.learners import OnlineLearner
-from models.snapshots import SnapshotError, dump_snapshot, load_snapshot
+from models.detector import ServingModels
+from models.quality import QualityFigures
+from models.snapshots import SnapshotError, dump_signed, load_signed
 
 logger = logging.getLogger(__name__)
 
 Pipeline = redis.client.Pipeline
+
+
+def publication_version(models: ServingModels) -> str:
+    """What changes whenever a scorer should reload: the champion's and challengers' versions.
+
+    >>> from models.learners import OnlineLearner
+    >>> publication_version(ServingModels(OnlineLearner("logistic")))
+    'logistic+0'
+    """
+    names = [models.champion.version, *(c.version for c in models.challengers.values())]
+    return " ".join(names)
 
 
 class ModelChannel:
@@ -28,35 +40,52 @@ class ModelChannel:
         self._client = client
         self._version_key = f"{prefix}model:version"
         self._snapshot_key = f"{prefix}model:snapshot"
+        self._quality_key = f"{prefix}model:quality"
         self._key = secret_key
 
-    def queue_publish(self, pipeline: Pipeline, learner: OnlineLearner) -> str:
-        """Queue the learner's snapshot and version onto ``pipeline``; returns the version."""
-        version = learner.version
-        pipeline.set(self._snapshot_key, dump_snapshot(learner, self._key))
+    def queue_publish(
+        self,
+        pipeline: Pipeline,
+        models: ServingModels,
+        quality: dict[str, QualityFigures] | None = None,
+    ) -> str:
+        """Queue the models' snapshot, their version and (when known) their quality onto
+        ``pipeline``; returns the champion's version."""
+        version = publication_version(models)
+        pipeline.set(self._snapshot_key, dump_signed(models, self._key))
         pipeline.set(self._version_key, version)
-        return version
+        if quality is not None:
+            pipeline.set(self._quality_key, dump_signed(quality, self._key))
+        return models.champion.version
 
-    def publish(self, learner: OnlineLearner) -> str:
-        """Publish the learner now, snapshot and version together."""
+    def publish(self, models: ServingModels) -> str:
+        """Publish the models now, snapshot and version together."""
         pipeline = self._client.pipeline(transaction=True)
-        version = self.queue_publish(pipeline, learner)
+        version = self.queue_publish(pipeline, models)
         pipeline.execute()
         return version
+
+    def quality(self) -> dict[str, QualityFigures]:
+        """The serving models' rolling quality, as the learner last published it."""
+        raw = self._client.get(self._quality_key)
+        if raw is None:
+            return {}
+        return load_signed(raw if isinstance(raw, bytes) else raw.encode(), self._key, dict)
 
     def published_version(self) -> str | None:
         raw = self._client.get(self._version_key)
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
-    def load(self) -> OnlineLearner | None:
-        """The published learner, or ``None`` when none was published yet.
+    def load(self) -> ServingModels | None:
+        """The published models, or ``None`` when none were published yet.
 
         Raises `SnapshotError` when the stored bytes do not verify under this deployment's key.
         """
         raw = self._client.get(self._snapshot_key)
         if raw is None:
             return None
-        return load_snapshot(raw if isinstance(raw, bytes) else raw.encode(), self._key)
+        blob = raw if isinstance(raw, bytes) else raw.encode()
+        return load_signed(blob, self._key, ServingModels)
 
 
 class ModelFollower:
@@ -68,8 +97,8 @@ class ModelFollower:
         self.version: str | None = None
         self._next_check = 0.0
 
-    def newer(self, *, force: bool = False) -> OnlineLearner | None:
-        """A newer published learner than the one last returned, or ``None``."""
+    def newer(self, *, force: bool = False) -> ServingModels | None:
+        """Newer published models than the ones last returned, or ``None``."""
         now = time.monotonic()
         if not force and now < self._next_check:
             return None
@@ -78,13 +107,13 @@ class ModelFollower:
         if version is None or version == self.version:
             return None
         try:
-            learner = self.channel.load()
+            models = self.channel.load()
         except SnapshotError as error:
             logger.error("refused the published model %s: %s", version, error)
             self.version = version  # do not retry the same bad bytes on every poll
             return None
-        if learner is None:
+        if models is None:
             return None
         self.version = version
-        logger.info("loaded published model", extra={"model_version": version})
-        return learner
+        logger.info("loaded published models", extra={"model_version": version})
+        return models

@@ -27,7 +27,7 @@ from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
-from pipelines.lifecycle import ModelLifecycle
+from pipelines.lifecycle import Lifecycle
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class ModelStatus:
 
     name: str
     """The champion's learner name, or the challenger's name."""
+    slot: str
+    """Its key among the detector's quality windows: ``champion``, or the challenger's name."""
     role: str
     version: str
     learner: str
@@ -99,7 +101,7 @@ class EmbeddedRuntime:
         quality_history: int = 720,
         clock: Clock = utc_now,
         telemetry: Telemetry | None = None,
-        lifecycle: ModelLifecycle | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.detector = detector
         self.lifecycle = lifecycle
@@ -192,6 +194,7 @@ class EmbeddedRuntime:
         return [
             ModelStatus(
                 name=learner.name if role == CHAMPION else role,
+                slot=role,
                 role=CHAMPION if role == CHAMPION else "challenger",
                 version=learner.version,
                 learner=learner.name,

@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-igno
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped,unused-ignore]
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
-from models.detector import DetectorPolicy, FraudDetector
+from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.memory_state import InMemoryFeatureState
@@ -526,7 +526,8 @@ def bench_stream(
             )
             over_redis = _in_process_rate(detector, backlog, options.batch_size, clock)
             advance()
-            ModelChannel(client, prefix=key_prefix, secret_key=secret.encode()).publish(learner)
+            channel = ModelChannel(client, prefix=key_prefix, secret_key=secret.encode())
+            channel.publish(ServingModels(learner))
             settings = worker_settings(options, servers, topic_prefix, secret)
             try:
                 kafka = asyncio.run(_through_kafka(options, servers, stream, settings, advance))

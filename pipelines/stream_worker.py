@@ -190,12 +190,12 @@ class TransactionWorker:
         if self.follower is None:
             return
         try:
-            learner = self.follower.newer()
+            models = self.follower.newer()
         except (SnapshotError, *TRANSIENT_ERRORS) as error:
             logger.warning("could not check for a newer model: %s", error)
             return
-        if learner is not None:
-            self.detector.replace_learner(learner)
+        if models is not None:
+            self.detector.serve(models)
             self.stats.model_version = self.detector.model_version
 
 

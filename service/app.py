@@ -71,7 +71,7 @@ async def _start(
         logger.info("learned from %d simulated historical transactions", warmed)
     await runtime.start()
     tasks.append(asyncio.create_task(_sample_quality(runtime), name="quality-sampler"))
-    if runtime.lifecycle is not None:
+    if isinstance(runtime.lifecycle, ModelLifecycle):  # elsewhere the learner keeps the time
         tasks.append(asyncio.create_task(_tick(runtime.lifecycle), name="model-lifecycle"))
     # What start-up built lives as long as the process: keep the collector from rescanning it.
     gc.collect()

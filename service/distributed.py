@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
-from models.detector import DetectorPolicy, FraudDetector
+from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.state import WindowSpec
@@ -31,7 +31,9 @@ from pipelines.kafka_clients import (
     start_with_retry,
 )
 from pipelines.label_learner import DeferredFrauds, LabelLearner, LearnerOptions
+from pipelines.lifecycle import ModelLifecycle
 from pipelines.model_channel import ModelChannel, ModelFollower
+from pipelines.model_commands import ModelCommands, RemoteLifecycle
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import (
     DeliveredAlerts,
@@ -39,10 +41,12 @@ from pipelines.redis_stores import (
     RedisPendingStore,
     redis_client,
 )
+from pipelines.registry import ModelRegistry
+from pipelines.registry_index import RedisIndex
 from pipelines.stream_worker import TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
-from service.bootstrap import seconds
+from service.bootstrap import lifecycle_policy, seconds
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -153,19 +157,37 @@ async def _kafka_clients(
         await producer.stop()
 
 
+def registry_of(settings: Settings, client: redis.Redis) -> ModelRegistry:
+    """The registry of a deployment: artefacts in ``<data dir>/models`` (a volume every role
+    mounts), the index in Redis."""
+    directory = settings.data_dir / "models"
+    directory.mkdir(parents=True, exist_ok=True)
+    key = settings.secret_key.get_secret_value().encode()
+    return ModelRegistry(directory, RedisIndex(client, key_prefix(settings)), key)
+
+
+def published_or_fresh(follower: ModelFollower, settings: Settings) -> ServingModels:
+    try:
+        models = follower.newer(force=True)
+    except redis.RedisError as error:
+        logger.warning("Redis unreachable at start-up; scoring waits for it: %s", error)
+        models = None
+    return models or ServingModels(fresh_learner(settings))
+
+
 def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
-    """The API role's runtime: Redis state, the published model, Kafka for the rest."""
+    """The API role's runtime: Redis state, the published models, Kafka for the rest."""
     conn = connections(settings)
     client = redis_client(conn.redis_url)
     channel = model_channel(settings, client)
     follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
-    try:
-        learner = follower.newer(force=True)
-    except redis.RedisError as error:
-        logger.warning("Redis unreachable at start-up; scoring waits for it: %s", error)
-        learner = None
-    detector, _, _ = redis_detector(
-        settings, client, learner or fresh_learner(settings), deferred=False
+    models = published_or_fresh(follower, settings)
+    detector, _, _ = redis_detector(settings, client, models.champion, deferred=False)
+    detector.serve(models)
+    lifecycle = RemoteLifecycle(
+        detector,
+        registry_of(settings, client),
+        ModelCommands(client, prefix=key_prefix(settings)),
     )
     return ClusterRuntime(
         detector,
@@ -175,6 +197,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         client=client,
         follower=follower,
         telemetry=Telemetry(),
+        lifecycle=lifecycle,
     )
 
 
@@ -185,8 +208,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     client = redis_client(conn.redis_url)
     channel = model_channel(settings, client)
     follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
-    learner = follower.newer(force=True) or fresh_learner(settings)
-    detector, _, _ = redis_detector(settings, client, learner, deferred=False)
+    models = published_or_fresh(follower, settings)
+    detector, _, _ = redis_detector(settings, client, models.champion, deferred=False)
+    detector.serve(models)
     delivered = DeliveredAlerts(
         client, prefix=key_prefix(settings), ttl_seconds=seconds(settings.pending_ttl)
     )
@@ -222,12 +246,21 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
     stop = stop or stop_on_signals()
     client = redis_client(conn.redis_url)
     channel = model_channel(settings, client)
-    learner = channel.load()
-    if learner is None:
-        learner = fresh_learner(settings)
-        channel.publish(learner)
-    detector, pending, _ = redis_detector(settings, client, learner, deferred=True)
+    detector, pending, _ = redis_detector(settings, client, fresh_learner(settings), deferred=True)
     assert isinstance(detector.state, DeferredFrauds)
+    registry = registry_of(settings, client)
+    key = settings.secret_key.get_secret_value().encode()
+    lifecycle = ModelLifecycle(detector, registry, key, policy=lifecycle_policy(settings))
+    if registry.champion() is None:
+        # A new deployment: models published before any learner ran (seeded by hand) are
+        # registered as its first version; otherwise the configured learner starts afresh.
+        published = channel.load()
+        if published is not None:
+            detector.serve(published)
+    if not lifecycle.resume():
+        for spec in settings.challengers:
+            lifecycle.add_challenger(OnlineLearner(spec.learner, spec.params, seed=settings.seed))
+    channel.publish(detector.serving())
     async with _kafka_clients(conn, settings, settings.learner_group, conn.topics.labels) as (
         consumer,
         producer,
@@ -241,6 +274,8 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
             detector.state,
             channel,
             client,
+            lifecycle,
+            ModelCommands(client, prefix=key_prefix(settings)),
             LearnerOptions(
                 publish_every_labels=settings.publish_every_labels,
                 publish_every_seconds=settings.publish_every.total_seconds(),

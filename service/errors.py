@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from models.learners import LearnerError
 from pipelines.lifecycle import SchemaMismatchError
+from pipelines.model_commands import LearnerUnavailableError
 from pipelines.registry import (
     ChampionRetireError,
     RetiredVersionError,
@@ -56,6 +57,7 @@ _REFUSALS: dict[type[Exception], int] = {
     RetiredVersionError: 409,
     TamperedArtefactError: 422,
     LearnerError: 422,
+    LearnerUnavailableError: 503,
 }
 
 

@@ -6,13 +6,15 @@ artefact or a transaction's features, needs the admin role.
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
-from pipelines.lifecycle import ModelLifecycle
+from pipelines.lifecycle import Lifecycle
 from pipelines.runtime import EmbeddedRuntime, ModelStatus
 from service.auth import Role, requires
 from service.deps import ReadyRuntimeDep
@@ -32,6 +34,7 @@ router = APIRouter(tags=["models"])
 reader = [Depends(requires(None))]
 admin = [Depends(requires(Role.ADMIN))]
 
+Result = TypeVar("Result")
 VersionPath = Annotated[str, Path(description="A registered version, e.g. m000012")]
 
 
@@ -39,10 +42,18 @@ class RegistryUnavailableError(ServiceError):
     status_code = 501
 
 
-def lifecycle_of(runtime: EmbeddedRuntime) -> ModelLifecycle:
+def lifecycle_of(runtime: EmbeddedRuntime) -> Lifecycle:
     if runtime.lifecycle is None:
         raise RegistryUnavailableError("this process keeps no model registry")
     return runtime.lifecycle
+
+
+async def _change(lifecycle: Lifecycle, change: Callable[[], Result]) -> Result:
+    """Run a change to the serving models: here, on the loop (between two requests, so none
+    sees half a swap), or asked of the learner, waited for off the loop."""
+    if lifecycle.remote:
+        return await asyncio.to_thread(change)
+    return change()
 
 
 @router.get("/v1/models", dependencies=reader)
@@ -98,7 +109,9 @@ async def download_model(runtime: ReadyRuntimeDep, version: VersionPath) -> Resp
 @router.post("/v1/models/snapshots", dependencies=admin, status_code=status.HTTP_201_CREATED)
 async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
     """Register the champion as it stands now (and, embedded, save the serving state)."""
-    return version_response(runtime, lifecycle_of(runtime).snapshot("on demand"))
+    lifecycle = lifecycle_of(runtime)
+    record = await _change(lifecycle, lambda: lifecycle.snapshot("on demand"))
+    return version_response(runtime, record)
 
 
 @router.post("/v1/models/{version}/promote", dependencies=admin)
@@ -106,7 +119,9 @@ async def promote(runtime: ReadyRuntimeDep, version: VersionPath) -> Promoted:
     """Serve ``version`` from the next request on. A shadowing challenger takes over with
     what it learned; an older version is the rollback. 409 if built for other features."""
     lifecycle = lifecycle_of(runtime)
-    serving = lifecycle.promote(version, detail="promoted through the API")
+    serving = await _change(
+        lifecycle, lambda: lifecycle.promote(version, detail="promoted through the API")
+    )
     return Promoted(
         champion_version=lifecycle.registry.champion() or version, model_version=serving
     )
@@ -115,7 +130,8 @@ async def promote(runtime: ReadyRuntimeDep, version: VersionPath) -> Promoted:
 @router.delete("/v1/models/{version}", dependencies=admin, status_code=204)
 async def retire(runtime: ReadyRuntimeDep, version: VersionPath) -> Response:
     """Retire a version and stop shadowing it; never the champion (409)."""
-    lifecycle_of(runtime).retire(version, detail="retired through the API")
+    lifecycle = lifecycle_of(runtime)
+    await _change(lifecycle, lambda: lifecycle.retire(version, detail="retired through the API"))
     return Response(status_code=204)
 
 
@@ -124,7 +140,8 @@ async def add_challenger(runtime: ReadyRuntimeDep, request: ChallengerRequest) -
     """Register a fresh learner and shadow it: it scores every transaction (recorded, never
     alerting) and learns every label, and is judged on the same matured labels."""
     lifecycle = lifecycle_of(runtime)
-    version = lifecycle.add_challenger(OnlineLearner(request.learner, request.params, request.seed))
+    learner = OnlineLearner(request.learner, request.params, request.seed)
+    version = await _change(lifecycle, lambda: lifecycle.add_challenger(learner))
     return version_response(runtime, lifecycle.registry.record(version))
 
 

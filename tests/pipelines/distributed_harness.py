@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
-from models.detector import DetectorPolicy, FraudDetector
+from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
@@ -143,7 +143,7 @@ def publish_model(redis_url: str, topics: Topics, learner: OnlineLearner) -> str
         channel = ModelChannel(
             client, prefix=key_prefix(settings_for(topics)), secret_key=SECRET.encode()
         )
-        return channel.publish(learner)
+        return channel.publish(ServingModels(learner))
 
 
 def published_model(redis_url: str, topics: Topics) -> OnlineLearner | None:
@@ -151,7 +151,8 @@ def published_model(redis_url: str, topics: Topics) -> OnlineLearner | None:
         channel = ModelChannel(
             client, prefix=key_prefix(settings_for(topics)), secret_key=SECRET.encode()
         )
-        return channel.load()
+        models = channel.load()
+        return None if models is None else models.champion
 
 
 def warm_redis_state(redis_url: str, topics: Topics, transactions: Sequence[Transaction]) -> None:
