@@ -1,31 +1,47 @@
 """The scoring worker: transactions topic in; scores, alerts and dead letters out.
 
-One batch at a time, in an order that makes a crash harmless:
+Each batch goes through the same steps, in an order that makes a crash harmless:
 
 1. fetch a batch (`getmany`);
 2. decode it: a record that is too large, not JSON or not a `Transaction` becomes a dead letter
    (its original bytes, the reason and where it came from), and the batch goes on;
 3. score the valid ones through the `FraudDetector` over Redis state (one round trip for the
-   features, one for the cooldowns, one to store the vectors for the learner);
+   features, one for the cooldowns, one to store the vectors for the learner), and ask which
+   of its alerts were never delivered;
 4. produce scores, the alerts not yet delivered, and the dead letters; wait for every
    acknowledgement;
 5. mark those alerts delivered, then commit the batch's offsets.
 
 A crash anywhere before step 5 replays the batch: its transactions are recognised as seen, their
 first scores are re-emitted and nothing is counted twice. A failure of Redis or the broker
-retries the same batch with capped backoff, without fetching more, until it succeeds or the
-worker is asked to stop; the worker never exits on its own and never skips a record.
+retries the same batch with capped backoff, until it succeeds or the worker is asked to stop;
+the worker never exits on its own and never skips a record.
+
+Two batches in flight
+    Step 3 mostly waits on Redis (the state script runs there), steps 1, 2 and 4 mostly run
+    Python: done one batch at a time, Redis and the worker take turns and each idles half the
+    time. So step 3 runs on one thread of its own, the *lane*, in batch order, while the event
+    loop fetches the next batch and delivers the previous one; the sync Redis client releases
+    the GIL while it waits. The order that matters is kept: batches are scored one after the
+    other (a card's transactions are observed in order, a card alerted in one batch is in
+    cooldown for the next), a batch whose scoring fails holds back every batch after it until
+    it is scored again, and offsets are committed in batch order, each after its batch's
+    records are acknowledged. Stopped, the worker finishes and commits the batches it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from aiokafka.errors import CommitFailedError
@@ -38,11 +54,13 @@ from models.snapshots import SnapshotError
 from pipelines.kafka_clients import OutgoingRecord, send_batch_and_wait
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import Record, decode_records, next_offsets
-from pipelines.redis_stores import DeliveredAlerts
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
 from pipelines.topics import Topics
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_SENT_ALERTS_KEPT = 100_000
 
 
 @dataclass
@@ -66,6 +84,8 @@ class WorkerOptions:
     max_poll_records: int = 1_000
     poll_timeout_ms: int = 200
     backoff: Backoff = field(default_factory=Backoff)
+    batches_in_flight: int = 2
+    """Fetched and not yet committed: one scored on the lane while one is delivered."""
 
 
 class Consumer(Protocol):
@@ -88,11 +108,83 @@ class Producer(Protocol):
     ) -> asyncio.Future[Any]: ...
 
 
+class AlertMarks(Protocol):
+    """Which alerts reached the alerts topic (`DeliveredAlerts` in Redis)."""
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]: ...
+
+    def mark(self, transaction_ids: Iterable[str]) -> None: ...
+
+
 Clock = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class _OutOfTurnError(Exception):
+    """A batch reached the lane before the batch ahead of it was scored (that one failed)."""
+
+
+class _Lane:
+    """One thread for the Redis-bound steps; batches pass through it strictly in turn.
+
+    Batch ``n`` runs only once batch ``n - 1`` has succeeded: after a failure the batches
+    queued behind it raise `_OutOfTurnError` without touching anything, and are submitted again once
+    the failed one has been redone. Whatever else runs here (`call`) runs between two batches.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudstream-lane")
+        self._turn = 0  # read and written on the lane's thread only
+
+    def submit(self, turn: int, step: Callable[[], _T]) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._in_turn, turn, step)
+        # A batch given up on (the worker stopped while one ahead of it failed) is never
+        # awaited: its outcome is dropped here rather than logged as never retrieved.
+        future.add_done_callback(_retrieved)
+        return future
+
+    async def call(self, step: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, step)
+
+    def _in_turn(self, turn: int, step: Callable[[], _T]) -> _T:
+        if turn != self._turn:
+            raise _OutOfTurnError(f"batch {turn} before batch {self._turn}")
+        result = step()
+        self._turn += 1
+        return result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass
+class _Batch:
+    """A fetched batch, decoded; `scoring` is its step on the lane."""
+
+    turn: int
+    records: Sequence[Record]
+    transactions: list[Transaction]
+    dead_letters: list[OutgoingRecord]
+    scoring: asyncio.Future[_Verdicts] | None = None
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    scored: list[Scored]
+    alerts: list[tuple[Transaction, Scored]]
+    """The batch's alerts that had not reached the alerts topic when it was scored."""
+
+
+_END = None
 
 
 class TransactionWorker:
@@ -104,7 +196,7 @@ class TransactionWorker:
         producer: Producer,
         topics: Topics,
         detector: FraudDetector,
-        delivered: DeliveredAlerts,
+        delivered: AlertMarks,
         *,
         follower: ModelFollower | None = None,
         options: WorkerOptions | None = None,
@@ -119,72 +211,145 @@ class TransactionWorker:
         self.options = options or WorkerOptions()
         self.stats = WorkerStats(model_version=detector.model_version)
         self._clock = clock
+        # Alerts this worker sent lately: a batch is asked about its alerts before the batch
+        # ahead of it has marked its own, so a repeat across the two is caught here.
+        self._sent_alerts: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
-        options = self.options
-        while not stop.is_set():
-            fetched = await self.consumer.getmany(
-                timeout_ms=options.poll_timeout_ms, max_records=options.max_poll_records
-            )
-            records: list[Record] = [record for batch in fetched.values() for record in batch]
-            if records:
-                await self._until_done(records, stop)
-            else:
-                self._follow_model()
+        """Consume until ``stop`` is set; the batches in hand are finished and committed first."""
+        lane = _Lane()
+        batches: asyncio.Queue[_Batch | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(max(1, self.options.batches_in_flight))
+        intake = asyncio.create_task(self._intake(stop, lane, batches, slots))
+        try:
+            while (batch := await batches.get()) is not _END:
+                if not await self._until_done(batch, lane, stop):
+                    break
+                slots.release()
+        finally:
+            if not intake.done():
+                intake.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await intake  # its error, if it failed, is the worker's
+            await asyncio.get_running_loop().run_in_executor(None, lane.close)
 
-    async def _until_done(self, records: Sequence[Record], stop: asyncio.Event) -> None:
-        # Stopped with the batch unfinished, it stays uncommitted for the partitions' next owner.
-        await retry_until_done(
-            lambda: self.process(records),
+    async def _intake(
+        self,
+        stop: asyncio.Event,
+        lane: _Lane,
+        batches: asyncio.Queue[_Batch | None],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """Fetch, decode and queue batches, each sent to the lane at once to be scored."""
+        options = self.options
+        turn = 0
+        try:
+            while not stop.is_set():
+                await slots.acquire()
+                if stop.is_set():
+                    break
+                fetched = await self.consumer.getmany(
+                    timeout_ms=options.poll_timeout_ms, max_records=options.max_poll_records
+                )
+                records: list[Record] = [record for batch in fetched.values() for record in batch]
+                if not records:
+                    slots.release()
+                    await lane.call(self._follow_model)
+                    continue
+                transactions, dead_letters = decode_records(
+                    records, Transaction, self.topics.dlq, options.max_record_bytes
+                )
+                batch = _Batch(turn, records, transactions, dead_letters)
+                batch.scoring = lane.submit(turn, partial(self._score, batch))
+                turn += 1
+                batches.put_nowait(batch)
+        finally:
+            batches.put_nowait(_END)
+
+    async def _until_done(self, batch: _Batch, lane: _Lane, stop: asyncio.Event) -> bool:
+        # Stopped with the batch unfinished, it stays uncommitted for the partitions' next
+        # owner, and so do the batches behind it.
+        verdicts: _Verdicts | None = None
+
+        async def attempt() -> None:
+            nonlocal verdicts
+            if verdicts is None:
+                verdicts = await self._scored(batch, lane)
+            await self._deliver(batch, verdicts)
+
+        return await retry_until_done(
+            attempt,
             stop,
             self.options.backoff,
-            what=f"a batch of {len(records)} transactions",
+            what=f"a batch of {len(batch.records)} transactions",
             on_health=self._set_health,
-            before_retry=self.detector.pending.discard,
         )
+
+    async def _scored(self, batch: _Batch, lane: _Lane) -> _Verdicts:
+        scoring, batch.scoring = batch.scoring, None
+        if scoring is None:  # a retry
+            scoring = lane.submit(batch.turn, partial(self._score, batch))
+        try:
+            return await scoring
+        except _OutOfTurnError:
+            # A batch ahead of this one failed and has been scored since: now it is its turn.
+            return await lane.submit(batch.turn, partial(self._score, batch))
 
     def _set_health(self, healthy: bool) -> None:
         self.stats.retries += not healthy
         self.stats.healthy = healthy
 
-    async def process(self, records: Sequence[Record]) -> None:
-        """Decode, score, produce, acknowledge and commit one batch."""
+    def _score(self, batch: _Batch) -> _Verdicts:
+        """Score a batch and find its undelivered alerts: on the lane, in batch order."""
         self._follow_model()
-        transactions, dead_letters = decode_records(
-            records, Transaction, self.topics.dlq, self.options.max_record_bytes
-        )
-        scored = self.detector.score_many(transactions) if transactions else []
-        outgoing = [
-            _score_record(self.topics, tx, result)
-            for tx, result in zip(transactions, scored, strict=True)
-        ]
-        alerted = [
-            (tx, result)
-            for tx, result in zip(transactions, scored, strict=True)
-            if result.decision is Decision.ALERT
-        ]
-        undelivered = set(self.delivered.undelivered([tx.transaction_id for tx, _ in alerted]))
-        fresh_alerts = [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
+        transactions = batch.transactions
+        try:
+            scored = self.detector.score_many(transactions) if transactions else []
+            alerted = [
+                (tx, result)
+                for tx, result in zip(transactions, scored, strict=True)
+                if result.decision is Decision.ALERT
+            ]
+            undelivered = set(self.delivered.undelivered([tx.transaction_id for tx, _ in alerted]))
+        except BaseException:
+            self.detector.pending.discard()
+            raise
+        alerts = [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
+        return _Verdicts(scored, alerts)
+
+    async def _deliver(self, batch: _Batch, verdicts: _Verdicts) -> None:
+        """Produce a scored batch's records, wait for them, mark its alerts, commit it."""
+        sent = self._sent_alerts
+        fresh_alerts = [(tx, s) for tx, s in verdicts.alerts if tx.transaction_id not in sent]
         raised_at = self._clock()
-        outgoing += [
-            _alert_record(self.topics, tx, result, raised_at) for tx, result in fresh_alerts
+        transactions = batch.transactions
+        topics = self.topics
+        outgoing = [
+            _score_record(topics, tx, result)
+            for tx, result in zip(transactions, verdicts.scored, strict=True)
         ]
-        outgoing += dead_letters
+        outgoing += [_alert_record(topics, tx, result, raised_at) for tx, result in fresh_alerts]
+        outgoing += batch.dead_letters
         await send_batch_and_wait(self.producer, outgoing)
         if fresh_alerts:
-            self.delivered.mark(tx.transaction_id for tx, _ in fresh_alerts)
+            ids = [tx.transaction_id for tx, _ in fresh_alerts]
+            for transaction_id in ids:
+                sent[transaction_id] = None
+            while len(sent) > _SENT_ALERTS_KEPT:
+                sent.popitem(last=False)
+            # Off the event loop: the mark waits behind whatever script Redis is running.
+            await asyncio.to_thread(self.delivered.mark, ids)
         try:
-            await self.consumer.commit(next_offsets(records))
+            await self.consumer.commit(next_offsets(batch.records))
         except CommitFailedError as error:
             # The partitions moved to another member mid-batch: it replays them, and the
             # replay re-emits these scores rather than counting them again.
             logger.warning("offsets not committed after a rebalance: %s", error)
         stats = self.stats
         stats.batches += 1
-        stats.scored += len(scored)
+        stats.scored += len(verdicts.scored)
         stats.alerts += len(fresh_alerts)
-        stats.dead_letters += len(dead_letters)
+        stats.dead_letters += len(batch.dead_letters)
 
     def _follow_model(self) -> None:
         if self.follower is None:

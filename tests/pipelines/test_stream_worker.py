@@ -1,0 +1,277 @@
+"""The worker's batch pipeline with in-memory fakes: order, retries, stopping, repeats.
+
+A batch is scored on the worker's lane while the one before it is delivered; these tests pin
+what that overlap must never change. The real servers are in ``test_distributed.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from aiokafka.structs import TopicPartition
+
+from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.detector import FraudDetector
+from models.features import FeatureSet, FeatureSpec
+from models.learners import OnlineLearner
+from models.memory_state import InMemoryFeatureState
+from models.schemas import Transaction
+from models.state import FraudReport, WindowAggregates, WindowSpec
+from pipelines.retrying import Backoff
+from pipelines.stream_worker import TransactionWorker, WorkerOptions
+from pipelines.topics import Topics
+from tests.builders import make_tx
+
+TOPICS = Topics.with_prefix("test.")
+PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class FakeConsumer:
+    """Hands out the given batches, then nothing; commits go to the shared ``log``."""
+
+    def __init__(self, batches: Sequence[Sequence[Transaction]], log: list[Any]) -> None:
+        self._batches = list(batches)
+        self._offsets = [0] * PARTITIONS
+        self.log = log
+        self.handed = 0
+        self.drained = asyncio.Event()
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        if not self._batches:
+            self.drained.set()
+            await asyncio.sleep(timeout_ms / 1_000)
+            return {}
+        fetched: dict[TopicPartition, list[Any]] = {}
+        for tx in self._batches.pop(0):
+            partition = partition_of(tx.card_id)
+            record = FakeRecord(
+                TOPICS.transactions,
+                partition,
+                self._offsets[partition],
+                tx.card_id.encode(),
+                tx.model_dump_json().encode(),
+            )
+            self._offsets[partition] += 1
+            fetched.setdefault(TopicPartition(TOPICS.transactions, partition), []).append(record)
+        self.handed += 1
+        return fetched
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        self.log.append(("commit", dict(offsets or {})))
+
+
+class FakeProducer:
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        self.log.append(("send", topic, orjson.loads(value or b"null")))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class FakeMarks:
+    def __init__(self) -> None:
+        self.delivered: set[str] = set()
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]:
+        return [tid for tid in transaction_ids if tid not in self.delivered]
+
+    def mark(self, transaction_ids: Any) -> None:
+        self.delivered.update(transaction_ids)
+
+
+class RecordingState:
+    """In-memory state that logs each batch it observes and can fail the next ``fail`` calls."""
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self._inner = InMemoryFeatureState(spec)
+        self.observed: list[list[str]] = []
+        self.fail = 0
+
+    @property
+    def spec(self) -> WindowSpec:
+        return self._inner.spec
+
+    def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
+        ids = [tx.transaction_id for tx in transactions]
+        if self.fail:
+            self.fail -= 1
+            self.observed.append(["failed", *ids])
+            raise redis.ConnectionError("Redis went away")
+        self.observed.append(ids)
+        return self._inner.observe(transactions)
+
+    def record_frauds(self, reports: Sequence[FraudReport]) -> None:
+        self._inner.record_frauds(reports)
+
+
+def make_detector(state: Any, threshold: float = 0.5) -> FraudDetector:
+    features = FeatureSet(FeatureSpec())
+    learner = OnlineLearner("logistic")
+    return FraudDetector(
+        features, state, learner, alerting=AlertPolicy(AlertPolicyConfig(threshold=threshold))
+    )
+
+
+def make_batches(count: int, size: int) -> list[list[Transaction]]:
+    """Batches in the order the worker reads them: partition by partition (a card's stay in
+    order, all within one partition)."""
+    batches = [
+        [
+            make_tx(b * size + i, hours=(b * size + i) / 60, card=f"c{(b * size + i) % 7}")
+            for i in range(size)
+        ]
+        for b in range(count)
+    ]
+    return [sorted(batch, key=lambda tx: partition_of(tx.card_id)) for batch in batches]
+
+
+def partition_of(card_id: str) -> int:
+    return int(card_id.removeprefix("c")) % PARTITIONS
+
+
+async def run_until_drained(
+    worker: TransactionWorker, consumer: FakeConsumer, stop: asyncio.Event
+) -> None:
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(consumer.drained.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+
+def make_worker(
+    batches: list[list[Transaction]], state: Any, *, threshold: float = 0.5
+) -> tuple[TransactionWorker, FakeConsumer, list[Any], FakeMarks]:
+    log: list[Any] = []
+    consumer = FakeConsumer(batches, log)
+    marks = FakeMarks()
+    worker = TransactionWorker(
+        consumer,
+        FakeProducer(log),
+        TOPICS,
+        make_detector(state, threshold),
+        marks,
+        options=WorkerOptions(poll_timeout_ms=5, backoff=Backoff(0.001, 0.005)),
+    )
+    return worker, consumer, log, marks
+
+
+def commits(log: list[Any]) -> list[dict[TopicPartition, int]]:
+    return [entry[1] for entry in log if entry[0] == "commit"]
+
+
+@pytest.mark.anyio
+async def test_batches_are_scored_in_order_and_committed_after_their_records() -> None:
+    batches = make_batches(count=12, size=40)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state)
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    assert state.observed == [[tx.transaction_id for tx in batch] for batch in batches]
+    reference = make_detector(InMemoryFeatureState(WindowSpec()))
+    expected = [
+        scored.document() for batch in batches for scored in reference.score_many(copy.copy(batch))
+    ]
+    sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
+    assert sent_scores == expected
+    # Each commit follows every score of its batch and covers exactly the batches before it.
+    done = 0
+    for index, entry in enumerate(log):
+        if entry[0] == "commit":
+            done += 1
+            scores_before = sum(1 for e in log[:index] if e[0] == "send" and e[1] == TOPICS.scores)
+            assert scores_before == sum(len(batch) for batch in batches[:done])
+    assert done == len(batches)
+    final: dict[TopicPartition, int] = {}
+    for offsets in commits(log):
+        for partition, offset in offsets.items():
+            assert offset > final.get(partition, 0), "offsets go forward only"
+            final[partition] = offset
+    assert sum(final.values()) == sum(len(batch) for batch in batches)
+    assert worker.stats.scored == sum(len(batch) for batch in batches)
+
+
+@pytest.mark.anyio
+async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
+    batches = make_batches(count=6, size=30)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state)
+    original = worker._score
+    calls = 0
+
+    def fail_third(batch: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            state.fail = 2  # the third batch fails twice, then succeeds
+        return original(batch)
+
+    worker._score = fail_third  # type: ignore[method-assign]
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    succeeded = [ids for ids in state.observed if ids[0] != "failed"]
+    assert succeeded == [[tx.transaction_id for tx in batch] for batch in batches]
+    failed = [ids[1:] for ids in state.observed if ids[0] == "failed"]
+    assert failed == [[tx.transaction_id for tx in batches[2]]] * 2
+    assert len(commits(log)) == len(batches)
+    assert worker.stats.retries == 2
+    assert worker.stats.healthy
+
+
+@pytest.mark.anyio
+async def test_stopping_finishes_and_commits_every_batch_fetched() -> None:
+    batches = make_batches(count=20, size=25)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    while consumer.handed < 5:
+        await asyncio.sleep(0.001)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert consumer.handed < len(batches)
+    assert len(commits(log)) == consumer.handed
+    assert len(state.observed) == consumer.handed
+
+
+@pytest.mark.anyio
+async def test_a_repeat_in_the_next_batch_does_not_send_its_alert_again() -> None:
+    first = [make_tx(i, hours=i / 60, card=f"c{i}", amount=5_000.0) for i in range(20)]
+    batches = [first, [*first[:5], make_tx(99, card="c99")], first[5:10]]
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, marks = make_worker(batches, state, threshold=0.0)
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    alerts = [e[2]["transaction"]["transaction_id"] for e in log if e[1:2] == (TOPICS.alerts,)]
+    assert sorted(alerts) == sorted([tx.transaction_id for tx in first] + ["t99"])
+    assert marks.delivered == set(alerts)
+    scores = [e[2]["transaction_id"] for e in log if e[1:2] == (TOPICS.scores,)]
+    assert len(scores) == 31  # repeats are scored again: the first answer, re-emitted
