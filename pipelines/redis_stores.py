@@ -8,13 +8,15 @@
   alert that already reached the topic.
 
 Each batch costs at most one round trip per store: reads are prefetched together, writes are
-buffered and flushed in one pipeline. Every key carries a TTL, so nothing grows without end.
+buffered and flushed together (a batch's pending vectors in one script call, the rest in one
+pipeline). Every key carries a TTL, so nothing grows without end.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -26,6 +28,9 @@ from models.schemas import Decision
 from models.scored import Scored
 
 Pipeline = redis.client.Pipeline
+
+_STORE_CHUNK = 5_000
+"""Vectors per script call when flushing: bounds one call's arguments and its time in Redis."""
 
 
 def encode_entry(entry: PendingEntry) -> bytes:
@@ -101,6 +106,8 @@ class RedisPendingStore:
         self._ttl = ttl_seconds
         self._cache: dict[str, PendingEntry | None] = {}
         self._dirty: dict[str, PendingEntry] = {}
+        source = files("pipelines").joinpath("lua", "store_pending.lua")
+        self._store = client.register_script(source.read_text(encoding="utf-8"))
 
     @property
     def awaiting_label(self) -> int | None:
@@ -145,10 +152,12 @@ class RedisPendingStore:
     def flush(self) -> None:
         if self._deferred:
             return
-        if self._dirty:
-            pipeline = self._client.pipeline(transaction=False)
-            self.queue_flush(pipeline)
-            pipeline.execute()
+        dirty = list(self._dirty.items())
+        for start in range(0, len(dirty), _STORE_CHUNK):
+            arguments: list[bytes | str | int] = [self._ttl]
+            for tid, entry in dirty[start : start + _STORE_CHUNK]:
+                arguments += (self._prefix + tid, encode_entry(entry))
+            self._store(args=arguments)
         self.discard()
 
 
