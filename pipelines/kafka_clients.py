@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 # aiokafka ships no type information; the ignores stay quiet if stubs appear one day.
@@ -25,6 +26,10 @@ from aiokafka.errors import (  # type: ignore[import-untyped,unused-ignore]
     KafkaError,
     TopicAlreadyExistsError,
     for_code,
+)
+from aiokafka.partitioner import (  # type: ignore[import-untyped,unused-ignore]
+    DefaultPartitioner,
+    murmur2,
 )
 
 logger = logging.getLogger(__name__)
@@ -279,13 +284,72 @@ async def send_batch_and_wait(producer: RecordSender, records: Sequence[Outgoing
     fill its batches. When this returns, every record is stored by the broker and the caller
     may commit the offsets that led to them; when it raises, some may not be, and the caller
     must not commit.
+
+    An `AIOKafkaProducer` is handed whole batches, one per partition (`create_batch`,
+    `send_batch`): a few microseconds a record instead of `send`'s twenty. Records go to the
+    partition `send` would have chosen, so a key's records stay together and in order.
     """
-    deliveries = [
-        await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-        for record in records
-    ]
+    if isinstance(producer, AIOKafkaProducer):
+        deliveries = await _send_in_batches(producer, records)
+    else:
+        deliveries = [
+            await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
+            for record in records
+        ]
     outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
         failures[0].add_note(f"{len(failures)} of {len(records)} records were not delivered")
         raise failures[0]
+
+
+_choose_partition = DefaultPartitioner()
+
+
+@lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    # murmur2 is pure Python, about as slow as the rest of a send; keys (cards) repeat.
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition aiokafka's default partitioner gives ``key`` (any one for no key).
+
+    >>> partition_for(b"c1", [0, 1, 2]) == DefaultPartitioner()(b"c1", [0, 1, 2], [0, 1, 2])
+    True
+    """
+    if key is None:
+        return int(_choose_partition(None, list(partitions), list(partitions)))
+    return partitions[_key_hash(key) % len(partitions)]
+
+
+async def _send_in_batches(producer: Any, records: Sequence[OutgoingRecord]) -> list[Any]:
+    partitions: dict[str, list[int]] = {}
+    open_batches: dict[tuple[str, int], Any] = {}
+    deliveries: list[Any] = []
+    for record in records:
+        topic = record.topic
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        destination = (topic, partition_for(record.key, partitions[topic]))
+        batch = open_batches.get(destination)
+        if batch is None:
+            batch = open_batches[destination] = producer.create_batch()
+        appended = batch.append(
+            key=record.key, value=record.value, timestamp=None, headers=record.headers
+        )
+        if appended is None:  # full: send it and start the partition's next one
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=destination[1]))
+            batch = open_batches[destination] = producer.create_batch()
+            if (
+                batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                )
+                is None
+            ):
+                raise ValueError(f"a record of {len(record.value)} bytes exceeds a whole batch")
+    for (topic, partition), batch in open_batches.items():
+        batch.close()
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries
