@@ -31,6 +31,7 @@ class Role(StrEnum):
 
 class UnauthorizedError(ServiceError):
     status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read only
 
 
 class ForbiddenError(ServiceError):
@@ -101,3 +102,46 @@ def requires(role: Role | None) -> Callable[[Request], Coroutine[Any, Any, None]
         authorize(request, role)
 
     return dependency
+
+
+class UnsafeSettingsError(ValueError):
+    """Settings a process refuses to start with: it would be open, or sign with a known key."""
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def refuse_unsafe_start(
+    *, role: str, host: str | None, has_keys: bool, default_secret: bool, allow_open: bool
+) -> None:
+    """Refuse to start a process that would be open to the network or sign with a known key.
+
+    The embedded service (`serve`) may run open on localhost; anywhere else it needs API keys
+    or an explicit ``FRAUDSTREAM_ALLOW_OPEN``. The distributed roles always need their own
+    secret (it signs the models every process loads), and the API always needs keys.
+
+    >>> refuse_unsafe_start(role="serve", host="127.0.0.1", has_keys=False,
+    ...                     default_secret=True, allow_open=False)
+    >>> refuse_unsafe_start(role="worker", host=None, has_keys=False,
+    ...                     default_secret=True, allow_open=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    service.auth.UnsafeSettingsError: fraudstream worker refuses the built-in secret: ...
+    """
+    if role == "serve":
+        if not has_keys and host not in LOOPBACK and not allow_open:
+            raise UnsafeSettingsError(
+                f"fraudstream serve on {host} without API keys would be open to the network: "
+                "set FRAUDSTREAM_API_KEYS, or FRAUDSTREAM_ALLOW_OPEN=true to mean it"
+            )
+        return
+    if default_secret:
+        raise UnsafeSettingsError(
+            f"fraudstream {role} refuses the built-in secret: set FRAUDSTREAM_SECRET_KEY to a "
+            "long random value, the same in every process of the deployment"
+        )
+    if role == "api" and not has_keys:
+        raise UnsafeSettingsError(
+            "fraudstream api refuses to start without API keys: set FRAUDSTREAM_API_KEYS "
+            '(sha256 of each key -> roles, e.g. {"<sha256>": ["admin"]})'
+        )

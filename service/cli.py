@@ -39,6 +39,7 @@ from pipelines.stream_bench import STEPS as STREAM_STEPS
 from pipelines.stream_bench import StreamBenchOptions
 from pipelines.stream_bench import bench_stream as run_stream_bench
 from service.app import create_app
+from service.auth import UnsafeSettingsError, refuse_unsafe_start
 from service.distributed import (
     DistributedSettingsError,
     build_cluster_runtime,
@@ -48,7 +49,7 @@ from service.distributed import (
 )
 from service.logs import configure_logging
 from service.reporting import print_bench, print_evaluation, print_http_bench, print_stream_bench
-from service.settings import Settings
+from service.settings import DEFAULT_SECRET_KEY, Settings
 
 app = typer.Typer(
     name="fraudstream",
@@ -73,6 +74,7 @@ USER_ERRORS = (
     FileNotFoundError,
     ServerProcessError,
     DistributedSettingsError,
+    UnsafeSettingsError,
 )
 
 
@@ -310,6 +312,7 @@ def serve(
             if value is not None
         }
         settings = Settings(**overrides)
+        _refuse_unsafe(settings, "serve")
         configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
@@ -360,6 +363,7 @@ def api(
         }
         settings = Settings(**overrides)
         connections(settings)  # refuse at once, with the settings to set, if either is missing
+        _refuse_unsafe(settings, "api")
         configure_logging(settings.log_level)
     console.print(f"fraudstream API listening on http://{settings.host}:{settings.port}")
     _run_http(create_app(settings, build_cluster_runtime), settings)
@@ -373,6 +377,7 @@ def worker() -> None:
     """
     with _user_errors():
         settings = Settings()
+        _refuse_unsafe(settings, "worker")
         configure_logging(settings.log_level)
         asyncio.run(run_worker(settings))
 
@@ -382,8 +387,19 @@ def learner() -> None:
     """Learn the labels topic and publish model versions (Kafka + Redis); run exactly one."""
     with _user_errors():
         settings = Settings()
+        _refuse_unsafe(settings, "learner")
         configure_logging(settings.log_level)
         asyncio.run(run_learner(settings))
+
+
+def _refuse_unsafe(settings: Settings, role: str) -> None:
+    refuse_unsafe_start(
+        role=role,
+        host=settings.host,
+        has_keys=bool(settings.api_keys),
+        default_secret=settings.secret_key.get_secret_value() == DEFAULT_SECRET_KEY,
+        allow_open=settings.allow_open,
+    )
 
 
 def main() -> None:

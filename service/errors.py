@@ -28,11 +28,15 @@ from pipelines.runtime import QueueFullError
 
 logger = logging.getLogger(__name__)
 
+MAX_REPORTED_ERRORS = 20
+"""Validation errors listed in a 422; the rest are counted."""
+
 
 class ServiceError(Exception):
     """An error with a meaning for the client."""
 
     status_code = 400
+    headers: dict[str, str] = {}  # noqa: RUF012 - read only, overridden per class
 
 
 class NotReadyError(ServiceError):
@@ -68,7 +72,9 @@ def _error(status: int, message: str) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return _error(error.status_code, str(error))
+        response = _error(error.status_code, str(error))
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, error: QueueFullError) -> JSONResponse:
@@ -101,10 +107,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         # FastAPI's own shape, without echoing inputs (which may be megabytes) or contexts
         # holding exception objects that JSON cannot carry.
+        errors = error.errors()
         details = [
             {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
-            for item in error.errors()
+            for item in errors[:MAX_REPORTED_ERRORS]
         ]
+        if len(errors) > MAX_REPORTED_ERRORS:
+            # A body of a hundred thousand bad fields must not earn a response ten times its
+            # size: the first errors say what is wrong, the count says how much.
+            details.append(
+                {
+                    "loc": ["body"],
+                    "msg": f"and {len(errors) - MAX_REPORTED_ERRORS} more errors",
+                    "type": "too_many_errors",
+                }
+            )
         return JSONResponse(status_code=422, content={"detail": details})
 
     @app.exception_handler(Exception)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     )
     """API keys by their SHA-256 (hex) -> roles, e.g. ``{"9f86d0...": ["admin"]}``; none:
     the API is open (embedded mode on localhost)."""
+    allow_open: bool = False
+    """Let `serve` run without API keys on an interface other than localhost."""
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment."""
     model_poll: Duration = timedelta(seconds=1)

@@ -38,11 +38,15 @@ from pipelines.kafka_clients import (
 from pipelines.model_channel import ModelChannel
 from pipelines.redis_state import RedisFeatureState
 from pipelines.topics import Topics
+from service.auth import hash_key
 from service.distributed import key_prefix
 from service.settings import Settings
 from tests.servers.role_process import RoleProcess
 
 SECRET = "a-test-deployment-secret"
+ADMIN_KEY = "a-test-admin-key"
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+"""Headers for the distributed API role, which always requires keys."""
 ALERT_THRESHOLD = 0.2
 WINDOWS = WindowSpec()
 
@@ -120,6 +124,7 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
         "FRAUDSTREAM_REDIS_URL": redis_url,
         "FRAUDSTREAM_TOPIC_PREFIX": prefix_of(topics),
         "FRAUDSTREAM_SECRET_KEY": SECRET,
+        "FRAUDSTREAM_API_KEYS": orjson.dumps({hash_key(ADMIN_KEY): ["admin"]}).decode(),
         "FRAUDSTREAM_TOPIC_PARTITIONS": "4",
         "FRAUDSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "FRAUDSTREAM_MODEL_POLL": "1s",

@@ -17,6 +17,7 @@ from pipelines.kafka_clients import KafkaSettings
 from pipelines.server_process import serve
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
+    ADMIN,
     Stream,
     publish_model,
     published_model,
@@ -65,7 +66,10 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
             lambda m: m is not None and m.version == "m000001+0",
             what="the learner's first version",
         )
-        with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as api:
+        with (
+            serve(settings=env, role="api") as server,
+            httpx.Client(base_url=server.url, headers=ADMIN) as api,
+        ):
             listed = api.get("/v1/models").json()
             assert listed["champion_version"] == "m000001"
             assert [v["version"] for v in listed["versions"]] == ["m000001"]
@@ -103,8 +107,10 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
             assert api.post("/v1/labels", json=labels).status_code == 202
             _poll(
                 lambda: api.get("/v1/models").json()["models"],
-                lambda models: all(m["matured_labels"] == 400 for m in models)
-                and models[0]["version"] == "m000002+400",
+                lambda models: (
+                    all(m["matured_labels"] == 400 for m in models)
+                    and models[0]["version"] == "m000002+400"
+                ),
                 what="the learner's models and quality after 400 labels",
             )
 

@@ -16,6 +16,7 @@ from pipelines.kafka_clients import KafkaSettings
 from pipelines.server_process import serve
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
+    ADMIN,
     Stream,
     copy_of,
     distinct_ids_at_least,
@@ -63,7 +64,10 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
     version = publish_model(redis_url, topics, model)
     warm_redis_state(redis_url, topics, stream.warm_up)
     env = role_env(kafka_settings, redis_url, topics)
-    with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+    with (
+        serve(settings=env, role="api") as server,
+        httpx.Client(base_url=server.url, headers=ADMIN) as http,
+    ):
         # Scores: the in-process path's, transaction by transaction, in batches.
         for start in range(0, LIVE, 500):
             batch = stream.live[start : start + 500]
@@ -143,7 +147,10 @@ def test_the_api_is_not_ready_while_redis_is_down_and_recovers(
 ) -> None:
     publish_model(redis_url, topics, model)
     env = role_env(kafka_settings, redis_url, topics)
-    with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+    with (
+        serve(settings=env, role="api") as server,
+        httpx.Client(base_url=server.url, headers=ADMIN) as http,
+    ):
         tx = _json(stream.live[0])
         assert http.post("/v1/score", json=tx).status_code == 200
         redis_server.stop()

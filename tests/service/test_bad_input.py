@@ -111,3 +111,23 @@ async def test_bad_query_parameters_get_422() -> None:
         for params in ({"limit": 0}, {"limit": "many"}, {"since": "not a time"}):
             response = await client.get("/v1/alerts", params=params)
             assert response.status_code == 422, params
+
+
+async def test_deep_wide_or_huge_json_is_refused_briefly() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    wide = b"{" + b",".join(b'"field%d": 0' % i for i in range(50_000)) + b"}"
+    huge_number = (
+        b'{"transaction_id": "t", "timestamp": "2026-11-29T12:00:00Z", "card_id": "c", '
+        b'"terminal_id": "p", "currency": "EUR", "amount": 1e400}'
+    )
+    json = {"content-type": "application/json"}
+    async with api_client() as (client, _):
+        for path in ("/v1/score", "/v1/score/batch", "/v1/transactions", "/v1/labels"):
+            for body in (deep, wide):
+                response = await client.post(path, content=body, headers=json)
+                assert response.status_code in (400, 422), (path, response.status_code)
+                # The answer stays small whatever the body: the first errors and a count.
+                assert len(response.content) < 10_000, (path, len(response.content))
+        response = await client.post("/v1/score", content=huge_number, headers=json)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "amount"]
