@@ -348,7 +348,17 @@ async def _send_in_batches(producer: Any, records: Sequence[OutgoingRecord]) -> 
                 )
                 is None
             ):
-                raise ValueError(f"a record of {len(record.value)} bytes exceeds a whole batch")
+                # Larger than a whole batch: `send` sizes a batch for it (up to the
+                # producer's max_request_size), to the same partition.
+                deliveries.append(
+                    await producer.send(
+                        topic,
+                        record.value,
+                        key=record.key,
+                        headers=record.headers,
+                        partition=destination[1],
+                    )
+                )
     for (topic, partition), batch in open_batches.items():
         batch.close()
         deliveries.append(await producer.send_batch(batch, topic, partition=partition))

@@ -2,11 +2,13 @@
 
 A bad record must neither crash a worker nor be lost: it goes to the dead-letter topic with its
 original key and bytes and, in headers, the reason and where it came from. The good records
-around it go on.
+around it go on. A record over the size limit keeps only its first bytes there (any broker
+limits the dead-letter topic too), with its length and sha256 in headers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
@@ -21,6 +23,10 @@ from pipelines.dead_letters import (
 from pipelines.kafka_clients import OutgoingRecord
 
 Contract = TypeVar("Contract", bound=BaseModel)
+
+ORIGINAL_BYTES_HEADER = "fraudstream-original-bytes"
+"""On a dead letter cut to the size limit: how long the original value was."""
+ORIGINAL_SHA256_HEADER = "fraudstream-original-sha256"
 
 
 class Record(Protocol):
@@ -46,8 +52,17 @@ def decode_records(
     dead: list[OutgoingRecord] = []
     for record in records:
         value = record.value or b""
+        extra: list[tuple[str, bytes]] = []
         if len(value) > max_record_bytes:
             reason = oversize_reason(len(value), max_record_bytes)
+            # A dead-letter topic is bound by the same broker limits that may have let the
+            # record in at their very edge: keep its head, and say how long it was and what
+            # it hashed to, so it can be matched with the producer's copy.
+            extra = [
+                (ORIGINAL_BYTES_HEADER, str(len(value)).encode()),
+                (ORIGINAL_SHA256_HEADER, hashlib.sha256(value).hexdigest().encode()),
+            ]
+            value = value[:max_record_bytes]
         else:
             try:
                 valid.append(contract.model_validate_json(value))
@@ -55,7 +70,7 @@ def decode_records(
             except ValidationError as error:
                 reason = describe_validation_error(error)
         headers = dead_letter_headers(reason, record.topic, record.partition, record.offset)
-        dead.append(OutgoingRecord(dlq_topic, record.key, value, headers))
+        dead.append(OutgoingRecord(dlq_topic, record.key, value, headers + extra))
     return valid, dead
 
 

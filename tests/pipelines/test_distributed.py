@@ -7,6 +7,8 @@ rebalances, crashes and a Redis restart.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from models.learners import OnlineLearner
 from models.scored import Scored
 from pipelines.dead_letters import read_dead_letter_headers
 from pipelines.kafka_clients import KafkaSettings
+from pipelines.record_decoding import ORIGINAL_BYTES_HEADER, ORIGINAL_SHA256_HEADER
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
     Stream,
@@ -39,6 +42,8 @@ from tests.pipelines.distributed_harness import (
 from tests.servers.redis_server import RedisServer
 
 LIVE = 20_000
+LIMIT = 65_536
+"""The workers' default FRAUDSTREAM_MAX_RECORD_BYTES."""
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +253,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
         (None, b"[]"),
         (None, b""),
         (None, b"x" * 70_000),  # over the 64 KiB record limit
+        (None, os.urandom(1_000_000)),  # a megabyte of noise
     ] * 2 + [(None, orjson.dumps({"transaction_id": "only-an-id"}))] * 2
     records: list[tuple[bytes | None, bytes]] = [
         (tx.card_id.encode(), tx.model_dump_json().encode()) for tx in good
@@ -261,7 +267,16 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
         scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(len(good)))
         dead = read_topic(kafka_settings, topics.dlq, lambda read: len(read.values) >= len(poison))
         assert set(scores_by_id(scores)) == {tx.transaction_id for tx in good}
-        assert sorted(dead.values) == sorted(value for _, value in poison)
+        # Dead letters keep the original bytes, cut to the size limit (with the full length
+        # and sha256 in headers) when they were over it.
+        assert sorted(dead.values) == sorted(value[:LIMIT] for _, value in poison)
+        for value, headers in zip(dead.values, dead.headers, strict=True):
+            if len(value) == LIMIT:
+                named = dict(headers)
+                original = next(v for _, v in poison if v[:LIMIT] == value)
+                assert named[ORIGINAL_BYTES_HEADER] == str(len(original)).encode()
+                sha256 = hashlib.sha256(original).hexdigest().encode()
+                assert named[ORIGINAL_SHA256_HEADER] == sha256
         reasons = [read_dead_letter_headers(headers) for headers in dead.headers]
         assert all(info.source_topic == topics.transactions for info in reasons)
         by_value = {value: info.reason for value, info in zip(dead.values, reasons, strict=True)}
@@ -271,7 +286,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
                 orjson.dumps({**_document(good[0]), "transaction_id": "neg", "amount": -5.0})
             ]
         )
-        assert "size limit" in by_value[b"x" * 70_000]
+        assert "size limit" in by_value[b"x" * LIMIT]
         assert worker.alive()
         assert worker.stop() == 0, worker.log_tail()
     finally:
