@@ -142,7 +142,9 @@ class Rate:
 
     def cpu_us(self, cores: float | None) -> float | None:
         """CPU per transaction of a process that used ``cores`` over this window."""
-        return None if cores is None else cores * self.seconds / self.transactions * 1e6
+        if cores is None or self.transactions == 0:
+            return None  # a backlog small enough to arrive in one poll leaves nothing timed
+        return cores * self.seconds / self.transactions * 1e6
 
 
 @dataclass(frozen=True)
