@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from models.batch_model import BatchLearner
 from models.detector import CHAMPION, DetectorState, FraudDetector
 from models.features import FeatureVector
 from models.learners import OnlineLearner
@@ -228,6 +229,27 @@ class ModelLifecycle:
         )
         learner.rebase(record.version)
         self.detector.add_challenger(record.version, learner)
+        return record.version
+
+    def adopt_trained(
+        self, learner: OnlineLearner, model: NewModel, *, promote: bool, detail: str
+    ) -> str:
+        """Register a model trained elsewhere (the batch retrain) and serve it: as champion when
+        ``promote``, the displaced champion registered and kept shadowing when it learns
+        online; otherwise as a shadow challenger. Returns its version."""
+        record = self.registry.register(dump_snapshot(learner, self._key), model)
+        learner.rebase(record.version)
+        detector = self.detector
+        if not promote:
+            detector.add_challenger(record.version, learner)
+            return record.version
+        displaced = detector.learner
+        if not isinstance(displaced, BatchLearner):
+            # Registered first, so that it can be promoted back; it keeps learning in shadow.
+            self.snapshot(f"displaced by {record.version}")
+            detector.add_challenger(displaced.lineage, displaced)
+        # Loaded back from the registry, verified, as a rollback would be.
+        self.promote(record.version, detail=detail)
         return record.version
 
     def _describe_new(self, learner: OnlineLearner, reason: str) -> NewModel:

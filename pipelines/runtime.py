@@ -28,6 +28,8 @@ from models.scored import Scored
 from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
 from pipelines.lifecycle import Lifecycle
+from pipelines.offline_store import ExampleSink
+from pipelines.retrain_jobs import RetrainJobs
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,10 @@ class EmbeddedRuntime:
         """Snapshots, promotion and audit through the model registry (none: not kept)."""
         self.resumed = False
         """Whether the models and state were resumed from a snapshot at start-up."""
+        self.offline: ExampleSink | None = None
+        """Where learned labels are written for batch retraining (none: not kept)."""
+        self.retrain: RetrainJobs | None = None
+        """The batch retrain jobs (none: this process does not retrain)."""
         self.alerts = alerts
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)
@@ -171,7 +177,13 @@ class EmbeddedRuntime:
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
         """Learn labels from the vectors their transactions were scored with."""
-        outcome = self.detector.learn(labels)
+        offline = self.offline
+        if offline is None:
+            outcome = self.detector.learn(labels)
+        else:
+            outcome = self.detector.learn(labels, on_learned=offline.append)
+            # Written before the labels are acknowledged: an answered label is never lost.
+            offline.flush()
         self.telemetry.learned(outcome.learned)
         return outcome
 

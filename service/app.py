@@ -26,6 +26,7 @@ from service.routers import (
     labels,
     metrics,
     models,
+    retrain,
     scoring,
     transactions,
 )
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         app.state.feed = feed
         tasks: list[asyncio.Task[None]] = []
         tasks.append(asyncio.create_task(_start(runtime, feed, tasks), name="start-up"))
+        if runtime.retrain is not None and settings.retrain_every is not None:
+            schedule = runtime.retrain.run_schedule(settings.retrain_every)
+            tasks.append(asyncio.create_task(schedule, name="retrain-schedule"))
         try:
             yield
         finally:
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         scoring.router,
         alerts.router,
         models.router,
+        retrain.router,
         health.router,
         metrics.router,
         dashboard.router,

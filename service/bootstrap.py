@@ -17,6 +17,7 @@ from pipelines.registry_index import FileIndex
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import FeedConfig, SimulatedFeed
 from pipelines.telemetry import Telemetry
+from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 
 
@@ -90,6 +91,8 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         lifecycle=lifecycle,
     )
     runtime.resumed = resumed
+    runtime.offline = offline_store(settings, detector.features.names)
+    runtime.retrain = serving_jobs(settings, runtime.offline, lifecycle)
     return runtime
 
 

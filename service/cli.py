@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,12 +31,17 @@ from models.simulator import simulate as run_simulation
 from pipelines.benchmarks import bench_core as run_bench
 from pipelines.dataset_writer import write_dataset
 from pipelines.datasets import DatasetError, read_dataset
-from pipelines.evaluation import EvaluationOptions, write_scores
+from pipelines.evaluation import EvaluationOptions, EvaluationRun, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
 from pipelines.http_bench import STEPS, HttpBenchOptions
 from pipelines.http_bench import bench_http as run_http_bench
 from pipelines.local_servers import RunningServers, local_servers
 from pipelines.report import write_report
+from pipelines.retrain import RetrainOptions
+from pipelines.retrain_bench import STEPS as RETRAIN_STEPS
+from pipelines.retrain_bench import bench_retrain as run_retrain_bench
+from pipelines.retrain_jobs import RetrainJob
+from pipelines.retrain_loop import RetrainStep, Served, evaluate_with_retrain
 from pipelines.server_process import ServerProcessError
 from pipelines.stream_bench import STEPS as STREAM_STEPS
 from pipelines.stream_bench import StreamBenchOptions
@@ -49,6 +57,7 @@ from service.distributed import (
 )
 from service.logs import configure_logging
 from service.reporting import print_bench, print_evaluation, print_http_bench, print_stream_bench
+from service.retraining import retrain_options, standalone_jobs
 from service.settings import DEFAULT_SECRET_KEY, Settings
 
 app = typer.Typer(
@@ -183,8 +192,35 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Directory for metrics.json and a PNG")
     ] = None,
+    retrain_every: Annotated[
+        str | None,
+        typer.Option(help="Run the batch retrain job in the loop this often (event time), e.g. 7d"),
+    ] = None,
+    train_days: Annotated[int, typer.Option(help="Days of labels each retrain trains on")] = 28,
+    test_days: Annotated[int, typer.Option(help="Days of each retrain's hold-out")] = 7,
 ) -> None:
-    """Replay a labelled data set with delayed labels and measure the online learner."""
+    """Replay a labelled data set with delayed labels and measure the online learner.
+
+    With --retrain-every, the batch retrain job runs in the loop; --model batch then scores
+    each transaction with the latest batch model, any other --model with the served champion.
+    """
+    if retrain_every is not None:
+        _evaluate_with_retrain(
+            data,
+            label_delay,
+            model,
+            params,
+            test_start,
+            test_end,
+            k,
+            seed,
+            scores_out,
+            report,
+            retrain_every,
+            train_days,
+            test_days,
+        )
+        return
     with _user_errors():
         end = _utc_day(test_end, "--test-end")
         options = EvaluationOptions(
@@ -210,6 +246,168 @@ def evaluate(
         console.print(f"report written to {paths.json} and {paths.png}")
 
 
+def _evaluate_with_retrain(
+    data: Path,
+    label_delay: str,
+    model: str,
+    params: str | None,
+    test_start: str | None,
+    test_end: str | None,
+    k: int,
+    seed: int,
+    scores_out: Path | None,
+    report: Path | None,
+    retrain_every: str,
+    train_days: int,
+    test_days: int,
+) -> None:
+    with _user_errors():
+        served: Served = "batch" if model == "batch" else "champion"
+        online = DEFAULT_LEARNER if served == "batch" else model
+        end = _utc_day(test_end, "--test-end")
+        delay = parse_duration(label_delay)
+        options = EvaluationOptions(
+            learner=online,
+            params=_params(params),
+            label_delay=delay,
+            test_start=_utc_day(test_start, "--test-start"),
+            test_end=None if end is None else end + timedelta(days=1),
+            k=k,
+            seed=seed,
+        )
+        retraining = RetrainOptions(
+            train_days=train_days, delay=delay, test_days=test_days, seed=seed, k=k
+        )
+        dataset = read_dataset(data)
+
+        def said(step: RetrainStep) -> None:
+            errors.print(
+                f"retrain at {step.at:%Y-%m-%d}: {step.decision} "
+                + (
+                    step.detail
+                    if step.decision == "failed"
+                    else f"(hold-out AP {step.candidate_ap:.3f} against the champion's "
+                    f"{step.champion_ap:.3f}, {step.training_rows:,} training rows)"
+                ),
+                highlight=False,
+            )
+
+        with _progress("replaying with retrains", len(dataset.transactions)) as advance:
+            looped = evaluate_with_retrain(
+                dataset,
+                options,
+                retraining,
+                parse_duration(retrain_every),
+                served,
+                progress=advance,
+                on_step=said,
+            )
+    title = "batch (latest model)" if served == "batch" else f"served champion ({online} + batch)"
+    run = EvaluationRun(
+        options=replace(options, learner=title),
+        metrics=looped.metrics,
+        scores=looped.scores,
+        seconds=looped.seconds,
+    )
+    print_evaluation(console, run, dataset)
+    online_metrics = looped.online_metrics
+    console.print(
+        f"online learner ({online}) on the same weeks: mean weekly AP "
+        f"{online_metrics.mean_weekly_average_precision:.3f}, CP@{k} "
+        f"{online_metrics.mean_weekly_card_precision_at_k:.3f}"
+    )
+    if scores_out is not None:
+        write_scores(run, scores_out)
+        console.print(f"scores written to {scores_out}")
+    if report is not None:
+        paths = write_report(
+            looped.metrics,
+            looped.scores,
+            report,
+            title=f"fraudstream {title}",
+            extra=looped.summary(),
+            score_columns=("score", "online_score"),
+        )
+        console.print(f"report written to {paths.json} and {paths.png}")
+
+
+@app.command()
+def retrain(
+    train_days: Annotated[int, typer.Option(help="Days of labels the model trains on")] = 28,
+    delay: Annotated[str, typer.Option(help="Label delay: the gap before the hold-out")] = "7d",
+    test_days: Annotated[int, typer.Option(help="Days of the hold-out period")] = 7,
+    seed: Annotated[int, typer.Option(help="Training seed: same window and seed, same model")] = 0,
+    model: Annotated[str, typer.Option(help="hgb (gradient-boosted trees) or logistic")] = "hgb",
+    margin: Annotated[
+        float | None, typer.Option(help="Hold-out AP gain needed to promote (default: setting)")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Train as of this day, YYYY-MM-DD (default: the latest label stored)"),
+    ] = None,
+    schedule: Annotated[
+        bool, typer.Option(help="Keep running: retrain every FRAUDSTREAM_RETRAIN_EVERY")
+    ] = False,
+) -> None:
+    """Train a batch model on the offline store, compare it with the champion on a hold-out,
+    register it, and promote it only on a measured gain (else it stays a challenger).
+
+    Works on the data directory with no service running; a running `serve` retrains itself
+    (POST /v1/retrain, FRAUDSTREAM_RETRAIN_EVERY).
+    """
+    with _user_errors():
+        settings = Settings()
+        configure_logging(settings.log_level)
+        options = retrain_options(
+            settings,
+            train_days=train_days,
+            delay=parse_duration(delay),
+            test_days=test_days,
+            seed=seed,
+            algorithm=model,
+            margin=margin,
+        )
+        day = _utc_day(as_of, "--as-of")
+        jobs = standalone_jobs(settings, options)
+        every = settings.retrain_every
+        if schedule and every is None:
+            raise ValueError("--schedule needs FRAUDSTREAM_RETRAIN_EVERY (e.g. 7d)")
+    while True:
+        with _progress("retraining", 100) as advance:
+            job = jobs.run_now(
+                "schedule" if schedule else "cli",
+                as_of=day,
+                progress=lambda done, _step: advance(round(done * 100)),
+            )
+        _print_job(job)
+        if not schedule:
+            if job.state != "succeeded":
+                raise typer.Exit(code=1)
+            return
+        assert every is not None
+        time.sleep(every.total_seconds())
+
+
+def _print_job(job: RetrainJob) -> None:
+    if job.state != "succeeded":
+        errors.print(f"[bold red]retrain {job.id} failed:[/] {job.error}", highlight=False)
+        return
+    summary: dict[str, Any] = job.metrics
+    candidate, champion = summary["candidate"], summary["champion"]
+    console.print(
+        f"retrain {job.id} as of {job.as_of:%Y-%m-%d}: {job.version} registered, "
+        f"decision [bold]{job.decision}[/]"
+    )
+    for name, figures in (("candidate", candidate), ("champion", champion)):
+        console.print(
+            f"  {name:9} hold-out AP {figures['mean_weekly_average_precision']}, "
+            f"CP@k {figures['mean_weekly_card_precision_at_k']}",
+            highlight=False,
+        )
+    if job.report:
+        console.print(f"report written to {job.report}")
+
+
 @bench_app.command("core")
 def bench_core(
     learner: Annotated[
@@ -230,6 +428,36 @@ def bench_core(
                 names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
             )
     print_bench(console, rows)
+
+
+@bench_app.command("retrain")
+def bench_retrain(
+    customers: Annotated[int, typer.Option(help="Cards in the simulated population")] = 2_000,
+    rate: Annotated[float, typer.Option(help="Scoring calls a second")] = 500.0,
+    rest_seconds: Annotated[float, typer.Option(help="Seconds measured at rest")] = 10.0,
+) -> None:
+    """Scoring latency (p50, p99) at rest and while a retrain job runs, in one process."""
+    with (
+        _user_errors(),
+        tempfile.TemporaryDirectory() as scratch,
+        _progress("benchmarking", RETRAIN_STEPS) as advance,
+    ):
+        result = run_retrain_bench(
+            Path(scratch),
+            customers=customers,
+            rate=rate,
+            rest_seconds=rest_seconds,
+            progress=advance,
+        )
+    for name, figures in (("at rest", result.at_rest), ("during a retrain", result.during)):
+        console.print(
+            f"{name:17} {figures.calls:6,} calls  p50 {figures.p50_ms:6.3f} ms  "
+            f"p99 {figures.p99_ms:6.3f} ms"
+        )
+    console.print(
+        f"p99 during / at rest: {result.p99_ratio:.2f}x; the retrain took "
+        f"{result.retrain_seconds:.1f} s on {result.training_rows:,} training rows"
+    )
 
 
 @bench_app.command("http")

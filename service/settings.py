@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     """Let `serve` run without API keys on an interface other than localhost."""
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment."""
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9400
+    """Where `worker` and `learner` serve Prometheus metrics (``/metrics`` on the host
+    interface); 0: not served. The API serves them on its own port."""
     model_poll: Duration = timedelta(seconds=1)
     publish_every_labels: Annotated[int, Field(gt=0)] = 1_000
     publish_every: Duration = timedelta(seconds=10)
@@ -98,6 +101,13 @@ class Settings(BaseSettings):
     auto_promote: bool = False
     promote_margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
     promote_min_labels: Annotated[int, Field(gt=0)] = 1_000
+    retrain_every: Duration | None = None
+    """Run the batch retrain job this often (event time); unset: on demand only."""
+    retrain_model: Literal["hgb", "logistic"] = "hgb"
+    retrain_train_days: Annotated[int, Field(gt=0)] = 28
+    retrain_test_days: Annotated[int, Field(gt=0)] = 7
+    retrain_margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    retrain_min_labels: Annotated[int, Field(gt=0)] = 1_000
     quality_window: Annotated[int, Field(gt=0)] = 10_000
     quality_k: Annotated[int, Field(gt=0)] = 100
     log_level: str = "info"

@@ -1,0 +1,99 @@
+"""Wiring of the batch retrain job: settings in, `RetrainJobs` out, for the serving process
+(which applies a result to the models it serves) or for the command line on its own (which
+registers the model and moves the registry's champion pointer)."""
+
+from __future__ import annotations
+
+from models.features import FeatureSet, FeatureSpec
+from models.snapshots import dump_snapshot
+from models.state import WindowSpec
+from pipelines.lifecycle import ModelLifecycle
+from pipelines.offline_store import ParquetOfflineStore
+from pipelines.registry import ModelRegistry, code_version
+from pipelines.registry_index import FileIndex
+from pipelines.retrain import RetrainOptions, RetrainResult
+from pipelines.retrain_jobs import RetrainJobs, RetrainLock, event_time_of
+from service.settings import Settings
+
+
+def retrain_options(settings: Settings, **overrides: object) -> RetrainOptions:
+    fields: dict[str, object] = {
+        "train_days": settings.retrain_train_days,
+        "delay": settings.label_delay,
+        "test_days": settings.retrain_test_days,
+        "seed": settings.seed,
+        "algorithm": settings.retrain_model,
+        "margin": settings.retrain_margin,
+        "k": settings.quality_k,
+        "min_labels": settings.retrain_min_labels,
+    }
+    fields.update({name: value for name, value in overrides.items() if value is not None})
+    return RetrainOptions(**fields)  # type: ignore[arg-type]
+
+
+def offline_store(settings: Settings, names: tuple[str, ...]) -> ParquetOfflineStore:
+    return ParquetOfflineStore(settings.data_dir / "offline", names)
+
+
+def _detail(result: RetrainResult) -> str:
+    return (
+        f"batch retrain: hold-out AP {result.candidate.mean_weekly_average_precision:.4f} "
+        f"against the champion's {result.champion.mean_weekly_average_precision:.4f} "
+        f"(margin {result.options.margin})"
+    )
+
+
+def serving_jobs(
+    settings: Settings, store: ParquetOfflineStore, lifecycle: ModelLifecycle
+) -> RetrainJobs:
+    """Jobs of the process that serves: results change its champion or challengers."""
+    schema = lifecycle.detector.features.schema_version
+
+    def apply(result: RetrainResult) -> str:
+        return lifecycle.adopt_trained(
+            result.model,
+            result.describe(schema, code_version()),
+            promote=result.promote,
+            detail=_detail(result),
+        )
+
+    return RetrainJobs(
+        store,
+        retrain_options(settings),
+        RetrainLock(settings.data_dir / "retrain.lock"),
+        apply,
+        event_time_of(lambda: lifecycle.detector.watermark),
+        reports=settings.data_dir / "retrain",
+    )
+
+
+def standalone_jobs(settings: Settings, options: RetrainOptions) -> RetrainJobs:
+    """Jobs of ``fraudstream retrain`` on the data directory, with no service running: the
+    model is registered and, when promoted, becomes the registry's champion pointer (a
+    service started afterwards serves it)."""
+    features = FeatureSet(
+        FeatureSpec(windows=WindowSpec(label_delay_seconds=int(options.delay.total_seconds())))
+    )
+    store = offline_store(settings, features.names)
+    models = settings.data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    key = settings.secret_key.get_secret_value().encode()
+    registry = ModelRegistry(models, FileIndex(models / "index.json"), key)
+
+    def apply(result: RetrainResult) -> str:
+        record = registry.register(
+            dump_snapshot(result.model, key),
+            result.describe(features.schema_version, code_version()),
+        )
+        if result.promote:
+            registry.set_champion(record.version, detail=_detail(result))
+        return record.version
+
+    return RetrainJobs(
+        store,
+        options,
+        RetrainLock(settings.data_dir / "retrain.lock"),
+        apply,
+        store.latest_label_time,
+        reports=settings.data_dir / "retrain",
+    )

@@ -1,0 +1,101 @@
+"""Batch retraining: start a job (admin), follow it (any known key).
+
+A job trains off the event loop and changes what serves only at its end, so scoring goes on
+while it runs. One at a time: a second trigger is answered 409 with the running job's id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from pipelines.retrain_jobs import RetrainJob, RetrainJobs, RetrainRunningError
+from pipelines.runtime import EmbeddedRuntime
+from service.auth import Role, requires
+from service.deps import ReadyRuntimeDep
+from service.errors import NotFoundError, ServiceError
+
+router = APIRouter(tags=["retrain"])
+reader = [Depends(requires(None))]
+admin = [Depends(requires(Role.ADMIN))]
+
+
+class RetrainUnavailableError(ServiceError):
+    status_code = 501
+
+
+class RetrainJobResponse(BaseModel):
+    """A retrain job: its state, progress, and once done its figures and model version."""
+
+    id: str
+    trigger: str
+    state: str
+    progress: float
+    step: str
+    created_at: datetime
+    as_of: datetime | None
+    finished_at: datetime | None
+    decision: str | None
+    version: str | None
+    metrics: dict[str, object]
+    error: str | None
+
+
+class RetrainConflict(BaseModel):
+    detail: str
+    running_job_id: str
+
+
+def _jobs(runtime: EmbeddedRuntime) -> RetrainJobs:
+    if runtime.retrain is None:
+        raise RetrainUnavailableError("this process does not run retrain jobs")
+    return runtime.retrain
+
+
+def _response(job: RetrainJob) -> RetrainJobResponse:
+    return RetrainJobResponse(
+        id=job.id,
+        trigger=job.trigger,
+        state=job.state,
+        progress=job.progress,
+        step=job.step,
+        created_at=job.created_at,
+        as_of=job.as_of,
+        finished_at=job.finished_at,
+        decision=job.decision,
+        version=job.version,
+        metrics=job.metrics,
+        error=job.error,
+    )
+
+
+@router.post(
+    "/v1/retrain",
+    dependencies=admin,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RetrainJobResponse,
+    responses={409: {"model": RetrainConflict, "description": "a retrain is already running"}},
+)
+async def start_retrain(runtime: ReadyRuntimeDep) -> RetrainJobResponse | JSONResponse:
+    """Start a batch retrain at the current event time; follow it at ``GET /v1/retrain/{id}``."""
+    try:
+        job = _jobs(runtime).submit("api")
+    except RetrainRunningError as error:
+        body = RetrainConflict(detail=str(error), running_job_id=error.running)
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
+    return _response(job)
+
+
+@router.get("/v1/retrain/{job_id}", dependencies=reader)
+async def get_retrain(
+    runtime: ReadyRuntimeDep, job_id: Annotated[str, Path(max_length=64)]
+) -> RetrainJobResponse:
+    """A job's state (queued, running, succeeded, failed), progress, metrics and version."""
+    job = _jobs(runtime).get(job_id)
+    if job is None:
+        raise NotFoundError(f"no retrain job {job_id!r}")
+    return _response(job)

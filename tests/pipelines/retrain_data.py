@@ -1,0 +1,40 @@
+"""A small labelled offline store, filled by replaying simulated traffic through the detector."""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from datetime import datetime, timedelta
+
+from models.replay import revealed_label
+from models.schemas import Label
+from models.simulator import SimulationConfig, simulate
+from models.state import event_second
+from pipelines.datasets import dataset_from_frame
+from pipelines.evaluation import EvaluationOptions, build_detector
+from pipelines.offline_store import MemoryOfflineStore
+
+DELAY = timedelta(days=7)
+
+
+@functools.lru_cache
+def replayed_store(days: int = 40) -> tuple[MemoryOfflineStore, datetime]:
+    """Every label learned by a replay of ``days`` simulated days (labels a week late), and the
+    event time the replay ended at. Shared: read it, do not append to it."""
+    dataset = dataset_from_frame(
+        simulate(SimulationConfig(customers=300, terminals=600, days=days, seed=0))
+    )
+    detector = build_detector(EvaluationOptions(label_delay=DELAY), reasons=0)
+    store = MemoryOfflineStore(detector.features.names)
+    due: deque[tuple[int, Label]] = deque()
+    for tx, fraud in zip(dataset.transactions, dataset.is_fraud, strict=True):
+        second = event_second(tx.timestamp)
+        revealed = []
+        while due and due[0][0] <= second:
+            revealed.append(due.popleft()[1])
+        if revealed:
+            detector.learn(revealed, on_learned=store.append)
+        detector.score(tx)
+        due.append((second + int(DELAY.total_seconds()), revealed_label(tx, fraud, DELAY)))
+    store.flush()
+    return store, dataset.transactions[-1].timestamp
