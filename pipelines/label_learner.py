@@ -21,7 +21,7 @@ import redis
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
-from models.detector import FraudDetector, LearnOutcome
+from models.detector import CHAMPION, FraudDetector, LearnOutcome
 from models.schemas import Label, Transaction
 from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
 from pipelines.kafka_clients import send_batch_and_wait
@@ -33,6 +33,7 @@ from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import RedisPendingStore
 from pipelines.retrying import Backoff, retry_until_done
 from pipelines.stream_worker import Consumer, Producer
+from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class LabelLearner:
         self.commands = commands
         self.options = options or LearnerOptions()
         self.stats = LearnerStats(model_version=detector.model_version)
+        self.telemetry = Telemetry()
+        self.telemetry.watch(self.gauges)
+        self._lag: dict[TopicPartition, int] = {}
         self._offsets: dict[TopicPartition, int] = {}
         self._unpublished = 0
         self._last_publish = time.monotonic()
@@ -127,6 +131,27 @@ class LabelLearner:
                 await self._retrying(self._publish, stop)
         if self._offsets:
             await self._retrying(self._publish, asyncio.Event())
+
+    def gauges(self) -> StateGauges:
+        """What a scrape shows: labels not yet read, and the serving models with their rolling
+        quality as learned here."""
+        detector = self.detector
+        threshold = detector.alerting.threshold
+        serving = [(CHAMPION, detector.learner), *detector.challengers.items()]
+        models = []
+        for slot, learner in serving:
+            figures = detector.quality[slot].figures(threshold)
+            models.append(
+                ModelGauges(
+                    name=learner.name if slot == CHAMPION else slot,
+                    version=learner.version,
+                    role=CHAMPION if slot == CHAMPION else "challenger",
+                    rolling_average_precision=figures.average_precision,
+                    rolling_card_precision_at_k=figures.card_precision_at_k,
+                )
+            )
+        lag = sum(self._lag.values())
+        return StateGauges(consumer_lag=lag, label_backlog=None, models=tuple(models))
 
     async def _manage_models(self) -> None:
         """Apply the commands the API queued, then the snapshot schedule and the promotion
@@ -158,9 +183,13 @@ class LabelLearner:
         self._count(outcome)
         for partition, offset in next_offsets(records).items():
             self._offsets[partition] = max(self._offsets.get(partition, 0), offset)
+            highwater = self.consumer.highwater(partition)
+            if highwater is not None:
+                self._lag[partition] = max(0, highwater - offset)
 
     def _count(self, outcome: LearnOutcome) -> None:
         stats = self.stats
+        self.telemetry.learned(outcome.learned)
         stats.learned += outcome.learned
         stats.corrected += outcome.corrected
         stats.repeated += outcome.repeated

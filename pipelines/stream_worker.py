@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -48,13 +49,20 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from models.detector import FraudDetector
+from models.quality import QualityFigures
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
 from models.snapshots import SnapshotError
 from pipelines.kafka_clients import OutgoingRecord, send_batch_and_wait
 from pipelines.model_channel import ModelFollower
-from pipelines.record_decoding import Record, decode_records, next_offsets
+from pipelines.record_decoding import (
+    ORIGINAL_BYTES_HEADER,
+    Record,
+    decode_records,
+    next_offsets,
+)
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
+from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -94,6 +102,10 @@ class Consumer(Protocol):
     ) -> dict[TopicPartition, list[Any]]: ...
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as of the last fetch (aiokafka keeps it)."""
+        ...
 
 
 class Producer(Protocol):
@@ -201,6 +213,7 @@ class TransactionWorker:
         follower: ModelFollower | None = None,
         options: WorkerOptions | None = None,
         clock: Clock = _utc_now,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -210,6 +223,9 @@ class TransactionWorker:
         self.follower = follower
         self.options = options or WorkerOptions()
         self.stats = WorkerStats(model_version=detector.model_version)
+        self.telemetry = telemetry or Telemetry()
+        self.telemetry.watch(self.gauges)
+        self._lag: dict[TopicPartition, int] = {}
         self._clock = clock
         # Alerts this worker sent lately: a batch is asked about its alerts before the batch
         # ahead of it has marked its own, so a repeat across the two is caught here.
@@ -303,6 +319,7 @@ class TransactionWorker:
         """Score a batch and find its undelivered alerts: on the lane, in batch order."""
         self._follow_model()
         transactions = batch.transactions
+        started = time.perf_counter()
         try:
             scored = self.detector.score_many(transactions) if transactions else []
             alerted = [
@@ -315,6 +332,7 @@ class TransactionWorker:
             self.detector.pending.discard()
             raise
         alerts = [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
+        self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
         return _Verdicts(scored, alerts)
 
     async def _deliver(self, batch: _Batch, verdicts: _Verdicts) -> None:
@@ -339,8 +357,9 @@ class TransactionWorker:
                 sent.popitem(last=False)
             # Off the event loop: the mark waits behind whatever script Redis is running.
             await asyncio.to_thread(self.delivered.mark, ids)
+        committed = next_offsets(batch.records)
         try:
-            await self.consumer.commit(next_offsets(batch.records))
+            await self.consumer.commit(committed)
         except CommitFailedError as error:
             # The partitions moved to another member mid-batch: it replays them, and the
             # replay re-emits these scores rather than counting them again.
@@ -350,6 +369,40 @@ class TransactionWorker:
         stats.scored += len(verdicts.scored)
         stats.alerts += len(fresh_alerts)
         stats.dead_letters += len(batch.dead_letters)
+        for letter in batch.dead_letters:
+            oversize = any(name == ORIGINAL_BYTES_HEADER for name, _ in letter.headers or ())
+            self.telemetry.dead_lettered("oversize" if oversize else "invalid")
+        for partition, offset in committed.items():
+            highwater = self.consumer.highwater(partition)
+            if highwater is not None:
+                self._lag[partition] = max(0, highwater - offset)
+
+    def gauges(self) -> StateGauges:
+        """What a scrape shows: the lag behind the partitions' ends, as of the last batch, and
+        the serving models with the quality the learner last published."""
+        published = {} if self.follower is None else self._published_quality()
+        statuses = [("champion", self.detector.learner), *self.detector.challengers.items()]
+        return StateGauges(
+            consumer_lag=sum(self._lag.values()),
+            label_backlog=None,
+            models=tuple(
+                ModelGauges(
+                    name=learner.name if slot == "champion" else slot,
+                    version=learner.version,
+                    role=slot if slot == "champion" else "challenger",
+                    rolling_average_precision=_figure(published, slot, "average_precision"),
+                    rolling_card_precision_at_k=_figure(published, slot, "card_precision_at_k"),
+                )
+                for slot, learner in statuses
+            ),
+        )
+
+    def _published_quality(self) -> dict[str, QualityFigures]:
+        assert self.follower is not None
+        try:
+            return self.follower.channel.quality()
+        except (SnapshotError, *TRANSIENT_ERRORS):
+            return {}
 
     def _follow_model(self) -> None:
         if self.follower is None:
@@ -362,6 +415,11 @@ class TransactionWorker:
         if models is not None:
             self.detector.serve(models)
             self.stats.model_version = self.detector.model_version
+
+
+def _figure(published: dict[str, QualityFigures], slot: str, name: str) -> float:
+    figures = published.get(slot)
+    return math.nan if figures is None else float(getattr(figures, name))
 
 
 def _score_record(topics: Topics, tx: Transaction, scored: Scored) -> OutgoingRecord:

@@ -37,7 +37,7 @@ from prometheus_client.process_collector import ProcessCollector
 LATENCY_BUCKETS = (50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1)
 """Seconds per transaction: from a lone river score (tens of µs) to a stalled loop (100 ms)."""
 
-DLQ_REASONS = ("invalid",)
+DLQ_REASONS = ("invalid", "oversize")
 """Reasons shown at zero before any record is dead-lettered, so dashboards find the series."""
 
 _INF = float("inf")
@@ -61,7 +61,8 @@ class StateGauges:
     """A snapshot of the runtime's state, taken when Prometheus scrapes."""
 
     consumer_lag: int
-    label_backlog: int
+    label_backlog: int | None
+    """``None`` where this process cannot know it (a worker): the series is left out."""
     models: Sequence[ModelGauges]
 
 
@@ -86,8 +87,8 @@ class Telemetry:
         self.alerts = 0
         self.labels_learned = 0
         self.dlq_records = dict.fromkeys(DLQ_REASONS, 0)
-        """Dead-lettered records by reason: nothing feeds them in embedded mode yet, since
-        bodies are validated before they are queued."""
+        """Dead-lettered records by reason: the workers' (embedded mode validates bodies
+        before they are queued, so nothing is dead-lettered there)."""
         self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
         self.latency_sum = 0.0
         self.registry.register(_EventCollector(self))
@@ -112,6 +113,10 @@ class Telemetry:
         self.alerts += alerts
         self.latency_sum += per_transaction
         self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS, per_transaction)] += 1
+
+    def dead_lettered(self, reason: str, records: int = 1) -> None:
+        """Count records sent to the dead-letter topic, by reason."""
+        self.dlq_records[reason] = self.dlq_records.get(reason, 0) + records
 
     def learned(self, labels: int) -> None:
         """Count labels the model learned from."""
@@ -187,7 +192,8 @@ class _StateCollector:
         state = self._read()
         lag, backlog, info, precision, card_precision = families = self._families()
         lag.add_metric([], state.consumer_lag)
-        backlog.add_metric([], state.label_backlog)
+        if state.label_backlog is not None:
+            backlog.add_metric([], state.label_backlog)
         for model in state.models:
             info.add_metric([model.name, model.version, model.role], 1)
             precision.add_metric([model.name, model.role], model.rolling_average_precision)

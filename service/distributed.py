@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis
+from prometheus_client import start_http_server
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.detector import DetectorPolicy, FraudDetector, ServingModels
@@ -129,6 +130,13 @@ def redis_detector(
     return detector, pending, state
 
 
+def serve_metrics(settings: Settings, telemetry: Telemetry) -> None:
+    """Prometheus metrics of a worker or the learner on ``FRAUDSTREAM_METRICS_PORT``."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host, registry=telemetry.registry)
+        logger.info("metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT: the role finishes its batch, commits and returns."""
     stop = asyncio.Event()
@@ -217,6 +225,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     async with _kafka_clients(
         conn, settings, settings.consumer_group, conn.topics.transactions
     ) as (consumer, producer):
+        telemetry = Telemetry()
         worker = TransactionWorker(
             consumer,  # type: ignore[arg-type]
             producer,  # type: ignore[arg-type]
@@ -224,11 +233,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             detector,
             delivered,
             follower=follower,
+            telemetry=telemetry,
             options=WorkerOptions(
                 max_record_bytes=settings.max_record_bytes,
                 max_poll_records=settings.max_poll_records,
             ),
         )
+        serve_metrics(settings, telemetry)
         logger.info("worker started", extra={"model_version": detector.model_version})
         await worker.run(stop)
         logger.info(
@@ -283,6 +294,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
                 max_poll_records=settings.max_poll_records,
             ),
         )
+        serve_metrics(settings, role.telemetry)
         logger.info("learner started", extra={"model_version": detector.model_version})
         await role.run(stop)
         logger.info(

@@ -131,6 +131,7 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
         "FRAUDSTREAM_PUBLISH_EVERY": "1s",
         "FRAUDSTREAM_ALERT_THRESHOLD": str(ALERT_THRESHOLD),
         "FRAUDSTREAM_LOG_LEVEL": "warning",
+        "FRAUDSTREAM_METRICS_PORT": "0",  # several roles share this host; one test sets it
         **extra,
     }
 

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -20,6 +21,7 @@ from models.scored import Scored
 from pipelines.dead_letters import read_dead_letter_headers
 from pipelines.kafka_clients import KafkaSettings
 from pipelines.record_decoding import ORIGINAL_BYTES_HEADER, ORIGINAL_SHA256_HEADER
+from pipelines.server_process import free_port
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
     Stream,
@@ -260,7 +262,8 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
     ]
     for index, bad in enumerate(poison):  # about 1 %, spread through the stream
         records.insert(100 * index + 50, bad)
-    env = role_env(kafka_settings, redis_url, topics)
+    metrics_port = free_port()
+    env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_METRICS_PORT=str(metrics_port))
     worker = start_role("worker", env, tmp_path, "worker")
     try:
         produce(kafka_settings, topics.transactions, records)
@@ -287,11 +290,28 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
             ]
         )
         assert "size limit" in by_value[b"x" * LIMIT]
+        # The worker's own metrics count the same, and nothing is left to read.
+        oversize = sum(len(value) > LIMIT for _, value in poison)
+        series = _metrics(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert series["fraudstream_transactions_scored_total"] == len(good)
+        assert series['fraudstream_dlq_records_total{reason="oversize"}'] == oversize
+        assert series['fraudstream_dlq_records_total{reason="invalid"}'] == len(poison) - oversize
+        assert series["fraudstream_consumer_lag"] == 0
         assert worker.alive()
         assert worker.stop() == 0, worker.log_tail()
     finally:
         if worker.alive():
             worker.kill()
+
+
+def _metrics(url: str) -> dict[str, float]:
+    """A Prometheus text page as ``{'name{labels}': value}``."""
+    text = httpx.get(url, timeout=5).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def _document(tx: object) -> dict[str, object]:

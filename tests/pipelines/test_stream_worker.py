@@ -77,6 +77,11 @@ class FakeConsumer:
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.log.append(("commit", dict(offsets or {})))
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """Every batch handed out so far: the worker's lag is what it has not committed."""
+        offset: int = self._offsets[partition.partition]
+        return offset
+
 
 class FakeProducer:
     def __init__(self, log: list[Any]) -> None:
