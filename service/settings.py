@@ -90,9 +90,6 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9400
     """Where `worker` and `learner` serve Prometheus metrics (``/metrics`` on the host
     interface); 0: not served. The API serves them on its own port."""
-    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9400
-    """Where `worker` and `learner` serve Prometheus metrics (``/metrics`` on the host
-    interface); 0: not served. The API serves them on its own port."""
     model_poll: Duration = timedelta(seconds=1)
     publish_every_labels: Annotated[int, Field(gt=0)] = 1_000
     publish_every: Duration = timedelta(seconds=10)
