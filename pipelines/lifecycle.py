@@ -306,6 +306,41 @@ class ModelLifecycle:
     def audit(self, transaction_id: str) -> AuditEntry | None:
         return audit_entry(self.detector, transaction_id)
 
+    def import_artefact(self, artefact: bytes, declared_schema: str) -> ModelRecord:
+        schema = self.detector.features.schema_version
+        return import_artefact(self.registry, self._key, schema, artefact, declared_schema)
+
+
+def import_artefact(
+    registry: ModelRegistry, key: bytes, schema: str, artefact: bytes, declared_schema: str
+) -> ModelRecord:
+    """Register an artefact brought from elsewhere (another deployment, a backup): its HMAC must
+    verify under this deployment's key before a byte is unpickled, and it must have been built
+    for the features computed here."""
+    if declared_schema != schema:
+        raise SchemaMismatchError(
+            f"the artefact was built for features {declared_schema}; this service computes {schema}"
+        )
+    try:
+        learner = load_snapshot(artefact, key)
+    except SnapshotError as error:
+        registry.log_event("refused", "upload", str(error))
+        raise TamperedArtefactError(f"uploaded artefact: {error}") from None
+    return registry.register(
+        artefact,
+        NewModel(
+            kind="batch" if isinstance(learner, BatchLearner) else "online",
+            learner=learner.name,
+            params=dict(learner.params),
+            feature_schema=schema,
+            labels_learned=learner.labels_learned,
+            frauds_learned=learner.frauds_learned,
+            code_version=code_version(),
+            seed=learner.seed,
+            reason="upload",
+        ),
+    )
+
 
 def audit_entry(detector: FraudDetector, transaction_id: str) -> AuditEntry | None:
     """The version, score and feature vector a transaction got, while its vector is kept."""
@@ -333,3 +368,5 @@ class Lifecycle(Protocol):
     def add_challenger(self, learner: OnlineLearner, *, reason: str = ...) -> str: ...
 
     def audit(self, transaction_id: str) -> AuditEntry | None: ...
+
+    def import_artefact(self, artefact: bytes, declared_schema: str) -> ModelRecord: ...

@@ -21,7 +21,13 @@ import redis
 from models.detector import FraudDetector
 from models.learners import LearnerError, OnlineLearner
 from models.model_record import ModelRecord
-from pipelines.lifecycle import AuditEntry, ModelLifecycle, SchemaMismatchError, audit_entry
+from pipelines.lifecycle import (
+    AuditEntry,
+    ModelLifecycle,
+    SchemaMismatchError,
+    audit_entry,
+    import_artefact,
+)
 from pipelines.registry import (
     ChampionRetireError,
     ModelRegistry,
@@ -125,9 +131,11 @@ class RemoteLifecycle:
         detector: FraudDetector,
         registry: ModelRegistry,
         commands: ModelCommands,
+        key: bytes,
         *,
         timeout: float = 10.0,
     ) -> None:
+        self._key = key
         self.detector = detector
         self.registry = registry
         self.commands = commands
@@ -156,3 +164,8 @@ class RemoteLifecycle:
 
     def audit(self, transaction_id: str) -> AuditEntry | None:
         return audit_entry(self.detector, transaction_id)
+
+    def import_artefact(self, artefact: bytes, declared_schema: str) -> ModelRecord:
+        # Registering a version changes nothing that serves: no need to ask the learner.
+        schema = self.detector.features.schema_version
+        return import_artefact(self.registry, self._key, schema, artefact, declared_schema)

@@ -196,6 +196,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         detector,
         registry_of(settings, client),
         ModelCommands(client, prefix=key_prefix(settings)),
+        settings.secret_key.get_secret_value().encode(),
     )
     return ClusterRuntime(
         detector,

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
@@ -102,8 +102,37 @@ async def download_model(runtime: ReadyRuntimeDep, version: VersionPath) -> Resp
         headers={
             "content-disposition": f'attachment; filename="{version}.model"',
             "x-fraudstream-sha256": record.sha256,
+            "x-fraudstream-feature-schema": record.feature_schema,
         },
     )
+
+
+@router.post(
+    "/v1/models/artifacts",
+    dependencies=admin,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload_model(
+    runtime: ReadyRuntimeDep,
+    request: Request,
+    feature_schema: Annotated[
+        str, Query(description="The schema it was built for (the download's header says it)")
+    ],
+) -> VersionResponse:
+    """Register a signed artefact (as `GET .../artifact` gives it) as a new version, ready to
+    promote. Its signature must verify under this deployment's key before anything is
+    unpickled (422 otherwise, logged); a model for other features is refused (409)."""
+    artefact = await request.body()
+    record = lifecycle_of(runtime).import_artefact(artefact, feature_schema)
+    return version_response(runtime, record)
 
 
 @router.post("/v1/models/snapshots", dependencies=admin, status_code=status.HTTP_201_CREATED)

@@ -238,3 +238,51 @@ def test_killed_and_restarted_the_service_resumes_from_its_last_snapshot(tmp_pat
         assert again["model_version"] == champion["version"]
         audit = client.get("/v1/audit/tx-60").json()
         assert audit["features"]["card_tx_count_30d"] > 1
+
+
+async def test_an_uploaded_artefact_is_registered_only_if_its_signature_verifies(
+    tmp_path: Path,
+) -> None:
+    async with api_client(data_dir=tmp_path) as (client, _):
+        await _traffic(client, range(20))
+        version = (await client.post("/v1/models/snapshots")).json()["version"]
+        download = await client.get(f"/v1/models/{version}/artifact")
+        schema = download.headers["x-fraudstream-feature-schema"]
+        octets = {"content-type": "application/octet-stream"}
+
+        uploaded = await client.post(
+            "/v1/models/artifacts",
+            params={"feature_schema": schema},
+            content=download.content,
+            headers=octets,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        record = uploaded.json()
+        assert (record["reason"], record["sha256"]) == (
+            "upload",
+            hashlib.sha256(download.content).hexdigest(),
+        )
+        assert record["labels_learned"] == 20
+
+        flipped = bytearray(download.content)
+        flipped[-3] ^= 0x10
+        refused = await client.post(
+            "/v1/models/artifacts",
+            params={"feature_schema": schema},
+            content=bytes(flipped),
+            headers=octets,
+        )
+        assert refused.status_code == 422
+        assert "does not verify" in refused.json()["detail"]
+        other = await client.post(
+            "/v1/models/artifacts",
+            params={"feature_schema": "features-000000000000"},
+            content=download.content,
+            headers=octets,
+        )
+        assert other.status_code == 409
+        events = (await client.get("/v1/models/events")).json()
+        assert any(e["event"] == "refused" and e["version"] == "upload" for e in events)
+        versions = [v["version"] for v in (await client.get("/v1/models")).json()["versions"]]
+        assert record["version"] in versions
+        assert len(versions) == 3  # start, snapshot, the one good upload
