@@ -272,8 +272,8 @@ def test_every_command_compose_runs_is_a_command_of_the_cli(compose: dict[str, A
 
 def test_the_command_check_fails_on_what_the_cli_does_not_have() -> None:
     assert_cli_accepts(["bench", "core", "--transactions", "10"])
-    with pytest.raises(AssertionError, match="'retrain' is not a command"):
-        assert_cli_accepts(["retrain"])
+    with pytest.raises(AssertionError, match="'replicate' is not a command"):
+        assert_cli_accepts(["replicate"])
     with pytest.raises(AssertionError, match="needs a subcommand"):
         assert_cli_accepts(["bench"])
     with pytest.raises(typer.TyperException, match="No such option"):
