@@ -35,7 +35,12 @@ from pipelines.evaluation import EvaluationOptions, EvaluationRun, write_scores
 from pipelines.evaluation import evaluate as run_evaluation
 from pipelines.http_bench import STEPS, HttpBenchOptions
 from pipelines.http_bench import bench_http as run_http_bench
+from pipelines.load_bench import LoadBenchOptions
+from pipelines.load_bench import bench_load as run_load_bench
 from pipelines.local_servers import RunningServers, local_servers
+from pipelines.memory_bench import BUDGET_BYTES_PER_CARD, MemoryBenchOptions
+from pipelines.memory_bench import STEPS as MEMORY_STEPS
+from pipelines.memory_bench import bench_memory as run_memory_bench
 from pipelines.report import write_report
 from pipelines.retrain import RetrainOptions
 from pipelines.retrain_bench import STEPS as RETRAIN_STEPS
@@ -56,7 +61,14 @@ from service.distributed import (
     run_worker,
 )
 from service.logs import configure_logging
-from service.reporting import print_bench, print_evaluation, print_http_bench, print_stream_bench
+from service.reporting import (
+    print_bench,
+    print_evaluation,
+    print_http_bench,
+    print_load_bench,
+    print_memory_bench,
+    print_stream_bench,
+)
 from service.retraining import retrain_options, standalone_jobs
 from service.settings import DEFAULT_SECRET_KEY, Settings
 
@@ -521,6 +533,59 @@ def bench_stream(
         with servers as running, _progress("benchmarking", STREAM_STEPS) as advance:
             result = run_stream_bench(options, running, progress=advance)
     print_stream_bench(console, result)
+
+
+@bench_app.command("load")
+def bench_load(
+    url: Annotated[
+        str | None, typer.Option(help="Load this running server instead of starting one")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="Requests a second, due at fixed intervals")
+    ] = 1_000.0,
+    seconds: Annotated[float, typer.Option(help="Measured seconds")] = 60.0,
+    connections: Annotated[int, typer.Option(help="Keep-alive connections to send over")] = 16,
+    warm_up: Annotated[float, typer.Option(help="Unmeasured seconds at the rate first")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a request may take from its write to its answer")
+    ] = 1.0,
+) -> None:
+    """Hold a fixed request rate on POST /v1/score: errors, latency, server memory and CPU."""
+    with _user_errors():
+        options = LoadBenchOptions(
+            url=url,
+            rate=rate,
+            seconds=seconds,
+            connections=connections,
+            warm_up=warm_up,
+            timeout=timeout,
+        )
+        with _progress("seconds of load", options.progress_seconds) as advance:
+            result = run_load_bench(options, progress=advance)
+    print_load_bench(console, result)
+
+
+@bench_app.command("memory")
+def bench_memory(
+    cards: Annotated[int, typer.Option(help="Distinct cards, a few payments each")] = 1_000_000,
+    budget_mb: Annotated[
+        float | None,
+        typer.Option(
+            help="Budget of the feature state's peak, in MB "
+            f"(default: {BUDGET_BYTES_PER_CARD:,} bytes per card)"
+        ),
+    ] = None,
+    cap: Annotated[
+        int | None, typer.Option(help="Card cap of the capped run (default: a tenth of --cards)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
+) -> None:
+    """Memory of the feature state and the pending vectors for many cards, against a budget."""
+    with _user_errors():
+        options = MemoryBenchOptions(cards=cards, budget_mb=budget_mb, cap=cap, seed=seed)
+        with _progress("stores measured", MEMORY_STEPS) as advance:
+            result = run_memory_bench(options, progress=advance)
+    print_memory_bench(console, result)
 
 
 @app.command()

@@ -16,7 +16,9 @@ from pipelines.evaluation import EvaluationRun
 if TYPE_CHECKING:
     # For annotations only: the bench's module needs httpx, which serving does not.
     from pipelines.http_bench import HttpBenchResult, WorkloadResult
+    from pipelines.load_bench import LoadBenchResult
     from pipelines.local_servers import Cores
+    from pipelines.memory_bench import MemoryBenchResult
     from pipelines.stream_bench import StreamBenchResult
 
 SHOWN_REJECTED_ROWS = 5
@@ -301,4 +303,139 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
         f"{result.cpu_count} cores{load} at the start, shared by every process here; CPU "
         "columns: cores used over the window (1.00 is one core, fully; n/a: a server this "
         "bench did not start)."
+    )
+
+
+def print_load_bench(console: Console, result: LoadBenchResult) -> None:
+    """Fixed-rate figures: requests, errors by kind, latency, the server's memory and CPU."""
+    options = result.options
+    table = Table(
+        title=f"POST /v1/score, open loop at {options.rate:,.0f} req/s over "
+        f"{options.connections} connections: {options.seconds:g} s after {options.warm_up:g} s "
+        "of warm-up"
+    )
+    latency_names = ("p50", "p95", "p99", "p99.9", "max")
+    for heading in (
+        "due",
+        "answered 2xx",
+        "errors",
+        "req/s achieved",
+        *(f"{name} ms" for name in latency_names),
+        "server peak RSS MB",
+        "server CPU",
+        "client CPU",
+    ):
+        table.add_column(heading, justify="right")
+    memory = result.server_memory
+    table.add_row(
+        f"{result.scheduled:,}",
+        f"{result.answered:,}",
+        f"{result.error_count:,}",
+        f"{result.achieved_rate:,.0f}",
+        *(f"{result.latency_ms[name]:.1f}" for name in latency_names),
+        "n/a" if memory is None else f"{memory.peak / 1e6:,.0f}",
+        _cores(result.server_cores),
+        _cores(result.client_cores),
+    )
+    console.print(table)
+    if result.errors:
+        kinds = ", ".join(f"{kind}: {count:,}" for kind, count in result.errors.items())
+        console.print(f"[bold red]errors by kind:[/] {kinds}", highlight=False)
+    note = result.target_note()
+    status = "[green]met[/]" if result.target_met else "[bold red]NOT met[/]"
+    console.print(
+        f"target, {result.target}: {status}" + (f" ({note})" if note else ""),
+        highlight=False,
+    )
+    generator, sent = result.generator_lag_ms, result.send_lag_ms
+    console.print(
+        "latency runs from each request's due time. The load generator queued requests "
+        f"{generator['p99']:.1f} ms (p99), {generator['max']:.1f} ms (max) after they were due; "
+        f"they were written {sent['p99']:.1f} ms (p99), {sent['max']:.1f} ms (max) after, "
+        "waits for a free connection included. Timeout: "
+        f"{options.timeout:g} s from the write to the answer."
+    )
+    start = result.server_memory_at_start
+    if memory is not None and start is not None and result.server_cpu_seconds is not None:
+        per_request = result.server_cpu_seconds / max(1, result.completed) * 1_000
+        console.print(
+            f"server (pid {result.server_pid}, stopped since): resident "
+            f"{start.resident / 1e6:,.0f} MB when ready, {memory.resident / 1e6:,.0f} MB at the "
+            f"end, peak (VmHWM) {memory.peak / 1e6:,.0f} MB; {per_request:.2f} ms of CPU per "
+            "request."
+        )
+    else:
+        console.print(f"server at {result.url}, not started here: its memory and CPU are not read.")
+    loads = result.load_average
+    load = (
+        ""
+        if loads is None
+        else f", load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end"
+    )
+    console.print(
+        f"{result.cpu_count} cores{load}, shared by the server and the load generator; CPU "
+        "columns: cores used over the measured window (1.00 is one core, fully)."
+    )
+
+
+def print_memory_bench(console: Console, result: MemoryBenchResult) -> None:
+    """Memory per variant, bytes per card or entry, what was held, and the budget, met or not."""
+    options = result.options
+    table = Table(
+        title=f"memory: {options.cards:,} distinct cards paying {options.payments_per_card} times "
+        f"over {options.active_days:g} days, arriving over {options.arrival_days:g} days; "
+        f"{options.terminals:,} terminals; {options.transactions:,} transactions"
+    )
+    for heading in (
+        "store",
+        "peak MB",
+        "at end MB",
+        "bytes per card/entry",
+        "held at peak",
+        "held at end",
+        "seconds",
+    ):
+        table.add_column(
+            heading, justify="left" if heading.startswith(("store", "held")) else "right"
+        )
+
+    def held(counts: dict[str, int]) -> str:
+        return ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in counts.items())
+
+    cap = options.card_cap
+    for name, variant in (
+        ("feature state, eviction on", result.state),
+        (f"feature state, capped at {cap:,} cards", result.capped),
+        (
+            f"pending vectors, TTL {result.pending_ttl_seconds / 86_400:g} days, "
+            f"cap {result.pending_cap:,}",
+            result.pending,
+        ),
+    ):
+        table.add_row(
+            name,
+            f"{variant.growth_bytes / 1e6:,.0f}",
+            f"{variant.end_growth_bytes / 1e6:,.0f}",
+            # Under the card cap, terminals and ids outweigh the cards: a figure per card
+            # would mislead.
+            "" if variant is result.capped else f"{variant.bytes_per_entity:,.0f}",
+            held(variant.peak_held),
+            held(variant.end_held),
+            f"{variant.seconds:,.0f}",
+        )
+    console.print(table)
+    state = result.state
+    evicted = options.cards - state.end_held["cards"]
+    status = "[green]met[/]" if result.budget_met else "[bold red]NOT met[/]"
+    console.print(
+        f"budget, feature state at its peak: {options.budget_bytes / 1e6:,.0f} MB for "
+        f"{options.cards:,} cards ({options.budget_bytes / options.cards:,.0f} bytes a card); "
+        f"measured {state.growth_bytes / 1e6:,.0f} MB: {status}",
+        highlight=False,
+    )
+    load = "" if result.load_average is None else f" (load average {result.load_average:.2f})"
+    console.print(
+        f"{evicted:,} cards evicted as idle by the end. Peak and end: resident memory of a fresh "
+        "process over its resident memory before streaming (allocator overhead included; freed "
+        f"memory is kept by the allocator for reuse, so the end stays near the peak){load}."
     )
