@@ -30,6 +30,7 @@ import uvloop
 from models.schemas import Transaction
 from pipelines.evaluation import EvaluationOptions, build_detector
 from pipelines.load_client import KeepAliveConnection
+from pipelines.options import require_positive
 from pipelines.server_process import ServerProcess, process_cpu_seconds, serve
 
 SCORE_PATH = "/v1/score"
@@ -66,18 +67,16 @@ class HttpBenchOptions:
     """Event time of the first transaction sent; default: now."""
 
     def __post_init__(self) -> None:
-        positive = {
-            "clients": self.clients,
-            "seconds": self.seconds,
-            "batch_seconds": self.batch_seconds,
-            "batch_size": self.batch_size,
-            "in_process_transactions": self.in_process_transactions,
-            "cards": self.cards,
-            "terminals": self.terminals,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
+        require_positive(
+            self,
+            "clients",
+            "seconds",
+            "batch_seconds",
+            "batch_size",
+            "in_process_transactions",
+            "cards",
+            "terminals",
+        )
         if self.warm_up < 0:
             raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
 

@@ -31,6 +31,10 @@ from aiokafka.partitioner import (  # type: ignore[import-untyped,unused-ignore]
     DefaultPartitioner,
     murmur2,
 )
+from aiokafka.structs import TopicPartition  # type: ignore[import-untyped,unused-ignore]
+
+from pipelines.options import require_positive
+from pipelines.retrying import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -41,34 +45,6 @@ class BrokerUnavailableError(ConnectionError):
 
 class TopicCreationError(RuntimeError):
     """The broker refused to create a topic for a reason other than its existing already."""
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """At most ``attempts`` tries, waiting ``initial_s`` after the first failure, twice as
-    long after each further one, never more than ``maximum_s``.
-
-    Examples
-    --------
-    >>> Backoff(attempts=6, initial_s=0.1, maximum_s=0.5).delays()
-    (0.1, 0.2, 0.4, 0.5, 0.5)
-    >>> Backoff(attempts=1).delays()
-    ()
-    """
-
-    attempts: int = 8
-    initial_s: float = 0.1
-    maximum_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.initial_s < 0 or self.maximum_s < self.initial_s:
-            raise ValueError(f"a backoff needs attempts >= 1 and 0 <= initial <= max: {self}")
-
-    def delays(self) -> tuple[float, ...]:
-        """The waits between attempts: one fewer than the attempts."""
-        return tuple(
-            min(self.initial_s * 2**retry, self.maximum_s) for retry in range(self.attempts - 1)
-        )
 
 
 @dataclass(frozen=True)
@@ -107,17 +83,15 @@ class KafkaSettings:
     connect_backoff_max_ms: int = 5_000
 
     def __post_init__(self) -> None:
-        positive = {
-            "fetch_max_wait_ms": self.fetch_max_wait_ms,
-            "max_poll_records": self.max_poll_records,
-            "max_batch_size": self.max_batch_size,
-            "request_timeout_ms": self.request_timeout_ms,
-            "session_timeout_ms": self.session_timeout_ms,
-            "heartbeat_interval_ms": self.heartbeat_interval_ms,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
+        require_positive(
+            self,
+            "fetch_max_wait_ms",
+            "max_poll_records",
+            "max_batch_size",
+            "request_timeout_ms",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+        )
         if self.linger_ms < 0:
             raise ValueError(f"linger_ms must not be negative, not {self.linger_ms}")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
@@ -140,6 +114,20 @@ class OutgoingRecord(NamedTuple):
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None
+
+
+class Consumer(Protocol):
+    """What the worker and the learner need of a consumer (aiokafka's `AIOKafkaConsumer`)."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as of the last fetch (aiokafka keeps it)."""
+        ...
 
 
 class Startable(Protocol):
@@ -215,7 +203,7 @@ async def start_with_retry(client: Client, settings: KafkaSettings, what: str) -
     """
     backoff = settings.connect_backoff
     delays = backoff.delays()
-    for attempt in range(backoff.attempts):
+    for attempt in range(len(delays) + 1):
         try:
             await client.start()
         except KafkaError as error:
@@ -224,11 +212,11 @@ async def start_with_retry(client: Client, settings: KafkaSettings, what: str) -
             if attempt == len(delays):
                 raise BrokerUnavailableError(
                     f"the Kafka {what} could not reach {settings.bootstrap} in "
-                    f"{backoff.attempts} attempts over {sum(delays):.1f} s: {error}"
+                    f"{len(delays) + 1} attempts over {sum(delays):.1f} s: {error}"
                 ) from error
             logger.warning(
                 "the Kafka %s could not reach %s (attempt %d of %d), retrying in %.1f s: %s",
-                *(what, settings.bootstrap, attempt + 1, backoff.attempts, delays[attempt], error),
+                *(what, settings.bootstrap, attempt + 1, len(delays) + 1, delays[attempt], error),
             )
             await asyncio.sleep(delays[attempt])
         else:

@@ -24,7 +24,7 @@ from aiokafka.structs import TopicPartition
 from models.detector import CHAMPION, FraudDetector, LearnOutcome
 from models.schemas import Label, Transaction
 from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
-from pipelines.kafka_clients import send_batch_and_wait
+from pipelines.kafka_clients import Consumer, RecordSender, send_batch_and_wait
 from pipelines.lifecycle import ModelLifecycle
 from pipelines.model_channel import ModelChannel, publication_version
 from pipelines.model_commands import ModelCommands, execute
@@ -32,7 +32,6 @@ from pipelines.record_decoding import Record, decode_records, next_offsets
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import RedisPendingStore
 from pipelines.retrying import Backoff, retry_until_done
-from pipelines.stream_worker import Consumer, Producer
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
 
@@ -86,7 +85,7 @@ class LabelLearner:
     def __init__(
         self,
         consumer: Consumer,
-        producer: Producer,
+        producer: RecordSender,
         topics: Topics,
         detector: FraudDetector,
         pending: RedisPendingStore,

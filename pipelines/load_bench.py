@@ -32,6 +32,7 @@ import uvloop
 from pipelines.http_bench import SCORE_PATH, TransactionBodies, percentile
 from pipelines.load_client import KeepAliveConnection, LoadClientError
 from pipelines.memory_bench import ProcessMemory, process_memory
+from pipelines.options import require_positive
 from pipelines.server_process import ServerProcess, process_cpu_seconds, serve
 
 TARGET_RATE = 1_000.0
@@ -68,17 +69,15 @@ class LoadBenchOptions:
     """Event time of the first transaction sent; default: now."""
 
     def __post_init__(self) -> None:
-        positive = {
-            "rate": self.rate,
-            "seconds": self.seconds,
-            "connections": self.connections,
-            "timeout": self.timeout,
-            "cards": self.cards,
-            "terminals": self.terminals,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, not {value}")
+        require_positive(
+            self,
+            "rate",
+            "seconds",
+            "connections",
+            "timeout",
+            "cards",
+            "terminals",
+        )
         if self.warm_up < 0:
             raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
 

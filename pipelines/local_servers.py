@@ -109,6 +109,14 @@ class LocalProcess:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, for the tests that must survive one."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
     def log_tail(self, limit: int = 2_000) -> str:
         try:
             return self.log.read_text(errors="replace")[-limit:].strip()
@@ -145,15 +153,24 @@ def tansu_executable() -> str:
     return path
 
 
-def local_redis(directory: Path) -> tuple[LocalProcess, str]:
-    """An unstarted redis-server that keeps nothing on disk, and its URL."""
+def local_redis(directory: Path, *, appendonly: bool = False) -> tuple[LocalProcess, str]:
+    """An unstarted redis-server, and its URL; it keeps one port for its life, so a restart
+    keeps its URL.
+
+    It never snapshots. With ``appendonly`` it writes every command to its append-only file
+    in ``directory`` before answering (``appendfsync always``), so a restart, or a kill then
+    a start, finds every write a client was told had been made; without, it keeps nothing.
+    """
     port = free_port()
+    persistence = (
+        ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
+    )
     command = [
         redis_executable(),
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
-        "--appendonly", "no",
+        *persistence,
         "--dir", str(directory),
         "--daemonize", "no",
     ]  # fmt: skip

@@ -40,6 +40,7 @@ from models.pending import PendingEntry, PendingVectors
 from models.schemas import Decision, Transaction
 from models.scored import Scored
 from models.state import DAY, WindowSpec, event_second
+from pipelines.options import require_positive
 
 BUDGET_BYTES_PER_CARD = 2_000
 """The documented budget: feature state per card held, with its payments, terminals and ids."""
@@ -69,9 +70,7 @@ class MemoryBenchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("cards", "payments_per_card", "terminals", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        require_positive(self, "cards", "payments_per_card", "terminals", "batch_size")
         if self.payments_per_card < 2:
             raise ValueError("payments_per_card must be at least 2: one card, a few payments")
         if self.arrival_days <= 0 or self.active_days <= 0:

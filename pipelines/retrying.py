@@ -25,8 +25,38 @@ TRANSIENT_ERRORS = (RedisError, KafkaError, OSError, asyncio.TimeoutError)
 
 @dataclass(frozen=True)
 class Backoff:
-    initial_seconds: float = 0.1
-    max_seconds: float = 5.0
+    """Waits that start at ``initial_s`` and double up to ``maximum_s``; at most ``attempts``
+    tries when bounded (a client connecting at start-up), unbounded for `retry_until_done`.
+
+    Examples
+    --------
+    >>> Backoff(attempts=6, initial_s=0.1, maximum_s=0.5).delays()
+    (0.1, 0.2, 0.4, 0.5, 0.5)
+    >>> Backoff(attempts=1).delays()
+    ()
+    >>> Backoff(initial_s=1.0, maximum_s=3.0).delay(4)
+    3.0
+    """
+
+    initial_s: float = 0.1
+    maximum_s: float = 5.0
+    attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.attempts is not None and self.attempts < 1) or not (
+            0 <= self.initial_s <= self.maximum_s
+        ):
+            raise ValueError(f"a backoff needs attempts >= 1 and 0 <= initial <= max: {self}")
+
+    def delay(self, retry: int) -> float:
+        """The wait after failure number ``retry`` (counted from 0)."""
+        return min(self.initial_s * 2.0**retry, self.maximum_s)
+
+    def delays(self) -> tuple[float, ...]:
+        """The waits between a bounded backoff's attempts: one fewer than the attempts."""
+        if self.attempts is None:
+            raise ValueError("an unbounded backoff has no last delay")
+        return tuple(self.delay(retry) for retry in range(self.attempts - 1))
 
 
 async def retry_until_done(
@@ -39,8 +69,9 @@ async def retry_until_done(
     before_retry: Callable[[], None] = lambda: None,
 ) -> bool:
     """Run ``step`` until it succeeds (True) or ``stop`` is set after a failure (False)."""
-    delay = backoff.initial_seconds
+    retry = 0
     while True:
+        delay = backoff.delay(retry)
         try:
             await step()
         except TRANSIENT_ERRORS as error:
@@ -53,7 +84,7 @@ async def retry_until_done(
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, backoff.max_seconds)
+            retry += 1
             continue
         on_health(True)
         return True

@@ -72,6 +72,7 @@ from pipelines.local_servers import (
     worker_processes,
 )
 from pipelines.model_channel import ModelChannel
+from pipelines.options import require_positive
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import RedisCooldownBook, RedisPendingStore, redis_client
 from pipelines.topics import Topics
@@ -121,9 +122,9 @@ class StreamBenchOptions:
     """The workers' Kafka session: Tansu holds a join for about half of it."""
 
     def __post_init__(self) -> None:
-        for name in ("transactions", "workers", "rate", "seconds", "training_transactions"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        require_positive(
+            self, "transactions", "workers", "rate", "seconds", "training_transactions"
+        )
 
     @property
     def paced_transactions(self) -> int:

@@ -53,7 +53,7 @@ from models.quality import QualityFigures
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
 from models.snapshots import SnapshotError
-from pipelines.kafka_clients import OutgoingRecord, send_batch_and_wait
+from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import (
     ORIGINAL_BYTES_HEADER,
@@ -94,30 +94,6 @@ class WorkerOptions:
     backoff: Backoff = field(default_factory=Backoff)
     batches_in_flight: int = 2
     """Fetched and not yet committed: one scored on the lane while one is delivered."""
-
-
-class Consumer(Protocol):
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[Any]]: ...
-
-    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
-
-    def highwater(self, partition: TopicPartition) -> int | None:
-        """The partition's end offset as of the last fetch (aiokafka keeps it)."""
-        ...
-
-
-class Producer(Protocol):
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]: ...
 
 
 class AlertMarks(Protocol):
@@ -205,7 +181,7 @@ class TransactionWorker:
     def __init__(
         self,
         consumer: Consumer,
-        producer: Producer,
+        producer: RecordSender,
         topics: Topics,
         detector: FraudDetector,
         delivered: AlertMarks,

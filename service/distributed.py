@@ -24,7 +24,9 @@ from models.state import WindowSpec
 from pipelines.alert_log import AlertLog
 from pipelines.cluster_runtime import ClusterRuntime
 from pipelines.kafka_clients import (
+    Consumer,
     KafkaSettings,
+    RecordSender,
     ensure_topics,
     fetch_metadata,
     make_consumer,
@@ -149,7 +151,7 @@ def stop_on_signals() -> asyncio.Event:
 @contextlib.asynccontextmanager
 async def _kafka_clients(
     conn: Connections, settings: Settings, group: str, *topics: str
-) -> AsyncIterator[tuple[object, object]]:
+) -> AsyncIterator[tuple[Consumer, RecordSender]]:
     await ensure_topics(conn.kafka, conn.topics.names(), settings.topic_partitions)
     consumer = make_consumer(conn.kafka, *topics, group_id=group)
     producer = make_producer(conn.kafka)
@@ -174,24 +176,30 @@ def registry_of(settings: Settings, client: redis.Redis) -> ModelRegistry:
     return ModelRegistry(directory, RedisIndex(client, key_prefix(settings)), key)
 
 
-def published_or_fresh(follower: ModelFollower, settings: Settings) -> ServingModels:
+def following_scorer(
+    settings: Settings, conn: Connections
+) -> tuple[redis.Redis, ModelFollower, FraudDetector]:
+    """A scorer over Redis state (a worker, an API replica) serving the learner's latest
+    publication, or a fresh learner until there is one; and the follower that keeps it so."""
+    client = redis_client(conn.redis_url)
+    follower = ModelFollower(
+        model_channel(settings, client), poll_seconds=settings.model_poll.total_seconds()
+    )
     try:
         models = follower.newer(force=True)
     except redis.RedisError as error:
         logger.warning("Redis unreachable at start-up; scoring waits for it: %s", error)
         models = None
-    return models or ServingModels(fresh_learner(settings))
+    models = models or ServingModels(fresh_learner(settings))
+    detector, _, _ = redis_detector(settings, client, models.champion, deferred=False)
+    detector.serve(models)
+    return client, follower, detector
 
 
 def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
     """The API role's runtime: Redis state, the published models, Kafka for the rest."""
     conn = connections(settings)
-    client = redis_client(conn.redis_url)
-    channel = model_channel(settings, client)
-    follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
-    models = published_or_fresh(follower, settings)
-    detector, _, _ = redis_detector(settings, client, models.champion, deferred=False)
-    detector.serve(models)
+    client, follower, detector = following_scorer(settings, conn)
     lifecycle = RemoteLifecycle(
         detector,
         registry_of(settings, client),
@@ -214,12 +222,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     """Score the transactions topic until stopped (one member of the workers' group)."""
     conn = connections(settings)
     stop = stop or stop_on_signals()
-    client = redis_client(conn.redis_url)
-    channel = model_channel(settings, client)
-    follower = ModelFollower(channel, poll_seconds=settings.model_poll.total_seconds())
-    models = published_or_fresh(follower, settings)
-    detector, _, _ = redis_detector(settings, client, models.champion, deferred=False)
-    detector.serve(models)
+    client, follower, detector = following_scorer(settings, conn)
     delivered = DeliveredAlerts(
         client, prefix=key_prefix(settings), ttl_seconds=seconds(settings.pending_ttl)
     )
@@ -228,8 +231,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     ) as (consumer, producer):
         telemetry = Telemetry()
         worker = TransactionWorker(
-            consumer,  # type: ignore[arg-type]
-            producer,  # type: ignore[arg-type]
+            consumer,
+            producer,
             conn.topics,
             detector,
             delivered,
@@ -278,8 +281,8 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
         producer,
     ):
         role = LabelLearner(
-            consumer,  # type: ignore[arg-type]
-            producer,  # type: ignore[arg-type]
+            consumer,
+            producer,
             conn.topics,
             detector,
             pending,

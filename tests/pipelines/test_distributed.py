@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,7 @@ from tests.pipelines.distributed_harness import (
     warm_redis_state,
 )
 from tests.servers.redis_server import RedisServer
+from tests.servers.role_process import RoleProcess
 
 LIVE = 20_000
 LIMIT = 65_536
@@ -163,6 +165,38 @@ def test_two_workers_and_the_learner_score_like_the_in_process_path(
                 role.kill()
 
 
+def _one_worker_through_a_fault(
+    fault: Callable[[RoleProcess], RoleProcess],
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    topics: Topics,
+    stream: Stream,
+    model: OnlineLearner,
+    expected: dict[str, Scored],
+    tmp_path: Path,
+) -> RoleProcess:
+    """Stream the live part through one worker; a quarter of the way, ``fault`` strikes and
+    returns the worker that goes on. Every score and alert must still be the in-process one."""
+    publish_model(redis_url, topics, model)
+    warm_redis_state(redis_url, topics, stream.warm_up)
+    env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_MAX_POLL_RECORDS="200")
+    worker = start_role("worker", env, tmp_path, "worker-a")
+    try:
+        produce_transactions(kafka_settings, topics, stream.live)
+        read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE // 4))
+        worker = fault(worker)
+        scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE))
+        alerts = read_topic(kafka_settings, topics.alerts, everything, settle=1.0)
+        assert_same_as_in_process(scores, alerts, expected)
+        assert {document["model_version"] for document in scores.documents()} == {model.version}
+        log = worker.log_tail(100_000)
+        assert worker.stop() == 0, log
+        return worker
+    finally:
+        if worker.alive():
+            worker.kill()
+
+
 def test_a_worker_killed_mid_stream_loses_nothing_and_alerts_nothing_twice(
     kafka_settings: KafkaSettings,
     redis_url: str,
@@ -172,23 +206,13 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_alerts_nothing_twice(
     expected: dict[str, Scored],
     tmp_path: Path,
 ) -> None:
-    publish_model(redis_url, topics, model)
-    warm_redis_state(redis_url, topics, stream.warm_up)
-    env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_MAX_POLL_RECORDS="200")
-    worker = start_role("worker", env, tmp_path, "worker-a")
-    try:
-        produce_transactions(kafka_settings, topics, stream.live)
-        read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE // 4))
+    def kill_and_replace(worker: RoleProcess) -> RoleProcess:
         worker.kill()
-        worker = start_role("worker", env, tmp_path, "worker-b")
-        scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE))
-        alerts = read_topic(kafka_settings, topics.alerts, everything, settle=1.0)
-        assert_same_as_in_process(scores, alerts, expected)
-        assert {document["model_version"] for document in scores.documents()} == {model.version}
-        assert worker.stop() == 0, worker.log_tail()
-    finally:
-        if worker.alive():
-            worker.kill()
+        return start_role("worker", worker.env, tmp_path, "worker-b")
+
+    _one_worker_through_a_fault(
+        kill_and_replace, kafka_settings, redis_url, topics, stream, model, expected, tmp_path
+    )
 
 
 def test_the_worker_rides_out_a_redis_restart(
@@ -201,26 +225,17 @@ def test_the_worker_rides_out_a_redis_restart(
     expected: dict[str, Scored],
     tmp_path: Path,
 ) -> None:
-    publish_model(redis_url, topics, model)
-    warm_redis_state(redis_url, topics, stream.warm_up)
-    env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_MAX_POLL_RECORDS="200")
-    worker = start_role("worker", env, tmp_path, "worker")
-    try:
-        produce_transactions(kafka_settings, topics, stream.live)
-        read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE // 4))
+    def restart_redis(worker: RoleProcess) -> RoleProcess:
         redis_server.stop()  # graceful: the append-only file keeps every acknowledged write
         time.sleep(2.0)
         assert worker.alive(), worker.log_tail()
         redis_server.start()
-        scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE))
-        alerts = read_topic(kafka_settings, topics.alerts, everything, settle=1.0)
-        assert_same_as_in_process(scores, alerts, expected)
-        assert {document["model_version"] for document in scores.documents()} == {model.version}
-        assert "retrying" in worker.log_tail(100_000)
-        assert worker.stop() == 0, worker.log_tail()
-    finally:
-        if worker.alive():
-            worker.kill()
+        return worker
+
+    worker = _one_worker_through_a_fault(
+        restart_redis, kafka_settings, redis_url, topics, stream, model, expected, tmp_path
+    )
+    assert "retrying" in worker.log.read_text(errors="replace")
 
 
 def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(

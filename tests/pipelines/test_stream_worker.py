@@ -184,7 +184,7 @@ def make_worker(
         TOPICS,
         make_detector(state, threshold),
         marks,
-        options=WorkerOptions(poll_timeout_ms=5, backoff=Backoff(0.001, 0.005)),
+        options=WorkerOptions(poll_timeout_ms=5, backoff=Backoff(initial_s=0.001, maximum_s=0.005)),
     )
     return worker, consumer, log, marks
 
