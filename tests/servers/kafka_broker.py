@@ -10,35 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.local_servers import LocalProcess, local_broker
+from pipelines.local_servers import local_broker
+from tests.servers.process import ServerUnderTest
 
 
-class KafkaBroker:
-    """One Tansu process on a fixed port, which `restart` keeps (its data it does not)."""
-
+class KafkaBroker(ServerUnderTest):
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.process: LocalProcess
-        self.process, self.bootstrap = local_broker(directory)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    def start(self) -> None:
-        """Start the broker and wait until it answers a metadata request."""
-        self.process.start()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash. Everything the broker held in memory is gone."""
-        self.process.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_tail(self) -> str:
-        return self.process.log_tail()
+        process, self.bootstrap = local_broker(directory)
+        super().__init__(process)

@@ -10,36 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.local_servers import LocalProcess, local_redis
+from pipelines.local_servers import local_redis
+from tests.servers.process import ServerUnderTest
 
 
-class RedisServer:
-    """One redis-server process on a fixed port, which `restart` keeps."""
-
+class RedisServer(ServerUnderTest):
     def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.process: LocalProcess
-        self.process, self.url = local_redis(directory, appendonly=appendonly)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    def start(self) -> None:
-        """Start the server and wait until it answers PING (after loading its data)."""
-        self.process.start()
-
-    def stop(self) -> None:
-        """SIGTERM lets Redis flush its append-only file; SIGKILL if it hangs."""
-        self.process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash. Only what the append-only file holds survives it."""
-        self.process.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_tail(self) -> str:
-        return self.process.log_tail()
+        process, self.url = local_redis(directory, appendonly=appendonly)
+        super().__init__(process)
