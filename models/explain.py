@@ -105,14 +105,28 @@ class LinearExplainer:
         """Nothing to keep: the pipeline's scaler already tracks the means."""
 
     def learn_labelled(self, features: FeatureVector, is_fraud: bool) -> None:
-        """The pipeline's ``learn_one``, step by step: the scaler, then the model on its output.
+        """The pipeline's ``learn_one``: the scaler learns, then the model learns its output.
 
-        What river's `compose.Pipeline.learn_one` does for these two steps, without routing
-        through its plan on every label; a test pins the weights to the pipeline's own.
+        River's `compose.Pipeline.learn_one` runs `StandardScaler.learn_one` and then
+        `transform_one`, two loops over the features; this is the same arithmetic, operation
+        for operation, in one loop on the scaler's own state, and without routing through the
+        pipeline's plan on every label. A test pins counts, means, variances and weights to the
+        pipeline's own, bit for bit.
         """
         scaler = self._scaler
-        scaler.learn_one(features)
-        self._model.learn_one(scaler.transform_one(features), is_fraud)
+        counts, means, variances = scaler.counts, scaler.means, scaler.vars
+        scaled: FeatureVector = {}
+        for name, value in features.items():
+            count = counts[name] + 1
+            counts[name] = count
+            old_mean = means[name]
+            mean = means[name] = old_mean + (value - old_mean) / count
+            variance = variances[name]
+            variance = variances[name] = (
+                variance + ((value - old_mean) * (value - mean) - variance) / count
+            )
+            scaled[name] = (value - mean) / variance**0.5 if variance else 0.0
+        self._model.learn_one(scaled, is_fraud)
 
 
 class OcclusionExplainer:

@@ -123,6 +123,7 @@ def test_linear_learning_step_by_step_equals_the_pipelines_own() -> None:
         reference.model.learn_one(vector, is_fraud)
     assert stepwise.model["model"].weights == reference.model["model"].weights
     assert stepwise.model["model"].intercept == reference.model["model"].intercept
+    assert stepwise.model["scale"].counts == reference.model["scale"].counts
     assert stepwise.model["scale"].means == reference.model["scale"].means
     assert stepwise.model["scale"].vars == reference.model["scale"].vars
     assert stepwise.labels_learned == 500
