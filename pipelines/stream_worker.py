@@ -37,21 +37,19 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import orjson
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from models.detector import FraudDetector
 from models.quality import QualityFigures
-from models.schemas import Alert, Decision, Transaction
-from models.scored import Scored
+from models.schemas import Transaction
 from models.snapshots import SnapshotError
 from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
 from pipelines.model_channel import ModelFollower
@@ -62,6 +60,7 @@ from pipelines.record_decoding import (
     next_offsets,
 )
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
+from pipelines.scoring_batch import AlertMarks, Verdicts, outgoing_records, score_batch
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
 
@@ -94,14 +93,6 @@ class WorkerOptions:
     backoff: Backoff = field(default_factory=Backoff)
     batches_in_flight: int = 2
     """Fetched and not yet committed: one scored on the lane while one is delivered."""
-
-
-class AlertMarks(Protocol):
-    """Which alerts reached the alerts topic (`DeliveredAlerts` in Redis)."""
-
-    def undelivered(self, transaction_ids: list[str]) -> list[str]: ...
-
-    def mark(self, transaction_ids: Iterable[str]) -> None: ...
 
 
 Clock = Callable[[], datetime]
@@ -162,14 +153,7 @@ class _Batch:
     records: Sequence[Record]
     transactions: list[Transaction]
     dead_letters: list[OutgoingRecord]
-    scoring: asyncio.Future[_Verdicts] | None = None
-
-
-@dataclass(frozen=True)
-class _Verdicts:
-    scored: list[Scored]
-    alerts: list[tuple[Transaction, Scored]]
-    """The batch's alerts that had not reached the alerts topic when it was scored."""
+    scoring: asyncio.Future[Verdicts] | None = None
 
 
 _END = None
@@ -261,7 +245,7 @@ class TransactionWorker:
     async def _until_done(self, batch: _Batch, lane: _Lane, stop: asyncio.Event) -> bool:
         # Stopped with the batch unfinished, it stays uncommitted for the partitions' next
         # owner, and so do the batches behind it.
-        verdicts: _Verdicts | None = None
+        verdicts: Verdicts | None = None
 
         async def attempt() -> None:
             nonlocal verdicts
@@ -277,7 +261,7 @@ class TransactionWorker:
             on_health=self._set_health,
         )
 
-    async def _scored(self, batch: _Batch, lane: _Lane) -> _Verdicts:
+    async def _scored(self, batch: _Batch, lane: _Lane) -> Verdicts:
         scoring, batch.scoring = batch.scoring, None
         if scoring is None:  # a retry
             scoring = lane.submit(batch.turn, partial(self._score, batch))
@@ -291,39 +275,28 @@ class TransactionWorker:
         self.stats.retries += not healthy
         self.stats.healthy = healthy
 
-    def _score(self, batch: _Batch) -> _Verdicts:
+    def _score(self, batch: _Batch) -> Verdicts:
         """Score a batch and find its undelivered alerts: on the lane, in batch order."""
         self._follow_model()
-        transactions = batch.transactions
         started = time.perf_counter()
-        try:
-            scored = self.detector.score_many(transactions) if transactions else []
-            alerted = [
-                (tx, result)
-                for tx, result in zip(transactions, scored, strict=True)
-                if result.decision is Decision.ALERT
-            ]
-            undelivered = set(self.delivered.undelivered([tx.transaction_id for tx, _ in alerted]))
-        except BaseException:
-            self.detector.pending.discard()
-            raise
-        alerts = [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
-        self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
-        return _Verdicts(scored, alerts)
+        verdicts = score_batch(self.detector, self.delivered, batch.transactions)
+        self.telemetry.scored(
+            len(verdicts.scored), time.perf_counter() - started, len(verdicts.alerts)
+        )
+        return verdicts
 
-    async def _deliver(self, batch: _Batch, verdicts: _Verdicts) -> None:
+    async def _deliver(self, batch: _Batch, verdicts: Verdicts) -> None:
         """Produce a scored batch's records, wait for them, mark its alerts, commit it."""
         sent = self._sent_alerts
         fresh_alerts = [(tx, s) for tx, s in verdicts.alerts if tx.transaction_id not in sent]
-        raised_at = self._clock()
-        transactions = batch.transactions
-        topics = self.topics
-        outgoing = [
-            _score_record(topics, tx, result)
-            for tx, result in zip(transactions, verdicts.scored, strict=True)
-        ]
-        outgoing += [_alert_record(topics, tx, result, raised_at) for tx, result in fresh_alerts]
-        outgoing += batch.dead_letters
+        outgoing = outgoing_records(
+            self.topics,
+            batch.transactions,
+            verdicts.scored,
+            fresh_alerts,
+            self._clock(),
+            batch.dead_letters,
+        )
         await send_batch_and_wait(self.producer, outgoing)
         if fresh_alerts:
             ids = [tx.transaction_id for tx, _ in fresh_alerts]
@@ -396,31 +369,3 @@ class TransactionWorker:
 def _figure(published: dict[str, QualityFigures], slot: str, name: str) -> float:
     figures = published.get(slot)
     return math.nan if figures is None else float(getattr(figures, name))
-
-
-def _score_record(topics: Topics, tx: Transaction, scored: Scored) -> OutgoingRecord:
-    return OutgoingRecord(
-        topic=topics.scores,
-        key=tx.card_id.encode(),
-        value=orjson.dumps(scored.document()),
-        headers=None,
-    )
-
-
-def _alert_record(
-    topics: Topics, tx: Transaction, scored: Scored, raised_at: datetime
-) -> OutgoingRecord:
-    alert = Alert(
-        transaction=tx,
-        score=scored.score,
-        model_version=scored.model_version,
-        threshold=scored.threshold,
-        reasons=tuple(reason.to_contract() for reason in scored.reasons),
-        raised_at=raised_at,
-    )
-    return OutgoingRecord(
-        topic=topics.alerts,
-        key=tx.card_id.encode(),
-        value=alert.model_dump_json().encode(),
-        headers=None,
-    )

@@ -48,12 +48,13 @@ def test_a_short_run_against_the_test_servers_reports_sane_figures(
     steps: list[int] = []
     result = bench_stream(SMALL, servers, progress=steps.append)
 
-    assert steps == [1, 2, 3, 4, 5, 6]
-    assert result.in_process.transactions == result.in_process_redis.transactions == 2_000
+    assert steps == [1, 2, 3, 4, 5, 6, 7]
+    in_process = (result.in_process, result.in_process_detector, result.in_process_redis)
+    assert [rate.transactions for rate in in_process] == [2_000] * 3
     # The end-to-end rate leaves out the scores of the workers' first poll, not more.
     assert 0 < result.end_to_end.transactions < 2_000
     assert result.score_records >= 2_000
-    for rate in (result.in_process, result.in_process_redis, result.end_to_end):
+    for rate in (*in_process, result.end_to_end):
         assert rate.transactions_per_second > 0
     assert result.end_to_end.cores.workers is not None
     assert result.end_to_end.cores.workers > 0
@@ -100,7 +101,8 @@ def test_the_command_starts_its_own_servers_and_prints_the_tables() -> None:
         command, env=environment, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2_000:]
-    for heading in ("in process, memory state", "end to end", "p99 ms", "targets", "status"):
+    headings = ("worker path, memory", "detector only", "end to end", "p99 ms", "targets")
+    for heading in (*headings, "status"):
         assert heading in done.stdout
 
 

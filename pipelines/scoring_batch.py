@@ -1,0 +1,155 @@
+"""One batch of the scoring worker, without the clients: record bytes in, record bytes out.
+
+The worker (`pipelines.stream_worker`) wraps these steps in fetching, delivery, retries and
+commits; `fraudstream bench stream` runs the very same steps over in-memory state and marks,
+so that its in-process rate is the worker's own path with Kafka and Redis taken out:
+
+1. `decode_records` (`pipelines.record_decoding`): the valid transactions, and a dead letter
+   for each record that is not one;
+2. `score_batch`: the detector scores them in order; the alerts among them that never reached
+   the alerts topic are kept;
+3. `outgoing_records`: a score record per transaction, an alert record per alert not yet sent,
+   then the dead letters.
+
+`process_records` chains the three, delivery taken as done at once: the bench's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import orjson
+
+from models.detector import FraudDetector
+from models.schemas import Alert, Decision, Transaction
+from models.scored import Scored
+from pipelines.kafka_clients import OutgoingRecord
+from pipelines.record_decoding import Record, decode_records
+from pipelines.topics import Topics
+
+
+class AlertMarks(Protocol):
+    """Which alerts reached the alerts topic (`DeliveredAlerts` in Redis)."""
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]: ...
+
+    def mark(self, transaction_ids: Iterable[str]) -> None: ...
+
+
+class MemoryAlertMarks:
+    """`AlertMarks` in a set, for a path without Redis.
+
+    >>> marks = MemoryAlertMarks()
+    >>> marks.mark(["t1"])
+    >>> marks.undelivered(["t1", "t2"])
+    ['t2']
+    """
+
+    def __init__(self) -> None:
+        self._delivered: set[str] = set()
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]:
+        return [tid for tid in transaction_ids if tid not in self._delivered]
+
+    def mark(self, transaction_ids: Iterable[str]) -> None:
+        self._delivered.update(transaction_ids)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    scored: list[Scored]
+    alerts: list[tuple[Transaction, Scored]]
+    """The batch's alerts that had not reached the alerts topic when it was scored."""
+
+
+def score_batch(
+    detector: FraudDetector, marks: AlertMarks, transactions: list[Transaction]
+) -> Verdicts:
+    """Score ``transactions`` in order and find which of their alerts were never delivered.
+
+    On failure the detector's buffered pending vectors are dropped: the batch is scored again
+    whole, and a half-written batch must not reach the store.
+    """
+    try:
+        scored = detector.score_many(transactions) if transactions else []
+        alerted = [
+            (tx, result)
+            for tx, result in zip(transactions, scored, strict=True)
+            if result.decision is Decision.ALERT
+        ]
+        undelivered = set(marks.undelivered([tx.transaction_id for tx, _ in alerted]))
+    except BaseException:
+        detector.pending.discard()
+        raise
+    return Verdicts(
+        scored, [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
+    )
+
+
+def process_records(
+    records: Sequence[Record],
+    detector: FraudDetector,
+    marks: AlertMarks,
+    topics: Topics,
+    *,
+    max_record_bytes: int,
+    raised_at: datetime,
+) -> list[OutgoingRecord]:
+    """A batch from its consumed records to the records it produces, its alerts then marked
+    delivered: what a worker does between fetching and producing, with no broker."""
+    transactions, dead_letters = decode_records(records, Transaction, topics.dlq, max_record_bytes)
+    verdicts = score_batch(detector, marks, transactions)
+    outgoing = outgoing_records(
+        topics, transactions, verdicts.scored, verdicts.alerts, raised_at, dead_letters
+    )
+    if verdicts.alerts:
+        marks.mark([tx.transaction_id for tx, _ in verdicts.alerts])
+    return outgoing
+
+
+def outgoing_records(
+    topics: Topics,
+    transactions: Sequence[Transaction],
+    scored: Sequence[Scored],
+    alerts: Sequence[tuple[Transaction, Scored]],
+    raised_at: datetime,
+    dead_letters: Sequence[OutgoingRecord],
+) -> list[OutgoingRecord]:
+    """What a scored batch produces: its scores, then ``alerts``, then its dead letters."""
+    outgoing = [
+        score_record(topics, tx, result) for tx, result in zip(transactions, scored, strict=True)
+    ]
+    outgoing += [alert_record(topics, tx, result, raised_at) for tx, result in alerts]
+    outgoing += dead_letters
+    return outgoing
+
+
+def score_record(topics: Topics, tx: Transaction, scored: Scored) -> OutgoingRecord:
+    return OutgoingRecord(
+        topic=topics.scores,
+        key=tx.card_id.encode(),
+        value=orjson.dumps(scored.document()),
+        headers=None,
+    )
+
+
+def alert_record(
+    topics: Topics, tx: Transaction, scored: Scored, raised_at: datetime
+) -> OutgoingRecord:
+    alert = Alert(
+        transaction=tx,
+        score=scored.score,
+        model_version=scored.model_version,
+        threshold=scored.threshold,
+        reasons=tuple(reason.to_contract() for reason in scored.reasons),
+        raised_at=raised_at,
+    )
+    return OutgoingRecord(
+        topic=topics.alerts,
+        key=tx.card_id.encode(),
+        value=alert.model_dump_json().encode(),
+        headers=None,
+    )
