@@ -189,6 +189,9 @@ class BatchLearner(OnlineLearner):
         Labels are not counted either, so its version keeps naming what it was trained on.
         """
 
+    def learn_kept(self, names: Sequence[str], values: Sequence[float], is_fraud: bool) -> None:
+        """Nothing, as `learn`."""
+
 
 def _strongest(
     names: Sequence[str], pushes: list[float], values: Matrix, top: int

@@ -258,30 +258,36 @@ class FraudDetector:
         """
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
+        pending = self.pending
         remote = self._pending_is_remote()
         if remote:
-            self.pending.prefetch(label.transaction_id for label in labels)
+            pending.prefetch(label.transaction_id for label in labels)
+        names, learners = self.features.names, self._learners()
+        judge = self._judge
         for label in labels:
-            entry = self.pending.get(label.transaction_id)
+            entry = pending.get(label.transaction_id)
             if entry is None:
                 outcome.unknown.append(label.transaction_id)
                 continue
-            if entry.verdict is label.is_fraud:
+            is_fraud = label.is_fraud
+            if entry.verdict is is_fraud:
                 outcome.repeated += 1
                 continue
             if entry.verdict is not None:
                 outcome.corrected += 1
-            self._judge(entry, label)
+            judge(entry, label)
             if on_learned is not None:
                 on_learned(entry, label)
-            report = self._learn_entry(entry, label.is_fraud)
+            for learner in learners:
+                learner.learn_kept(names, entry.values, is_fraud)
+            report = self._take_verdict(entry, is_fraud)
             if report is not None:
                 reports.append(report)
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
         if remote:
-            self.pending.flush()
+            pending.flush()
         if outcome.learned:
             self._version = self._current_version()
         return outcome
@@ -324,7 +330,7 @@ class FraudDetector:
             self.pending.put(
                 tx.transaction_id,
                 PendingEntry(
-                    array("d", vector.values()),
+                    array("d", [*vector.values()]),
                     tx.terminal_id,
                     second,
                     scored,
@@ -350,11 +356,18 @@ class FraudDetector:
                     MaturedLabel(entry.second, entry.card_id, score, label.is_fraud, known)
                 )
 
+    def _learners(self) -> list[OnlineLearner]:
+        """Every model that learns a label: the champion, then each shadow challenger."""
+        return [self.learner, *self.challengers.values()]
+
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
-        vector = dict(zip(self.features.names, entry.values, strict=True))
-        self.learner.learn(vector, is_fraud)
-        for challenger in self.challengers.values():
-            challenger.learn(vector, is_fraud)
+        names = self.features.names
+        for learner in self._learners():
+            learner.learn_kept(names, entry.values, is_fraud)
+        return self._take_verdict(entry, is_fraud)
+
+    def _take_verdict(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
+        """Record the verdict; what it changes in the terminal's fraud count, if anything."""
         previous = self.pending.set_verdict(entry, is_fraud)
         if is_fraud and previous is not True:
             return FraudReport(entry.terminal_id, entry.second, +1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 from river import preprocessing
@@ -104,8 +105,9 @@ class LinearExplainer:
     def learn(self, features: FeatureVector) -> None:
         """Nothing to keep: the pipeline's scaler already tracks the means."""
 
-    def learn_labelled(self, features: FeatureVector, is_fraud: bool) -> None:
-        """The pipeline's ``learn_one``: the scaler learns, then the model learns its output.
+    def learn_labelled(self, features: Iterable[tuple[str, float]], is_fraud: bool) -> None:
+        """The pipeline's ``learn_one`` on a vector's (name, value) pairs: the scaler learns,
+        then the model learns its output.
 
         River's `compose.Pipeline.learn_one` runs `StandardScaler.learn_one` and then
         `transform_one`, two loops over the features; this is the same arithmetic, operation
@@ -116,7 +118,7 @@ class LinearExplainer:
         scaler = self._scaler
         counts, means, variances = scaler.counts, scaler.means, scaler.vars
         scaled: FeatureVector = {}
-        for name, value in features.items():
+        for name, value in features:
             count = counts[name] + 1
             counts[name] = count
             old_mean = means[name]

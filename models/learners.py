@@ -7,7 +7,7 @@ parameter names so that river's documentation applies as written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -208,9 +208,22 @@ class OnlineLearner:
         """Update the learner with one labelled vector: the one it scored."""
         explainer = self.explainer
         if type(explainer) is LinearExplainer:
-            explainer.learn_labelled(features, is_fraud)
+            explainer.learn_labelled(features.items(), is_fraud)
         else:
             self.model.learn_one(features, is_fraud)
             explainer.learn(features)
+        self._count(is_fraud)
+
+    def learn_kept(self, names: Sequence[str], values: Sequence[float], is_fraud: bool) -> None:
+        """`learn` on a vector kept as its values in ``names`` order, as a pending entry keeps
+        it: a linear learner reads the pairs as they are; the others get them as a dict."""
+        explainer = self.explainer
+        if type(explainer) is LinearExplainer:
+            explainer.learn_labelled(zip(names, values, strict=True), is_fraud)
+            self._count(is_fraud)
+        else:
+            self.learn(dict(zip(names, values, strict=True)), is_fraud)
+
+    def _count(self, is_fraud: bool) -> None:
         self.labels_learned += 1
         self.frauds_learned += is_fraud

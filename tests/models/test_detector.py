@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -37,9 +38,9 @@ class RecordingLearner(OnlineLearner):
         super().__init__("logistic")
         self.seen: list[tuple[dict[str, float], bool]] = []
 
-    def learn(self, features: dict[str, float], is_fraud: bool) -> None:
-        self.seen.append((dict(features), is_fraud))
-        super().learn(features, is_fraud)
+    def learn_kept(self, names: Sequence[str], values: Sequence[float], is_fraud: bool) -> None:
+        self.seen.append((dict(zip(names, values, strict=True)), is_fraud))
+        super().learn_kept(names, values, is_fraud)
 
 
 def test_learning_uses_the_vector_scored_not_one_recomputed_later() -> None:

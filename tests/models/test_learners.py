@@ -148,3 +148,21 @@ def test_equal_pushes_keep_the_order_of_the_features() -> None:
         "c",
     ]
     assert _strongest(names, [0.0, -1.0, 0.0, 0.0, -0.5, 0.0], features, 3) == ()
+
+
+@pytest.mark.parametrize("name", ["logistic", "hoeffding"])
+def test_learning_a_kept_vector_equals_learning_its_dict(name: str) -> None:
+    from_dict, from_kept = OnlineLearner(name), OnlineLearner(name)
+    rng = random.Random(5)
+    names = ("amount", "noise", "count")
+    for _ in range(300):
+        values = (rng.uniform(1, 400), rng.random(), float(rng.randint(0, 9)))
+        is_fraud = values[0] > 300
+        from_dict.learn(dict(zip(names, values, strict=True)), is_fraud)
+        from_kept.learn_kept(names, values, is_fraud)
+    probe = {"amount": 320.0, "noise": 0.2, "count": 3.0}
+    assert from_kept.score(probe) == from_dict.score(probe)
+    assert (from_kept.labels_learned, from_kept.frauds_learned) == (
+        from_dict.labels_learned,
+        from_dict.frauds_learned,
+    )
