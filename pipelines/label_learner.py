@@ -6,6 +6,14 @@ and written in ONE Redis transaction together with the model version that learne
 then are the labels' offsets committed. So after a crash the published model, the verdicts and
 the fraud counts always agree, and the labels since the last publication are learned again,
 once: a label is never lost and never learned twice.
+
+Every label learned is also appended to the offline store (the vector as scored, the label,
+the score and version it got), flushed first thing at each publication: before the verdicts
+are written, since a label whose verdict is in Redis is "repeated" when replayed and would not
+be appended again; so a committed label always has its row (a crash in between writes a row
+twice, which the store's readers de-duplicate). The learner also runs the batch retrain jobs
+(asked by an API replica, or on the schedule): a result changes the serving models between
+two batches, and is published like any other change.
 """
 
 from __future__ import annotations
@@ -21,16 +29,18 @@ import redis
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
-from models.detector import CHAMPION, FraudDetector, LearnOutcome
+from models.detector import CHAMPION, FraudDetector, LearnOutcome, ServingModels
 from models.schemas import Label, Transaction
 from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
 from pipelines.kafka_clients import Consumer, RecordSender, send_batch_and_wait
 from pipelines.lifecycle import ModelLifecycle
-from pipelines.model_channel import ModelChannel, publication_version
+from pipelines.model_channel import ModelChannel
 from pipelines.model_commands import ModelCommands, execute
+from pipelines.offline_store import ExampleSink
 from pipelines.record_decoding import Record, decode_records, next_offsets
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import RedisPendingStore
+from pipelines.retrain_book import Retraining
 from pipelines.retrying import Backoff, retry_until_done
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
@@ -54,6 +64,14 @@ class DeferredFrauds(FeatureState):
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self.reports.extend(reports)
+
+
+def lineup(models: ServingModels) -> tuple[tuple[str, str, int], ...]:
+    """Which model objects serve, under which lineage, whatever they learned since: when it
+    differs from the last publication (a promotion, a snapshot, a challenger added or retired,
+    a retrain's result) the models are published at once, not at the next label batch."""
+    serving = [(CHAMPION, models.champion), *models.challengers.items()]
+    return tuple((slot, learner.lineage, id(learner)) for slot, learner in serving)
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,9 @@ class LabelLearner:
         lifecycle: ModelLifecycle,
         commands: ModelCommands,
         options: LearnerOptions | None = None,
+        *,
+        offline: ExampleSink | None = None,
+        retraining: Retraining | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -107,6 +128,9 @@ class LabelLearner:
         self.lifecycle = lifecycle
         self.commands = commands
         self.options = options or LearnerOptions()
+        self.offline = offline
+        """Where learned labels are written for batch retraining (none: not kept)."""
+        self.retraining = retraining
         self.stats = LearnerStats(model_version=detector.model_version)
         self.telemetry = Telemetry()
         self.telemetry.watch(self.gauges)
@@ -114,6 +138,7 @@ class LabelLearner:
         self._offsets: dict[TopicPartition, int] = {}
         self._unpublished = 0
         self._last_publish = time.monotonic()
+        self._published_lineup = lineup(detector.serving())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Learn until ``stop`` is set; what was learned is published before returning."""
@@ -154,12 +179,16 @@ class LabelLearner:
 
     async def _manage_models(self) -> None:
         """Apply the commands the API queued, then the snapshot schedule and the promotion
-        policy; publish at once when the serving models changed."""
-        before = publication_version(self.detector.serving())
+        policy; publish at once when the serving models changed (here, or by a retrain job
+        that finished since)."""
         for command in self.commands.take():
-            self.commands.answer(command.id, execute(self.lifecycle, command))
+            self.commands.answer(command.id, execute(self.lifecycle, command, self.retraining))
         self.lifecycle.tick()
-        if publication_version(self.detector.serving()) != before:
+        await self.publish_changes()
+
+    async def publish_changes(self) -> None:
+        """Publish now if other models serve than at the last publication."""
+        if lineup(self.detector.serving()) != self._published_lineup:
             await self._publish()
 
     def _publish_due(self) -> bool:
@@ -178,7 +207,9 @@ class LabelLearner:
         if dead:
             await send_batch_and_wait(self.producer, dead)
             self.stats.dead_letters += len(dead)
-        outcome = self.detector.learn(labels) if labels else LearnOutcome()
+        offline = self.offline
+        on_learned = None if offline is None else offline.append
+        outcome = self.detector.learn(labels, on_learned=on_learned) if labels else LearnOutcome()
         self._count(outcome)
         for partition, offset in next_offsets(records).items():
             self._offsets[partition] = max(self._offsets.get(partition, 0), offset)
@@ -203,7 +234,10 @@ class LabelLearner:
             )
 
     async def _publish(self) -> None:
-        """Verdicts, fraud counts and the model in one transaction; then commit the offsets."""
+        """The offline rows; then verdicts, fraud counts and the model in one transaction; then
+        commit the offsets."""
+        if self.offline is not None:
+            self.offline.flush()
         pipeline = self.client.pipeline(transaction=True)
         self.pending.queue_flush(pipeline)
         if self.frauds.reports:
@@ -211,8 +245,10 @@ class LabelLearner:
         detector = self.detector
         threshold = detector.alerting.threshold
         quality = {name: window.figures(threshold) for name, window in detector.quality.items()}
-        version = self.channel.queue_publish(pipeline, detector.serving(), quality)
+        serving = detector.serving()
+        version = self.channel.queue_publish(pipeline, serving, quality)
         pipeline.execute()
+        self._published_lineup = lineup(serving)
         self.pending.discard()
         self.frauds.reports.clear()
         self.stats.published += 1

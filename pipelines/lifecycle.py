@@ -223,10 +223,12 @@ class ModelLifecycle:
 
     def add_challenger(self, learner: OnlineLearner, *, reason: str = "challenger") -> str:
         """Register ``learner`` and shadow it under its version from the next transaction on."""
-        record = self.registry.register(
-            dump_snapshot(learner, self._key),
-            self._describe_new(learner, reason),
-        )
+        return self.adopt_challenger(learner, self._describe_new(learner, reason))
+
+    def adopt_challenger(self, learner: OnlineLearner, model: NewModel) -> str:
+        """Register ``learner`` as ``model`` describes it (a fresh one, a batch model, a warm
+        restart) and shadow it as a challenger; returns its version."""
+        record = self.registry.register(dump_snapshot(learner, self._key), model)
         learner.rebase(record.version)
         self.detector.add_challenger(record.version, learner)
         return record.version
@@ -237,12 +239,11 @@ class ModelLifecycle:
         """Register a model trained elsewhere (the batch retrain) and serve it: as champion when
         ``promote``, the displaced champion registered and kept shadowing when it learns
         online; otherwise as a shadow challenger. Returns its version."""
+        if not promote:
+            return self.adopt_challenger(learner, model)
         record = self.registry.register(dump_snapshot(learner, self._key), model)
         learner.rebase(record.version)
         detector = self.detector
-        if not promote:
-            detector.add_challenger(record.version, learner)
-            return record.version
         displaced = detector.learner
         if not isinstance(displaced, BatchLearner):
             # Registered first, so that it can be promoted back; it keeps learning in shadow.

@@ -5,6 +5,8 @@ snapshot or add a challenger itself: it queues a command in Redis and waits for 
 answer (a few seconds at most). The learner applies each command through the same
 `ModelLifecycle` the embedded service uses, publishes the new serving models, and answers;
 the API raises the learner's error as its own (404, 409, 422), or 503 when no learner answers.
+A batch retrain is asked the same way: the learner starts the job and answers at once with it
+(``pipelines.redis_retrain``), or refuses with the running job's id.
 Reads (the registry's versions, an artefact, an audit) need no command: they read Redis and
 the shared artefact directory directly.
 """
@@ -35,6 +37,7 @@ from pipelines.registry import (
     TamperedArtefactError,
     UnknownVersionError,
 )
+from pipelines.retrain_book import Retraining, RetrainRunningError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ REFUSALS: dict[str, type[Exception]] = {
         ChampionRetireError,
         RetiredVersionError,
         LearnerError,
+        RetrainRunningError,
     )
 }
 """What the learner may refuse a command with, by name: raised again on the asking side."""
@@ -100,9 +104,14 @@ class ModelCommands:
         pipeline.execute()
 
 
-def execute(lifecycle: ModelLifecycle, command: Command) -> dict[str, Any]:
-    """Apply one command through the learner's lifecycle; the answer says what it did."""
+def execute(
+    lifecycle: ModelLifecycle, command: Command, retraining: Retraining | None = None
+) -> dict[str, Any]:
+    """Apply one command through the learner's lifecycle (or start a retrain job); the answer
+    says what it did."""
     arguments = command.arguments
+    if command.action == "retrain" and retraining is not None:
+        return _start_retrain(retraining, arguments)
     try:
         if command.action == "snapshot":
             return {"ok": True, "version": lifecycle.snapshot(arguments["reason"]).version}
@@ -119,6 +128,15 @@ def execute(lifecycle: ModelLifecycle, command: Command) -> dict[str, Any]:
         logger.warning("refused %s: %s", command.action, error)
         return {"ok": False, "error": type(error).__name__, "detail": str(error)}
     return {"ok": False, "error": "ValueError", "detail": f"unknown action {command.action!r}"}
+
+
+def _start_retrain(retraining: Retraining, arguments: dict[str, Any]) -> dict[str, Any]:
+    try:
+        job = retraining.submit(arguments["trigger"], warm_restart=arguments["warm_restart"])
+    except RetrainRunningError as error:
+        # The detail is the running job's id: the asking side raises the error again from it.
+        return {"ok": False, "error": "RetrainRunningError", "detail": error.running}
+    return {"ok": True, "job": job.to_json().decode()}
 
 
 class RemoteLifecycle:

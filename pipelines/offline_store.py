@@ -56,6 +56,27 @@ class ExampleSink(Protocol):
     def flush(self) -> None: ...
 
 
+class LabelClock:
+    """A sink that also keeps the latest label time it was given: the event time of a process
+    that learns but does not score (the distributed learner), as the store's latest label is
+    for ``fraudstream retrain`` on its own."""
+
+    def __init__(self, sink: ExampleSink, latest: datetime | None = None) -> None:
+        self.sink = sink
+        self.latest = latest
+
+    def append(self, entry: PendingEntry, label: Label) -> None:
+        self.sink.append(entry, label)
+        if self.latest is None or label.labelled_at > self.latest:
+            self.latest = label.labelled_at
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def now(self) -> datetime | None:
+        return self.latest
+
+
 def feature_columns(names: Sequence[str]) -> list[str]:
     return [FEATURE_PREFIX + name for name in names]
 

@@ -18,6 +18,9 @@ EVALUATION.md. The decision: promote when the candidate's hold-out AP beats the 
 ``margin``; otherwise keep it as a challenger. Too few labels or no fraud, in any window, fails
 the job with the reason, before anything changes.
 
+With ``warm_restart``, a fresh online learner of the serving kind is also replayed over the
+final window (``pipelines.warm_restart``), to be registered as a challenger.
+
 Deterministic: the store returns rows in a fixed order, training uses a fixed seed and one
 OpenMP thread, so the same store, ``now`` and options give the same model, scores and metrics.
 """
@@ -34,9 +37,11 @@ import numpy as np
 import pandas as pd
 
 from models.batch_model import Algorithm, BatchLearner, BatchSpec, BatchTrainingError, train_batch
+from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.model_record import NewModel
 from models.period_metrics import EvaluationMetrics, evaluate_scores
 from pipelines.offline_store import feature_columns
+from pipelines.warm_restart import replay_online
 
 Progress = Callable[[float, str], None]
 
@@ -71,6 +76,11 @@ class RetrainOptions:
     k: int = 100
     min_labels: int = 1_000
     min_frauds: int = 10
+    warm_restart: bool = False
+    """Also replay a fresh online learner over the final window (a challenger to be)."""
+    online_learner: str = DEFAULT_LEARNER
+    """The warm restart's recipe and parameters: the serving online learner's."""
+    online_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.train_days < 1 or self.test_days < 1:
@@ -148,6 +158,8 @@ class RetrainResult:
     """The hold-out rows: ``timestamp, card_id, is_fraud, label_known_at``, the champion's
     recorded ``score`` and the candidate's ``candidate_score``."""
     rows: dict[str, int]
+    warm: OnlineLearner | None = None
+    """The warm restart's online learner, when asked for: it learned the final window."""
 
     @property
     def gain(self) -> float:
@@ -206,6 +218,24 @@ class RetrainResult:
             seed=options.seed,
             metrics=self.metrics(),
             reason="retrain: promoted" if self.promote else "retrain: challenger",
+        )
+
+    def describe_warm(self, feature_schema: str, code_version: str) -> NewModel:
+        """The record of the warm restart's learner: online, with the window it replayed."""
+        if self.warm is None:
+            raise ValueError("this retrain made no warm restart")
+        learner = self.warm
+        return NewModel(
+            kind="online",
+            learner=learner.name,
+            params={name: _json_value(value) for name, value in learner.params.items()},
+            feature_schema=feature_schema,
+            labels_learned=learner.labels_learned,
+            frauds_learned=learner.frauds_learned,
+            data_window=self.windows.final,
+            code_version=code_version,
+            seed=learner.seed,
+            reason="retrain: warm restart",
         )
 
 
@@ -286,6 +316,12 @@ def retrain(
     champion = evaluate_scores(scored, k=options.k, start=first, end=last)
     report(0.55, "training on the latest window")
     model = _fit(final, names, options)
+    warm = None
+    if options.warm_restart:
+        report(0.8, "replaying the window into a fresh online learner")
+        warm = replay_online(
+            final, names, options.online_learner, options.online_params, options.seed
+        )
     report(1.0, "trained")
     return RetrainResult(
         model=model,
@@ -301,4 +337,5 @@ def retrain(
             "final": len(final),
             "final_frauds": int(final["is_fraud"].sum()),
         },
+        warm=warm,
     )

@@ -7,10 +7,11 @@ scoring stalls); the parent only waits on a pipe for progress and the result. Th
 registering the model and changing what serves, runs on the event loop, between two requests,
 like every other change to the serving models.
 
-One job at a time, across processes sharing the data directory: a non-blocking ``flock`` on
-``<data dir>/retrain.lock``, which holds the running job's id so that a second trigger is told
-which job it waits on (HTTP 409). The lock is the kernel's: a crashed job's lock goes with its
-process. A job that fails (too few labels, no fraud) changes nothing and says why.
+One job at a time: the lock (``pipelines.retrain_book``: a file lock, or a Redis key in
+distributed mode) is taken when a job is submitted, so a second trigger is refused at once
+with the running job's id (HTTP 409), and released when it ends. Every change of a job's state
+is saved to its job book, where ``GET /v1/retrain/{id}`` reads it. A job that fails (too few
+labels, no fraud) changes nothing and says why.
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import IO
 
 import pyarrow
 
@@ -40,74 +39,25 @@ from pipelines.retrain import (
     RetrainResult,
     retrain,
 )
+from pipelines.retrain_book import (
+    JobBook,
+    JobLock,
+    MemoryJobBook,
+    RetrainJob,
+    RetrainLock,
+    RetrainRunningError,
+    holding,
+)
+
+__all__ = ["Apply", "RetrainJobs", "RetrainLock", "event_time_of", "write_job_report"]
+"""`RetrainLock` too: the file lock is what a caller of the jobs in one process passes."""
 
 logger = logging.getLogger(__name__)
 
 Apply = Callable[[RetrainResult], str]
-"""Registers the result and changes what serves; returns the version registered."""
+"""Registers a result's model and changes what serves; returns the version registered."""
 
-
-class RetrainRunningError(Exception):
-    """Another retrain holds the lock."""
-
-    def __init__(self, running: str) -> None:
-        super().__init__(f"a retrain is already running: job {running}")
-        self.running = running
-
-
-@dataclass
-class RetrainJob:
-    """What a client sees of a job: ``GET /v1/retrain/{id}``."""
-
-    id: str
-    trigger: str
-    created_at: datetime
-    state: str = "queued"
-    """``queued``, ``running``, ``succeeded`` or ``failed``."""
-    progress: float = 0.0
-    step: str = "queued"
-    as_of: datetime | None = None
-    """The event time the job ran at: its windows end a label delay before this day."""
-    finished_at: datetime | None = None
-    decision: str | None = None
-    """``promote`` or ``challenger`` once succeeded."""
-    version: str | None = None
-    metrics: dict[str, object] = field(default_factory=dict)
-    error: str | None = None
-    report: str | None = None
-
-    def advance(self, done: float, step: str) -> None:
-        self.progress = round(done, 3)
-        self.step = step
-
-
-class RetrainLock:
-    """A non-blocking file lock naming the job that holds it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextlib.contextmanager
-    def hold(self, job_id: str) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle: IO[str] = self.path.open("a+")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                raise RetrainRunningError(handle.read().strip() or "unknown") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(job_id)
-            handle.flush()
-            try:
-                yield
-            finally:
-                handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        finally:
-            handle.close()
+Progress = Callable[[float, str], None]
 
 
 def new_job_id() -> str:
@@ -117,39 +67,54 @@ def new_job_id() -> str:
 class RetrainJobs:
     """Runs retrain jobs against one offline store and one serving process."""
 
+    remote = False
+
     def __init__(
         self,
         source: ExampleSource,
         options: RetrainOptions,
-        lock: RetrainLock,
+        lock: JobLock,
         apply: Apply,
         event_time: Callable[[], datetime | None],
         *,
         reports: Path | None = None,
         keep_jobs: int = 100,
+        book: JobBook | None = None,
+        apply_warm: Apply | None = None,
     ) -> None:
         self.source = source
         self.options = options
         self.lock = lock
         self.apply = apply
+        self.apply_warm = apply_warm
+        """Registers a warm restart's online learner as a challenger (none: no warm restart)."""
         self.event_time = event_time
         self.reports = reports
-        self.jobs: dict[str, RetrainJob] = {}
-        self._keep_jobs = keep_jobs
+        self.book = book or MemoryJobBook(keep_jobs)
         self._running: RetrainJob | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_as_of: datetime | None = None
+        self._process: BaseProcess | None = None
+        self._closing = False
 
     def get(self, job_id: str) -> RetrainJob | None:
-        return self.jobs.get(job_id)
+        return self.book.get(job_id)
 
-    def submit(self, trigger: str) -> RetrainJob:
-        """Start a job on the running loop; `RetrainRunningError` if one is running."""
+    def submit(self, trigger: str, *, warm_restart: bool | None = None) -> RetrainJob:
+        """Start a job on the running loop; `RetrainRunningError` if one is running (here, or
+        wherever the lock is held)."""
         if self._running is not None:
             raise RetrainRunningError(self._running.id)
-        job = self._new(trigger)
+        job = self._new(trigger, warm_restart)
+        self.lock.acquire(job.id)
         self._running = job
-        task = asyncio.get_running_loop().create_task(self._run(job), name=f"retrain-{job.id}")
+        try:
+            self.book.save(job)
+            task = asyncio.get_running_loop().create_task(self._run(job), name=f"retrain-{job.id}")
+        except BaseException:
+            self._running = None
+            self.lock.release(job.id)
+            raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
@@ -159,87 +124,114 @@ class RetrainJobs:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _new(self, trigger: str) -> RetrainJob:
-        job = RetrainJob(new_job_id(), trigger, datetime.now(UTC))
-        self.jobs[job.id] = job
-        while len(self.jobs) > self._keep_jobs:
-            del self.jobs[next(iter(self.jobs))]
-        return job
+    async def close(self) -> None:
+        """Stop a running job (its process is ended; the job fails saying so) and wait for it:
+        shutting down never waits for a training to finish."""
+        self._closing = True
+        child = self._process
+        if child is not None and child.is_alive():
+            child.terminate()
+        await self.wait()
+
+    def _new(self, trigger: str, warm_restart: bool | None) -> RetrainJob:
+        wanted = self.options.warm_restart if warm_restart is None else warm_restart
+        return RetrainJob(
+            new_job_id(),
+            trigger,
+            datetime.now(UTC),
+            warm_restart=wanted and self.apply_warm is not None,
+        )
+
+    def _options(self, job: RetrainJob) -> RetrainOptions:
+        return dataclasses.replace(self.options, warm_restart=job.warm_restart)
+
+    def _start(self, job: RetrainJob, as_of: datetime | None) -> datetime:
+        job.state = "running"
+        job.as_of = as_of or self._as_of()
+        self.book.save(job)
+        return job.as_of
 
     async def _run(self, job: RetrainJob) -> None:
         try:
-            with self.lock.hold(job.id):
-                job.state = "running"
-                as_of = self._as_of()
-                job.as_of = as_of
-                result = await asyncio.to_thread(self._train_in_child, job, as_of)
-                # On the loop: registering and swapping models happens between two requests.
-                self._finish(job, result)
-        except (RetrainError, RetrainRunningError) as error:
+            as_of = self._start(job, None)
+            result = await asyncio.to_thread(self._train_in_child, job, as_of)
+            # On the loop: registering and swapping models happens between two requests.
+            self._finish(job, result)
+        except RetrainError as error:
             self._fail(job, str(error))
         except Exception as error:
             logger.exception("retrain job %s failed", job.id)
             self._fail(job, f"internal error: {type(error).__name__}")
         finally:
             self._running = None
+            self.lock.release(job.id)
 
     def run_now(
         self,
         trigger: str,
         as_of: datetime | None = None,
-        progress: Callable[[float, str], None] | None = None,
+        progress: Progress | None = None,
+        *,
+        warm_restart: bool | None = None,
     ) -> RetrainJob:
         """Run a job in this thread, start to finish (the command line); never raises for a
         job that fails, which is reported in the returned job."""
-        job = self._new(trigger)
-        if progress is not None:
-            advance = job.advance
-
-            def both(done: float, step: str) -> None:
-                advance(done, step)
-                progress(done, step)
-
-            job.advance = both  # type: ignore[method-assign]
+        job = self._new(trigger, warm_restart)
         try:
-            with self.lock.hold(job.id):
-                job.state = "running"
-                job.as_of = as_of or self._as_of()
-                self._finish(job, self._train(job, job.as_of))
+            with holding(self.lock, job.id):
+                moment = self._start(job, as_of)
+                result = retrain(
+                    self.source, moment, self._options(job), progress=self._progress(job, progress)
+                )
+                self._write_report(job, result)
+                self._finish(job, result)
         except (RetrainError, RetrainRunningError) as error:
             self._fail(job, str(error))
         return job
 
+    def _progress(self, job: RetrainJob, also: Progress | None = None) -> Progress:
+        def advance(done: float, step: str) -> None:
+            job.advance(done, step)
+            self.book.save(job)
+            if also is not None:
+                also(done, step)
+
+        return advance
+
     def _as_of(self) -> datetime:
         moment = self.event_time()
         if moment is None:
-            raise RetrainError("nothing has been scored yet: there is no event time to train at")
+            raise RetrainError(
+                "no event time yet (nothing scored or learned): there is no time to train at"
+            )
         return moment
-
-    def _train(self, job: RetrainJob, as_of: datetime) -> RetrainResult:
-        result = retrain(self.source, as_of, self.options, progress=job.advance)
-        self._write_report(job, result)
-        return result
 
     def _train_in_child(self, job: RetrainJob, as_of: datetime) -> RetrainResult:
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
             target=_child,
-            args=(sender, self.source, as_of, self.options, self._report_dir(job)),
+            args=(sender, self.source, as_of, self._options(job), self._report_dir(job)),
             name=f"retrain-{job.id}",
             daemon=True,
         )
         child.start()
+        self._process = child
         sender.close()
+        if self._closing:
+            child.terminate()
+        advance = self._progress(job)
         try:
             while True:
                 try:
                     message = receiver.recv()
                 except EOFError:
+                    if self._closing:
+                        raise RetrainError("stopped: the process running it shut down") from None
                     raise RuntimeError("the retrain process ended without a result") from None
                 kind, payload = message
                 if kind == "progress":
-                    job.advance(*payload)
+                    advance(*payload)
                 elif kind == "failed":
                     raise RetrainError(payload)
                 else:
@@ -249,6 +241,7 @@ class RetrainJobs:
         finally:
             receiver.close()
             child.join()
+            self._process = None
 
     def _report_dir(self, job: RetrainJob) -> Path | None:
         return None if self.reports is None else self.reports / job.id
@@ -262,11 +255,14 @@ class RetrainJobs:
     def _finish(self, job: RetrainJob, result: RetrainResult) -> None:
         job.advance(1.0, "registering")
         job.version = self.apply(result)
+        if result.warm is not None and self.apply_warm is not None:
+            job.warm_restart_version = self.apply_warm(result)
         job.decision = "promote" if result.promote else "challenger"
         job.metrics = result.summary()
         job.state = "succeeded"
         job.step = "done"
         job.finished_at = datetime.now(UTC)
+        self.book.save(job)
         self._last_as_of = job.as_of
         logger.info(
             "retrain %s: %s (hold-out AP %.4f against the champion's %.4f)",
@@ -281,6 +277,7 @@ class RetrainJobs:
         job.state = "failed"
         job.error = reason
         job.finished_at = datetime.now(UTC)
+        self.book.save(job)
         logger.warning("retrain %s failed: %s", job.id, reason)
 
     async def run_schedule(self, every: timedelta, check_seconds: float = 5.0) -> None:

@@ -29,7 +29,7 @@ from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
 from pipelines.lifecycle import Lifecycle
 from pipelines.offline_store import ExampleSink
-from pipelines.retrain_jobs import RetrainJobs
+from pipelines.retrain_book import Retraining
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ class EmbeddedRuntime:
         """Whether the models and state were resumed from a snapshot at start-up."""
         self.offline: ExampleSink | None = None
         """Where learned labels are written for batch retraining (none: not kept)."""
-        self.retrain: RetrainJobs | None = None
-        """The batch retrain jobs (none: this process does not retrain)."""
+        self.retrain: Retraining | None = None
+        """The batch retrain jobs, here or asked of the learner (none: not available)."""
         self.alerts = alerts
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.lifecycle import ModelLifecycle
+from pipelines.retrain_jobs import RetrainJobs
 from pipelines.runtime import EmbeddedRuntime
 from pipelines.simulated_feed import SimulatedFeed
 from service.auth import KeyRing
@@ -100,8 +101,10 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         app.state.feed = feed
         tasks: list[asyncio.Task[None]] = []
         tasks.append(asyncio.create_task(_start(runtime, feed, tasks), name="start-up"))
-        if runtime.retrain is not None and settings.retrain_every is not None:
-            schedule = runtime.retrain.run_schedule(settings.retrain_every)
+        # Jobs run here only where this process owns the models; an API replica asks the learner.
+        jobs = runtime.retrain if isinstance(runtime.retrain, RetrainJobs) else None
+        if jobs is not None and settings.retrain_every is not None:
+            schedule = jobs.run_schedule(settings.retrain_every)
             tasks.append(asyncio.create_task(schedule, name="retrain-schedule"))
         try:
             yield
@@ -109,6 +112,8 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if jobs is not None:
+                await jobs.close()
             await runtime.stop()
 
     app = FastAPI(

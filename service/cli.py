@@ -45,7 +45,7 @@ from pipelines.report import write_report
 from pipelines.retrain import RetrainOptions
 from pipelines.retrain_bench import STEPS as RETRAIN_STEPS
 from pipelines.retrain_bench import bench_retrain as run_retrain_bench
-from pipelines.retrain_jobs import RetrainJob
+from pipelines.retrain_book import RetrainJob
 from pipelines.retrain_loop import RetrainStep, Served, evaluate_with_retrain
 from pipelines.server_process import ServerProcessError
 from pipelines.stream_bench import STEPS as STREAM_STEPS
@@ -360,6 +360,14 @@ def retrain(
     schedule: Annotated[
         bool, typer.Option(help="Keep running: retrain every FRAUDSTREAM_RETRAIN_EVERY")
     ] = False,
+    warm_restart: Annotated[
+        bool | None,
+        typer.Option(
+            "--warm-restart/--no-warm-restart",
+            help="Also replay a fresh online learner over the training window and register it "
+            "(default: FRAUDSTREAM_RETRAIN_WARM_RESTART)",
+        ),
+    ] = None,
 ) -> None:
     """Train a batch model on the offline store, compare it with the champion on a hold-out,
     register it, and promote it only on a measured gain (else it stays a challenger).
@@ -378,6 +386,7 @@ def retrain(
             seed=seed,
             algorithm=model,
             margin=margin,
+            warm_restart=warm_restart,
         )
         day = _utc_day(as_of, "--as-of")
         jobs = standalone_jobs(settings, options)
@@ -415,6 +424,11 @@ def _print_job(job: RetrainJob) -> None:
             f"  {name:9} hold-out AP {figures['mean_weekly_average_precision']}, "
             f"CP@k {figures['mean_weekly_card_precision_at_k']}",
             highlight=False,
+        )
+    if job.warm_restart_version:
+        console.print(
+            f"warm restart: {job.warm_restart_version} registered, a fresh online learner "
+            "replayed over the training window (promote it to serve it)"
         )
     if job.report:
         console.print(f"report written to {job.report}")

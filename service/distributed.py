@@ -1,7 +1,10 @@
 """The composition root of distributed mode: settings in, a running worker or learner out.
 
 `fraudstream worker` and `fraudstream learner` call these. Both need Kafka and Redis; both stop
-on SIGTERM or SIGINT after finishing (and committing) what they hold.
+on SIGTERM or SIGINT after finishing (and committing) what they hold. The learner also keeps
+the offline store under its data directory and runs the batch retrain jobs (asked by the API
+replicas through Redis, or every ``FRAUDSTREAM_RETRAIN_EVERY`` of event time: the time of the
+latest label it learned).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from pipelines.label_learner import DeferredFrauds, LabelLearner, LearnerOptions
 from pipelines.lifecycle import ModelLifecycle
 from pipelines.model_channel import ModelChannel, ModelFollower
 from pipelines.model_commands import ModelCommands, RemoteLifecycle
+from pipelines.offline_store import LabelClock
+from pipelines.redis_retrain import RedisJobBook, RedisRetrainLock, RemoteRetrainJobs
 from pipelines.redis_state import RedisFeatureState
 from pipelines.redis_stores import (
     DeliveredAlerts,
@@ -46,10 +51,12 @@ from pipelines.redis_stores import (
 )
 from pipelines.registry import ModelRegistry
 from pipelines.registry_index import RedisIndex
+from pipelines.retrain_jobs import RetrainJobs
 from pipelines.stream_worker import TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
 from service.bootstrap import lifecycle_policy, seconds
+from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -200,13 +207,15 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
     """The API role's runtime: Redis state, the published models, Kafka for the rest."""
     conn = connections(settings)
     client, follower, detector = following_scorer(settings, conn)
+    prefix = key_prefix(settings)
+    commands = ModelCommands(client, prefix=prefix)
     lifecycle = RemoteLifecycle(
         detector,
         registry_of(settings, client),
-        ModelCommands(client, prefix=key_prefix(settings)),
+        commands,
         settings.secret_key.get_secret_value().encode(),
     )
-    return ClusterRuntime(
+    runtime = ClusterRuntime(
         detector,
         AlertLog(capacity=settings.alert_log_size),
         kafka=conn.kafka,
@@ -216,6 +225,31 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         telemetry=Telemetry(),
         lifecycle=lifecycle,
     )
+    runtime.retrain = RemoteRetrainJobs(
+        commands,
+        RedisJobBook(client, prefix=prefix),
+        RedisRetrainLock(client, prefix=prefix),
+    )
+    return runtime
+
+
+def learner_jobs(
+    settings: Settings, client: redis.Redis, lifecycle: ModelLifecycle
+) -> tuple[RetrainJobs, LabelClock]:
+    """The learner's retrain jobs over the offline store it writes, with the lock and the job
+    book in Redis, at the event time of the latest label learned (or stored, after a restart)."""
+    store = offline_store(settings, lifecycle.detector.features.names)
+    clock = LabelClock(store, store.latest_label_time())
+    prefix = key_prefix(settings)
+    jobs = serving_jobs(
+        settings,
+        store,
+        lifecycle,
+        lock=RedisRetrainLock(client, prefix=prefix),
+        book=RedisJobBook(client, prefix=prefix),
+        event_time=clock.now,
+    )
+    return jobs, clock
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -276,6 +310,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
         for spec in settings.challengers:
             lifecycle.add_challenger(OnlineLearner(spec.learner, spec.params, seed=settings.seed))
     channel.publish(detector.serving())
+    jobs, clock = learner_jobs(settings, client, lifecycle)
     async with _kafka_clients(conn, settings, settings.learner_group, conn.topics.labels) as (
         consumer,
         producer,
@@ -297,10 +332,25 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
                 max_record_bytes=settings.max_record_bytes,
                 max_poll_records=settings.max_poll_records,
             ),
+            offline=clock,
+            retraining=jobs,
         )
         serve_metrics(settings, role.telemetry)
         logger.info("learner started", extra={"model_version": detector.model_version})
-        await role.run(stop)
+        schedule = None
+        if settings.retrain_every is not None:
+            schedule = asyncio.create_task(
+                jobs.run_schedule(settings.retrain_every), name="retrain-schedule"
+            )
+        try:
+            await role.run(stop)
+        finally:
+            if schedule is not None:
+                schedule.cancel()
+                await asyncio.gather(schedule, return_exceptions=True)
+            await jobs.close()
+        # A job that finished while the learner stopped changed the models: publish them.
+        await role.publish_changes()
         logger.info(
             "learner stopped: %d labels learned, %d unknown",
             role.stats.learned,

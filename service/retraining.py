@@ -1,10 +1,16 @@
-"""Wiring of the batch retrain job: settings in, `RetrainJobs` out, for the serving process
-(which applies a result to the models it serves) or for the command line on its own (which
-registers the model and moves the registry's champion pointer)."""
+"""Wiring of the batch retrain job: settings in, `RetrainJobs` out, for the process that owns
+the serving models (``serve``, or the learner in distributed mode, which apply a result to the
+models they serve) or for the command line on its own (which registers the model and moves the
+registry's champion pointer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from models.features import FeatureSet, FeatureSpec
+from models.learners import OnlineLearner
+from models.model_record import NewModel
 from models.snapshots import dump_snapshot
 from models.state import WindowSpec
 from pipelines.lifecycle import ModelLifecycle
@@ -12,6 +18,7 @@ from pipelines.offline_store import ParquetOfflineStore
 from pipelines.registry import ModelRegistry, code_version
 from pipelines.registry_index import FileIndex
 from pipelines.retrain import RetrainOptions, RetrainResult
+from pipelines.retrain_book import JobBook, JobLock
 from pipelines.retrain_jobs import RetrainJobs, RetrainLock, event_time_of
 from service.settings import Settings
 
@@ -26,6 +33,9 @@ def retrain_options(settings: Settings, **overrides: object) -> RetrainOptions:
         "margin": settings.retrain_margin,
         "k": settings.quality_k,
         "min_labels": settings.retrain_min_labels,
+        "warm_restart": settings.retrain_warm_restart,
+        "online_learner": settings.learner,
+        "online_params": settings.learner_params,
     }
     fields.update({name: value for name, value in overrides.items() if value is not None})
     return RetrainOptions(**fields)  # type: ignore[arg-type]
@@ -44,9 +54,17 @@ def _detail(result: RetrainResult) -> str:
 
 
 def serving_jobs(
-    settings: Settings, store: ParquetOfflineStore, lifecycle: ModelLifecycle
+    settings: Settings,
+    store: ParquetOfflineStore,
+    lifecycle: ModelLifecycle,
+    *,
+    lock: JobLock | None = None,
+    book: JobBook | None = None,
+    event_time: Callable[[], datetime | None] | None = None,
 ) -> RetrainJobs:
-    """Jobs of the process that serves: results change its champion or challengers."""
+    """Jobs of the process that owns the serving models: results change its champion or
+    challengers. By default (``serve``) a file lock, jobs kept in memory and the event time of
+    the latest transaction scored; the learner passes Redis's and its latest label's."""
     schema = lifecycle.detector.features.schema_version
 
     def apply(result: RetrainResult) -> str:
@@ -57,14 +75,25 @@ def serving_jobs(
             detail=_detail(result),
         )
 
+    def apply_warm(result: RetrainResult) -> str:
+        learner, record = _warm(result, schema)
+        return lifecycle.adopt_challenger(learner, record)
+
     return RetrainJobs(
         store,
         retrain_options(settings),
-        RetrainLock(settings.data_dir / "retrain.lock"),
+        lock or RetrainLock(settings.data_dir / "retrain.lock"),
         apply,
-        event_time_of(lambda: lifecycle.detector.watermark),
+        event_time or event_time_of(lambda: lifecycle.detector.watermark),
         reports=settings.data_dir / "retrain",
+        book=book,
+        apply_warm=apply_warm,
     )
+
+
+def _warm(result: RetrainResult, schema: str) -> tuple[OnlineLearner, NewModel]:
+    assert result.warm is not None  # `RetrainJobs` applies a warm restart only when made
+    return result.warm, result.describe_warm(schema, code_version())
 
 
 def standalone_jobs(settings: Settings, options: RetrainOptions) -> RetrainJobs:
@@ -89,6 +118,11 @@ def standalone_jobs(settings: Settings, options: RetrainOptions) -> RetrainJobs:
             registry.set_champion(record.version, detail=_detail(result))
         return record.version
 
+    def apply_warm(result: RetrainResult) -> str:
+        # No service runs to shadow it: registered, to be promoted (or compared) by hand.
+        learner, record = _warm(result, features.schema_version)
+        return registry.register(dump_snapshot(learner, key), record).version
+
     return RetrainJobs(
         store,
         options,
@@ -96,4 +130,5 @@ def standalone_jobs(settings: Settings, options: RetrainOptions) -> RetrainJobs:
         apply,
         store.latest_label_time,
         reports=settings.data_dir / "retrain",
+        apply_warm=apply_warm,
     )

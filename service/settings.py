@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     retrain_test_days: Annotated[int, Field(gt=0)] = 7
     retrain_margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
     retrain_min_labels: Annotated[int, Field(gt=0)] = 1_000
+    retrain_warm_restart: bool = False
+    """Also replay a fresh online learner over each retrain's window, as a challenger."""
     quality_window: Annotated[int, Field(gt=0)] = 10_000
     quality_k: Annotated[int, Field(gt=0)] = 100
     log_level: str = "info"

@@ -1,19 +1,22 @@
 """Batch retraining: start a job (admin), follow it (any known key).
 
 A job trains off the event loop and changes what serves only at its end, so scoring goes on
-while it runs. One at a time: a second trigger is answered 409 with the running job's id.
+while it runs. One at a time: a second trigger is answered 409 with the running job's id. In
+distributed mode the learner runs the jobs: an API replica asks it to start one (waiting off
+the loop for its answer) and reads the jobs' states from Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Body, Depends, Path, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.retrain_jobs import RetrainJob, RetrainJobs, RetrainRunningError
+from pipelines.retrain_book import Retraining, RetrainJob, RetrainRunningError
 from pipelines.runtime import EmbeddedRuntime
 from service.auth import Role, requires
 from service.deps import ReadyRuntimeDep
@@ -26,6 +29,19 @@ admin = [Depends(requires(Role.ADMIN))]
 
 class RetrainUnavailableError(ServiceError):
     status_code = 501
+
+
+class RetrainRequest(BaseModel):
+    """Options of one retrain; an absent body or field takes the settings' value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warm_restart: bool | None = Field(
+        default=None,
+        strict=True,
+        description="Also replay a fresh online learner over the training window and shadow "
+        "it as a challenger (default: FRAUDSTREAM_RETRAIN_WARM_RESTART)",
+    )
 
 
 class RetrainJobResponse(BaseModel):
@@ -43,6 +59,8 @@ class RetrainJobResponse(BaseModel):
     version: str | None
     metrics: dict[str, object]
     error: str | None
+    warm_restart: bool
+    warm_restart_version: str | None
 
 
 class RetrainConflict(BaseModel):
@@ -50,7 +68,7 @@ class RetrainConflict(BaseModel):
     running_job_id: str
 
 
-def _jobs(runtime: EmbeddedRuntime) -> RetrainJobs:
+def _jobs(runtime: EmbeddedRuntime) -> Retraining:
     if runtime.retrain is None:
         raise RetrainUnavailableError("this process does not run retrain jobs")
     return runtime.retrain
@@ -70,6 +88,8 @@ def _response(job: RetrainJob) -> RetrainJobResponse:
         version=job.version,
         metrics=job.metrics,
         error=job.error,
+        warm_restart=job.warm_restart,
+        warm_restart_version=job.warm_restart_version,
     )
 
 
@@ -80,10 +100,17 @@ def _response(job: RetrainJob) -> RetrainJobResponse:
     response_model=RetrainJobResponse,
     responses={409: {"model": RetrainConflict, "description": "a retrain is already running"}},
 )
-async def start_retrain(runtime: ReadyRuntimeDep) -> RetrainJobResponse | JSONResponse:
+async def start_retrain(
+    runtime: ReadyRuntimeDep, options: Annotated[RetrainRequest | None, Body()] = None
+) -> RetrainJobResponse | JSONResponse:
     """Start a batch retrain at the current event time; follow it at ``GET /v1/retrain/{id}``."""
+    jobs = _jobs(runtime)
+    warm_restart = None if options is None else options.warm_restart
     try:
-        job = _jobs(runtime).submit("api")
+        if jobs.remote:
+            job = await asyncio.to_thread(jobs.submit, "api", warm_restart=warm_restart)
+        else:
+            job = jobs.submit("api", warm_restart=warm_restart)
     except RetrainRunningError as error:
         body = RetrainConflict(detail=str(error), running_job_id=error.running)
         return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
@@ -95,7 +122,8 @@ async def get_retrain(
     runtime: ReadyRuntimeDep, job_id: Annotated[str, Path(max_length=64)]
 ) -> RetrainJobResponse:
     """A job's state (queued, running, succeeded, failed), progress, metrics and version."""
-    job = _jobs(runtime).get(job_id)
+    jobs = _jobs(runtime)
+    job = await asyncio.to_thread(jobs.get, job_id) if jobs.remote else jobs.get(job_id)
     if job is None:
         raise NotFoundError(f"no retrain job {job_id!r}")
     return _response(job)

@@ -17,7 +17,8 @@ from pipelines.offline_store import MemoryOfflineStore, feature_columns
 from pipelines.registry import ModelRegistry, code_version
 from pipelines.registry_index import FileIndex
 from pipelines.retrain import RetrainError, RetrainOptions, RetrainResult, retrain
-from pipelines.retrain_jobs import RetrainJobs, RetrainLock, RetrainRunningError
+from pipelines.retrain_book import RetrainLock, RetrainRunningError
+from pipelines.retrain_jobs import RetrainJobs
 from tests.pipelines.retrain_data import DELAY, replayed_store
 
 KEY = b"test key"
@@ -154,3 +155,71 @@ def test_evaluation_results_frame_is_json_ready() -> None:
     result = retrain(store, now, _options())
     assert isinstance(result.holdout, pd.DataFrame)
     assert set(result.summary()) >= {"decision", "gain", "windows", "candidate", "champion"}
+
+
+def _warm_scores(seed: int) -> tuple[RetrainResult, list[float]]:
+    store, now = replayed_store()
+    result = retrain(
+        store,
+        now,
+        _options(
+            seed=seed,
+            algorithm="logistic",
+            warm_restart=True,
+            online_learner="bagging",
+            online_params={"n_models": 3},
+        ),
+    )
+    assert result.warm is not None
+    rows = store.read(*result.windows.holdout, known_by=now)
+    names = store.feature_names
+    vectors = rows[feature_columns(names)].to_numpy().tolist()[:300]
+    return result, [result.warm.score(dict(zip(names, v, strict=True))) for v in vectors]
+
+
+def test_a_warm_restart_replays_the_training_window_into_a_fresh_seeded_learner() -> None:
+    result, scores = _warm_scores(seed=3)
+    warm = result.warm
+    assert warm is not None
+    assert (warm.name, warm.params["n_models"], warm.seed) == ("bagging", 3, 3)
+    # It learned the final window's rows, each once, from the stored vectors.
+    assert warm.labels_learned == result.rows["final"]
+    assert warm.frauds_learned == result.rows["final_frauds"]
+    record = result.describe_warm("v1", code_version())
+    assert (record.kind, record.data_window) == ("online", result.windows.final)
+    assert record.labels_learned == result.rows["final"]
+    # Deterministic for a seed; another seed is another learner.
+    assert _warm_scores(seed=3)[1] == scores
+    assert _warm_scores(seed=4)[1] != scores
+
+
+def test_a_warm_restart_job_registers_its_learner_as_a_challenger(tmp_path: Path) -> None:
+    store, now = replayed_store()
+    lifecycle = _lifecycle(tmp_path)
+    schema = lifecycle.detector.features.schema_version
+    jobs = RetrainJobs(
+        store,
+        _options(margin=1.0, algorithm="logistic"),
+        RetrainLock(tmp_path / "retrain.lock"),
+        lambda result: lifecycle.adopt_trained(
+            result.model, result.describe(schema, "t"), promote=result.promote, detail="t"
+        ),
+        lambda: now,
+        apply_warm=lambda result: lifecycle.adopt_challenger(
+            result.warm,  # type: ignore[arg-type]
+            result.describe_warm(schema, "t"),
+        ),
+    )
+    plain = jobs.run_now("cli")
+    assert plain.state == "succeeded", plain.error
+    assert (plain.warm_restart, plain.warm_restart_version) == (False, None)
+    job = jobs.run_now("cli", warm_restart=True)
+    assert job.state == "succeeded", job.error
+    version = job.warm_restart_version
+    assert version is not None
+    challengers = lifecycle.detector.challengers
+    assert set(challengers) == {plain.version, job.version, version}
+    assert challengers[version].labels_learned == job.metrics["rows"]["final"]  # type: ignore[index]
+    record = lifecycle.registry.record(version)
+    assert (record.kind, record.reason) == ("online", "retrain: warm restart")
+    assert lifecycle.registry.champion() == "m000001"  # never promoted directly
