@@ -42,6 +42,7 @@ def replay_online(
     matrix = rows[feature_columns(names)].to_numpy(dtype=np.float64)
     frauds = rows["is_fraud"].to_numpy(dtype=bool)
     names = tuple(names)
+    # The call the detector learns a kept vector with: the same update, value for value.
     for values, is_fraud in zip(matrix.tolist(), frauds.tolist(), strict=True):
-        online.learn(dict(zip(names, values, strict=True)), is_fraud)
+        online.learn_kept(names, values, is_fraud)
     return online
