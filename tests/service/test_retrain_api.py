@@ -71,14 +71,22 @@ async def _finished(client: httpx.AsyncClient, app: Any, job_id: str) -> dict[st
 async def test_a_retrain_runs_off_the_loop_registers_a_batch_model_and_409s_a_second(
     tmp_path: Path,
 ) -> None:
+    """With a warm restart asked in the body: its online learner shadows as a challenger."""
     async with api_client(data_dir=tmp_path, **SETTINGS) as (client, app):
         assert (await client.post("/v1/retrain")).status_code == 401
         assert (await client.post("/v1/retrain", headers=_auth(READER))).status_code == 403
         await _feed(client, days=30)
         # Every learned label reached the offline store before it was answered.
         assert list((tmp_path / "offline").glob("date=*/part-*.parquet"))
-        started = await client.post("/v1/retrain", headers=_auth(ADMIN))
+        for body, field in (({"warm_restart": "maybe"}, "warm_restart"), ({"seed": 1}, "seed")):
+            refused = await client.post("/v1/retrain", json=body, headers=_auth(ADMIN))
+            assert refused.status_code == 422
+            assert refused.json()["detail"][0]["loc"] == ["body", field]
+        started = await client.post(
+            "/v1/retrain", json={"warm_restart": True}, headers=_auth(ADMIN)
+        )
         assert started.status_code == 202, started.text
+        assert started.json()["warm_restart"] is True
         job_id = started.json()["id"]
         again = await client.post("/v1/retrain", headers=_auth(ADMIN))
         assert again.status_code == 409
@@ -106,8 +114,11 @@ async def test_a_retrain_runs_off_the_loop_registers_a_batch_model_and_409s_a_se
         assert record["kind"] == "batch"
         assert record["data_window"] is not None
         models = (await client.get("/v1/models", headers=_auth(READER))).json()
-        serving = {model["version"].partition("+")[0] for model in models["models"]}
+        serving = {model["version"].partition("+")[0]: model for model in models["models"]}
         assert job["version"] in serving
+        warm = serving[job["warm_restart_version"]]
+        assert (warm["role"], warm["learner"]) == ("challenger", "logistic")
+        assert warm["labels_learned"] == job["metrics"]["rows"]["final"]
         assert (await client.get("/v1/retrain/nope", headers=_auth(READER))).status_code == 404
 
 
@@ -122,7 +133,7 @@ async def test_too_few_labels_fail_the_job_with_the_reason_and_change_nothing(
         job = await _finished(client, app, started.json()["id"])
         assert job["state"] == "failed"
         assert "too few labels" in job["error"]
-        assert job["version"] is None
+        assert (job["version"], job["warm_restart"]) == (None, False)
         after = (await client.get("/v1/models", headers=_auth(READER))).json()
         assert after["versions"] == before["versions"]
         assert after["champion_version"] == before["champion_version"]

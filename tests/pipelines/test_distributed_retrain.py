@@ -1,0 +1,172 @@
+"""Batch retraining in distributed mode, on the real servers: the learner writes the offline
+store as it learns, and runs the job an API replica asks for; every replica follows the job
+from Redis, and a second trigger while it runs gets 409 with its id."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pytest
+
+from models.features import FeatureSet, FeatureSpec
+from models.simulator import SimulationConfig, simulate
+from models.state import WindowSpec
+from pipelines.datasets import LabelledDataset, dataset_from_frame
+from pipelines.kafka_clients import KafkaSettings
+from pipelines.offline_store import ParquetOfflineStore, feature_columns
+from pipelines.server_process import serve
+from pipelines.topics import Topics
+from tests.pipelines.distributed_harness import ADMIN, published_model, role_env, start_role
+
+T = TypeVar("T")
+DELAY = timedelta(days=1)
+"""A short label delay keeps the job's windows (3 days, a day's gap, 2 days) within 9 days."""
+
+
+@pytest.fixture(scope="module")
+def dataset() -> LabelledDataset:
+    return dataset_from_frame(
+        simulate(SimulationConfig(customers=800, terminals=1_000, days=9, seed=7))
+    )
+
+
+def _poll(read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if done(value):
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def _score_all(api: httpx.Client, dataset: LabelledDataset) -> dict[str, dict[str, Any]]:
+    answered: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(dataset.transactions), 1_000):
+        batch = dataset.transactions[start : start + 1_000]
+        body = [orjson.loads(tx.model_dump_json()) for tx in batch]
+        scored = api.post("/v1/score/batch", json=body)
+        assert scored.status_code == 200, scored.text
+        answered.update({score["transaction_id"]: score for score in scored.json()["scores"]})
+    return answered
+
+
+def _label_all(api: httpx.Client, dataset: LabelledDataset) -> None:
+    labels = [
+        {
+            "transaction_id": tx.transaction_id,
+            "is_fraud": fraud,
+            "labelled_at": (tx.timestamp + DELAY).isoformat(),
+            "source": "chargeback",
+        }
+        for tx, fraud in zip(dataset.transactions, dataset.is_fraud, strict=True)
+    ]
+    for start in range(0, len(labels), 1_000):
+        queued = api.post("/v1/labels", json=labels[start : start + 1_000])
+        assert queued.status_code == 202, queued.text
+
+
+def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica_asks_for(
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    topics: Topics,
+    dataset: LabelledDataset,
+    tmp_path: Path,
+) -> None:
+    env = role_env(
+        kafka_settings,
+        redis_url,
+        topics,
+        FRAUDSTREAM_DATA_DIR=str(tmp_path),
+        FRAUDSTREAM_LABEL_DELAY="1d",
+        FRAUDSTREAM_RETRAIN_MODEL="logistic",
+        FRAUDSTREAM_RETRAIN_TRAIN_DAYS="3",
+        FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
+        FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
+    )
+    learner = start_role("learner", env, tmp_path, "learner")
+    try:
+        _poll(
+            lambda: published_model(redis_url, topics),
+            lambda model: model is not None and model.version == "m000001+0",
+            what="the learner's first version",
+        )
+        with (
+            serve(settings=env, role="api") as first,
+            serve(settings=env, role="api") as second,
+            httpx.Client(base_url=first.url, headers=ADMIN, timeout=30) as api,
+            httpx.Client(base_url=second.url, headers=ADMIN, timeout=30) as other,
+        ):
+            answered = _score_all(api, dataset)
+            _label_all(api, dataset)
+            total = len(dataset.transactions)
+            _poll(
+                lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
+                lambda learned: learned == total,
+                what=f"the learner's model after {total} labels",
+            )
+
+            # Every label learned has its row, as scored and labelled, flushed before the
+            # learner published (and committed) it.
+            names = FeatureSet(FeatureSpec(windows=WindowSpec(label_delay_seconds=86_400))).names
+            store = ParquetOfflineStore(tmp_path / "offline", names)
+            rows = store.read(datetime(2018, 1, 1, tzinfo=UTC), datetime(2019, 1, 1, tzinfo=UTC))
+            assert len(rows) == total
+            frauds = dict(zip(rows["transaction_id"], rows["is_fraud"], strict=True))
+            assert frauds == {
+                tx.transaction_id: fraud
+                for tx, fraud in zip(dataset.transactions, dataset.is_fraud, strict=True)
+            }
+            for row in rows.to_dict("records"):
+                answer = answered[row["transaction_id"]]
+                assert (row["score"], row["model_version"]) == (
+                    answer["score"],
+                    answer["model_version"],
+                )
+            for row in rows.sample(5, random_state=0).to_dict("records"):
+                audit = api.get(f"/v1/audit/{row['transaction_id']}").json()
+                vector = [row[column] for column in feature_columns(names)]
+                assert vector == [audit["features"][name] for name in names]
+
+            started = api.post("/v1/retrain", json={"warm_restart": True})
+            assert started.status_code == 202, started.text
+            job_id = started.json()["id"]
+            assert started.json()["trigger"] == "api"
+            again = other.post("/v1/retrain")
+            assert again.status_code == 409, again.text
+            assert again.json()["running_job_id"] == job_id
+
+            job = _poll(
+                lambda: other.get(f"/v1/retrain/{job_id}").json(),
+                lambda seen: seen["state"] in ("succeeded", "failed"),
+                what="the end of the retrain job",
+            )
+            assert job["state"] == "succeeded", job["error"]
+            assert job["as_of"].startswith("2018-04-10")  # the latest label learned
+            assert job["metrics"]["rows"]["final"] > 1_000
+            record = other.get(f"/v1/models/{job['version']}").json()
+            assert (record["kind"], record["learner"]) == ("batch", "batch-logistic")
+            # The learner applied the result and published it: every replica serves it.
+            _poll(
+                lambda: {
+                    model["version"].partition("+")[0]: model["role"]
+                    for model in other.get("/v1/models").json()["models"]
+                },
+                lambda serving: (
+                    serving.get(job["warm_restart_version"]) == "challenger"
+                    and job["version"] in serving
+                ),
+                what="the retrain's models serving in another replica",
+            )
+            here, there = (client.get(f"/v1/retrain/{job_id}").json() for client in (api, other))
+            assert here == there
+        assert learner.stop() == 0, learner.log_tail()
+    finally:
+        if learner.alive():
+            learner.kill()
