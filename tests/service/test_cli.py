@@ -8,7 +8,11 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from pipelines.registry import ModelRegistry
+from pipelines.registry_index import FileIndex
 from service.cli import app
+from service.settings import DEFAULT_SECRET_KEY
+from tests.pipelines.retrain_data import parquet_store
 
 runner = CliRunner()
 
@@ -52,6 +56,31 @@ def test_contract_layout_round_trips_through_evaluate(tmp_path: Path) -> None:
     assert simulated.exit_code == 0, simulated.output
     evaluated = runner.invoke(app, ["evaluate", "--data", str(data), "--model", "hoeffding"])
     assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_retrain_with_a_warm_restart_registers_the_batch_model_and_the_replayed_learner(
+    tmp_path: Path,
+) -> None:
+    parquet_store(tmp_path / "offline")
+    env = {
+        "FRAUDSTREAM_DATA_DIR": str(tmp_path),
+        "FRAUDSTREAM_RETRAIN_MIN_LABELS": "100",
+        "FRAUDSTREAM_LEARNER": "hoeffding",
+    }
+    arguments = ["retrain", "--train-days", "7", "--test-days", "3", "--model", "logistic"]
+    result = runner.invoke(app, [*arguments, "--warm-restart"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "warm restart: m000002 registered" in result.output
+    models = tmp_path / "models"
+    registry = ModelRegistry(models, FileIndex(models / "index.json"), DEFAULT_SECRET_KEY.encode())
+    batch, warm = registry.record("m000001"), registry.record("m000002")
+    assert (batch.kind, warm.kind, warm.learner) == ("batch", "online", "hoeffding")
+    assert warm.data_window == batch.data_window
+    assert warm.labels_learned == batch.labels_learned  # the same window's rows
+    assert registry.champion() != "m000002"  # never promoted directly
+    plain = runner.invoke(app, arguments, env=env)
+    assert plain.exit_code == 0, plain.output
+    assert "warm restart" not in plain.output
 
 
 def test_missing_columns_are_named_without_a_traceback(tmp_path: Path) -> None:
