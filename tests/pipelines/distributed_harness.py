@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import redis
@@ -49,6 +50,7 @@ ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 """Headers for the distributed API role, which always requires keys."""
 ALERT_THRESHOLD = 0.2
 WINDOWS = WindowSpec()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,34 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
 
 def start_role(role: str, env: dict[str, str], directory: Path, name: str) -> RoleProcess:
     return RoleProcess(role, env, directory / f"{name}.log").start()
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 30) -> T:
+    """``read()`` again until ``done`` says so; fails naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if done(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def start_learner(
+    env: dict[str, str], directory: Path, redis_url: str, topics: Topics
+) -> RoleProcess:
+    """``fraudstream learner``, once it has published its first version of a new deployment."""
+    learner = start_role("learner", env, directory, "learner")
+    try:
+        poll(
+            lambda: published_model(redis_url, topics),
+            lambda model: model is not None and model.version == "m000001+0",
+            what="the learner's first version",
+        )
+    except BaseException:
+        learner.kill()
+        raise
+    return learner
 
 
 def settings_for(topics: Topics) -> Settings:

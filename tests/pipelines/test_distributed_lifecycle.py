@@ -4,9 +4,8 @@ the registry's index lives in Redis, and every scorer follows what the learner p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -19,30 +18,18 @@ from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
     ADMIN,
     Stream,
+    poll,
     publish_model,
-    published_model,
     role_env,
     simulated_stream,
-    start_role,
+    start_learner,
     trained_learner,
 )
-
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def stream() -> Stream:
     return simulated_stream(2_000, seed=31)
-
-
-def _poll(read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if done(value):
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"no {what} within {timeout} s")
 
 
 def _json(tx: object) -> Any:
@@ -59,13 +46,8 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
     model: OnlineLearner = trained_learner()
     publish_model(redis_url, topics, model)
     env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_DATA_DIR=str(tmp_path))
-    learner = start_role("learner", env, tmp_path, "learner")
+    learner = start_learner(env, tmp_path, redis_url, topics)
     try:
-        _poll(
-            lambda: published_model(redis_url, topics),
-            lambda m: m is not None and m.version == "m000001+0",
-            what="the learner's first version",
-        )
         with (
             serve(settings=env, role="api") as server,
             httpx.Client(base_url=server.url, headers=ADMIN) as api,
@@ -82,7 +64,7 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
             added = api.post("/v1/models/challengers", json={"learner": "hoeffding"})
             assert added.status_code == 201, added.text
             challenger = added.json()["version"]
-            _poll(
+            poll(
                 lambda: api.get("/v1/models").json()["models"],
                 lambda models: [m["role"] for m in models] == ["champion", "challenger"],
                 what="the challenger serving in the API",
@@ -105,7 +87,7 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
                 for tx in batch
             ]
             assert api.post("/v1/labels", json=labels).status_code == 202
-            _poll(
+            poll(
                 lambda: api.get("/v1/models").json()["models"],
                 lambda models: (
                     all(m["matured_labels"] == 400 for m in models)
@@ -119,7 +101,7 @@ def test_the_api_changes_models_through_the_learner_and_every_scorer_follows(
             assert promoted.status_code == 200, promoted.text
             assert promoted.json()["model_version"] == "m000001+0"
             probe = {**_json(stream.live[500]), "transaction_id": "after-rollback"}
-            _poll(
+            poll(
                 lambda: api.post(
                     "/v1/score", json={**probe, "transaction_id": f"p{time.monotonic_ns()}"}
                 ).json()["model_version"],

@@ -4,11 +4,9 @@ from Redis, and a second trigger while it runs gets 409 with its id."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -22,9 +20,8 @@ from pipelines.kafka_clients import KafkaSettings
 from pipelines.offline_store import ParquetOfflineStore, feature_columns
 from pipelines.server_process import serve
 from pipelines.topics import Topics
-from tests.pipelines.distributed_harness import ADMIN, published_model, role_env, start_role
+from tests.pipelines.distributed_harness import ADMIN, poll, role_env, start_learner
 
-T = TypeVar("T")
 DELAY = timedelta(days=1)
 """A short label delay keeps the job's windows (3 days, a day's gap, 2 days) within 9 days."""
 
@@ -34,16 +31,6 @@ def dataset() -> LabelledDataset:
     return dataset_from_frame(
         simulate(SimulationConfig(customers=800, terminals=1_000, days=9, seed=7))
     )
-
-
-def _poll(read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if done(value):
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"no {what} within {timeout} s")
 
 
 def _score_all(api: httpx.Client, dataset: LabelledDataset) -> dict[str, dict[str, Any]]:
@@ -90,13 +77,8 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
         FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
         FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
     )
-    learner = start_role("learner", env, tmp_path, "learner")
+    learner = start_learner(env, tmp_path, redis_url, topics)
     try:
-        _poll(
-            lambda: published_model(redis_url, topics),
-            lambda model: model is not None and model.version == "m000001+0",
-            what="the learner's first version",
-        )
         with (
             serve(settings=env, role="api") as first,
             serve(settings=env, role="api") as second,
@@ -106,10 +88,11 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
             answered = _score_all(api, dataset)
             _label_all(api, dataset)
             total = len(dataset.transactions)
-            _poll(
+            poll(
                 lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
                 lambda learned: learned == total,
                 what=f"the learner's model after {total} labels",
+                timeout=60,
             )
 
             # Every label learned has its row, as scored and labelled, flushed before the
@@ -142,10 +125,11 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
             assert again.status_code == 409, again.text
             assert again.json()["running_job_id"] == job_id
 
-            job = _poll(
+            job = poll(
                 lambda: other.get(f"/v1/retrain/{job_id}").json(),
                 lambda seen: seen["state"] in ("succeeded", "failed"),
                 what="the end of the retrain job",
+                timeout=60,
             )
             assert job["state"] == "succeeded", job["error"]
             assert job["as_of"].startswith("2018-04-10")  # the latest label learned
@@ -153,7 +137,7 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
             record = other.get(f"/v1/models/{job['version']}").json()
             assert (record["kind"], record["learner"]) == ("batch", "batch-logistic")
             # The learner applied the result and published it: every replica serves it.
-            _poll(
+            poll(
                 lambda: {
                     model["version"].partition("+")[0]: model["role"]
                     for model in other.get("/v1/models").json()["models"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import httpx
 import orjson
@@ -21,6 +19,7 @@ from tests.pipelines.distributed_harness import (
     copy_of,
     distinct_ids_at_least,
     expected_scores,
+    poll,
     publish_model,
     read_topic,
     role_env,
@@ -31,7 +30,6 @@ from tests.pipelines.distributed_harness import (
 from tests.servers.redis_server import RedisServer
 
 LIVE = 3_000
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +110,7 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
         assert labels.documents()[0]["transaction_id"] == "via-topic"
 
         # The alert feed follows the alerts topic (the local scores reach it from there).
-        _poll(
+        poll(
             lambda: http.get("/v1/alerts", params={"limit": 1_000}).json(),
             lambda shown: {alert["transaction"]["transaction_id"] for alert in shown} == alerted,
             what="every alert in GET /v1/alerts",
@@ -123,7 +121,7 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
         newer.learn({"amount": 1.0}, is_fraud=False)
         publish_model(redis_url, topics, newer)
         probe = stream.live[0].model_copy(update={"transaction_id": "after-publish"})
-        _poll(
+        poll(
             lambda: http.post(
                 "/v1/score",
                 json=_json(
@@ -155,24 +153,12 @@ def test_the_api_is_not_ready_while_redis_is_down_and_recovers(
         assert http.post("/v1/score", json=tx).status_code == 200
         redis_server.stop()
         try:
-            _poll(lambda: http.get("/readyz").status_code, lambda code: code == 503, what="503")
+            poll(lambda: http.get("/readyz").status_code, lambda code: code == 503, what="503")
             refused = http.post("/v1/score", json={**tx, "transaction_id": "while-down"})  # type: ignore[dict-item]
             assert refused.status_code == 503
             assert "unavailable" in refused.json()["detail"]
         finally:
             redis_server.start()
-        _poll(lambda: http.get("/readyz").status_code, lambda code: code == 200, what="ready")
+        poll(lambda: http.get("/readyz").status_code, lambda code: code == 200, what="ready")
         again = http.post("/v1/score", json={**tx, "transaction_id": "after-restart"})  # type: ignore[dict-item]
         assert again.status_code == 200, again.text
-
-
-def _poll(
-    read: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout: float = 30.0
-) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if done(value):
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within {timeout} s")
