@@ -84,6 +84,18 @@ from pipelines.stream_traffic import ScoreReader, StreamBenchError, send_paced
 from pipelines.stream_worker import WorkerOptions
 from pipelines.topics import Topics
 
+__all__ = [
+    "STEPS",
+    "StreamBenchOptions",
+    "StreamBenchResult",
+    "bench_stream",
+    "scoring_detector",
+    "trained_learner",
+    "worker_key_prefix",
+    "worker_settings",
+]
+"""The options and result live in `pipelines.stream_bench_result`; importers find them here."""
+
 STEPS = 7
 """Progress steps: stream and model, worker path, detector, over Redis, backlog, scored, paced
 phase."""
