@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -223,3 +224,23 @@ def test_a_warm_restart_job_registers_its_learner_as_a_challenger(tmp_path: Path
     record = lifecycle.registry.record(version)
     assert (record.kind, record.reason) == ("online", "retrain: warm restart")
     assert lifecycle.registry.champion() == "m000001"  # never promoted directly
+
+
+@pytest.mark.anyio
+async def test_closing_ends_a_running_job_which_fails_saying_so(tmp_path: Path) -> None:
+    store, now = replayed_store()
+    applied: list[RetrainResult] = []
+
+    def apply(result: RetrainResult) -> str:
+        applied.append(result)
+        return "m000001"
+
+    lock = RetrainLock(tmp_path / "retrain.lock")
+    jobs = RetrainJobs(store, _options(), lock, apply, lambda: now)
+    job = jobs.submit("test")
+    await asyncio.sleep(0.5)  # the job's process has started
+    await jobs.close()
+    assert (job.state, job.error) == ("failed", "stopped: the process running it shut down")
+    assert applied == []
+    with lock.hold("next"):  # released
+        pass
