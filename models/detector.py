@@ -366,9 +366,10 @@ class FraudDetector:
                     MaturedLabel(entry.second, entry.card_id, score, label.is_fraud, known)
                 )
 
-    def _learners(self) -> list[OnlineLearner]:
+    def _learners(self) -> tuple[OnlineLearner, ...]:
         """Every model that learns a label: the champion, then each shadow challenger."""
-        return [self.learner, *self.challengers.values()]
+        challengers = self.challengers
+        return (self.learner, *challengers.values()) if challengers else (self.learner,)
 
     def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
         names = self.features.names
