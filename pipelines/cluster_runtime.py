@@ -9,7 +9,10 @@
   labels topic (answered once the broker holds them): the workers and the learner do the rest;
 - the alert log behind `GET /v1/alerts` and its stream follows the alerts topic, so it shows
   every worker's alerts, not only this replica's;
-- it is ready only while Redis answers and the producer is connected.
+- it is ready only while Redis answers and the producer is connected;
+- scoring runs on a thread of its own, one request after another, so that the event loop
+  goes on serving other requests while a score waits on Redis (a network round trip or two
+  per request); following a new model happens on that thread too, between two requests.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -72,6 +76,7 @@ class ClusterRuntime(EmbeddedRuntime):
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
         self._redis_up = False
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudstream-scoring")
 
     @property
     def ready(self) -> bool:
@@ -114,10 +119,22 @@ class ClusterRuntime(EmbeddedRuntime):
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        await asyncio.get_running_loop().run_in_executor(None, self._scoring.shutdown)
 
-    def score(self, transactions: Sequence[Transaction]) -> list[Scored]:
+    async def score_request(self, transactions: Sequence[Transaction]) -> list[Scored]:
+        loop = asyncio.get_running_loop()
+        scored, alerts = await loop.run_in_executor(
+            self._scoring, self._score_and_alert, transactions
+        )
+        # Back on the loop: producing is the event loop's work.
+        self.publish(transactions, scored, alerts)
+        return scored
+
+    def _score_and_alert(
+        self, transactions: Sequence[Transaction]
+    ) -> tuple[list[Scored], list[Alert]]:
         self._follow_models()
-        return super().score(transactions)
+        return super()._score_and_alert(transactions)
 
     def _follow_models(self) -> None:
         """Serve the learner's latest publication, checked at most every poll period."""
@@ -183,6 +200,7 @@ class ClusterRuntime(EmbeddedRuntime):
             logger.error("%d score and alert records not delivered: %s", len(records), error)
 
     async def _watch_redis(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await asyncio.to_thread(self.client.ping)
@@ -195,8 +213,9 @@ class ClusterRuntime(EmbeddedRuntime):
                     logger.info("Redis answers; ready")
                 self._redis_up = True
                 # Idle, the models are followed here; busy, before each request's scoring.
+                # Either way on the scoring thread, never in the middle of a score.
                 with contextlib.suppress(*TRANSIENT_ERRORS):
-                    self._follow_models()
+                    await loop.run_in_executor(self._scoring, self._follow_models)
             await asyncio.sleep(HEALTH_CHECK_SECONDS)
 
     async def _follow_alerts(self) -> None:

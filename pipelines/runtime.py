@@ -141,8 +141,20 @@ class EmbeddedRuntime:
     def backlog(self) -> int:
         return self._queue.qsize()
 
+    async def score_request(self, transactions: Sequence[Transaction]) -> list[Scored]:
+        """`score`, for a request: here inline, on the event loop (memory state answers in
+        microseconds); a runtime whose state is remote scores off the loop."""
+        return self.score(transactions)
+
     def score(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score in order, publish the alerts they raise, and return the scores."""
+        scored, alerts = self._score_and_alert(transactions)
+        self.publish(transactions, scored, alerts)
+        return scored
+
+    def _score_and_alert(
+        self, transactions: Sequence[Transaction]
+    ) -> tuple[list[Scored], list[Alert]]:
         started = time.perf_counter()
         learner = self.detector.learner
         # Scoring moves event time on, which may learn matured transactions as legitimate.
@@ -155,10 +167,9 @@ class EmbeddedRuntime:
             for tx, result in zip(transactions, scored, strict=True)
             if result.decision is Decision.ALERT
         ]
-        self.publish(transactions, scored, alerts)
         self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
         self.telemetry.learned(learner.labels_learned - learned_before)
-        return scored
+        return scored, alerts
 
     def publish(
         self, transactions: Sequence[Transaction], scored: Sequence[Scored], alerts: list[Alert]

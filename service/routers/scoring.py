@@ -38,7 +38,7 @@ async def score(request: Request) -> Response:
     runtime = ready_runtime(request)
     transaction = await json_body(request, TRANSACTION)
     started = time.perf_counter()
-    [result] = runtime.score([transaction])
+    [result] = await runtime.score_request([transaction])
     return json_response(score_document(result, (time.perf_counter() - started) * 1_000))
 
 
@@ -57,7 +57,7 @@ async def score_batch(request: Request, settings: SettingsDep) -> Response:
     if not 0 < len(transactions) <= settings.max_batch:
         message = f"between 1 and {settings.max_batch} transactions per batch"
         raise RequestValidationError([{"loc": ("body",), "msg": message, "type": "length"}])
-    results = runtime.score(transactions)
+    results = await runtime.score_request(transactions)
     latency = (time.perf_counter() - started) * 1_000
     scores = [score_document(result, latency) for result in results]
     return json_response({"scores": scores, "latency_ms": latency})

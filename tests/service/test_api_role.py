@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import orjson
 import pytest
+import redis
 
 from models.learners import OnlineLearner
 from models.scored import Scored
@@ -162,3 +164,58 @@ def test_the_api_is_not_ready_while_redis_is_down_and_recovers(
         poll(lambda: http.get("/readyz").status_code, lambda code: code == 200, what="ready")
         again = http.post("/v1/score", json={**tx, "transaction_id": "after-restart"})  # type: ignore[dict-item]
         assert again.status_code == 200, again.text
+
+
+_BUSY_FOR_MS = """
+local started = redis.call('TIME')
+local until_us = started[1] * 1000000 + started[2] + tonumber(ARGV[1]) * 1000
+repeat
+  local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] >= until_us
+return 1
+"""
+
+
+def test_a_score_waiting_on_a_busy_redis_holds_up_no_other_request(
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    topics: Topics,
+    stream: Stream,
+    model: OnlineLearner,
+) -> None:
+    publish_model(redis_url, topics, model)
+    env = role_env(kafka_settings, redis_url, topics)
+    finished: list[str] = []
+
+    async def requests(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=ADMIN, timeout=30) as http:
+
+            async def score() -> None:
+                await asyncio.sleep(0.2)  # Redis is busy by then
+                probe = stream.live[0].model_copy(update={"transaction_id": "while-busy"})
+                answer = await http.post("/v1/score", json=_json(probe))
+                assert answer.status_code == 200, answer.text
+                finished.append("score")
+
+            async def health() -> None:
+                await asyncio.sleep(0.6)  # the score waits on Redis by then
+                answer = await http.get("/healthz")
+                assert answer.status_code == 200
+                finished.append("healthz")
+
+            busy = redis.Redis.from_url(redis_url)
+            # One script keeps Redis to itself for two seconds, as a slow network might.
+            await asyncio.gather(
+                asyncio.to_thread(busy.eval, _BUSY_FOR_MS, 0, 2_000), score(), health()
+            )
+            busy.close()
+
+    with serve(settings=env, role="api") as server:
+        poll(
+            lambda: httpx.get(f"{server.url}/readyz").status_code,
+            lambda status: status == 200,
+            what="the API replica ready",
+        )
+        asyncio.run(requests(server.url))
+    # The health check was answered while the score still waited on Redis.
+    assert finished == ["healthz", "score"]
