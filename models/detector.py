@@ -20,7 +20,7 @@ from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVec
 from models.quality import MaturedLabel, RollingQuality
 from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
-from models.state import DAY, FeatureState, FraudReport, WindowAggregates, event_second
+from models.state import DAY, FeatureState, FraudReport, event_second
 
 CHAMPION = "champion"
 """The quality window of whichever model is serving."""
@@ -226,19 +226,9 @@ class FraudDetector:
     def _new_quality(self) -> RollingQuality:
         return RollingQuality(self.policy.quality_window, self.policy.quality_k)
 
-    def score_many(
-        self,
-        transactions: Sequence[Transaction],
-        observed: Sequence[WindowAggregates] | None = None,
-    ) -> list[Scored]:
-        """Score a batch in order, recording each transaction in feature state once.
-
-        ``observed`` is what `FeatureState.observe` answered for exactly these transactions,
-        when the caller recorded them already: a stream worker records the next batch in
-        Redis while this one is scored.
-        """
-        if observed is None:
-            observed = self.state.observe(transactions)
+    def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
+        """Score a batch in order, recording each transaction in feature state once."""
+        observed = self.state.observe(transactions)
         # Remote stores load what this batch will ask of them in one round trip each; the
         # in-memory ones ignore the (lazy) arguments.
         self.pending.prefetch(

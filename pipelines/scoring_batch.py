@@ -26,7 +26,6 @@ import orjson
 from models.detector import FraudDetector
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
-from models.state import WindowAggregates
 from pipelines.kafka_clients import OutgoingRecord
 from pipelines.record_decoding import Record, decode_records
 from pipelines.topics import Topics
@@ -67,19 +66,15 @@ class Verdicts:
 
 
 def score_batch(
-    detector: FraudDetector,
-    marks: AlertMarks,
-    transactions: list[Transaction],
-    observed: Sequence[WindowAggregates] | None = None,
+    detector: FraudDetector, marks: AlertMarks, transactions: list[Transaction]
 ) -> Verdicts:
-    """Score ``transactions`` in order and find which of their alerts were never delivered;
-    ``observed``, when given, is what feature state answered for them (`score_many`).
+    """Score ``transactions`` in order and find which of their alerts were never delivered.
 
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
     try:
-        scored = detector.score_many(transactions, observed) if transactions else []
+        scored = detector.score_many(transactions) if transactions else []
         alerted = [
             (tx, result)
             for tx, result in zip(transactions, scored, strict=True)

@@ -1,8 +1,7 @@
 """The worker's batch pipeline with in-memory fakes: order, retries, stopping, repeats.
 
-A batch is recorded in state on the worker's state lane while the one before it is scored on
-the scoring lane and the one before that is delivered; these tests pin what that overlap must
-never change. The real servers are in ``test_distributed.py``.
+A batch is scored on the worker's lane while the one before it is delivered; these tests pin
+what that overlap must never change. The real servers are in ``test_distributed.py``.
 """
 
 from __future__ import annotations
@@ -230,18 +229,17 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     batches = make_batches(count=6, size=30)
     state = RecordingState(WindowSpec())
     worker, consumer, log, _ = make_worker(batches, state)
-    original = state.observe
+    original = worker._score
     calls = 0
 
-    def fail_third(transactions: Sequence[Transaction]) -> list[WindowAggregates]:
+    def fail_third(batch: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 3:
             state.fail = 2  # the third batch fails twice, then succeeds
-        return original(transactions)
+        return original(batch)
 
-    # Batches are recorded on the state lane, ahead of their scoring: fail the third there.
-    state.observe = fail_third  # type: ignore[method-assign]
+    worker._score = fail_third  # type: ignore[method-assign]
     await run_until_drained(worker, consumer, asyncio.Event())
 
     succeeded = [ids for ids in state.observed if ids[0] != "failed"]
@@ -251,46 +249,6 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     assert len(commits(log)) == len(batches)
     assert worker.stats.retries == 2
     assert worker.stats.healthy
-
-
-class FlakyMarks(FakeMarks):
-    """Alert marks whose ``undelivered`` fails on the given calls, after scoring a batch."""
-
-    def __init__(self, failing_calls: set[int]) -> None:
-        super().__init__()
-        self.failing_calls = failing_calls
-        self.calls = 0
-
-    def undelivered(self, transaction_ids: list[str]) -> list[str]:
-        self.calls += 1
-        if self.calls in self.failing_calls:
-            raise redis.ConnectionError("Redis went away")
-        return super().undelivered(transaction_ids)
-
-
-@pytest.mark.anyio
-async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first_time() -> None:
-    batches = make_batches(count=8, size=40)
-    state = RecordingState(WindowSpec())
-    worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
-    worker.delivered = FlakyMarks(failing_calls={3})  # the third batch, once scored
-    await run_until_drained(worker, consumer, asyncio.Event())
-
-    reference = make_detector(InMemoryFeatureState(WindowSpec()), threshold=0.2)
-    expected = [
-        scored.document() for batch in batches for scored in reference.score_many(copy.copy(batch))
-    ]
-    sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
-    assert sent_scores == expected
-    assert any(score["decision"] == "alert" for score in expected)
-    # Recorded in turn, then once more (as seen) for the retry; so are the batches behind it
-    # that were recorded ahead and found their scoring turn taken.
-    third = [tx.transaction_id for tx in batches[2]]
-    assert state.observed.count(third) == 2
-    first_recordings = list(dict.fromkeys(tuple(ids) for ids in state.observed))
-    assert first_recordings == [tuple(tx.transaction_id for tx in batch) for batch in batches]
-    assert len(commits(log)) == len(batches)
-    assert worker.stats.retries == 1
 
 
 @pytest.mark.anyio
