@@ -251,6 +251,46 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     assert worker.stats.healthy
 
 
+class FlakyMarks(FakeMarks):
+    """Alert marks whose ``undelivered`` fails on the given calls, after scoring a batch."""
+
+    def __init__(self, failing_calls: set[int]) -> None:
+        super().__init__()
+        self.failing_calls = failing_calls
+        self.calls = 0
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]:
+        self.calls += 1
+        if self.calls in self.failing_calls:
+            raise redis.ConnectionError("Redis went away")
+        return super().undelivered(transaction_ids)
+
+
+@pytest.mark.anyio
+async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first_time() -> None:
+    """Recorded in state, then failing before delivery: scored again from its first answers."""
+    batches = make_batches(count=8, size=40)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
+    worker.delivered = FlakyMarks(failing_calls={3})  # the third batch, once scored
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    reference = make_detector(InMemoryFeatureState(WindowSpec()), threshold=0.2)
+    expected = [
+        scored.document() for batch in batches for scored in reference.score_many(copy.copy(batch))
+    ]
+    sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
+    assert sent_scores == expected
+    assert any(score["decision"] == "alert" for score in expected)
+    # Recorded in turn, then once more (as seen) for the retry.
+    third = [tx.transaction_id for tx in batches[2]]
+    assert state.observed.count(third) == 2
+    first_recordings = list(dict.fromkeys(tuple(ids) for ids in state.observed))
+    assert first_recordings == [tuple(tx.transaction_id for tx in batch) for batch in batches]
+    assert len(commits(log)) == len(batches)
+    assert worker.stats.retries == 1
+
+
 @pytest.mark.anyio
 async def test_stopping_finishes_and_commits_every_batch_fetched() -> None:
     batches = make_batches(count=20, size=25)
