@@ -11,7 +11,6 @@ GIL or for the loop counts.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from models.replay import revealed_label
 from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
+from pipelines.collector import settled
 from pipelines.datasets import dataset_from_frame
 from pipelines.evaluation import EvaluationOptions, build_detector
 from pipelines.offline_store import ParquetOfflineStore
@@ -81,7 +81,7 @@ async def _paced(
     return latencies
 
 
-def bench_retrain(  # noqa: PLR0915 - set-up, two measured phases, restore
+def bench_retrain(
     lock_dir: Path,
     *,
     customers: int = 2_000,
@@ -118,12 +118,6 @@ def bench_retrain(  # noqa: PLR0915 - set-up, two measured phases, restore
         detector.score(tx)
         due.append((second + int(delay.total_seconds()), revealed_label(tx, fraud, delay)))
     store.flush()
-    # As `serve` does once started: what start-up built is frozen out of the collector's
-    # scans, and young collections are rarer (the same scorer, the same pauses).
-    thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
     report(1)
     results: list[int] = []
 
@@ -153,11 +147,9 @@ def bench_retrain(  # noqa: PLR0915 - set-up, two measured phases, restore
             raise RuntimeError(f"the retrain failed: {job.error}")
         return rest, during, time.perf_counter() - started
 
-    try:
+    # As `serve` runs once started: the same scorer, the same collector pauses.
+    with settled():
         rest, during, seconds = asyncio.run(measure())
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
     report(3)
     if not later:
         raise RuntimeError("the stream ran out before the retrain finished: lower the rate")

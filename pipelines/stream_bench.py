@@ -28,12 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import gc
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from models.replay import replay
 from models.schemas import Transaction
 from models.state import DAY, WindowSpec
 from pipelines.benchmarks import bench_stream as simulated_stream
+from pipelines.collector import settled
 from pipelines.evaluation import EvaluationOptions, build_detector
 from pipelines.http_bench import percentile
 from pipelines.kafka_clients import (
@@ -253,18 +253,6 @@ async def _through_kafka(
     )
 
 
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    # The stream lives for the whole run: as `bench core` does, keep the collector from
-    # rescanning it, so the in-process rate is the path's cost, not this process's heap's.
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 @dataclass(frozen=True)
 class _InProcessRates:
     worker_path: Rate
@@ -345,7 +333,9 @@ def bench_stream(
         except redis.ConnectionError as error:
             raise StreamBenchError(f"no Redis at {servers.redis_url}: {error}") from None
         clock = CpuClock(servers)
-        with _frozen_heap():
+        # The stream lives for the whole run, and the worker runs with the serving collector:
+        # so does the in-process path it is compared with.
+        with settled():
             rates = _in_process_rates(
                 options,
                 learner,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from pipelines.collector import settle_after_start_up
 from pipelines.lifecycle import ModelLifecycle
 from pipelines.retrain_jobs import RetrainJobs
 from pipelines.runtime import EmbeddedRuntime
@@ -35,7 +35,6 @@ from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-GC_YOUNG_THRESHOLD = 50_000
 """Allocations between two young-generation collections (CPython's default is 700)."""
 
 QUALITY_SAMPLE_SECONDS = 5.0
@@ -75,12 +74,7 @@ async def _start(
     tasks.append(asyncio.create_task(_sample_quality(runtime), name="quality-sampler"))
     if isinstance(runtime.lifecycle, ModelLifecycle):  # elsewhere the learner keeps the time
         tasks.append(asyncio.create_task(_tick(runtime.lifecycle), name="model-lifecycle"))
-    # What start-up built lives as long as the process: keep the collector from rescanning it.
-    gc.collect()
-    gc.freeze()
-    # Fewer, larger young collections: at the default 700 allocations a scoring server pauses
-    # many times a second, which shows in its p99; cycles are still collected, less often.
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
+    settle_after_start_up()
     if feed is not None:
         tasks.append(asyncio.create_task(feed.run(), name="simulated-feed"))
 

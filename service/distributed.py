@@ -26,6 +26,7 @@ from models.learners import OnlineLearner
 from models.state import WindowSpec
 from pipelines.alert_log import AlertLog
 from pipelines.cluster_runtime import ClusterRuntime
+from pipelines.collector import settle_after_start_up
 from pipelines.kafka_clients import (
     Consumer,
     KafkaSettings,
@@ -278,6 +279,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             ),
         )
         serve_metrics(settings, telemetry)
+        settle_after_start_up()
         logger.info("worker started", extra={"model_version": detector.model_version})
         await worker.run(stop)
         logger.info(
@@ -336,6 +338,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
             retraining=jobs,
         )
         serve_metrics(settings, role.telemetry)
+        settle_after_start_up()
         logger.info("learner started", extra={"model_version": detector.model_version})
         schedule = None
         if settings.retrain_every is not None:
