@@ -6,7 +6,6 @@ round, so the ratio holds even on a shared, noisy machine where absolute figures
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 from collections import deque
@@ -19,6 +18,7 @@ from models.replay import replay, revealed_label
 from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
+from pipelines.collector import settled
 from pipelines.datasets import dataset_from_frame
 from pipelines.evaluation import EvaluationOptions, build_detector
 
@@ -134,6 +134,33 @@ def _throughput(name: str, stream: Sequence[Transaction], labels: Sequence[bool]
     return len(stream) / (time.perf_counter() - started)
 
 
+def _row(
+    name: str,
+    stream: Sequence[Transaction],
+    labels: Sequence[bool],
+    rounds: int,
+    on_round: Callable[[], None],
+) -> CoreBenchRow:
+    """One learner's medians over ``rounds`` interleaved rounds."""
+    runs: list[tuple[float, float, float, float, float]] = []
+    for _ in range(rounds):
+        medians = _timed_path(name, stream, labels)
+        runs.append(
+            (
+                medians.features_us,
+                medians.score_us,
+                medians.learn_us,
+                medians.bare_model_us,
+                _throughput(name, stream, labels),
+            )
+        )
+        on_round()
+    features, score, learn, bare, throughput = (
+        statistics.median(column) for column in zip(*runs, strict=True)
+    )
+    return CoreBenchRow(name, features, score, learn, bare, throughput)
+
+
 def bench_core(
     learners: Sequence[str],
     *,
@@ -144,30 +171,15 @@ def bench_core(
 ) -> list[CoreBenchRow]:
     """Measure each learner ``rounds`` times, interleaving whole path and bare model."""
     stream, labels = bench_stream(transactions, seed)
-    # As a long-running service does after start-up: the stream lives for the whole run, so
-    # keep the collector from rescanning it on every generation-2 pass.
-    gc.collect()
-    gc.freeze()
-    rows: list[CoreBenchRow] = []
     done = 0
-    for name in learners:
-        runs: list[tuple[float, float, float, float, float]] = []
-        for _ in range(rounds):
-            medians = _timed_path(name, stream, labels)
-            runs.append(
-                (
-                    medians.features_us,
-                    medians.score_us,
-                    medians.learn_us,
-                    medians.bare_model_us,
-                    _throughput(name, stream, labels),
-                )
-            )
-            done += 1
-            if progress is not None:
-                progress(done)
-        features, score, learn, bare, throughput = (
-            statistics.median(column) for column in zip(*runs, strict=True)
-        )
-        rows.append(CoreBenchRow(name, features, score, learn, bare, throughput))
-    return rows
+
+    def on_round() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done)
+
+    # Under the collector the serving processes run with: the stream lives for the whole run
+    # (frozen out of the collector's scans), and young collections are as rare as in `serve`.
+    with settled():
+        return [_row(name, stream, labels, rounds, on_round) for name in learners]
