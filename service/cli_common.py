@@ -1,0 +1,57 @@
+"""What every command of the CLI shares: where it prints, and how it reports a user's error
+or a long step's progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from models.learners import LearnerError
+from pipelines.datasets import DatasetError
+from pipelines.server_process import ServerProcessError
+from service.auth import UnsafeSettingsError
+from service.distributed import DistributedSettingsError
+
+# Tables stay readable when the output goes to a file or a pipe (rich would assume 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 132)
+errors = Console(stderr=True)
+
+USER_ERRORS = (
+    DatasetError,
+    LearnerError,
+    ValueError,
+    FileNotFoundError,
+    ServerProcessError,
+    DistributedSettingsError,
+    UnsafeSettingsError,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user's mistake (a bad data set, an unknown learner, refused settings) is one red line
+    and exit status 2, never a traceback."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar that a long step advances by reporting how much it has done."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task, completed=done)
