@@ -48,6 +48,9 @@ class CooldownBook(Protocol):
     """When each card was last alerted, in event seconds: kept in memory, or in Redis so that
     every worker of a deployment honours one cooldown per card."""
 
+    buffered: bool
+    """Whether `prefetch` and `flush` do anything (a remote book)."""
+
     def last(self, card_id: str) -> int | None: ...
 
     def mark(self, card_id: str, second: int) -> None: ...
@@ -63,6 +66,8 @@ class CooldownBook(Protocol):
 
 class MemoryCooldownBook:
     """The cooldown book of one process, pruned as event time moves past the cooldown."""
+
+    buffered = False
 
     def __init__(self, cooldown_seconds: int) -> None:
         self._cooldown = cooldown_seconds

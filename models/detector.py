@@ -229,21 +229,25 @@ class FraudDetector:
     def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once."""
         observed = self.state.observe(transactions)
-        # Remote stores load what this batch will ask of them in one round trip each; the
-        # in-memory ones ignore the (lazy) arguments.
-        self.pending.prefetch(
-            tx.transaction_id
-            for tx, aggregates in zip(transactions, observed, strict=True)
-            if aggregates.duplicate
-        )
-        self.alerting.book.prefetch(tx.card_id for tx in transactions)
+        pending, book = self.pending, self.alerting.book
+        # Remote stores load what this batch will ask of them in one round trip each.
+        if pending.buffered:
+            pending.prefetch(
+                tx.transaction_id
+                for tx, aggregates in zip(transactions, observed, strict=True)
+                if aggregates.duplicate
+            )
+        if book.buffered:
+            book.prefetch(tx.card_id for tx in transactions)
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)
         ]
         self._advance(transactions)
-        self.pending.flush()
-        self.alerting.book.flush()
+        if pending.buffered:
+            pending.flush()
+        if book.buffered:
+            book.flush()
         return scores
 
     def learn(
@@ -259,8 +263,7 @@ class FraudDetector:
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
         pending = self.pending
-        remote = self._pending_is_remote()
-        if remote:
+        if pending.buffered:
             pending.prefetch(label.transaction_id for label in labels)
         names, learners = self.features.names, self._learners()
         judge = self._judge
@@ -278,24 +281,17 @@ class FraudDetector:
             judge(entry, label)
             if on_learned is not None:
                 on_learned(entry, label)
-            for learner in learners:
-                learner.learn_kept(names, entry.values, is_fraud)
-            report = self._take_verdict(entry, is_fraud)
+            report = self._learn_entry(entry, is_fraud, names, learners)
             if report is not None:
                 reports.append(report)
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
-        if remote:
+        if pending.buffered:
             pending.flush()
         if outcome.learned:
             self._version = self._current_version()
         return outcome
-
-    def _pending_is_remote(self) -> bool:
-        """Whether the pending store loads and buffers (Redis): the in-memory one does
-        neither, and skipping its no-op calls is a measurable share of learning one label."""
-        return type(self.pending) is not PendingVectors
 
     def vector_of(self, transaction_id: str) -> FeatureVector | None:
         """The feature vector a transaction was scored with, while it is still kept."""
@@ -361,14 +357,20 @@ class FraudDetector:
         challengers = self.challengers
         return (self.learner, *challengers.values()) if challengers else (self.learner,)
 
-    def _learn_entry(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
-        names = self.features.names
-        for learner in self._learners():
-            learner.learn_kept(names, entry.values, is_fraud)
-        return self._take_verdict(entry, is_fraud)
+    def _learn_entry(
+        self,
+        entry: PendingEntry,
+        is_fraud: bool,
+        names: Sequence[str],
+        learners: Sequence[OnlineLearner],
+    ) -> FraudReport | None:
+        """Every model learns the kept vector; then the verdict is recorded, and what it
+        changes in the terminal's fraud count, if anything, is returned.
 
-    def _take_verdict(self, entry: PendingEntry, is_fraud: bool) -> FraudReport | None:
-        """Record the verdict; what it changes in the terminal's fraud count, if anything."""
+        ``names`` and ``learners`` are the caller's, read once for a whole batch of labels.
+        """
+        for learner in learners:
+            learner.learn_kept(names, entry.values, is_fraud)
         previous = self.pending.set_verdict(entry, is_fraud)
         if is_fraud and previous is not True:
             return FraudReport(entry.terminal_id, entry.second, +1)
@@ -384,9 +386,10 @@ class FraudDetector:
             return
         self._watermark = latest
         if self._maturity is not None:
+            names, learners = self.features.names, self._learners()
             for transaction_id in self._maturity.matured(latest):
                 entry = self.pending.get(transaction_id)
                 if entry is not None and entry.verdict is None:
-                    self._learn_entry(entry, is_fraud=False)
+                    self._learn_entry(entry, False, names, learners)
             self._version = self._current_version()
         self.pending.expire(latest)

@@ -37,8 +37,12 @@ class PendingStore(Protocol):
     """Where scored vectors wait for their labels: this process's memory, or Redis.
 
     A store may buffer: `prefetch` loads the entries a batch is about to ask for in one go, and
-    `flush` writes what `put` and `set_verdict` buffered. The in-memory store does neither.
+    `flush` writes what `put` and `set_verdict` buffered. The in-memory store does neither, and
+    says so in ``buffered``, so callers skip the two calls (and building their arguments).
     """
+
+    buffered: bool
+    """Whether `prefetch` and `flush` do anything."""
 
     @property
     def awaiting_label(self) -> int | None:
@@ -80,6 +84,8 @@ class PendingVectors:
     >>> pending.get("t1") is None
     True
     """
+
+    buffered = False
 
     def __init__(self, ttl_seconds: int, max_entries: int = 2_000_000) -> None:
         self.ttl_seconds = ttl_seconds

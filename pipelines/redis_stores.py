@@ -97,6 +97,8 @@ class RedisPendingStore:
     transaction as the model version that learned them (`queue_flush`, then `discard`).
     """
 
+    buffered = True
+
     def __init__(
         self, client: redis.Redis, *, prefix: str, ttl_seconds: int, deferred: bool = False
     ) -> None:
@@ -163,6 +165,8 @@ class RedisPendingStore:
 
 class RedisCooldownBook:
     """`CooldownBook` in Redis: the second each card was last alerted, for every worker."""
+
+    buffered = True
 
     def __init__(self, client: redis.Redis, *, prefix: str, cooldown_seconds: int) -> None:
         self._client = client
