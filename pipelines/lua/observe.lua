@@ -12,8 +12,9 @@
 
 local prefix = ARGV[1]
 local card_horizon, terminal_horizon = tonumber(ARGV[2]), tonumber(ARGV[3])
-local delay, dedupe_seconds = tonumber(ARGV[4]), tonumber(ARGV[5])
-local card_ttl, terminal_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+-- TTLs stay strings: Redis takes every argument as one, and formatting a number costs more.
+local delay, dedupe_seconds = tonumber(ARGV[4]), ARGV[5]
+local card_ttl, terminal_ttl = ARGV[6], ARGV[7]
 local max_terminals = tonumber(ARGV[8])
 local spans = {}
 for index = 1, tonumber(ARGV[9]) do
@@ -51,7 +52,8 @@ local out = {}
 
 -- Records a first sighting and appends its answer to `out`: duplicate flag, seconds since the
 -- card's previous transaction, card used the terminal before, then the four window blocks.
-local function record(second, amount, terminal, card_key, used_key, terminal_key, frauds_key)
+local function record(second_text, amount, terminal, card_key, used_key, terminal_key, frauds_key)
+  local second = tonumber(second_text)
   local entry = redis.call('HGET', used_key, terminal)
   local last, order
   if entry then
@@ -69,13 +71,13 @@ local function record(second, amount, terminal, card_key, used_key, terminal_key
   windows(frauds_key, second - delay, spans, out, blocks + 3 * windows_count, false)
   if not entry then
     order = redis.call('HINCRBY', used_key, ' n', 1)
-    redis.call('HSET', used_key, terminal, second .. ':' .. order)
+    redis.call('HSET', used_key, terminal, second_text .. ':' .. order)
     -- A card holds at most as many terminals as it ever inserted: most never reach the cap.
     if order > max_terminals and redis.call('HLEN', used_key) - 1 > max_terminals then
       forget_least_recent(used_key)
     end
   elseif second > last then
-    redis.call('HSET', used_key, terminal, second .. ':' .. order)
+    redis.call('HSET', used_key, terminal, second_text .. ':' .. order)
   end
   terminals_used[used_key] = true
   out[head + 1] = 0
@@ -123,7 +125,7 @@ for index, answer_key in ipairs(answer_keys) do
     end
   else
     local block = #out
-    record(tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 4], card_keys[index],
+    record(ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 4], card_keys[index],
       used_keys[index], terminal_keys[index], frauds_keys[index])
     -- The answer without its duplicate flag, as msgpack numbers: a few bytes each.
     answers[answer_key] = cmsgpack.pack(unpack(out, block + 2, block + answer_size))

@@ -5,7 +5,7 @@
 -- change.
 
 local prefix = ARGV[1]
-local horizon, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local horizon, ttl = tonumber(ARGV[2]), ARGV[3]
 local keys = {}
 for base = 4, #ARGV, 3 do
   keys[#keys + 1] = prefix .. 'terminal:' .. ARGV[base] .. ':fraud-series'
