@@ -78,7 +78,8 @@ class FeatureSet:
     def vector(self, tx: Transaction, aggregates: WindowAggregates) -> FeatureVector:
         """The feature vector of ``tx`` given the aggregates observed with it."""
         # The hot path of every score: one list grown in place, then one dict;
-        # `test_features_against_pandas` pins every value.
+        # `test_features_against_pandas` pins every value. No `zip(..., strict=...)` here:
+        # Python 3.11 takes a keyword argument to zip through a slow path, about 0.1 us a call.
         counts, sums, previous, used_before, terminal_counts, frauds, _ = aggregates
         local = tx.timestamp if self._zone is None else tx.timestamp.astimezone(self._zone)
         amount = tx.amount
@@ -89,15 +90,16 @@ class FeatureSet:
             1.0 if local.hour <= NIGHT_LAST_HOUR else 0.0,
         ]
         values += counts
-        for count, total in zip(counts, sums, strict=False):
-            values.append(total / count / 100 if count else 0.0)
+        for window, count in enumerate(counts):
+            values.append(sums[window] / count / 100 if count else 0.0)
         values += terminal_counts
-        for count, fraud in zip(terminal_counts, frauds, strict=False):
-            values.append(fraud / count if count else 0.0)
+        for window, count in enumerate(terminal_counts):
+            values.append(frauds[window] / count if count else 0.0)
         values.append(horizon if previous is None or previous > horizon else previous)
         # The amount over the card's mean before it (the window total holds this amount too).
         prior_count = counts[-1] - 1
         prior_mean = (sums[-1] - hundredths(amount)) / prior_count / 100 if prior_count > 0 else 0.0
         values.append(amount / prior_mean if prior_mean > 0 else 1.0)
         values.append(0.0 if used_before else 1.0)
-        return dict(zip(self.names, values, strict=True))
+        # One value per name by construction, as the test against pandas checks.
+        return dict(zip(self.names, values))  # noqa: B905

@@ -169,7 +169,8 @@ class InMemoryFeatureState:
                 second, hundredths(tx.amount), spans
             )
             terminal.transactions.add(second)
-            terminals_used[terminal_id] = second if last_use is None else max(last_use, second)
+            if last_use is None or last_use < second:
+                terminals_used[terminal_id] = second
             if len(terminals_used) > MAX_TERMINALS_PER_CARD:
                 del terminals_used[min(terminals_used, key=terminals_used.__getitem__)]
         return WindowAggregates(
