@@ -25,6 +25,11 @@ from models.state import DAY, FeatureState, FraudReport, event_second
 CHAMPION = "champion"
 """The quality window of whichever model is serving."""
 
+_scored = Scored._make
+_matured = MaturedLabel._make
+"""Named tuples from ready tuples: cheaper than their constructors, which Python reaches
+through the class's ``__new__``, and one of each is built per transaction scored or learned."""
+
 
 @dataclass(frozen=True)
 class DetectorPolicy:
@@ -311,8 +316,8 @@ class FraudDetector:
         alerting = self.alerting
         alert = alerting.decide(tx.card_id, probability, second)
         decision = Decision.ALERT if alert else Decision.PASS
-        scored = Scored(
-            tx.transaction_id, probability, self._version, decision, alerting.threshold, reasons
+        scored = _scored(
+            (tx.transaction_id, probability, self._version, decision, alerting.threshold, reasons)
         )
         if earlier is None:
             # A first sighting, or a repeat whose first answer was never stored (the process
@@ -344,7 +349,7 @@ class FraudDetector:
         known = event_second(label.labelled_at)
         quality = self.quality
         quality[CHAMPION].add(
-            MaturedLabel(entry.second, entry.card_id, entry.scored.score, label.is_fraud, known)
+            _matured((entry.second, entry.card_id, entry.scored.score, label.is_fraud, known))
         )
         for name, score in entry.shadow:
             if name in quality:
