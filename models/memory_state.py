@@ -35,7 +35,9 @@ class _Terminal:
 
     def __init__(self, horizon: int) -> None:
         self.transactions = TimeBuckets(horizon)
-        self.frauds = TimeBuckets(horizon)
+        self.frauds: TimeBuckets | None = None
+        """Made with the terminal's first fraud report: most terminals never get one, and their
+        fraud counts are zeros without a run to search."""
 
 
 _aggregates = WindowAggregates._make
@@ -134,6 +136,8 @@ class InMemoryFeatureState:
             terminal = self._terminals.get(report.terminal_id)
             if terminal is None:
                 terminal = self._terminals[report.terminal_id] = _Terminal(self._terminal_horizon)
+            if terminal.frauds is None:
+                terminal.frauds = TimeBuckets(self._terminal_horizon)
             terminal.frauds.add(report.second, count=report.change)
 
     def _observe_one(self, tx: Transaction) -> WindowAggregates:
@@ -153,6 +157,7 @@ class InMemoryFeatureState:
         else:
             terminals.move_to_end(terminal_id)
 
+        frauds = terminal.frauds
         buckets = card.buckets
         terminals_used = card.terminals
         last_use = terminals_used.get(terminal_id)
@@ -183,7 +188,7 @@ class InMemoryFeatureState:
                 None if previous is None else second - previous,
                 last_use is not None and last_use > second - self._card_horizon,
                 terminal.transactions.counts(shifted, spans),
-                terminal.frauds.counts(shifted, spans),
+                [0] * len(spans) if frauds is None else frauds.counts(shifted, spans),
                 duplicate,
             )
         )
