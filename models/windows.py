@@ -99,28 +99,40 @@ class TimeBuckets:
         del self._sums[:index]
 
     def observe(
-        self, second: int, value: int, spans: Sequence[int], shift: int = 0
+        self, second: int, value: int, spans: Sequence[int]
     ) -> tuple[int | None, list[int], list[int]]:
         """Record one event and read its windows: the hot path of every transaction.
 
         Returns the latest second that held an event before this one (``None`` if none), then
-        the counts and sums over ``(upper - span, upper]`` for each span, where ``upper`` is
-        ``second - shift``.
+        the counts and sums over ``(second - span, second]`` for each span.
         """
         keys, counts, sums = self._keys, self._counts, self._sums
-        if not keys or second > keys[-1]:
-            # In time order, as nearly every event is: append in place and read the windows
-            # straight off the running totals, without a second pass through `add`.
-            previous = keys[-1] if keys else None
-            keys.append(second)
-            counts.append((counts[-1] if counts else self._base_count) + 1)
-            sums.append((sums[-1] if sums else self._base_sum) + value)
-            if keys[0] <= second - self._horizon:
-                self.drop_through(second - self._horizon)
-        else:
+        if keys and second <= keys[-1]:
             previous = self.previous(second)
             self.add(second, value)
-        window_counts, window_sums = self.windows(second - shift, spans)
+            return (previous, *self.windows(second, spans))
+        # In time order, as nearly every event is: append in place, and every window ends at
+        # this newest bucket, so its totals are read straight off the running ones.
+        previous = keys[-1] if keys else None
+        count = (counts[-1] if counts else self._base_count) + 1
+        total = (sums[-1] if sums else self._base_sum) + value
+        keys.append(second)
+        counts.append(count)
+        sums.append(total)
+        if keys[0] <= second - self._horizon:
+            self.drop_through(second - self._horizon)
+        oldest = keys[0]
+        window_counts: list[int] = []
+        window_sums: list[int] = []
+        for span in spans:
+            lower = second - span
+            start = 0 if oldest > lower else bisect_right(keys, lower)
+            if start:
+                window_counts.append(count - counts[start - 1])
+                window_sums.append(total - sums[start - 1])
+            else:
+                window_counts.append(count - self._base_count)
+                window_sums.append(total - self._base_sum)
         return previous, window_counts, window_sums
 
     def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:

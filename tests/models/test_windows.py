@@ -93,3 +93,24 @@ def test_counts_of_an_empty_or_future_run_are_zero() -> None:
     buckets.add(60)
     assert buckets.counts(50, [10, 20]) == [0, 0]
     assert buckets.counts(60, [1, 20]) == [1, 1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_observe_answers_as_add_then_windows_in_order_or_late(seed: int) -> None:
+    # `observe` reads in-order events' windows off the newest totals: it must answer exactly
+    # what recording the event and then searching the windows does, pruning included.
+    rng = random.Random(seed)
+    observed, reference = TimeBuckets(horizon=300), TimeBuckets(horizon=300)
+    spans = [10, 60, 300]
+    second = 0
+    for _ in range(500):
+        second += rng.randint(0, 15)
+        # Mostly in order; sometimes late, or again in the newest second.
+        at = second - rng.randint(0, 40) if rng.random() < 0.2 else second
+        value = rng.randint(1, 1_000)
+        newest = reference.newest
+        late = newest is not None and at <= newest
+        previous = reference.previous(at) if late else newest
+        reference.add(at, value)
+        expected = (previous, *reference.windows(at, spans))
+        assert observed.observe(at, value, spans) == expected
