@@ -20,7 +20,7 @@ from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVec
 from models.quality import MaturedLabel, RollingQuality
 from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
-from models.state import DAY, FeatureState, FraudReport, event_second
+from models.state import DAY, FeatureState, FraudReport, WindowAggregates, event_second
 
 CHAMPION = "champion"
 """The quality window of whichever model is serving."""
@@ -231,9 +231,22 @@ class FraudDetector:
     def _new_quality(self) -> RollingQuality:
         return RollingQuality(self.policy.quality_window, self.policy.quality_k)
 
-    def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
-        """Score a batch in order, recording each transaction in feature state once."""
-        observed = self.state.observe(transactions)
+    def score_many(
+        self,
+        transactions: Sequence[Transaction],
+        observed: Sequence[WindowAggregates] | None = None,
+        on_loaded: Callable[[], object] | None = None,
+    ) -> list[Scored]:
+        """Score a batch in order, recording each transaction in feature state once.
+
+        ``observed`` is what `FeatureState.observe` answered for exactly these transactions,
+        when the caller recorded them already: a stream worker records the next batch in
+        Redis while this one is scored. ``on_loaded`` is called once the stores have loaded
+        what the batch will ask of them: until its writes at the end, the batch makes no
+        other call on them.
+        """
+        if observed is None:
+            observed = self.state.observe(transactions)
         pending, book = self.pending, self.alerting.book
         # Remote stores load what this batch will ask of them in one round trip each.
         if pending.buffered:
@@ -244,6 +257,8 @@ class FraudDetector:
             )
         if book.buffered:
             book.prefetch(tx.card_id for tx in transactions)
+        if on_loaded is not None:
+            on_loaded()
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)

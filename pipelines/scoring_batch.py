@@ -16,7 +16,7 @@ so that its in-process rate is the worker's own path with Kafka and Redis taken 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,6 +26,7 @@ import orjson
 from models.detector import FraudDetector
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
+from models.state import WindowAggregates
 from pipelines.kafka_clients import OutgoingRecord
 from pipelines.record_decoding import Record, decode_records
 from pipelines.topics import Topics
@@ -66,15 +67,21 @@ class Verdicts:
 
 
 def score_batch(
-    detector: FraudDetector, marks: AlertMarks, transactions: list[Transaction]
+    detector: FraudDetector,
+    marks: AlertMarks,
+    transactions: list[Transaction],
+    observed: Sequence[WindowAggregates] | None = None,
+    on_loaded: Callable[[], object] | None = None,
 ) -> Verdicts:
-    """Score ``transactions`` in order and find which of their alerts were never delivered.
+    """Score ``transactions`` in order and find which of their alerts were never delivered;
+    ``observed``, when given, is what feature state answered for them, and ``on_loaded`` is
+    called once the stores have read what the batch needs (`FraudDetector.score_many`).
 
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
     try:
-        scored = detector.score_many(transactions) if transactions else []
+        scored = detector.score_many(transactions, observed, on_loaded) if transactions else []
         alerted = [
             (tx, result)
             for tx, result in zip(transactions, scored, strict=True)

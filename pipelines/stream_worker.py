@@ -5,9 +5,9 @@ Each batch goes through the same steps, in an order that makes a crash harmless:
 1. fetch a batch (`getmany`);
 2. decode it: a record that is too large, not JSON or not a `Transaction` becomes a dead letter
    (its original bytes, the reason and where it came from), and the batch goes on;
-3. score the valid ones through the `FraudDetector` over Redis state (one round trip for the
-   features, one for the cooldowns, one to store the vectors for the learner), and ask which
-   of its alerts were never delivered;
+3. record the valid ones in feature state (one round trip: the state script in Redis), then
+   score them through the `FraudDetector` (one round trip for the cooldowns, one to store the
+   vectors for the learner), and ask which of its alerts were never delivered;
 4. produce scores, the alerts not yet delivered, and the dead letters; wait for every
    acknowledgement;
 5. mark those alerts delivered, then commit the batch's offsets.
@@ -17,16 +17,32 @@ first scores are re-emitted and nothing is counted twice. A failure of Redis or 
 retries the same batch with capped backoff, until it succeeds or the worker is asked to stop;
 the worker never exits on its own and never skips a record.
 
-Two batches in flight
-    Step 3 mostly waits on Redis (the state script runs there), steps 1, 2 and 4 mostly run
-    Python: done one batch at a time, Redis and the worker take turns and each idles half the
-    time. So step 3 runs on one thread of its own, the *lane*, in batch order, while the event
-    loop fetches the next batch and delivers the previous one; the sync Redis client releases
-    the GIL while it waits. The order that matters is kept: batches are scored one after the
-    other (a card's transactions are observed in order, a card alerted in one batch is in
-    cooldown for the next), a batch whose scoring fails holds back every batch after it until
-    it is scored again, and offsets are committed in batch order, each after its batch's
-    records are acknowledged. Stopped, the worker finishes and commits the batches it holds.
+Three batches in flight
+    Recording a batch in feature state mostly waits on Redis (the state script runs there);
+    scoring, decoding and delivering mostly run Python. Done one after the other, Redis and
+    the worker take turns and each idles half the time. So step 3 runs on two threads of its
+    own, *lanes*, each in batch order: the state lane records a batch while the scoring lane
+    scores the batch before it, and the event loop delivers the one before that; the sync
+    Redis client releases the GIL while it waits. Recording touches only feature state, never
+    the cooldowns or pending vectors the batch ahead may still be writing. The order that
+    matters is kept: batches are recorded one after the other (a card's transactions in
+    order) and scored one after the other (a card alerted in one batch is in cooldown for the
+    next); a batch that fails on a lane holds back every batch after it there until it is
+    done again, and offsets are committed in batch order, each after its batch's records are
+    acknowledged. Stopped, the worker finishes and commits the batches it holds.
+
+    Redis runs one command at a time, so the state script of the batch behind must not run
+    while the batch ahead reads its cooldowns: a batch is recorded once the batch ahead has
+    loaded what it reads (`_Batch.loaded`), and the script then runs while that batch is
+    scored in Python. Recorded any earlier, the script held up the batch ahead's reads, and
+    the two lanes took turns again. The threads hand the GIL over every
+    `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5 ms: a Redis reply must not wait that
+    long for the thread that reads it.
+
+    A batch scored again after a failure is recorded again, on the state lane between two
+    batches: its ids are seen by then, so state answers their first sightings' aggregates
+    and the detector re-emits whatever first answers were stored, exactly as a replay after
+    a crash is scored.
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ from models.detector import FraudDetector
 from models.quality import QualityFigures
 from models.schemas import Transaction
 from models.snapshots import SnapshotError
+from models.state import WindowAggregates
 from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import (
@@ -91,11 +108,16 @@ class WorkerOptions:
     max_poll_records: int = 1_000
     poll_timeout_ms: int = 200
     backoff: Backoff = field(default_factory=Backoff)
-    batches_in_flight: int = 2
-    """Fetched and not yet committed: one scored on the lane while one is delivered."""
+    batches_in_flight: int = 3
+    """Fetched and not yet committed: one recorded in state and one scored, on the lanes,
+    while one is delivered."""
 
 
 Clock = Callable[[], datetime]
+
+
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+"""How often a worker's threads may take the GIL from one another (`sys.setswitchinterval`)."""
 
 
 def _utc_now() -> datetime:
@@ -103,19 +125,19 @@ def _utc_now() -> datetime:
 
 
 class _OutOfTurnError(Exception):
-    """A batch reached the lane before the batch ahead of it was scored (that one failed)."""
+    """A batch reached a lane before the batch ahead of it was done there (that one failed)."""
 
 
 class _Lane:
-    """One thread for the Redis-bound steps; batches pass through it strictly in turn.
+    """One thread for a Redis-bound step; batches pass through it strictly in turn.
 
     Batch ``n`` runs only once batch ``n - 1`` has succeeded: after a failure the batches
     queued behind it raise `_OutOfTurnError` without touching anything, and are submitted again once
     the failed one has been redone. Whatever else runs here (`call`) runs between two batches.
     """
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudstream-lane")
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._turn = 0  # read and written on the lane's thread only
 
     def submit(self, turn: int, step: Callable[[], _T]) -> asyncio.Future[_T]:
@@ -146,14 +168,33 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 
 @dataclass
+class _Lanes:
+    """Where a batch is recorded in feature state, and where it is then scored."""
+
+    state: _Lane = field(default_factory=lambda: _Lane("fraudstream-state"))
+    scoring: _Lane = field(default_factory=lambda: _Lane("fraudstream-scoring"))
+
+    def close(self) -> None:
+        self.state.close()
+        self.scoring.close()
+
+
+@dataclass
 class _Batch:
-    """A fetched batch, decoded; `scoring` is its step on the lane."""
+    """A fetched batch, decoded; `scoring` is its steps on the lanes."""
 
     turn: int
     records: Sequence[Record]
     transactions: list[Transaction]
     dead_letters: list[OutgoingRecord]
+    after: asyncio.Event | None
+    """The batch ahead's `loaded`: this one is recorded in state only once it is set."""
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once its scoring has read what it needs from Redis, or has failed: from then on,
+    until its writes, the batch leaves Redis to the state script of the batch behind it."""
     scoring: asyncio.Future[Verdicts] | None = None
+    recorded: bool = False
+    """Its turn on the state lane is done: any later attempt records it again (as seen)."""
 
 
 _END = None
@@ -193,13 +234,13 @@ class TransactionWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batches in hand are finished and committed first."""
-        lane = _Lane()
+        lanes = _Lanes()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue()
         slots = asyncio.Semaphore(max(1, self.options.batches_in_flight))
-        intake = asyncio.create_task(self._intake(stop, lane, batches, slots))
+        intake = asyncio.create_task(self._intake(stop, lanes, batches, slots))
         try:
             while (batch := await batches.get()) is not _END:
-                if not await self._until_done(batch, lane, stop):
+                if not await self._until_done(batch, lanes, stop):
                     break
                 slots.release()
         finally:
@@ -207,18 +248,19 @@ class TransactionWorker:
                 intake.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await intake  # its error, if it failed, is the worker's
-            await asyncio.get_running_loop().run_in_executor(None, lane.close)
+            await asyncio.get_running_loop().run_in_executor(None, lanes.close)
 
     async def _intake(
         self,
         stop: asyncio.Event,
-        lane: _Lane,
+        lanes: _Lanes,
         batches: asyncio.Queue[_Batch | None],
         slots: asyncio.Semaphore,
     ) -> None:
-        """Fetch, decode and queue batches, each sent to the lane at once to be scored."""
+        """Fetch, decode and queue batches, each sent to the lanes at once to be scored."""
         options = self.options
         turn = 0
+        loaded: asyncio.Event | None = None
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -230,19 +272,20 @@ class TransactionWorker:
                 records: list[Record] = [record for batch in fetched.values() for record in batch]
                 if not records:
                     slots.release()
-                    await lane.call(self._follow_model)
+                    await lanes.scoring.call(self._follow_model)
                     continue
                 transactions, dead_letters = decode_records(
                     records, Transaction, self.topics.dlq, options.max_record_bytes
                 )
-                batch = _Batch(turn, records, transactions, dead_letters)
-                batch.scoring = lane.submit(turn, partial(self._score, batch))
+                batch = _Batch(turn, records, transactions, dead_letters, after=loaded)
+                batch.scoring = self._submit(batch, lanes)
+                loaded = batch.loaded
                 turn += 1
                 batches.put_nowait(batch)
         finally:
             batches.put_nowait(_END)
 
-    async def _until_done(self, batch: _Batch, lane: _Lane, stop: asyncio.Event) -> bool:
+    async def _until_done(self, batch: _Batch, lanes: _Lanes, stop: asyncio.Event) -> bool:
         # Stopped with the batch unfinished, it stays uncommitted for the partitions' next
         # owner, and so do the batches behind it.
         verdicts: Verdicts | None = None
@@ -250,7 +293,7 @@ class TransactionWorker:
         async def attempt() -> None:
             nonlocal verdicts
             if verdicts is None:
-                verdicts = await self._scored(batch, lane)
+                verdicts = await self._scored(batch, lanes)
             await self._deliver(batch, verdicts)
 
         return await retry_until_done(
@@ -261,25 +304,55 @@ class TransactionWorker:
             on_health=self._set_health,
         )
 
-    async def _scored(self, batch: _Batch, lane: _Lane) -> Verdicts:
+    async def _scored(self, batch: _Batch, lanes: _Lanes) -> Verdicts:
         scoring, batch.scoring = batch.scoring, None
         if scoring is None:  # a retry
-            scoring = lane.submit(batch.turn, partial(self._score, batch))
+            scoring = self._submit(batch, lanes)
         try:
             return await scoring
         except _OutOfTurnError:
-            # A batch ahead of this one failed and has been scored since: now it is its turn.
-            return await lane.submit(batch.turn, partial(self._score, batch))
+            # A batch ahead of this one failed and has been done since: now it is its turn.
+            return await self._submit(batch, lanes)
+
+    def _submit(self, batch: _Batch, lanes: _Lanes) -> asyncio.Future[Verdicts]:
+        task = asyncio.ensure_future(self._recorded_then_scored(batch, lanes))
+        task.add_done_callback(_retrieved)
+        return task
+
+    async def _recorded_then_scored(self, batch: _Batch, lanes: _Lanes) -> Verdicts:
+        record = partial(self._record, batch.transactions)
+        if batch.recorded:
+            # Recorded already, so this is all repeats: their first answers, read between
+            # two batches on the state lane, which may be recording later batches meanwhile.
+            observed = await lanes.state.call(record)
+        else:
+            if batch.after is not None:
+                await batch.after.wait()
+            observed = await lanes.state.submit(batch.turn, record)
+            batch.recorded = True
+        loaded = partial(asyncio.get_running_loop().call_soon_threadsafe, batch.loaded.set)
+        return await lanes.scoring.submit(batch.turn, partial(self._score, batch, observed, loaded))
+
+    def _record(self, transactions: list[Transaction]) -> list[WindowAggregates]:
+        return self.detector.state.observe(transactions) if transactions else []
 
     def _set_health(self, healthy: bool) -> None:
         self.stats.retries += not healthy
         self.stats.healthy = healthy
 
-    def _score(self, batch: _Batch) -> Verdicts:
-        """Score a batch and find its undelivered alerts: on the lane, in batch order."""
+    def _score(
+        self, batch: _Batch, observed: list[WindowAggregates], loaded: Callable[[], object]
+    ) -> Verdicts:
+        """Score a recorded batch and find its undelivered alerts: on the scoring lane, in
+        batch order. ``loaded`` is called once its reads from Redis are done."""
         self._follow_model()
         started = time.perf_counter()
-        verdicts = score_batch(self.detector, self.delivered, batch.transactions)
+        try:
+            verdicts = score_batch(
+                self.detector, self.delivered, batch.transactions, observed, on_loaded=loaded
+            )
+        finally:
+            loaded()  # an empty or failed batch holds nobody up either
         self.telemetry.scored(
             len(verdicts.scored), time.perf_counter() - started, len(verdicts.alerts)
         )

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -53,7 +54,7 @@ from pipelines.redis_stores import (
 from pipelines.registry import ModelRegistry
 from pipelines.registry_index import RedisIndex
 from pipelines.retrain_jobs import RetrainJobs
-from pipelines.stream_worker import TransactionWorker, WorkerOptions
+from pipelines.stream_worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
 from service.bootstrap import lifecycle_policy, seconds
@@ -280,6 +281,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         )
         serve_metrics(settings, telemetry)
         settle_after_start_up()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         logger.info("worker started", extra={"model_version": detector.model_version})
         await worker.run(stop)
         logger.info(

@@ -1,14 +1,15 @@
 """The worker's batch pipeline with in-memory fakes: order, retries, stopping, repeats.
 
-A batch is scored on the worker's lane while the one before it is delivered; these tests pin
-what that overlap must never change. The real servers are in ``test_distributed.py``.
+A batch is recorded in state on the worker's state lane while the one before it is scored on
+the scoring lane and the one before that is delivered; these tests pin what that overlap must
+never change. The real servers are in ``test_distributed.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import redis
 from aiokafka.structs import TopicPartition
 
-from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.alerting import AlertPolicy, AlertPolicyConfig, MemoryCooldownBook
 from models.detector import FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -229,17 +230,18 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     batches = make_batches(count=6, size=30)
     state = RecordingState(WindowSpec())
     worker, consumer, log, _ = make_worker(batches, state)
-    original = worker._score
+    original = state.observe
     calls = 0
 
-    def fail_third(batch: Any) -> Any:
+    def fail_third(transactions: Sequence[Transaction]) -> list[WindowAggregates]:
         nonlocal calls
         calls += 1
         if calls == 3:
             state.fail = 2  # the third batch fails twice, then succeeds
-        return original(batch)
+        return original(transactions)
 
-    worker._score = fail_third  # type: ignore[method-assign]
+    # Batches are recorded on the state lane, ahead of their scoring: fail the third there.
+    state.observe = fail_third  # type: ignore[method-assign]
     await run_until_drained(worker, consumer, asyncio.Event())
 
     succeeded = [ids for ids in state.observed if ids[0] != "failed"]
@@ -249,6 +251,49 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     assert len(commits(log)) == len(batches)
     assert worker.stats.retries == 2
     assert worker.stats.healthy
+
+
+class LoggingBook(MemoryCooldownBook):
+    """A cooldown book read like a remote one: each batch's cards are loaded in one go."""
+
+    buffered = True
+
+    def __init__(self, log: list[tuple[str, str]]) -> None:
+        super().__init__(cooldown_seconds=3_600)
+        self.log = log
+
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        self.log.append(("cooldowns read", next(iter(card_ids))))
+
+
+@pytest.mark.anyio
+async def test_a_batch_is_recorded_once_the_batch_ahead_has_read_its_cooldowns() -> None:
+    """Redis runs one command at a time: the state script of the batch behind, run any
+    earlier, would hold up the reads of the batch ahead."""
+    batches = make_batches(count=10, size=30)
+    log: list[tuple[str, str]] = []
+    state = RecordingState(WindowSpec())
+    worker, consumer, _, _ = make_worker(batches, state)
+    alerting = AlertPolicy(AlertPolicyConfig(threshold=0.5), LoggingBook(log))
+    worker.detector = FraudDetector(
+        FeatureSet(FeatureSpec()), state, OnlineLearner("logistic"), alerting=alerting
+    )
+    original = state.observe
+
+    def logged(transactions: Sequence[Transaction]) -> list[WindowAggregates]:
+        log.append(("recorded", transactions[0].card_id))
+        return original(transactions)
+
+    state.observe = logged  # type: ignore[method-assign]
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    # Both lanes go in batch order: the n-th of each kind of step is batch n's.
+    recorded = [at for at, (step, _) in enumerate(log) if step == "recorded"]
+    read = [at for at, (step, _) in enumerate(log) if step == "cooldowns read"]
+    assert len(recorded) == len(read) == len(batches)
+    assert [card for step, card in log if step == "recorded"] == [b[0].card_id for b in batches]
+    for turn in range(1, len(batches)):
+        assert recorded[turn] > read[turn - 1], f"batch {turn} recorded too early"
 
 
 class FlakyMarks(FakeMarks):
@@ -282,7 +327,8 @@ async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first
     sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
     assert sent_scores == expected
     assert any(score["decision"] == "alert" for score in expected)
-    # Recorded in turn, then once more (as seen) for the retry.
+    # Recorded in turn, then once more (as seen) for the retry; so are the batches behind it
+    # that were recorded ahead and found their scoring turn taken.
     third = [tx.transaction_id for tx in batches[2]]
     assert state.observed.count(third) == 2
     first_recordings = list(dict.fromkeys(tuple(ids) for ids in state.observed))
