@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import time
@@ -29,9 +28,31 @@ import uvloop
 
 from models.schemas import Transaction
 from pipelines.evaluation import EvaluationOptions, build_detector
+from pipelines.http_bench_result import (
+    HttpBenchOptions,
+    HttpBenchResult,
+    InProcessRates,
+    WorkloadResult,
+    percentile,
+)
 from pipelines.load_client import KeepAliveConnection
-from pipelines.options import require_positive
 from pipelines.server_process import ServerProcess, process_cpu_seconds, serve
+
+__all__ = [
+    "BASELINE_PATH",
+    "BATCH_PATH",
+    "SCORE_PATH",
+    "STEPS",
+    "HttpBenchOptions",
+    "HttpBenchResult",
+    "InProcessRates",
+    "TransactionBodies",
+    "WorkloadResult",
+    "bench_http",
+    "in_process_rates",
+    "percentile",
+]
+"""The options and results live in `pipelines.http_bench_result`; importers find them here."""
 
 SCORE_PATH = "/v1/score"
 BASELINE_PATH = "/v1/bench/constant"
@@ -45,107 +66,6 @@ SERVER_ENVIRONMENT = {
     # An access-log line per request would be measured along with the API.
     "FRAUDSTREAM_LOG_LEVEL": "warning",
 }
-
-
-@dataclass(frozen=True)
-class HttpBenchOptions:
-    """What load to generate, for how long, and against which server."""
-
-    url: str | None = None
-    """A running server to measure; default: start ``fraudstream serve`` on a free port."""
-    clients: int = 32
-    seconds: float = 10.0
-    warm_up: float = 2.0
-    """Seconds of load before each measured window, not counted."""
-    batch_seconds: float = 5.0
-    batch_size: int = 1_000
-    in_process_transactions: int = 20_000
-    cards: int = 5_000
-    terminals: int = 10_000
-    seed: int = 0
-    start: datetime | None = None
-    """Event time of the first transaction sent; default: now."""
-
-    def __post_init__(self) -> None:
-        require_positive(
-            self,
-            "clients",
-            "seconds",
-            "batch_seconds",
-            "batch_size",
-            "in_process_transactions",
-            "cards",
-            "terminals",
-        )
-        if self.warm_up < 0:
-            raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
-
-
-@dataclass(frozen=True)
-class WorkloadResult:
-    """One closed-loop workload: requests started in the measured window and their latency."""
-
-    name: str
-    path: str
-    clients: int
-    transactions_per_request: int
-    seconds: float
-    requests: int
-    errors: int
-    """Responses outside 2xx, and requests that got no response."""
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    client_cpu: float
-    """Cores the load generator used over the window (1.0: one core, fully)."""
-    server_cpu: float | None
-    """Cores the server used over the window; unknown for a server the bench did not start."""
-
-    @property
-    def requests_per_second(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def transactions_per_second(self) -> float:
-        return self.requests_per_second * self.transactions_per_request
-
-    @property
-    def server_ms_per_request(self) -> float | None:
-        """Server CPU per request: its cost, whatever share of the cores it could get."""
-        if self.server_cpu is None or self.requests == 0:
-            return None
-        return self.server_cpu * self.seconds / self.requests * 1_000
-
-    @property
-    def client_ms_per_request(self) -> float | None:
-        return self.client_cpu * self.seconds / self.requests * 1_000 if self.requests else None
-
-
-@dataclass(frozen=True)
-class HttpBenchResult:
-    """Every workload's figures, with what is needed to read them."""
-
-    options: HttpBenchOptions
-    url: str
-    server_pid: int | None
-    """The server process the bench started (and stopped), if it started one."""
-    cpu_count: int
-    load_average: float | None
-    """The machine's one-minute load average when the bench began: other work competing."""
-    learner: str
-    labels_learned: int
-    score: WorkloadResult
-    baseline: WorkloadResult | None
-    """None when the server does not serve the constant endpoint."""
-    batch: WorkloadResult
-    in_process: InProcessRates
-
-    @property
-    def score_over_baseline(self) -> float | None:
-        """Score requests per second over constant-score requests per second."""
-        if self.baseline is None or self.baseline.requests == 0:
-            return None
-        return self.score.requests_per_second / self.baseline.requests_per_second
 
 
 class TransactionBodies:
@@ -194,17 +114,6 @@ class TransactionBodies:
     def many(self, count: int) -> bytes:
         """A JSON array of ``count`` transactions, for the batch endpoint."""
         return orjson.dumps([self._transaction() for _ in range(count)], option=orjson.OPT_UTC_Z)
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest rank: always an observed value, and never smaller for a larger ``fraction``.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 0.5), percentile([1.0, 2.0, 3.0, 4.0], 0.99)
-    (2.0, 4.0)
-    """
-    if not ordered:
-        return math.nan
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 # -- the load --------------------------------------------------------------------------------
@@ -356,16 +265,6 @@ async def _workloads(
 
 
 # -- in process ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InProcessRates:
-    """Transactions a second the same learner scores in this process, without HTTP."""
-
-    single: float
-    """One transaction per ``score_many`` call, as ``POST /v1/score`` makes them."""
-    batched: float
-    """``batch_size`` transactions per call, as ``POST /v1/score/batch`` makes them."""
 
 
 def _scoring_rate(

@@ -49,7 +49,7 @@ from models.state import DAY, WindowSpec
 from pipelines.benchmarks import bench_stream as simulated_stream
 from pipelines.collector import settled
 from pipelines.evaluation import EvaluationOptions, build_detector
-from pipelines.http_bench import percentile
+from pipelines.http_bench_result import percentile
 from pipelines.kafka_clients import (
     BrokerUnavailableError,
     KafkaSettings,

@@ -24,14 +24,14 @@ from pipelines.retrain_bench import bench_retrain as run_retrain_bench
 from pipelines.stream_bench import STEPS as STREAM_STEPS
 from pipelines.stream_bench import StreamBenchOptions
 from pipelines.stream_bench import bench_stream as run_stream_bench
-from service.cli_common import console, progress_bar, user_errors
-from service.reporting import (
+from service.bench_reports import (
     print_bench,
     print_http_bench,
     print_load_bench,
     print_memory_bench,
     print_stream_bench,
 )
+from service.cli_common import console, progress_bar, user_errors
 from service.settings import Settings
 
 bench_app = typer.Typer(help="Measure what things cost, in figures.", no_args_is_help=True)

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from pipelines.load_bench import LoadBenchOptions, LoadBenchResult, _load, bench_load
 from pipelines.server_process import ServerProcess, free_port
+from service.bench_reports import print_load_bench
 from service.cli import app
-from service.reporting import print_load_bench
 
 
 @pytest.fixture(scope="module")
