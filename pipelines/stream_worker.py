@@ -54,11 +54,9 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
 
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
@@ -69,6 +67,7 @@ from models.schemas import Transaction
 from models.snapshots import SnapshotError
 from models.state import WindowAggregates
 from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
+from pipelines.lanes import Lanes, OutOfTurnError, retrieved
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import (
     ORIGINAL_BYTES_HEADER,
@@ -83,7 +82,6 @@ from pipelines.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 _SENT_ALERTS_KEPT = 100_000
 
 
@@ -122,61 +120,6 @@ GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _OutOfTurnError(Exception):
-    """A batch reached a lane before the batch ahead of it was done there (that one failed)."""
-
-
-class _Lane:
-    """One thread for a Redis-bound step; batches pass through it strictly in turn.
-
-    Batch ``n`` runs only once batch ``n - 1`` has succeeded: after a failure the batches
-    queued behind it raise `_OutOfTurnError` without touching anything, and are submitted again once
-    the failed one has been redone. Whatever else runs here (`call`) runs between two batches.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._turn = 0  # read and written on the lane's thread only
-
-    def submit(self, turn: int, step: Callable[[], _T]) -> asyncio.Future[_T]:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._in_turn, turn, step)
-        # A batch given up on (the worker stopped while one ahead of it failed) is never
-        # awaited: its outcome is dropped here rather than logged as never retrieved.
-        future.add_done_callback(_retrieved)
-        return future
-
-    async def call(self, step: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, step)
-
-    def _in_turn(self, turn: int, step: Callable[[], _T]) -> _T:
-        if turn != self._turn:
-            raise _OutOfTurnError(f"batch {turn} before batch {self._turn}")
-        result = step()
-        self._turn += 1
-        return result
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-@dataclass
-class _Lanes:
-    """Where a batch is recorded in feature state, and where it is then scored."""
-
-    state: _Lane = field(default_factory=lambda: _Lane("fraudstream-state"))
-    scoring: _Lane = field(default_factory=lambda: _Lane("fraudstream-scoring"))
-
-    def close(self) -> None:
-        self.state.close()
-        self.scoring.close()
 
 
 @dataclass
@@ -234,7 +177,7 @@ class TransactionWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batches in hand are finished and committed first."""
-        lanes = _Lanes()
+        lanes = Lanes()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue()
         slots = asyncio.Semaphore(max(1, self.options.batches_in_flight))
         intake = asyncio.create_task(self._intake(stop, lanes, batches, slots))
@@ -253,7 +196,7 @@ class TransactionWorker:
     async def _intake(
         self,
         stop: asyncio.Event,
-        lanes: _Lanes,
+        lanes: Lanes,
         batches: asyncio.Queue[_Batch | None],
         slots: asyncio.Semaphore,
     ) -> None:
@@ -285,7 +228,7 @@ class TransactionWorker:
         finally:
             batches.put_nowait(_END)
 
-    async def _until_done(self, batch: _Batch, lanes: _Lanes, stop: asyncio.Event) -> bool:
+    async def _until_done(self, batch: _Batch, lanes: Lanes, stop: asyncio.Event) -> bool:
         # Stopped with the batch unfinished, it stays uncommitted for the partitions' next
         # owner, and so do the batches behind it.
         verdicts: Verdicts | None = None
@@ -304,22 +247,22 @@ class TransactionWorker:
             on_health=self._set_health,
         )
 
-    async def _scored(self, batch: _Batch, lanes: _Lanes) -> Verdicts:
+    async def _scored(self, batch: _Batch, lanes: Lanes) -> Verdicts:
         scoring, batch.scoring = batch.scoring, None
         if scoring is None:  # a retry
             scoring = self._submit(batch, lanes)
         try:
             return await scoring
-        except _OutOfTurnError:
+        except OutOfTurnError:
             # A batch ahead of this one failed and has been done since: now it is its turn.
             return await self._submit(batch, lanes)
 
-    def _submit(self, batch: _Batch, lanes: _Lanes) -> asyncio.Future[Verdicts]:
+    def _submit(self, batch: _Batch, lanes: Lanes) -> asyncio.Future[Verdicts]:
         task = asyncio.ensure_future(self._recorded_then_scored(batch, lanes))
-        task.add_done_callback(_retrieved)
+        task.add_done_callback(retrieved)
         return task
 
-    async def _recorded_then_scored(self, batch: _Batch, lanes: _Lanes) -> Verdicts:
+    async def _recorded_then_scored(self, batch: _Batch, lanes: Lanes) -> Verdicts:
         record = partial(self._record, batch.transactions)
         if batch.recorded:
             # Recorded already, so this is all repeats: their first answers, read between

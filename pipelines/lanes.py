@@ -1,0 +1,75 @@
+"""Lanes: threads on which a worker's batches pass strictly in turn.
+
+A stream worker keeps several batches in flight, but what a batch does to shared state must
+happen in batch order: a card's transactions are recorded in order, and a card alerted in one
+batch is in cooldown for the next. A lane is one thread that runs each batch's step only in its
+turn, so the event loop can hand batches over as they come and stay free for fetching and
+delivering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+class OutOfTurnError(Exception):
+    """A batch reached a lane before the batch ahead of it was done there (that one failed)."""
+
+
+class Lane:
+    """One thread for a Redis-bound step; batches pass through it strictly in turn.
+
+    Batch ``n`` runs only once batch ``n - 1`` has succeeded: after a failure the batches
+    queued behind it raise `OutOfTurnError` without touching anything, and are submitted again
+    once the failed one has been redone. Whatever else runs here (`call`) runs between two batches.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._turn = 0  # read and written on the lane's thread only
+
+    def submit(self, turn: int, step: Callable[[], _T]) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._in_turn, turn, step)
+        # A batch given up on (the worker stopped while one ahead of it failed) is never
+        # awaited: its outcome is dropped here rather than logged as never retrieved.
+        future.add_done_callback(retrieved)
+        return future
+
+    async def call(self, step: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, step)
+
+    def _in_turn(self, turn: int, step: Callable[[], _T]) -> _T:
+        if turn != self._turn:
+            raise OutOfTurnError(f"batch {turn} before batch {self._turn}")
+        result = step()
+        self._turn += 1
+        return result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done-callback that reads a future's outcome, so that one nobody awaits is not logged
+    as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass
+class Lanes:
+    """Where a batch is recorded in feature state, and where it is then scored."""
+
+    state: Lane = field(default_factory=lambda: Lane("fraudstream-state"))
+    scoring: Lane = field(default_factory=lambda: Lane("fraudstream-scoring"))
+
+    def close(self) -> None:
+        self.state.close()
+        self.scoring.close()
