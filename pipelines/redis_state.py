@@ -2,29 +2,25 @@
 
 `RedisFeatureState` answers exactly what `InMemoryFeatureState` answers for the same stream:
 late events, same-second events, repeated ids and fraud retractions included. Each series
-(a card's transactions, a terminal's transactions, a terminal's frauds) is a run of one-second
-buckets holding running totals, dropped behind the series' horizon into a base total exactly
-as `models.windows.TimeBuckets` does it, so every window is the same integer difference of the
-same totals (see ``lua/series.lua`` for the layout).
+(a card's transactions, a terminal's transactions, a terminal's frauds) is a sorted set of
+one-second buckets holding running totals, dropped behind the series' horizon into a base
+total exactly as `models.windows.TimeBuckets` does it, so every window is the same integer
+difference of the same totals (see ``lua/buckets.lua`` for the layout).
 
 Why a Lua script per batch
-    A transaction needs a dozen reads and writes that depend on one another (a late event
-    shifts the running totals after it). Done from Python that is a dozen round trips per
+    A transaction needs about twenty reads and writes that depend on one another (a late event
+    shifts the running totals after it). Done from Python that is twenty round trips per
     transaction; one script call per batch makes it one per batch, and the script runs
     atomically, so two workers can never interleave inside a transaction's update. A batch
     sent again (a retry after a lost reply) changes nothing: its ids are known. Fraud counts
     have no ids, so `queue_frauds` lets a learner apply them in the MULTI/EXEC transaction
     that records its own progress.
-Why a series is one packed string
-    The script reads every series of a batch with one MGET, searches each in place (a binary
-    search unpacking one double per step) and writes each changed series back once. Held as
-    sorted sets, every window's lookup was a command of its own, a reply table and a member
-    to parse: about 17 commands and 55 to 60 µs of Redis CPU per transaction, against about 5
-    commands and 25 to 35 µs now (Redis 7.0, the bench's stream). A series stays small: its
-    buckets are the distinct seconds of one horizon, 24 bytes each.
 Cost on the Redis side
     Redis runs scripts on its one command thread, and a batch holds every other client up while
-    it runs: a batch of 500 holds Redis for 12 to 18 ms.
+    it runs: about 17 sorted-set, hash and string commands per transaction, each O(log n) in
+    the buckets of one series (a late event also rewrites that series' buckets after it), at
+    about 2 µs each when called from Lua. Measured on Redis 7.0: 45 to 60 µs of Redis CPU per
+    transaction, so a batch of 500 holds Redis for 20 to 30 ms.
 Time to live
     Keys expire instead of the in-memory state's idle eviction and caps: each key's TTL is its
     entity's horizon plus `TTL_MARGIN_SECONDS`, refreshed on every write, and a transaction id
@@ -36,7 +32,7 @@ Where the answers may differ from the in-memory state's
     its caps) or forgotten an id (after ``dedupe_seconds`` of event time) that Redis still
     holds, or the reverse when a key expired first: one answers for a new entity or id, the
     other from what it kept (the kept buckets answer as `TimeBuckets` would). Totals are held
-    as doubles, exact while an entity's running totals stay below 2^53 (amounts in
+    as Lua doubles, exact while an entity's running totals stay below 2^53 (amounts in
     hundredths).
 One Redis, not a Cluster
     The scripts name the keys of each card and terminal they meet, which a Cluster cannot
@@ -46,16 +42,11 @@ One Redis, not a Cluster
 Keys, under the prefix (ids hold no spaces and ``:`` may appear in them, but each kind of
 key ends in its own suffix, none a suffix of another, so no two entities share a key):
 
-- ``answer:{transaction id}``: a transaction's first answer, as msgpack integers, set once
-  per id;
-- ``card:{card id}:series``: the card's transaction counts and amount sums, packed;
+- ``seen:{transaction id}``: a string, set once per id (``SET NX``);
+- ``card:{card id}:buckets``: the card's transaction counts and amount sums;
 - ``card:{card id}:terminals``: a hash, terminal id -> ``"last second:insertion number"``;
-- ``terminal:{terminal id}:series``: the terminal's transaction counts, packed;
-- ``terminal:{terminal id}:fraud-series``: the terminal's fraud counts, packed.
-
-The names changed with the packed layout (they were ``seen:``, ``:buckets`` and ``:frauds``,
-sorted sets), so a Redis holding state of the earlier layout is never read as the new one:
-that state simply expires.
+- ``terminal:{terminal id}:buckets``: the terminal's transaction counts;
+- ``terminal:{terminal id}:frauds``: the terminal's fraud counts.
 """
 
 from __future__ import annotations
@@ -86,35 +77,35 @@ class RedisStateError(RuntimeError):
 def script_source(name: str) -> str:
     """The Lua of one script: the shared bucket functions, then the script itself."""
     lua = files("pipelines").joinpath("lua")
-    shared = lua.joinpath("series.lua").read_text(encoding="utf-8")
+    shared = lua.joinpath("buckets.lua").read_text(encoding="utf-8")
     return shared + "\n" + lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
 def card_keys(prefix: str, card_id: str) -> tuple[str, str]:
-    """The keys of a card: its series and its terminals.
+    """The keys of a card: its buckets and its terminals.
 
     >>> card_keys("fraudstream:", "c1")
-    ('fraudstream:card:c1:series', 'fraudstream:card:c1:terminals')
+    ('fraudstream:card:c1:buckets', 'fraudstream:card:c1:terminals')
     """
-    return f"{prefix}card:{card_id}:series", f"{prefix}card:{card_id}:terminals"
+    return f"{prefix}card:{card_id}:buckets", f"{prefix}card:{card_id}:terminals"
 
 
 def terminal_keys(prefix: str, terminal_id: str) -> tuple[str, str]:
-    """The keys of a terminal: its transactions' series and its frauds' series.
+    """The keys of a terminal: its transaction buckets and its fraud buckets.
 
     >>> terminal_keys("fraudstream:", "p1")
-    ('fraudstream:terminal:p1:series', 'fraudstream:terminal:p1:fraud-series')
+    ('fraudstream:terminal:p1:buckets', 'fraudstream:terminal:p1:frauds')
     """
-    return f"{prefix}terminal:{terminal_id}:series", f"{prefix}terminal:{terminal_id}:fraud-series"
+    return f"{prefix}terminal:{terminal_id}:buckets", f"{prefix}terminal:{terminal_id}:frauds"
 
 
-def answer_key(prefix: str, transaction_id: str) -> str:
-    """The key remembering a transaction id, with its first sighting's answer.
+def seen_key(prefix: str, transaction_id: str) -> str:
+    """The key remembering a transaction id.
 
-    >>> answer_key("fraudstream:", "t1")
-    'fraudstream:answer:t1'
+    >>> seen_key("fraudstream:", "t1")
+    'fraudstream:seen:t1'
     """
-    return f"{prefix}answer:{transaction_id}"
+    return f"{prefix}seen:{transaction_id}"
 
 
 def transaction_arguments(transactions: Sequence[Transaction]) -> list[str | int]:

@@ -7,7 +7,6 @@ for the same stream of batches and fraud reports.
 from __future__ import annotations
 
 import random
-import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from pipelines.redis_state import (
     TTL_MARGIN_SECONDS,
     RedisFeatureState,
     RedisStateError,
-    answer_key,
     card_keys,
     decode_aggregates,
     fraud_arguments,
+    seen_key,
     terminal_keys,
     transaction_arguments,
 )
@@ -36,8 +35,6 @@ from tests.builders import START, make_tx
 
 HOUR = 3_600
 PREFIX = "fraudstream:"
-RECORD = struct.Struct("<ddd")
-"""A stored series record: second (unused in the base), running count, running sum."""
 
 
 @pytest.fixture
@@ -249,13 +246,13 @@ def test_every_key_the_state_writes_expires(client: redis.Redis) -> None:
     replay(RedisFeatureState(client, spec, dedupe_seconds=6 * HOUR), stream)
     card_ttl = spec.card_horizon + TTL_MARGIN_SECONDS
     terminal_ttl = spec.terminal_horizon + TTL_MARGIN_SECONDS
-    bounds = {"answer": 6 * HOUR, "card:series": card_ttl, "card:terminals": card_ttl}
+    bounds = {"seen": 6 * HOUR, "card:buckets": card_ttl, "card:terminals": card_ttl}
     kinds: Counter[str] = Counter()
     for raw in client.scan_iter(count=1_000):
         key = raw.decode()
         assert key.startswith(PREFIX)
         entity, rest = key.removeprefix(PREFIX).split(":", 1)
-        kind = entity if entity == "answer" else f"{entity}:{rest.rsplit(':', 1)[1]}"
+        kind = entity if entity == "seen" else f"{entity}:{rest.rsplit(':', 1)[1]}"
         kinds[kind] += 1
         assert 0 < client.ttl(key) <= bounds.get(kind, terminal_ttl), key
     transactions = {tx.transaction_id for batch in stream.batches for tx in batch}
@@ -263,30 +260,25 @@ def test_every_key_the_state_writes_expires(client: redis.Redis) -> None:
     terminals = {tx.terminal_id for batch in stream.batches for tx in batch}
     frauded = {report.terminal_id for reports in stream.reports for report in reports}
     assert kinds == {
-        "answer": len(transactions),
-        "card:series": len(cards),
+        "seen": len(transactions),
+        "card:buckets": len(cards),
         "card:terminals": len(cards),
-        "terminal:series": len(terminals),
-        "terminal:fraud-series": len(frauded),
+        "terminal:buckets": len(terminals),
+        "terminal:frauds": len(frauded),
     }
-    assert client.exists(answer_key(PREFIX, "t0"), *card_keys(PREFIX, "c0"))
+    assert client.exists(seen_key(PREFIX, "t0"), *card_keys(PREFIX, "c0"))
 
 
 # (3) Buckets stay within the horizon.
 
 
-def stored_records(client: redis.Redis, key: str) -> list[tuple[float, float, float]]:
-    """A series' records as stored: the base, then (second, running count, running sum) per
-    bucket, oldest first."""
-    packed = client.get(key)
-    assert isinstance(packed, bytes)
-    assert len(packed) % RECORD.size == 0
-    return list(RECORD.iter_unpack(packed))
-
-
 def stored_seconds(client: redis.Redis, key: str) -> list[int]:
-    """The seconds of a series' buckets, without its base."""
-    return [int(second) for second, _, _ in stored_records(client, key)[1:]]
+    """The seconds of a series' buckets, without its base (the member at -inf)."""
+    seconds: list[int] = []
+    for member in client.zrange(key, "(-inf", "+inf", byscore=True):
+        assert isinstance(member, bytes)
+        seconds.append(int(member.split(b":")[0]))
+    return seconds
 
 
 def in_horizon(seconds: Sequence[int], horizon: int) -> list[int]:
@@ -327,13 +319,7 @@ def test_buckets_are_bounded_by_the_distinct_seconds_in_one_horizon(client: redi
     late = {event_second(tx.timestamp) for tx in stragglers}
     assert card_seconds == sorted({*in_horizon(seconds, spec.card_horizon), *late})
     assert len(card_seconds) < len(set(seconds)) / 10
-    # The base keeps the totals of the dropped buckets: the newest running count is still
-    # every transaction of the card.
-    records = stored_records(client, card)
-    everything = [*transactions, *stragglers]
-    kept = sum(1 for tx in everything if event_second(tx.timestamp) in card_seconds)
-    assert records[-1][1] == len(everything)
-    assert records[0][1] == len(everything) - kept > 0
+    assert client.zcount(card, "-inf", "-inf") == 1  # the base: totals of the dropped buckets
     for terminal in ("p1", "p2"):
         buckets, _ = terminal_keys(PREFIX, terminal)
         used = [
@@ -392,7 +378,7 @@ def test_arguments_carry_seconds_and_hundredths() -> None:
 
 def test_keys_of_different_entities_never_coincide() -> None:
     ids = ["a", "a:buckets", "a:terminals", "a:frauds", "b:a", "buckets", "terminals"]
-    keys = [answer_key(PREFIX, entity) for entity in ids]
+    keys = [seen_key(PREFIX, entity) for entity in ids]
     keys += [
         key
         for entity in ids
