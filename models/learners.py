@@ -216,13 +216,22 @@ class OnlineLearner:
 
     def learn_kept(self, names: Sequence[str], values: Sequence[float], is_fraud: bool) -> None:
         """`learn` on a vector kept as its values in ``names`` order, as a pending entry keeps
-        it: a linear learner reads the pairs as they are; the others get them as a dict."""
+        it: a linear learner reads the pairs as they are; the others get them as a dict.
+
+        A vector of another length (kept under another feature schema) is refused before
+        anything is learned from it.
+        """
+        if len(values) != len(names):
+            raise ValueError(f"a kept vector of {len(values)} values for {len(names)} features")
+        # Lengths checked above, so no `strict=`: Python 3.11 passes a keyword argument to zip
+        # through a slow path, and this runs for every label.
+        pairs = zip(names, values)  # noqa: B905
         explainer = self.explainer
         if type(explainer) is LinearExplainer:
-            explainer.learn_labelled(zip(names, values, strict=True), is_fraud)
+            explainer.learn_labelled(pairs, is_fraud)
             self._count(is_fraud)
         else:
-            self.learn(dict(zip(names, values, strict=True)), is_fraud)
+            self.learn(dict(pairs), is_fraud)
 
     def _count(self, is_fraud: bool) -> None:
         self.labels_learned += 1

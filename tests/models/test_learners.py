@@ -166,3 +166,14 @@ def test_learning_a_kept_vector_equals_learning_its_dict(name: str) -> None:
         from_dict.labels_learned,
         from_dict.frauds_learned,
     )
+
+
+@pytest.mark.parametrize("name", ["logistic", "hoeffding"])
+def test_a_kept_vector_of_another_length_is_refused_before_learning(name: str) -> None:
+    learner = OnlineLearner(name)
+    learner.learn_kept(("amount", "noise"), (120.0, 0.5), is_fraud=False)
+    before = pickle.dumps(learner.model)
+    with pytest.raises(ValueError, match="3 values for 2 features"):
+        learner.learn_kept(("amount", "noise"), (300.0, 0.1, 7.0), is_fraud=True)
+    assert pickle.dumps(learner.model) == before
+    assert learner.labels_learned == 1
