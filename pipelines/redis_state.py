@@ -42,11 +42,16 @@ One Redis, not a Cluster
 Keys, under the prefix (ids hold no spaces and ``:`` may appear in them, but each kind of
 key ends in its own suffix, none a suffix of another, so no two entities share a key):
 
-- ``seen:{transaction id}``: a string, set once per id (``SET NX``);
-- ``card:{card id}:buckets``: the card's transaction counts and amount sums;
+- ``answer:{transaction id}``: the first sighting's answer as msgpack integers, set once per id;
+- ``card:{card id}:totals``: the card's transaction counts and amount sums;
 - ``card:{card id}:terminals``: a hash, terminal id -> ``"last second:insertion number"``;
-- ``terminal:{terminal id}:buckets``: the terminal's transaction counts;
-- ``terminal:{terminal id}:frauds``: the terminal's fraud counts.
+- ``terminal:{terminal id}:totals``: the terminal's transaction counts;
+- ``terminal:{terminal id}:fraud-totals``: the terminal's fraud counts.
+
+The sorted sets hold packed members; they were text members under other names
+(``:buckets``, ``:frauds``, and ``seen:`` for the answers) before, so a Redis holding state of
+that layout is never misread: after an upgrade the old keys expire by their TTL and windows
+start afresh for the entities they held.
 """
 
 from __future__ import annotations
@@ -82,30 +87,30 @@ def script_source(name: str) -> str:
 
 
 def card_keys(prefix: str, card_id: str) -> tuple[str, str]:
-    """The keys of a card: its buckets and its terminals.
+    """The keys of a card: its running totals and its terminals.
 
     >>> card_keys("fraudstream:", "c1")
-    ('fraudstream:card:c1:buckets', 'fraudstream:card:c1:terminals')
+    ('fraudstream:card:c1:totals', 'fraudstream:card:c1:terminals')
     """
-    return f"{prefix}card:{card_id}:buckets", f"{prefix}card:{card_id}:terminals"
+    return f"{prefix}card:{card_id}:totals", f"{prefix}card:{card_id}:terminals"
 
 
 def terminal_keys(prefix: str, terminal_id: str) -> tuple[str, str]:
-    """The keys of a terminal: its transaction buckets and its fraud buckets.
+    """The keys of a terminal: its transactions' and its frauds' running totals.
 
     >>> terminal_keys("fraudstream:", "p1")
-    ('fraudstream:terminal:p1:buckets', 'fraudstream:terminal:p1:frauds')
+    ('fraudstream:terminal:p1:totals', 'fraudstream:terminal:p1:fraud-totals')
     """
-    return f"{prefix}terminal:{terminal_id}:buckets", f"{prefix}terminal:{terminal_id}:frauds"
+    return f"{prefix}terminal:{terminal_id}:totals", f"{prefix}terminal:{terminal_id}:fraud-totals"
 
 
-def seen_key(prefix: str, transaction_id: str) -> str:
-    """The key remembering a transaction id.
+def answer_key(prefix: str, transaction_id: str) -> str:
+    """The key remembering a transaction id, with its first sighting's answer.
 
-    >>> seen_key("fraudstream:", "t1")
-    'fraudstream:seen:t1'
+    >>> answer_key("fraudstream:", "t1")
+    'fraudstream:answer:t1'
     """
-    return f"{prefix}seen:{transaction_id}"
+    return f"{prefix}answer:{transaction_id}"
 
 
 def transaction_arguments(transactions: Sequence[Transaction]) -> list[str | int]:

@@ -1,23 +1,28 @@
 -- Per-second buckets with running totals, as models/windows.py's TimeBuckets keeps them, in one
--- sorted set per series, scored by second. A bucket's member is "second:count[:sum]", holding
--- the running totals up to and including that second (a zero sum is left out). The totals of
--- the buckets dropped behind the horizon (TimeBuckets' base) are the member "b:count[:sum]" at
--- score -inf, so "the latest member at or before x" answers both a bucket and the base.
+-- sorted set per series, scored by second. A bucket's member packs its second and the running
+-- totals up to and including it, three little-endian doubles; the totals of the buckets
+-- dropped behind the horizon (TimeBuckets' base) are the member whose second is -inf, at score
+-- -inf, so "the latest member at or before x" answers both a bucket and the base.
 --
--- Totals are Lua numbers (doubles): exact while a series' running totals stay below 2^53.
+-- Packed rather than text ("second:count:sum"): a member is read back with one struct.unpack
+-- instead of a pattern match and three number parses, a dozen times per transaction.
+--
+-- Totals are doubles: exact while a series' running totals stay below 2^53.
+
+local MEMBER = '<ddd'
+local BASE = -math.huge
 
 local function encode(second, count, sum)
-  local member = string.format('%s:%d', second, count)
-  if sum ~= 0 then
-    member = member .. string.format(':%d', sum)
-  end
-  return member
+  return struct.pack(MEMBER, second, count, sum)
 end
 
 -- The bucket's second (nil for the base), running count and running sum.
 local function decode(member)
-  local second, count, sum = string.match(member, '^([^:]+):([^:]+):?(.*)$')
-  return tonumber(second), tonumber(count), tonumber(sum) or 0
+  local second, count, sum = struct.unpack(MEMBER, member)
+  if second == BASE then
+    second = nil
+  end
+  return second, count, sum
 end
 
 -- The member at or before `upper`: its second (nil for the base or nothing), count and sum.
@@ -35,7 +40,7 @@ local function drop_through(key, cut)
   local second, count, sum = latest(key, cut)
   if second then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', cut)
-    redis.call('ZADD', key, '-inf', encode('b', count, sum))
+    redis.call('ZADD', key, '-inf', encode(BASE, count, sum))
   end
   return count, sum
 end

@@ -50,10 +50,10 @@ local out = {}
 
 -- Records a first sighting and appends its answer to `out`.
 local function record(second, amount, card, terminal)
-  local card_key = prefix .. 'card:' .. card .. ':buckets'
+  local card_key = prefix .. 'card:' .. card .. ':totals'
   local used_key = prefix .. 'card:' .. card .. ':terminals'
-  local terminal_key = prefix .. 'terminal:' .. terminal .. ':buckets'
-  local frauds_key = prefix .. 'terminal:' .. terminal .. ':frauds'
+  local terminal_key = prefix .. 'terminal:' .. terminal .. ':totals'
+  local frauds_key = prefix .. 'terminal:' .. terminal .. ':fraud-totals'
 
   local entry = redis.call('HGET', used_key, terminal)
   local last, order
@@ -90,24 +90,22 @@ local function record(second, amount, card, terminal)
 end
 
 for base = first, #ARGV, 5 do
-  local seen_key = prefix .. 'seen:' .. ARGV[base]
-  local first_answer = redis.call('GET', seen_key)
+  local answer_key = prefix .. 'answer:' .. ARGV[base]
+  local first_answer = redis.call('GET', answer_key)
   if first_answer then
     -- A repeat: state counts it once already, and it gets its first sighting's answer, kept
     -- with its id. So a worker that died between recording a batch and storing its scores
     -- scores the replay from exactly the features it would have scored the first time.
     out[#out + 1] = 1
-    for total in string.gmatch(first_answer, '-?%d+') do
-      out[#out + 1] = tonumber(total)
+    for _, total in ipairs({cmsgpack.unpack(first_answer)}) do
+      out[#out + 1] = total
     end
   else
     local block = #out + 1
     record(tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3], ARGV[base + 4])
-    local answer = {}
-    for index = block + 1, #out do
-      answer[#answer + 1] = string.format('%d', out[index])  -- whole numbers, never "1e+15"
-    end
-    redis.call('SET', seen_key, table.concat(answer, ','), 'EX', dedupe_seconds)
+    -- The answer after its duplicate flag, as msgpack integers: a few bytes each, packed in C.
+    local answer = cmsgpack.pack(unpack(out, block + 1, #out))
+    redis.call('SET', answer_key, answer, 'EX', dedupe_seconds)
   end
 end
 

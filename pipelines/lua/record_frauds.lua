@@ -8,7 +8,7 @@ local prefix = ARGV[1]
 local horizon, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local written = {}
 for base = 4, #ARGV, 3 do
-  local key = prefix .. 'terminal:' .. ARGV[base] .. ':frauds'
+  local key = prefix .. 'terminal:' .. ARGV[base] .. ':fraud-totals'
   add(key, tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), 0, horizon)
   written[key] = true
 end

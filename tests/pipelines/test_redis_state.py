@@ -7,6 +7,7 @@ for the same stream of batches and fraud reports.
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +25,10 @@ from pipelines.redis_state import (
     TTL_MARGIN_SECONDS,
     RedisFeatureState,
     RedisStateError,
+    answer_key,
     card_keys,
     decode_aggregates,
     fraud_arguments,
-    seen_key,
     terminal_keys,
     transaction_arguments,
 )
@@ -246,13 +247,13 @@ def test_every_key_the_state_writes_expires(client: redis.Redis) -> None:
     replay(RedisFeatureState(client, spec, dedupe_seconds=6 * HOUR), stream)
     card_ttl = spec.card_horizon + TTL_MARGIN_SECONDS
     terminal_ttl = spec.terminal_horizon + TTL_MARGIN_SECONDS
-    bounds = {"seen": 6 * HOUR, "card:buckets": card_ttl, "card:terminals": card_ttl}
+    bounds = {"answer": 6 * HOUR, "card:totals": card_ttl, "card:terminals": card_ttl}
     kinds: Counter[str] = Counter()
     for raw in client.scan_iter(count=1_000):
         key = raw.decode()
         assert key.startswith(PREFIX)
         entity, rest = key.removeprefix(PREFIX).split(":", 1)
-        kind = entity if entity == "seen" else f"{entity}:{rest.rsplit(':', 1)[1]}"
+        kind = entity if entity == "answer" else f"{entity}:{rest.rsplit(':', 1)[1]}"
         kinds[kind] += 1
         assert 0 < client.ttl(key) <= bounds.get(kind, terminal_ttl), key
     transactions = {tx.transaction_id for batch in stream.batches for tx in batch}
@@ -260,16 +261,20 @@ def test_every_key_the_state_writes_expires(client: redis.Redis) -> None:
     terminals = {tx.terminal_id for batch in stream.batches for tx in batch}
     frauded = {report.terminal_id for reports in stream.reports for report in reports}
     assert kinds == {
-        "seen": len(transactions),
-        "card:buckets": len(cards),
+        "answer": len(transactions),
+        "card:totals": len(cards),
         "card:terminals": len(cards),
-        "terminal:buckets": len(terminals),
-        "terminal:frauds": len(frauded),
+        "terminal:totals": len(terminals),
+        "terminal:fraud-totals": len(frauded),
     }
-    assert client.exists(seen_key(PREFIX, "t0"), *card_keys(PREFIX, "c0"))
+    assert client.exists(answer_key(PREFIX, "t0"), *card_keys(PREFIX, "c0"))
 
 
 # (3) Buckets stay within the horizon.
+
+
+MEMBER = struct.Struct("<ddd")
+"""A stored bucket: its second (-inf for the base), running count, running sum."""
 
 
 def stored_seconds(client: redis.Redis, key: str) -> list[int]:
@@ -277,7 +282,8 @@ def stored_seconds(client: redis.Redis, key: str) -> list[int]:
     seconds: list[int] = []
     for member in client.zrange(key, "(-inf", "+inf", byscore=True):
         assert isinstance(member, bytes)
-        seconds.append(int(member.split(b":")[0]))
+        second, _, _ = MEMBER.unpack(member)
+        seconds.append(int(second))
     return seconds
 
 
@@ -377,8 +383,8 @@ def test_arguments_carry_seconds_and_hundredths() -> None:
 
 
 def test_keys_of_different_entities_never_coincide() -> None:
-    ids = ["a", "a:buckets", "a:terminals", "a:frauds", "b:a", "buckets", "terminals"]
-    keys = [seen_key(PREFIX, entity) for entity in ids]
+    ids = ["a", "a:totals", "a:terminals", "a:fraud-totals", "b:a", "totals", "terminals"]
+    keys = [answer_key(PREFIX, entity) for entity in ids]
     keys += [
         key
         for entity in ids
