@@ -11,6 +11,13 @@ Buckets hold running (prefix) totals, so any window is two subtractions after a 
 integer totals keep every window exact, whichever order the events came in. Each run forgets
 buckets older than its horizon as its newest event moves on, so its size is bounded by the
 number of distinct seconds in one horizon.
+
+A long run forgets in bulk. Deleting from the front of a list moves the whole list, so a busy
+terminal's run of 50,000 buckets cost 28 µs an event when one bucket was dropped per event.
+Buckets behind the horizon wait in the list (an eighth of it at most) until they are deleted
+together. Nothing can tell: a window that ends at the newest bucket finds the same running
+totals there as at the base they would have been folded into, and every other question
+deletes them first.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ class TimeBuckets:
     (3, ([3], [1700]))
     """
 
-    __slots__ = ("_base_count", "_base_sum", "_counts", "_horizon", "_keys", "_sums")
+    __slots__ = ("_base_count", "_base_sum", "_counts", "_cut", "_horizon", "_keys", "_sums")
 
     def __init__(self, horizon: int) -> None:
         self._horizon = horizon
@@ -51,9 +58,19 @@ class TimeBuckets:
         self._base_count = 0
         """Running totals of the buckets already dropped: windows only ever take differences."""
         self._base_sum = 0
+        self._cut: int | None = None
+        """The horizon's cut while buckets at or before it wait to be deleted; else ``None``."""
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Runs pickled before bulk forgetting hold no `_cut`: nothing of theirs is waiting.
+        self._cut = None
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        """The buckets within the horizon."""
+        cut = self._cut
+        return len(self._keys) - (0 if cut is None else bisect_right(self._keys, cut))
 
     @property
     def newest(self) -> int | None:
@@ -62,6 +79,7 @@ class TimeBuckets:
 
     def previous(self, second: int) -> int | None:
         """The latest second at or before ``second`` that already holds an event."""
+        self._settle()
         index = bisect_right(self._keys, second)
         return self._keys[index - 1] if index else None
 
@@ -74,8 +92,9 @@ class TimeBuckets:
             counts.append((counts[-1] if counts else self._base_count) + count)
             sums.append((sums[-1] if sums else self._base_sum) + value)
             if keys[0] <= second - self._horizon:
-                self.drop_through(second - self._horizon)
+                self._forget_through(second - self._horizon)
             return
+        self._settle()
         index = bisect_right(keys, second)
         if not (index and keys[index - 1] == second):
             keys.insert(index, second)
@@ -97,6 +116,24 @@ class TimeBuckets:
         del keys[:index]
         del self._counts[:index]
         del self._sums[:index]
+        self._cut = None
+
+    def _forget_through(self, cut: int) -> None:
+        """`drop_through` for an event in time order: at once in a short run, in bulk in a long
+        one, where the buckets behind ``cut`` wait until they are an eighth of the run."""
+        keys = self._keys
+        waiting = len(keys) >> 3
+        if waiting < 8 or keys[waiting] <= cut:
+            self.drop_through(cut)
+        else:
+            self._cut = cut
+
+    def _settle(self) -> None:
+        """Delete the buckets waiting behind the horizon, before an answer that could see them."""
+        cut = self._cut
+        if cut is not None:
+            self._cut = None
+            self.drop_through(cut)
 
     def observe(
         self, second: int, value: int, spans: Sequence[int]
@@ -120,7 +157,9 @@ class TimeBuckets:
         counts.append(count)
         sums.append(total)
         if keys[0] <= second - self._horizon:
-            self.drop_through(second - self._horizon)
+            self._forget_through(second - self._horizon)
+        if self._cut is not None and max(spans) > self._horizon:
+            self._settle()  # a window reaching behind the horizon would see them
         oldest = keys[0]
         window_counts: list[int] = []
         window_sums: list[int] = []
@@ -137,6 +176,8 @@ class TimeBuckets:
 
     def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:
         """Counts and sums over the seconds in ``(upper - span, upper]``, for each span."""
+        if self._cut is not None and spans and upper - max(spans) < self._cut:
+            self._settle()
         keys, counts, sums = self._keys, self._counts, self._sums
         if not keys:
             return [0] * len(spans), [0] * len(spans)
@@ -163,6 +204,8 @@ class TimeBuckets:
 
     def counts(self, upper: int, spans: Sequence[int]) -> list[int]:
         """The counts of `windows` alone, for runs whose sums nobody reads (terminals)."""
+        if self._cut is not None and spans and upper - max(spans) < self._cut:
+            self._settle()
         keys = self._keys
         if not keys:
             return [0] * len(spans)

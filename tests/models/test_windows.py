@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -114,3 +115,60 @@ def test_observe_answers_as_add_then_windows_in_order_or_late(seed: int) -> None
         reference.add(at, value)
         expected = (previous, *reference.windows(at, spans))
         assert observed.observe(at, value, spans) == expected
+
+
+class EagerBuckets(TimeBuckets):
+    """Forgets each bucket the moment it falls behind the horizon, as runs did before."""
+
+    __slots__ = ()
+
+    def _forget_through(self, cut: int) -> None:
+        self.drop_through(cut)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_long_run_forgets_in_bulk_and_answers_as_if_it_forgot_at_once(seed: int) -> None:
+    # Long runs (a busy terminal) delete old buckets in bulk. Every answer must be the one of
+    # a run that forgot each bucket at once: late events behind the horizon, windows reaching
+    # behind it and retractions included.
+    rng = random.Random(seed)
+    bulk, eager = TimeBuckets(horizon=2_000), EagerBuckets(horizon=2_000)
+    spans = [50, 500, 2_000]
+    second = 0
+    for step in range(6_000):
+        second += rng.randint(1, 4)
+        at = second
+        if rng.random() < 0.05:  # late, sometimes by more than the horizon
+            at -= rng.choice([rng.randint(1, 200), rng.randint(2_000, 2_600)])
+        value = rng.randint(1, 1_000)
+        if rng.random() < 0.03:  # added without a read, as fraud reports and retractions are
+            change = rng.choice([1, -1])
+            bulk.add(at, change * value, count=change)
+            eager.add(at, change * value, count=change)
+        else:
+            assert bulk.observe(at, value, spans) == eager.observe(at, value, spans), step
+        reach = rng.choice([spans, [2_500], [10, 3_000]])
+        upper = second - rng.choice([0, 0, 300, 2_100])
+        assert bulk.windows(upper, reach) == eager.windows(upper, reach), step
+        assert bulk.counts(upper, reach) == eager.counts(upper, reach), step
+        assert len(bulk) == len(eager)
+        if step % 97 == 0:
+            assert bulk.previous(upper) == eager.previous(upper)
+    # Deleted in bulk: what waits behind the horizon stays under an eighth of the run.
+    assert len(bulk._keys) <= len(eager._keys) * 9 // 8 + 8
+
+
+def test_a_run_pickled_before_bulk_forgetting_loads_and_answers() -> None:
+    buckets = TimeBuckets(horizon=100)
+    for second in range(0, 500, 5):
+        buckets.add(second, 10)
+    # The state a snapshot of the earlier code holds: the same slots, without `_cut`.
+    _, slots = pickle.loads(pickle.dumps(buckets.__reduce_ex__(4)[2]))
+    del slots["_cut"]
+    restored = TimeBuckets.__new__(TimeBuckets)
+    restored.__setstate__((None, slots))
+    assert restored.windows(495, [50, 100]) == buckets.windows(495, [50, 100])
+    assert restored.observe(505, 10, [100]) == buckets.observe(505, 10, [100])
+    # (455, 505] holds 460 to 495 and 505; (405, 505] holds 410 to 495 and 505.
+    again = pickle.loads(pickle.dumps(restored))
+    assert again.windows(505, [50, 100]) == ([9, 19], [90, 190])
