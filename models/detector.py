@@ -369,7 +369,7 @@ class FraudDetector:
         for name, score in entry.shadow:
             if name in quality:
                 quality[name].add(
-                    MaturedLabel(entry.second, entry.card_id, score, label.is_fraud, known)
+                    _matured((entry.second, entry.card_id, score, label.is_fraud, known))
                 )
 
     def _learners(self) -> tuple[OnlineLearner, ...]:

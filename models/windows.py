@@ -128,6 +128,12 @@ class TimeBuckets:
         else:
             self._cut = cut
 
+    def _settle_reaching(self, upper: int, spans: Sequence[int]) -> None:
+        """`_settle` if a window reaching back from ``upper`` would see the waiting buckets."""
+        cut = self._cut
+        if cut is not None and spans and upper - max(spans) < cut:
+            self._settle()
+
     def _settle(self) -> None:
         """Delete the buckets waiting behind the horizon, before an answer that could see them."""
         cut = self._cut
@@ -158,33 +164,29 @@ class TimeBuckets:
         sums.append(total)
         if keys[0] <= second - self._horizon:
             self._forget_through(second - self._horizon)
-        if self._cut is not None and max(spans) > self._horizon:
-            self._settle()  # a window reaching behind the horizon would see them
-        oldest = keys[0]
-        window_counts: list[int] = []
-        window_sums: list[int] = []
-        for span in spans:
-            lower = second - span
-            start = 0 if oldest > lower else bisect_right(keys, lower)
-            if start:
-                window_counts.append(count - counts[start - 1])
-                window_sums.append(total - sums[start - 1])
-            else:
-                window_counts.append(count - self._base_count)
-                window_sums.append(total - self._base_sum)
+        if self._cut is not None:
+            self._settle_reaching(second, spans)
+        window_counts, window_sums = self._ending_at(second, spans, len(keys), count, total)
         return previous, window_counts, window_sums
 
     def windows(self, upper: int, spans: Sequence[int]) -> tuple[list[int], list[int]]:
         """Counts and sums over the seconds in ``(upper - span, upper]``, for each span."""
-        if self._cut is not None and spans and upper - max(spans) < self._cut:
-            self._settle()
-        keys, counts, sums = self._keys, self._counts, self._sums
+        if self._cut is not None:
+            self._settle_reaching(upper, spans)
+        keys = self._keys
         if not keys:
             return [0] * len(spans), [0] * len(spans)
         end = len(keys) if keys[-1] <= upper else bisect_right(keys, upper)
         if not end:
             return [0] * len(spans), [0] * len(spans)
-        last_count, last_sum = counts[end - 1], sums[end - 1]
+        return self._ending_at(upper, spans, end, self._counts[end - 1], self._sums[end - 1])
+
+    def _ending_at(
+        self, upper: int, spans: Sequence[int], end: int, last_count: int, last_sum: int
+    ) -> tuple[list[int], list[int]]:
+        """`windows` once the latest bucket at or before ``upper`` is known: the one before
+        ``end``, whose running totals are ``last_count`` and ``last_sum``."""
+        keys, counts, sums = self._keys, self._counts, self._sums
         base_count, base_sum = self._base_count, self._base_sum
         # In time order the oldest bucket is usually inside the longer windows (the horizon
         # drops anything older than the longest), so those need no search.
@@ -204,8 +206,8 @@ class TimeBuckets:
 
     def counts(self, upper: int, spans: Sequence[int]) -> list[int]:
         """The counts of `windows` alone, for runs whose sums nobody reads (terminals)."""
-        if self._cut is not None and spans and upper - max(spans) < self._cut:
-            self._settle()
+        if self._cut is not None:
+            self._settle_reaching(upper, spans)
         keys = self._keys
         if not keys:
             return [0] * len(spans)
