@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 
 from pipelines.benchmarks import CoreBenchRow
+from service.reporting import figures_table
 
 if TYPE_CHECKING:
     # For annotations only: the bench's module needs httpx, which serving does not.
@@ -23,18 +23,11 @@ if TYPE_CHECKING:
 
 def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:
     """Bench figures per learner, with the whole path's ratio to the bare river model."""
-    table = Table(title="per transaction, median of interleaved rounds (microseconds)")
-    for heading in (
-        "learner",
-        "features",
-        "score",
-        "learn",
-        "whole path",
-        "bare model",
-        "ratio",
-        "tx/s",
-    ):
-        table.add_column(heading, justify="left" if heading == "learner" else "right")
+    table = figures_table(
+        "per transaction, median of interleaved rounds (microseconds)",
+        ("learner", "features", "score", "learn", "whole path", "bare model", "ratio", "tx/s"),
+        labels=("learner",),
+    )
     for row in rows:
         table.add_row(
             row.learner,
@@ -117,28 +110,26 @@ def _cpu_note(result: HttpBenchResult) -> str:
 def print_http_bench(console: Console, result: HttpBenchResult) -> None:
     """Closed-loop HTTP figures per workload, the score/baseline ratio and the in-process rate."""
     options = result.options
-    table = Table(
-        title=f"HTTP, closed loop: {options.seconds:g} s per workload after "
-        f"{options.warm_up:g} s of warm-up (batch: {options.batch_seconds:g} s)"
+    table = figures_table(
+        f"HTTP, closed loop: {options.seconds:g} s per workload after "
+        f"{options.warm_up:g} s of warm-up (batch: {options.batch_seconds:g} s)",
+        (
+            "workload",
+            "endpoint",
+            "clients",
+            "tx/request",
+            "requests",
+            "errors",
+            "req/s",
+            "tx/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "client CPU",
+            "server CPU",
+        ),
+        labels=("workload", "endpoint"),
     )
-    for heading in (
-        "workload",
-        "endpoint",
-        "clients",
-        "tx/request",
-        "requests",
-        "errors",
-        "req/s",
-        "tx/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "client CPU",
-        "server CPU",
-    ):
-        table.add_column(
-            heading, justify="left" if heading in ("workload", "endpoint") else "right"
-        )
     for workload in (result.score, result.baseline, result.batch):
         if workload is not None:
             table.add_row(*_workload_row(workload))
@@ -178,12 +169,12 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
     def cpu(cores: Cores) -> list[str]:
         return [_cores(value) for value in (cores.bench, cores.workers, cores.redis, cores.broker)]
 
-    rates = Table(
-        title=f"stream: {options.transactions:,} transactions, {options.workers} worker(s), "
-        f"model {result.model_version}"
+    rates = figures_table(
+        f"stream: {options.transactions:,} transactions, {options.workers} worker(s), "
+        f"model {result.model_version}",
+        ("path", "transactions", "seconds", "tx/s", "of in-process", *cpu_headings),
+        labels=("path",),
     )
-    for heading in ("path", "transactions", "seconds", "tx/s", "of in-process", *cpu_headings):
-        rates.add_column(heading, justify="left" if heading == "path" else "right")
     in_process = result.in_process.transactions_per_second
     for name, rate in (
         ("worker path, memory", result.in_process),
@@ -205,11 +196,19 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
         "alert records as bytes, through the worker's own decode, score and encode steps (the "
         "share is against it over memory); the detector only scores parsed transactions."
     )
-    paced = Table(title=f"produce-to-score latency, paced for {options.seconds:g} s")
-    for heading in ("tx/s asked", "tx/s sent", "transactions", "p50 ms", "p95 ms", "p99 ms"):
-        paced.add_column(heading, justify="right")
-    for heading in ("max ms", *cpu_headings):
-        paced.add_column(heading, justify="right")
+    paced = figures_table(
+        f"produce-to-score latency, paced for {options.seconds:g} s",
+        (
+            "tx/s asked",
+            "tx/s sent",
+            "transactions",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            *cpu_headings,
+        ),
+    )
     paced.add_row(
         f"{options.rate:,.0f}",
         f"{latency.achieved_rate:,.0f}",
@@ -218,9 +217,9 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
         *cpu(latency.cores),
     )
     console.print(paced)
-    targets = Table(title="targets")
-    for heading in ("target", "measured", "status", "note"):
-        targets.add_column(heading, justify="right" if heading == "measured" else "left")
+    targets = figures_table(
+        "targets", ("target", "measured", "status", "note"), labels=("target", "status", "note")
+    )
     for check in result.targets():
         status = "[green]met[/]" if check.met else "[bold red]NOT met[/]"
         targets.add_row(check.target, check.measured, status, check.note)
@@ -250,23 +249,22 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
 def print_load_bench(console: Console, result: LoadBenchResult) -> None:
     """Fixed-rate figures: requests, errors by kind, latency, the server's memory and CPU."""
     options = result.options
-    table = Table(
-        title=f"POST /v1/score, open loop at {options.rate:,.0f} req/s over "
-        f"{options.connections} connections: {options.seconds:g} s after {options.warm_up:g} s "
-        "of warm-up"
-    )
     latency_names = ("p50", "p95", "p99", "p99.9", "max")
-    for heading in (
-        "due",
-        "answered 2xx",
-        "errors",
-        "req/s achieved",
-        *(f"{name} ms" for name in latency_names),
-        "server peak RSS MB",
-        "server CPU",
-        "client CPU",
-    ):
-        table.add_column(heading, justify="right")
+    table = figures_table(
+        f"POST /v1/score, open loop at {options.rate:,.0f} req/s over "
+        f"{options.connections} connections: {options.seconds:g} s after {options.warm_up:g} s "
+        "of warm-up",
+        (
+            "due",
+            "answered 2xx",
+            "errors",
+            "req/s achieved",
+            *(f"{name} ms" for name in latency_names),
+            "server peak RSS MB",
+            "server CPU",
+            "client CPU",
+        ),
+    )
     memory = result.server_memory
     table.add_row(
         f"{result.scheduled:,}",
@@ -322,23 +320,21 @@ def print_load_bench(console: Console, result: LoadBenchResult) -> None:
 def print_memory_bench(console: Console, result: MemoryBenchResult) -> None:
     """Memory per variant, bytes per card or entry, what was held, and the budget, met or not."""
     options = result.options
-    table = Table(
-        title=f"memory: {options.cards:,} distinct cards paying {options.payments_per_card} times "
+    table = figures_table(
+        f"memory: {options.cards:,} distinct cards paying {options.payments_per_card} times "
         f"over {options.active_days:g} days, arriving over {options.arrival_days:g} days; "
-        f"{options.terminals:,} terminals; {options.transactions:,} transactions"
+        f"{options.terminals:,} terminals; {options.transactions:,} transactions",
+        (
+            "store",
+            "peak MB",
+            "at end MB",
+            "bytes per card/entry",
+            "held at peak",
+            "held at end",
+            "seconds",
+        ),
+        labels=("store", "held at peak", "held at end"),
     )
-    for heading in (
-        "store",
-        "peak MB",
-        "at end MB",
-        "bytes per card/entry",
-        "held at peak",
-        "held at end",
-        "seconds",
-    ):
-        table.add_column(
-            heading, justify="left" if heading.startswith(("store", "held")) else "right"
-        )
 
     def held(counts: dict[str, int]) -> str:
         return ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in counts.items())

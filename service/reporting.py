@@ -6,6 +6,7 @@ The bench figures have their own module, `service.bench_reports`.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +16,15 @@ from pipelines.datasets import LabelledDataset
 from pipelines.evaluation import EvaluationRun
 
 SHOWN_REJECTED_ROWS = 5
+
+
+def figures_table(title: str, headings: Iterable[str], labels: Collection[str] = ()) -> Table:
+    """A table of figures, right-aligned so that digits line up, but for the ``labels``
+    columns, which name what a row is."""
+    table = Table(title=title)
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading in labels else "right")
+    return table
 
 
 def _figure(value: float) -> str:
@@ -40,19 +50,21 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
     metrics = run.metrics
     k = metrics.k
     delay_days = run.options.label_delay.total_seconds() / 86_400
-    table = Table(title=f"{run.options.learner}, labels {delay_days:g} days late")
-    for heading in (
-        "period",
-        "transactions",
-        "frauds",
-        "AP",
-        "ROC AUC",
-        f"CP@{k}",
-        "alert precision",
-        "tx recall",
-        "card recall",
-    ):
-        table.add_column(heading, justify="left" if heading == "period" else "right")
+    table = figures_table(
+        f"{run.options.learner}, labels {delay_days:g} days late",
+        (
+            "period",
+            "transactions",
+            "frauds",
+            "AP",
+            "ROC AUC",
+            f"CP@{k}",
+            "alert precision",
+            "tx recall",
+            "card recall",
+        ),
+        labels=("period",),
+    )
     for week in metrics.weekly:
         table.add_row(*_period_row(f"week of {week.start:%Y-%m-%d}", week))
     table.add_section()
