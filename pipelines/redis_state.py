@@ -2,31 +2,32 @@
 
 `RedisFeatureState` answers exactly what `InMemoryFeatureState` answers for the same stream:
 late events, same-second events, repeated ids and fraud retractions included. Each series
-(a card's transactions, a terminal's transactions, a terminal's frauds) is a sorted set of
-one-second buckets holding running totals, dropped behind the series' horizon into a base
-total exactly as `models.windows.TimeBuckets` does it, so every window is the same integer
-difference of the same totals (see ``lua/buckets.lua`` for the layout).
+(a card's transactions, a terminal's transactions, a terminal's frauds) is a run of one-second
+buckets holding running totals, dropped behind the series' horizon into a base total exactly
+as `models.windows.TimeBuckets` does it, so every window is the same integer difference of the
+same totals (see ``lua/buckets.lua`` for the layouts).
 
 Why a Lua script per batch
-    A transaction needs about twenty reads and writes that depend on one another (a late event
-    shifts the running totals after it). Done from Python that is twenty round trips per
+    A transaction needs a dozen reads and writes that depend on one another (a late event
+    shifts the running totals after it). Done from Python that is a dozen round trips per
     transaction; one script call per batch makes it one per batch, and the script runs
     atomically, so two workers can never interleave inside a transaction's update. A batch
     sent again (a retry after a lost reply) changes nothing: its ids are known. Fraud counts
     have no ids, so `queue_frauds` lets a learner apply them in the MULTI/EXEC transaction
     that records its own progress.
+Why two layouts of a series
+    A series of up to ``packed_buckets`` buckets (a card or terminal with fewer distinct seconds
+    in one horizon: most of them) is one packed string. The script reads every series of a
+    batch with one MGET, searches each in place and writes each changed series back once:
+    about 5 commands per transaction. But a string is copied whenever it changes, which grows
+    with its size: measured from Lua, 4 µs at 128 buckets, 28 µs at 1,000. So a series that
+    outgrows the limit moves to a sorted set, where every window's lookup is a command of its
+    own (about 1.5 µs at any size, 17 commands a transaction): a terminal holding 50,000 buckets
+    costs what one holding 200 does. It stays there until its keys expire.
 Cost on the Redis side
     Redis runs scripts on its one command thread, and a batch holds every other client up while
-    it runs: about 17 sorted-set, hash and string commands per transaction, each O(log n) in
-    the buckets of one series (a late event also rewrites that series' buckets after it), at
-    about 2 µs each when called from Lua. Measured on Redis 7.0: about 40 to 45 µs of Redis
-    CPU per transaction (55 to 60 with text members), so a batch of 1,000 holds Redis for
-    about 40 ms.
-Why sorted sets
-    One packed string per series, read and written whole, halves that on a stream of small
-    entities, but costs a copy of the series on every transaction: measured from Lua, 96 µs
-    at 1,000 buckets and 3.9 ms at 50,000, where a busy terminal holds that many. A sorted
-    set costs about the same per lookup at any size.
+    it runs. Measured on Redis 7.0 on the bench's stream (every series packed): about 20 µs of
+    Redis CPU per transaction; with every series sorted, about 44 µs.
 Time to live
     Keys expire instead of the in-memory state's idle eviction and caps: each key's TTL is its
     entity's horizon plus `TTL_MARGIN_SECONDS`, refreshed on every write, and a transaction id
@@ -49,14 +50,17 @@ Keys, under the prefix (ids hold no spaces and ``:`` may appear in them, but eac
 key ends in its own suffix, none a suffix of another, so no two entities share a key):
 
 - ``answer:{transaction id}``: the first sighting's answer as msgpack integers, set once per id;
-- ``card:{card id}:totals``: the card's transaction counts and amount sums;
+- ``card:{card id}:series``: the card's transaction counts and amount sums, packed, or the
+  marker ``sorted`` when they are in ``card:{card id}:series:sorted``;
 - ``card:{card id}:terminals``: a hash, terminal id -> ``"last second:insertion number"``;
-- ``terminal:{terminal id}:totals``: the terminal's transaction counts;
-- ``terminal:{terminal id}:fraud-totals``: the terminal's fraud counts.
+- ``terminal:{terminal id}:series``: the terminal's transaction counts, likewise (and
+  ``:series:sorted``);
+- ``terminal:{terminal id}:fraud-series``: the terminal's fraud counts, likewise (and
+  ``:fraud-series:sorted``).
 
-The sorted sets hold packed members; they were text members under other names
-(``:buckets``, ``:frauds``, and ``seen:`` for the answers) before, so a Redis holding state of
-that layout is never misread: after an upgrade the old keys expire by their TTL and windows
+The series had other names in earlier layouts (``:buckets`` and ``:frauds`` with text members,
+then ``:totals`` and ``:fraud-totals`` as sorted sets only), so a Redis holding state of an
+earlier layout is never misread: after an upgrade the old keys expire by their TTL and windows
 start afresh for the entities they held.
 """
 
@@ -76,6 +80,12 @@ from models.state import DAY, FraudReport, WindowAggregates, WindowSpec, event_s
 TTL_MARGIN_SECONDS = DAY
 """Added to each entity's horizon in its keys' TTL: how far the stream may lag the wall clock."""
 
+PACKED_BUCKETS = 128
+"""Buckets a series holds as one packed string before it moves to a sorted set."""
+
+MAX_PACKED_BUCKETS = 1_000
+"""Past this a packed series costs several times a sorted set's lookups on every change."""
+
 _FIELDS_PER_TRANSACTION = 3
 """Per transaction the script returns these, then four totals per window."""
 
@@ -93,21 +103,30 @@ def script_source(name: str) -> str:
 
 
 def card_keys(prefix: str, card_id: str) -> tuple[str, str]:
-    """The keys of a card: its running totals and its terminals.
+    """The keys of a card: its series of running totals and its terminals.
 
     >>> card_keys("fraudstream:", "c1")
-    ('fraudstream:card:c1:totals', 'fraudstream:card:c1:terminals')
+    ('fraudstream:card:c1:series', 'fraudstream:card:c1:terminals')
     """
-    return f"{prefix}card:{card_id}:totals", f"{prefix}card:{card_id}:terminals"
+    return f"{prefix}card:{card_id}:series", f"{prefix}card:{card_id}:terminals"
 
 
 def terminal_keys(prefix: str, terminal_id: str) -> tuple[str, str]:
-    """The keys of a terminal: its transactions' and its frauds' running totals.
+    """The keys of a terminal: its transactions' and its frauds' series of running totals.
 
     >>> terminal_keys("fraudstream:", "p1")
-    ('fraudstream:terminal:p1:totals', 'fraudstream:terminal:p1:fraud-totals')
+    ('fraudstream:terminal:p1:series', 'fraudstream:terminal:p1:fraud-series')
     """
-    return f"{prefix}terminal:{terminal_id}:totals", f"{prefix}terminal:{terminal_id}:fraud-totals"
+    return f"{prefix}terminal:{terminal_id}:series", f"{prefix}terminal:{terminal_id}:fraud-series"
+
+
+def sorted_key(series_key: str) -> str:
+    """Where a series outgrown its packed string keeps its buckets, as a sorted set.
+
+    >>> sorted_key("fraudstream:terminal:p1:series")
+    'fraudstream:terminal:p1:series:sorted'
+    """
+    return f"{series_key}:sorted"
 
 
 def answer_key(prefix: str, transaction_id: str) -> str:
@@ -195,6 +214,8 @@ class RedisFeatureState:
     dedupe_seconds
         How long (on the wall clock) a transaction id is remembered; defaults to the terminal
         horizon, the longest any window looks back.
+    packed_buckets
+        How many buckets a series holds as one packed string before it moves to a sorted set.
     """
 
     def __init__(
@@ -204,10 +225,13 @@ class RedisFeatureState:
         *,
         prefix: str = "fraudstream:",
         dedupe_seconds: int | None = None,
+        packed_buckets: int = PACKED_BUCKETS,
     ) -> None:
         dedupe = spec.terminal_horizon if dedupe_seconds is None else dedupe_seconds
         if dedupe <= 0:
             raise ValueError("dedupe_seconds must be positive: it is a key's time to live")
+        if not 0 <= packed_buckets <= MAX_PACKED_BUCKETS:
+            raise ValueError(f"packed_buckets must be within 0..{MAX_PACKED_BUCKETS}")
         self._spec = spec
         spans = spec.window_seconds
         terminal_ttl = spec.terminal_horizon + TTL_MARGIN_SECONDS
@@ -220,10 +244,16 @@ class RedisFeatureState:
             spec.card_horizon + TTL_MARGIN_SECONDS,
             terminal_ttl,
             MAX_TERMINALS_PER_CARD,
+            packed_buckets,
             len(spans),
             *spans,
         )
-        self._frauds_head: tuple[str | int, ...] = (prefix, spec.terminal_horizon, terminal_ttl)
+        self._frauds_head: tuple[str | int, ...] = (
+            prefix,
+            spec.terminal_horizon,
+            terminal_ttl,
+            packed_buckets,
+        )
         # Scripts are sent by SHA (EVALSHA) and loaded on the server's first NOSCRIPT answer.
         self._observe_script = client.register_script(script_source("observe"))
         self._frauds_script = client.register_script(script_source("record_frauds"))

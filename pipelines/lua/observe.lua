@@ -6,20 +6,21 @@
 -- line; a repeated id gets the answer of its first sighting, kept with the id.
 --
 -- ARGV: prefix, card horizon, terminal horizon, label delay, dedupe seconds, card key TTL,
--- terminal key TTL, terminals kept per card, number of windows, the window spans, then per
--- transaction: id, second, amount in hundredths, card id, terminal id. Keys are named here,
--- not passed in KEYS: one Redis, not a Cluster.
+-- terminal key TTL, terminals kept per card, buckets a series holds packed, number of windows,
+-- the window spans, then per transaction: id, second, amount in hundredths, card id, terminal
+-- id. Keys are named here, not passed in KEYS: one Redis, not a Cluster.
 
 local prefix = ARGV[1]
 local card_horizon, terminal_horizon = tonumber(ARGV[2]), tonumber(ARGV[3])
 local delay, dedupe_seconds = tonumber(ARGV[4]), tonumber(ARGV[5])
 local card_ttl, terminal_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_terminals = tonumber(ARGV[8])
+packed_limit = tonumber(ARGV[9])
 local spans = {}
-for index = 1, tonumber(ARGV[9]) do
-  spans[index] = tonumber(ARGV[9 + index])
+for index = 1, tonumber(ARGV[10]) do
+  spans[index] = tonumber(ARGV[10 + index])
 end
-local first = 10 + #spans
+local first = 11 + #spans
 
 -- A card's terminals: terminal id -> "last second:insertion number". The number keeps
 -- Python's dict order, which breaks ties when the least recent terminal is evicted; it is
@@ -45,26 +46,28 @@ local function forget_least_recent(key)
   redis.call('HDEL', key, oldest)
 end
 
-local written = {}  -- key -> TTL, set once per key at the end of the batch
+local terminals_used = {}  -- the cards' terminal hashes written, to expire once
+local windows_count = #spans
 local out = {}
 
--- Records a first sighting and appends its answer to `out`.
-local function record(second, amount, card, terminal)
-  local card_key = prefix .. 'card:' .. card .. ':totals'
-  local used_key = prefix .. 'card:' .. card .. ':terminals'
-  local terminal_key = prefix .. 'terminal:' .. terminal .. ':totals'
-  local frauds_key = prefix .. 'terminal:' .. terminal .. ':fraud-totals'
-
+-- Records a first sighting and appends its answer to `out`: duplicate flag, seconds since the
+-- card's previous transaction, card used the terminal before, then the four window blocks.
+local function record(second, amount, terminal, card_key, used_key, terminal_key, frauds_key)
   local entry = redis.call('HGET', used_key, terminal)
   local last, order
   if entry then
     last, order = last_use(entry)
   end
-  local card_counts, card_sums, terminal_counts = {}, {}, {}
-  local previous, at, cut = add(card_key, second, 1, amount, card_horizon)
-  windows(card_key, second, spans, card_counts, card_sums, at, cut)
-  local _, _, terminal_cut = add(terminal_key, second, 1, 0, terminal_horizon)
-  windows(terminal_key, second - delay, spans, terminal_counts, nil, nil, terminal_cut)
+  local head = #out
+  local blocks = head + 3
+  local previous, total, sum, cut, cut_count, cut_sum =
+    add(card_key, second, 1, amount, card_horizon, card_ttl)
+  windows(card_key, second, spans, out, blocks, true, total, sum, cut, cut_count, cut_sum)
+  local _, _, _, terminal_cut, terminal_cut_count =
+    add(terminal_key, second, 1, 0, terminal_horizon, terminal_ttl)
+  windows(terminal_key, second - delay, spans, out, blocks + 2 * windows_count, false, nil, nil,
+    terminal_cut, terminal_cut_count, 0)
+  windows(frauds_key, second - delay, spans, out, blocks + 3 * windows_count, false)
   if not entry then
     order = redis.call('HINCRBY', used_key, ' n', 1)
     redis.call('HSET', used_key, terminal, second .. ':' .. order)
@@ -75,23 +78,42 @@ local function record(second, amount, card, terminal)
   elseif second > last then
     redis.call('HSET', used_key, terminal, second .. ':' .. order)
   end
-  written[card_key], written[used_key] = card_ttl, card_ttl
-  written[terminal_key] = terminal_ttl
-
-  out[#out + 1] = 0
-  out[#out + 1] = previous and second - previous or -1
-  out[#out + 1] = (last and last > second - card_horizon) and 1 or 0
-  for _, part in ipairs({card_counts, card_sums, terminal_counts}) do
-    for _, total in ipairs(part) do
-      out[#out + 1] = total
-    end
-  end
-  windows(frauds_key, second - delay, spans, out)
+  terminals_used[used_key] = true
+  out[head + 1] = 0
+  out[head + 2] = previous and second - previous or -1
+  out[head + 3] = (last and last > second - card_horizon) and 1 or 0
 end
 
+-- Every key the batch touches, named once; every first answer and every series it reads, in a
+-- few MGETs.
+local answer_keys, card_keys, used_keys, terminal_keys, frauds_keys = {}, {}, {}, {}, {}
+local series_keys = {}
 for base = first, #ARGV, 5 do
-  local answer_key = prefix .. 'answer:' .. ARGV[base]
-  local first_answer = redis.call('GET', answer_key)
+  local index = #answer_keys + 1
+  local card, terminal = ARGV[base + 3], ARGV[base + 4]
+  answer_keys[index] = prefix .. 'answer:' .. ARGV[base]
+  card_keys[index] = prefix .. 'card:' .. card .. ':series'
+  used_keys[index] = prefix .. 'card:' .. card .. ':terminals'
+  terminal_keys[index] = prefix .. 'terminal:' .. terminal .. ':series'
+  frauds_keys[index] = prefix .. 'terminal:' .. terminal .. ':fraud-series'
+  series_keys[#series_keys + 1] = card_keys[index]
+  series_keys[#series_keys + 1] = terminal_keys[index]
+  series_keys[#series_keys + 1] = frauds_keys[index]
+end
+local answers = {}
+for chunk = 1, #answer_keys, 1000 do
+  local last = math.min(chunk + 999, #answer_keys)
+  local values = redis.call('MGET', unpack(answer_keys, chunk, last))
+  for index = chunk, last do
+    answers[answer_keys[index]] = values[index - chunk + 1]
+  end
+end
+load(series_keys)
+
+local answer_size = 3 + 4 * windows_count
+for index, answer_key in ipairs(answer_keys) do
+  local base = first + (index - 1) * 5
+  local first_answer = answers[answer_key]
   if first_answer then
     -- A repeat: state counts it once already, and it gets its first sighting's answer, kept
     -- with its id. So a worker that died between recording a batch and storing its scores
@@ -101,15 +123,17 @@ for base = first, #ARGV, 5 do
       out[#out + 1] = total
     end
   else
-    local block = #out + 1
-    record(tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3], ARGV[base + 4])
-    -- The answer after its duplicate flag, as msgpack integers: a few bytes each, packed in C.
-    local answer = cmsgpack.pack(unpack(out, block + 1, #out))
-    redis.call('SET', answer_key, answer, 'EX', dedupe_seconds)
+    local block = #out
+    record(tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 4], card_keys[index],
+      used_keys[index], terminal_keys[index], frauds_keys[index])
+    -- The answer without its duplicate flag, as msgpack numbers: a few bytes each.
+    answers[answer_key] = cmsgpack.pack(unpack(out, block + 2, block + answer_size))
+    redis.call('SET', answer_key, answers[answer_key], 'EX', dedupe_seconds)
   end
 end
 
-for key, ttl in pairs(written) do
-  redis.call('EXPIRE', key, ttl)
+save()
+for key in pairs(terminals_used) do
+  redis.call('EXPIRE', key, card_ttl)
 end
 return out

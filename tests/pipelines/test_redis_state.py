@@ -22,6 +22,8 @@ from models.memory_state import MAX_TERMINALS_PER_CARD, InMemoryFeatureState
 from models.schemas import Transaction
 from models.state import DAY, FraudReport, WindowAggregates, WindowSpec, event_second
 from pipelines.redis_state import (
+    MAX_PACKED_BUCKETS,
+    PACKED_BUCKETS,
     TTL_MARGIN_SECONDS,
     RedisFeatureState,
     RedisStateError,
@@ -29,6 +31,7 @@ from pipelines.redis_state import (
     card_keys,
     decode_aggregates,
     fraud_arguments,
+    sorted_key,
     terminal_keys,
     transaction_arguments,
 )
@@ -145,14 +148,22 @@ def assert_same(got: Sequence[WindowAggregates], expected: Sequence[WindowAggreg
 # (1) The in-memory state's answers.
 
 
-def test_a_long_disordered_stream_gets_the_in_memory_answers(client: redis.Redis) -> None:
+def sorted_series(client: redis.Redis) -> int:
+    """How many series have moved from their packed string to a sorted set."""
+    return sum(1 for _ in client.scan_iter(match=f"{PREFIX}*:sorted", count=1_000))
+
+
+@pytest.mark.parametrize("packed_buckets", [PACKED_BUCKETS, 3])
+def test_a_long_disordered_stream_gets_the_in_memory_answers(
+    client: redis.Redis, packed_buckets: int
+) -> None:
     spec = WindowSpec()
     stream = generate_stream(seed=11)
     # In-memory eviction would otherwise differ from key TTLs (see the module docstring of
     # pipelines/redis_state.py): no card stays idle for a whole card horizon here.
     assert max(stream.card_gaps) < spec.card_horizon - DAY
     in_memory = replay(InMemoryFeatureState(spec), stream)
-    got = replay(RedisFeatureState(client, spec), stream)
+    got = replay(RedisFeatureState(client, spec, packed_buckets=packed_buckets), stream)
     # A first sighting gets the in-memory answer; a repeat gets its first sighting's again.
     first: dict[str, WindowAggregates] = {}
     expected: list[WindowAggregates] = []
@@ -171,6 +182,13 @@ def test_a_long_disordered_stream_gets_the_in_memory_answers(client: redis.Redis
     assert sum(result.seconds_since_previous == 0 for result in expected) > 50
     assert sum(any(result.terminal_frauds) for result in expected) > 1_000
     assert 0 < sum(result.card_used_terminal_before for result in expected) < len(expected)
+    # Either every busy series left its packed string early, late events and retractions
+    # arriving in both layouts and across the move, or a few of the terminals did.
+    moved = sorted_series(client)
+    if packed_buckets == PACKED_BUCKETS:
+        assert 0 < moved < 40
+    else:
+        assert moved > 300
 
 
 def test_a_card_over_its_terminal_cap_forgets_the_least_recent_first_inserted_first(
@@ -241,50 +259,68 @@ def test_fraud_counts_queued_in_a_transaction_count_as_recorded_ones(client: red
 # (2) Every key expires.
 
 
-def test_every_key_the_state_writes_expires(client: redis.Redis) -> None:
+@pytest.mark.parametrize("packed_buckets", [PACKED_BUCKETS, 3])
+def test_every_key_the_state_writes_expires(client: redis.Redis, packed_buckets: int) -> None:
     spec = WindowSpec()
     stream = generate_stream(seed=5, transactions=1_500, days=20)
-    replay(RedisFeatureState(client, spec, dedupe_seconds=6 * HOUR), stream)
+    state = RedisFeatureState(client, spec, dedupe_seconds=6 * HOUR, packed_buckets=packed_buckets)
+    replay(state, stream)
     card_ttl = spec.card_horizon + TTL_MARGIN_SECONDS
     terminal_ttl = spec.terminal_horizon + TTL_MARGIN_SECONDS
-    bounds = {"answer": 6 * HOUR, "card:totals": card_ttl, "card:terminals": card_ttl}
     kinds: Counter[str] = Counter()
     for raw in client.scan_iter(count=1_000):
         key = raw.decode()
         assert key.startswith(PREFIX)
         entity, rest = key.removeprefix(PREFIX).split(":", 1)
-        kind = entity if entity == "answer" else f"{entity}:{rest.rsplit(':', 1)[1]}"
+        kind = entity if entity == "answer" else f"{entity}:{rest.split(':', 1)[1]}"
         kinds[kind] += 1
-        assert 0 < client.ttl(key) <= bounds.get(kind, terminal_ttl), key
+        bound = {"answer": 6 * HOUR, "card": card_ttl}.get(entity, terminal_ttl)
+        assert 0 < client.ttl(key) <= bound, key
     transactions = {tx.transaction_id for batch in stream.batches for tx in batch}
     cards = {tx.card_id for batch in stream.batches for tx in batch}
     terminals = {tx.terminal_id for batch in stream.batches for tx in batch}
     frauded = {report.terminal_id for reports in stream.reports for report in reports}
+    moved = {kind: kinds.pop(kind) for kind in list(kinds) if kind.endswith(":sorted")}
     assert kinds == {
         "answer": len(transactions),
-        "card:totals": len(cards),
+        "card:series": len(cards),
         "card:terminals": len(cards),
-        "terminal:totals": len(terminals),
-        "terminal:fraud-totals": len(frauded),
+        "terminal:series": len(terminals),
+        "terminal:fraud-series": len(frauded),
     }
+    if packed_buckets == PACKED_BUCKETS:
+        assert not moved  # no series here holds that many seconds
+    else:
+        assert 0 < moved["card:series:sorted"] <= len(cards)
+        assert moved["terminal:series:sorted"] == len(terminals)
+        assert 0 < moved["terminal:fraud-series:sorted"] <= len(frauded)
     assert client.exists(answer_key(PREFIX, "t0"), *card_keys(PREFIX, "c0"))
 
 
 # (3) Buckets stay within the horizon.
 
 
-MEMBER = struct.Struct("<ddd")
+BUCKET = struct.Struct("<ddd")
 """A stored bucket: its second (-inf for the base), running count, running sum."""
 
 
+def stored_buckets(client: redis.Redis, key: str) -> list[tuple[float, float, float]]:
+    """A series' buckets, base first, from whichever layout holds it."""
+    packed = client.get(key)
+    assert isinstance(packed, bytes)
+    if packed == b"sorted":
+        members = client.zrange(sorted_key(key), 0, -1)
+        packed = b"".join(member for member in members if isinstance(member, bytes))
+        assert len(packed) == BUCKET.size * len(members)
+    assert len(packed) % BUCKET.size == 0
+    return list(BUCKET.iter_unpack(packed))
+
+
 def stored_seconds(client: redis.Redis, key: str) -> list[int]:
-    """The seconds of a series' buckets, without its base (the member at -inf)."""
-    seconds: list[int] = []
-    for member in client.zrange(key, "(-inf", "+inf", byscore=True):
-        assert isinstance(member, bytes)
-        second, _, _ = MEMBER.unpack(member)
-        seconds.append(int(second))
-    return seconds
+    """The seconds of a series' buckets, without its base."""
+    [(base, _, _), *buckets] = stored_buckets(client, key)
+    assert base == float("-inf")
+    return [int(second) for second, _, _ in buckets]
 
 
 def in_horizon(seconds: Sequence[int], horizon: int) -> list[int]:
@@ -292,7 +328,10 @@ def in_horizon(seconds: Sequence[int], horizon: int) -> list[int]:
     return sorted({second for second in seconds if second > newest - horizon})
 
 
-def test_buckets_are_bounded_by_the_distinct_seconds_in_one_horizon(client: redis.Redis) -> None:
+@pytest.mark.parametrize("packed_buckets", [PACKED_BUCKETS, MAX_PACKED_BUCKETS])
+def test_buckets_are_bounded_by_the_distinct_seconds_in_one_horizon(
+    client: redis.Redis, packed_buckets: int
+) -> None:
     spec = WindowSpec(windows_days=(1, 2), label_delay_seconds=DAY)
     rng = random.Random(2)
     batches: list[list[Transaction]] = [[]]
@@ -314,9 +353,8 @@ def test_buckets_are_bounded_by_the_distinct_seconds_in_one_horizon(client: redi
     batches.append(stragglers)
     reports.append([])
     stream = Stream(batches, reports)
-    assert_same(
-        replay(RedisFeatureState(client, spec), stream), replay(InMemoryFeatureState(spec), stream)
-    )
+    in_redis = RedisFeatureState(client, spec, packed_buckets=packed_buckets)
+    assert_same(replay(in_redis, stream), replay(InMemoryFeatureState(spec), stream))
 
     transactions = [tx for batch in batches[:-1] for tx in batch]
     seconds = [event_second(tx.timestamp) for tx in transactions]
@@ -325,7 +363,10 @@ def test_buckets_are_bounded_by_the_distinct_seconds_in_one_horizon(client: redi
     late = {event_second(tx.timestamp) for tx in stragglers}
     assert card_seconds == sorted({*in_horizon(seconds, spec.card_horizon), *late})
     assert len(card_seconds) < len(set(seconds)) / 10
-    assert client.zcount(card, "-inf", "-inf") == 1  # the base: totals of the dropped buckets
+    [(_, dropped, _), *_] = stored_buckets(client, card)
+    assert dropped > 0  # the base: totals of the dropped buckets
+    # Past the limit a series is a sorted set, within it a packed string.
+    assert client.exists(sorted_key(card)) == (len(card_seconds) > packed_buckets)
     for terminal in ("p1", "p2"):
         buckets, _ = terminal_keys(PREFIX, terminal)
         used = [
@@ -383,13 +424,13 @@ def test_arguments_carry_seconds_and_hundredths() -> None:
 
 
 def test_keys_of_different_entities_never_coincide() -> None:
-    ids = ["a", "a:totals", "a:terminals", "a:fraud-totals", "b:a", "totals", "terminals"]
+    ids = ["a", "a:series", "a:terminals", "a:fraud-series", "a:sorted", "b:a", "series"]
     keys = [answer_key(PREFIX, entity) for entity in ids]
-    keys += [
-        key
-        for entity in ids
-        for key in (*card_keys(PREFIX, entity), *terminal_keys(PREFIX, entity))
-    ]
+    for entity in ids:
+        card_series, terminals = card_keys(PREFIX, entity)
+        terminal_series, frauds = terminal_keys(PREFIX, entity)
+        keys += [card_series, terminals, terminal_series, frauds]
+        keys += [sorted_key(card_series), sorted_key(terminal_series), sorted_key(frauds)]
     assert len(set(keys)) == len(keys)
     assert all(key.startswith(PREFIX) for key in keys)
 
@@ -410,8 +451,11 @@ def test_a_reply_of_the_wrong_shape_is_refused(reply: object) -> None:
         decode_aggregates(reply, transactions=1, windows=1)
 
 
-def test_a_dedupe_time_must_be_a_positive_ttl() -> None:
+def test_a_dedupe_time_must_be_a_positive_ttl_and_a_packed_series_bounded() -> None:
     client = redis.Redis()  # no connection is made: the constructor does no I/O
     with pytest.raises(ValueError, match="dedupe_seconds"):
         RedisFeatureState(client, WindowSpec(), dedupe_seconds=0)
+    for packed_buckets in (-1, MAX_PACKED_BUCKETS + 1):
+        with pytest.raises(ValueError, match="packed_buckets"):
+            RedisFeatureState(client, WindowSpec(), packed_buckets=packed_buckets)
     client.close()
