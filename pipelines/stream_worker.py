@@ -17,13 +17,15 @@ first scores are re-emitted and nothing is counted twice. A failure of Redis or 
 retries the same batch with capped backoff, until it succeeds or the worker is asked to stop;
 the worker never exits on its own and never skips a record.
 
-Three batches in flight
+Batches in flight
     Recording a batch in feature state mostly waits on Redis (the state script runs there);
     scoring, decoding and delivering mostly run Python. Done one after the other, Redis and
     the worker take turns and each idles half the time. So step 3 runs on two threads of its
     own, *lanes*, each in batch order: the state lane records a batch while the scoring lane
     scores the batch before it, and the event loop delivers the one before that; the sync
-    Redis client releases the GIL while it waits. Recording touches only feature state, never
+    Redis client releases the GIL while it waits. Up to `WorkerOptions.batches_in_flight` are
+    held at once, so that the next batch is fetched and decoded before the state lane is free
+    for it: with three, the state lane idled 20 to 40 ms a batch waiting for one. Recording touches only feature state, never
     the cooldowns or pending vectors the batch ahead may still be writing. The order that
     matters is kept: batches are recorded one after the other (a card's transactions in
     order) and scored one after the other (a card alerted in one batch is in cooldown for the
@@ -35,9 +37,13 @@ Three batches in flight
     while the batch ahead reads its cooldowns: a batch is recorded once the batch ahead has
     loaded what it reads (`_Batch.loaded`), and the script then runs while that batch is
     scored in Python. Recorded any earlier, the script held up the batch ahead's reads, and
-    the two lanes took turns again. The threads hand the GIL over every
-    `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5 ms: a Redis reply must not wait that
-    long for the thread that reads it.
+    the two lanes took turns again. The state lane's own thread waits for that signal, which
+    the scoring lane gives directly: passed through the event loop, it waited behind whatever
+    the loop was doing (decoding a batch, encoding another), 10 to 30 ms a batch. The wait is
+    only for speed, never for correctness, so it gives up after `RECORD_GATE_SECONDS`: a batch
+    ahead that failed before loading holds nothing up for long. The threads hand the GIL over
+    every `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5 ms: a Redis reply must not wait
+    that long for the thread that reads it.
 
     A batch scored again after a failure is recorded again, on the state lane between two
     batches: its ids are seen by then, so state answers their first sightings' aggregates
@@ -51,6 +57,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -106,13 +113,16 @@ class WorkerOptions:
     max_poll_records: int = 1_000
     poll_timeout_ms: int = 200
     backoff: Backoff = field(default_factory=Backoff)
-    batches_in_flight: int = 3
-    """Fetched and not yet committed: one recorded in state and one scored, on the lanes,
-    while one is delivered."""
+    batches_in_flight: int = 6
+    """Fetched and not yet committed: one recorded in state and one scored, on the lanes, one
+    or two delivered, and the next ones fetched and decoded, waiting for the state lane."""
 
 
 Clock = Callable[[], datetime]
 
+
+RECORD_GATE_SECONDS = 1.0
+"""Longest a batch waits, before it is recorded, for the batch ahead to load its reads."""
 
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 """How often a worker's threads may take the GIL from one another (`sys.setswitchinterval`)."""
@@ -130,9 +140,10 @@ class _Batch:
     records: Sequence[Record]
     transactions: list[Transaction]
     dead_letters: list[OutgoingRecord]
-    after: asyncio.Event | None
-    """The batch ahead's `loaded`: this one is recorded in state only once it is set."""
-    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    after: threading.Event | None
+    """The batch ahead's `loaded`: this one is recorded in state once it is set (or after
+    `RECORD_GATE_SECONDS`)."""
+    loaded: threading.Event = field(default_factory=threading.Event)
     """Set once its scoring has read what it needs from Redis, or has failed: from then on,
     until its writes, the batch leaves Redis to the state script of the batch behind it."""
     scoring: asyncio.Future[Verdicts] | None = None
@@ -203,7 +214,7 @@ class TransactionWorker:
         """Fetch, decode and queue batches, each sent to the lanes at once to be scored."""
         options = self.options
         turn = 0
-        loaded: asyncio.Event | None = None
+        loaded: threading.Event | None = None
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -269,12 +280,26 @@ class TransactionWorker:
             # two batches on the state lane, which may be recording later batches meanwhile.
             observed = await lanes.state.call(record)
         else:
-            if batch.after is not None:
-                await batch.after.wait()
-            observed = await lanes.state.submit(batch.turn, record)
+            observed = await lanes.state.submit(
+                batch.turn, partial(self._gated, batch.after, record)
+            )
             batch.recorded = True
-        loaded = partial(asyncio.get_running_loop().call_soon_threadsafe, batch.loaded.set)
-        return await lanes.scoring.submit(batch.turn, partial(self._score, batch, observed, loaded))
+        try:
+            return await lanes.scoring.submit(
+                batch.turn, partial(self._score, batch, observed, batch.loaded.set)
+            )
+        except OutOfTurnError:
+            batch.loaded.set()  # it reads nothing until its turn comes again
+            raise
+
+    @staticmethod
+    def _gated(
+        after: threading.Event | None, record: Callable[[], list[WindowAggregates]]
+    ) -> list[WindowAggregates]:
+        """On the state lane: `record` once the batch ahead has loaded its reads."""
+        if after is not None:
+            after.wait(RECORD_GATE_SECONDS)
+        return record()
 
     def _record(self, transactions: list[Transaction]) -> list[WindowAggregates]:
         return self.detector.state.observe(transactions) if transactions else []

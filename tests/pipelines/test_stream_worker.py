@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.schemas import Transaction
 from models.state import FraudReport, WindowAggregates, WindowSpec
+from pipelines import stream_worker
 from pipelines.retrying import Backoff
 from pipelines.stream_worker import TransactionWorker, WorkerOptions
 from pipelines.topics import Topics
@@ -44,20 +47,29 @@ class FakeRecord:
 
 
 class FakeConsumer:
-    """Hands out the given batches, then nothing; commits go to the shared ``log``."""
+    """Hands out the given batches, then nothing; commits go to the shared ``log``.
+
+    ``drained`` is set once every batch has been handed out and committed: a worker holds
+    several batches at once, so having handed out the last says nothing of the ones before.
+    """
 
     def __init__(self, batches: Sequence[Sequence[Transaction]], log: list[Any]) -> None:
         self._batches = list(batches)
         self._offsets = [0] * PARTITIONS
+        self._committed = [0] * PARTITIONS
         self.log = log
         self.handed = 0
         self.drained = asyncio.Event()
+
+    def _check_drained(self) -> None:
+        if not self._batches and self._committed == self._offsets:
+            self.drained.set()
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[Any]]:
         if not self._batches:
-            self.drained.set()
+            self._check_drained()
             await asyncio.sleep(timeout_ms / 1_000)
             return {}
         fetched: dict[TopicPartition, list[Any]] = {}
@@ -77,6 +89,9 @@ class FakeConsumer:
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.log.append(("commit", dict(offsets or {})))
+        for partition, offset in (offsets or {}).items():
+            self._committed[partition.partition] = offset
+        self._check_drained()
 
     def highwater(self, partition: TopicPartition) -> int | None:
         """Every batch handed out so far: the worker's lag is what it has not committed."""
@@ -294,6 +309,31 @@ async def test_a_batch_is_recorded_once_the_batch_ahead_has_read_its_cooldowns()
     assert [card for step, card in log if step == "recorded"] == [b[0].card_id for b in batches]
     for turn in range(1, len(batches)):
         assert recorded[turn] > read[turn - 1], f"batch {turn} recorded too early"
+
+
+def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait before recording is for speed alone: it must never wedge the state lane."""
+    monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 0.05)
+    recorded: list[float] = []
+
+    def record() -> list[WindowAggregates]:
+        recorded.append(time.monotonic())
+        return []
+
+    ahead = threading.Event()
+    started = time.monotonic()
+    TransactionWorker._gated(ahead, record)
+    assert len(recorded) == 1
+    assert recorded[0] - started >= 0.04
+    # Once the batch ahead has loaded, the next one goes without waiting out the limit.
+    monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 60.0)
+    ahead.set()
+    started = time.monotonic()
+    TransactionWorker._gated(ahead, record)
+    assert len(recorded) == 2
+    assert recorded[1] - started < 30
 
 
 class FlakyMarks(FakeMarks):
