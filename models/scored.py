@@ -33,7 +33,11 @@ class Scored(NamedTuple):
             "score": self.score,
             "model_version": self.model_version,
             "decision": self.decision.value,
-            "reasons": [reason._asdict() for reason in self.reasons],
+            # A literal per reason: `_asdict` costs three times as much, once per reason.
+            "reasons": [
+                {"feature": feature, "value": value, "contribution": contribution}
+                for feature, value, contribution in self.reasons
+            ],
         }
 
     def to_contract(self) -> Score:
