@@ -25,13 +25,14 @@ Batches in flight
     scores the batch before it, and the event loop delivers the one before that; the sync
     Redis client releases the GIL while it waits. Up to `WorkerOptions.batches_in_flight` are
     held at once, so that the next batch is fetched and decoded before the state lane is free
-    for it: with three, the state lane idled 20 to 40 ms a batch waiting for one. Recording touches only feature state, never
-    the cooldowns or pending vectors the batch ahead may still be writing. The order that
-    matters is kept: batches are recorded one after the other (a card's transactions in
-    order) and scored one after the other (a card alerted in one batch is in cooldown for the
-    next); a batch that fails on a lane holds back every batch after it there until it is
-    done again, and offsets are committed in batch order, each after its batch's records are
-    acknowledged. Stopped, the worker finishes and commits the batches it holds.
+    for it: with three, the state lane idled 20 to 40 ms a batch waiting for one. Recording
+    touches only feature state, never the cooldowns or pending vectors the batch ahead may
+    still be writing. The order that matters is kept: batches are recorded one after the other
+    (a card's transactions in order) and scored one after the other (a card alerted in one
+    batch is in cooldown for the next); a batch that fails on a lane holds back every batch
+    after it there until it is done again, and offsets are committed in batch order, each after
+    its batch's records are acknowledged. Stopped, the worker finishes and commits the batches
+    it holds.
 
     Redis runs one command at a time, so the state script of the batch behind must not run
     while the batch ahead reads its cooldowns: a batch is recorded once the batch ahead has
