@@ -26,8 +26,9 @@ Why two layouts of a series
     costs what one holding 200 does. It stays there until its keys expire.
 Cost on the Redis side
     Redis runs scripts on its one command thread, and a batch holds every other client up while
-    it runs. Measured on Redis 7.0 on the bench's stream (every series packed): about 20 µs of
-    Redis CPU per transaction; with every series sorted, about 44 µs.
+    it runs. Measured on Redis 7.0 on the bench's stream (most series packed): about 25 µs of
+    Redis CPU per transaction in the script, 31 µs with reading the request and writing the
+    reply; with every series sorted, about 44 µs in the script.
 Time to live
     Keys expire instead of the in-memory state's idle eviction and caps: each key's TTL is its
     entity's horizon plus `TTL_MARGIN_SECONDS`, refreshed on every write, and a transaction id
