@@ -152,46 +152,6 @@ local function packed_add(series, second, count, value, horizon)
   return series, previous, totals_of(series, shift_from)
 end
 
--- `windows` on a packed series.
-local function packed_windows(series, upper, spans, out, at, sums, last_count, last_sum, cut,
-                              cut_count, cut_sum)
-  local buckets = size(series)
-  local spans_count = #spans
-  if not last_count then
-    local index = buckets
-    if buckets > 0 and second_of(series, buckets) > upper then
-      index = packed_latest(series, upper, 1, buckets)
-    end
-    if index == 0 then
-      -- No bucket at or before `upper`: every window is empty.
-      for position = at + 1, at + (sums and 2 or 1) * spans_count do
-        out[position] = 0
-      end
-      return
-    end
-    last_count, last_sum = totals_of(series, index)
-    buckets = index
-  end
-  local oldest = second_of(series, 1)
-  for position, span in ipairs(spans) do
-    local lower = upper - span
-    local start_count, start_sum
-    if lower == cut then
-      -- Nothing at or before the cut survived add's drop: the base is there.
-      start_count, start_sum = cut_count, cut_sum
-    elseif oldest > lower then
-      -- The window starts before every bucket: at the base.
-      start_count, start_sum = totals_of(series, 0)
-    else
-      -- Longer spans start earlier: each search ends where the one before began.
-      buckets = packed_latest(series, lower, 1, buckets)
-      start_count, start_sum = totals_of(series, buckets)
-    end
-    out[at + position] = last_count - start_count
-    if sums then out[at + spans_count + position] = last_sum - start_sum end
-  end
-end
-
 -- The sorted layout: the same records as members, scored by their seconds.
 
 -- The member at or before `upper`: its second (nil for the base or nothing), count and sum.
@@ -265,38 +225,6 @@ local function sorted_add(key, second, count, value, horizon)
   return previous, buckets[1][2], buckets[1][3]
 end
 
--- `windows` on a sorted series.
-local function sorted_windows(key, upper, spans, out, at, sums, last_count, last_sum, cut,
-                              cut_count, cut_sum)
-  local spans_count = #spans
-  if not last_count then
-    local second
-    second, last_count, last_sum = sorted_latest(key, upper)
-    if not second then
-      -- No bucket at or before `upper`: every window is empty.
-      for position = at + 1, at + (sums and 2 or 1) * spans_count do
-        out[position] = 0
-      end
-      return
-    end
-  end
-  local start, start_count, start_sum = true, 0, 0
-  for position, span in ipairs(spans) do
-    -- Spans increase: once a start falls before every bucket, the longer ones do too.
-    if start then
-      local lower = upper - span
-      if lower == cut then
-        -- Nothing at or before the cut survived add's drop: the base (or nothing) is there.
-        start, start_count, start_sum = nil, cut_count, cut_sum
-      else
-        start, start_count, start_sum = sorted_latest(key, lower)
-      end
-    end
-    out[at + position] = last_count - start_count
-    if sums then out[at + spans_count + position] = last_sum - start_sum end
-  end
-end
-
 -- Moves a packed series that outgrew PACKED_LIMIT into its sorted set: its records are the
 -- members as they are.
 local function to_sorted(key, series)
@@ -332,18 +260,80 @@ local function add(key, second, count, value, horizon, ttl)
   return previous, total, sum, cut, cut_count, cut_sum
 end
 
+-- The running totals at the latest bucket at or before `upper`, in a packed `series` or the
+-- sorted set `sorted_key`, and where the search for a window's start may look from there on:
+-- a bucket index (packed) or true (sorted). Nothing when no bucket is at or before `upper`.
+local function totals_at(series, sorted_key, upper)
+  if sorted_key then
+    local second, count, sum = sorted_latest(sorted_key, upper)
+    if second then
+      return count, sum, true
+    end
+    return
+  end
+  local index = size(series)
+  if index > 0 and second_of(series, index) > upper then
+    index = packed_latest(series, upper, 1, index)
+  end
+  if index > 0 then
+    local count, sum = totals_of(series, index)
+    return count, sum, index
+  end
+end
+
+-- A window's start: the running totals at the latest bucket at or before `lower`, searched no
+-- later than `scope` (as `totals_at` gives it; `oldest` is a packed series' first second), and
+-- the scope for the next, longer window: nil once the start is the base, where every longer
+-- window starts too.
+local function start_at(series, sorted_key, lower, scope, oldest)
+  if sorted_key then
+    local second, count, sum = sorted_latest(sorted_key, lower)
+    return count, sum, second and true
+  end
+  if oldest > lower then
+    local count, sum = totals_of(series, 0)
+    return count, sum, nil
+  end
+  scope = packed_latest(series, lower, 1, scope)
+  local count, sum = totals_of(series, scope)
+  return count, sum, scope
+end
+
 -- TimeBuckets.windows over the series of `key` (loaded): the count over (upper - span, upper]
 -- for each span, written to out[at + 1], out[at + 2], ..., and, with `sums`, the sums right
 -- after them. `last_count`, `last_sum`: the running totals at `upper` when the caller knows
--- them; `cut`, `cut_count`, `cut_sum`: add's horizon check, which a window may reuse.
+-- them (an event just added there); `cut`, `cut_count`, `cut_sum`: add's horizon check, which a
+-- window may reuse.
 local function windows(key, upper, spans, out, at, sums, last_count, last_sum, cut, cut_count,
                        cut_sum)
   local series = loaded[key]
-  if series == SORTED then
-    sorted_windows(key .. SORTED_SUFFIX, upper, spans, out, at, sums, last_count, last_sum, cut,
-      cut_count, cut_sum)
+  local sorted_key = series == SORTED and key .. SORTED_SUFFIX
+  local spans_count = #spans
+  local scope
+  if last_count then
+    scope = sorted_key and true or size(series)
   else
-    packed_windows(series, upper, spans, out, at, sums, last_count, last_sum, cut, cut_count,
-      cut_sum)
+    last_count, last_sum, scope = totals_at(series, sorted_key, upper)
+    if not scope then
+      -- No bucket at or before `upper`: every window is empty.
+      for position = at + 1, at + (sums and 2 or 1) * spans_count do
+        out[position] = 0
+      end
+      return
+    end
+  end
+  local oldest = not sorted_key and second_of(series, 1)
+  local start_count, start_sum = 0, 0
+  for position, span in ipairs(spans) do
+    -- Spans increase: each window starts no later than the one before it.
+    local lower = upper - span
+    if lower == cut then
+      -- Nothing at or before the cut survived add's drop: the base is there.
+      start_count, start_sum, scope = cut_count, cut_sum, nil
+    elseif scope then
+      start_count, start_sum, scope = start_at(series, sorted_key, lower, scope, oldest)
+    end
+    out[at + position] = last_count - start_count
+    if sums then out[at + spans_count + position] = last_sum - start_sum end
   end
 end
