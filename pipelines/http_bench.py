@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -300,7 +300,7 @@ def bench_http(
     """Run the three workloads against a server, then the in-process rate of its learner."""
     options = options or HttpBenchOptions()
     load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    start = options.start or datetime.now(UTC).replace(microsecond=0)
+    start = options.first_event_time()
     bodies = TransactionBodies(options.cards, options.terminals, start, options.seed)
     done = 0
 

@@ -9,43 +9,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from pipelines.options import require_positive
+from pipelines.options import TrafficOptions, require_positive
 
 
 @dataclass(frozen=True)
-class HttpBenchOptions:
+class HttpBenchOptions(TrafficOptions):
     """What load to generate, for how long, and against which server."""
 
-    url: str | None = None
-    """A running server to measure; default: start ``fraudstream serve`` on a free port."""
     clients: int = 32
     seconds: float = 10.0
-    warm_up: float = 2.0
-    """Seconds of load before each measured window, not counted."""
     batch_seconds: float = 5.0
     batch_size: int = 1_000
     in_process_transactions: int = 20_000
-    cards: int = 5_000
-    terminals: int = 10_000
-    seed: int = 0
-    start: datetime | None = None
-    """Event time of the first transaction sent; default: now."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require_positive(
-            self,
-            "clients",
-            "seconds",
-            "batch_seconds",
-            "batch_size",
-            "in_process_transactions",
-            "cards",
-            "terminals",
+            self, "clients", "seconds", "batch_seconds", "batch_size", "in_process_transactions"
         )
-        if self.warm_up < 0:
-            raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
 
 
 @dataclass(frozen=True)

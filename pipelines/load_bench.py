@@ -25,14 +25,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import uvloop
 
 from pipelines.http_bench import SCORE_PATH, TransactionBodies, percentile
 from pipelines.load_client import KeepAliveConnection, LoadClientError
 from pipelines.memory_bench import ProcessMemory, process_memory
-from pipelines.options import require_positive
+from pipelines.options import TrafficOptions, require_positive
 from pipelines.server_process import ServerProcess, process_cpu_seconds, serve
 
 TARGET_RATE = 1_000.0
@@ -49,37 +48,21 @@ _Job = tuple[float, bytes]
 
 
 @dataclass(frozen=True)
-class LoadBenchOptions:
+class LoadBenchOptions(TrafficOptions):
     """The rate to hold, for how long, over how many connections, against which server."""
 
-    url: str | None = None
-    """A running server to load; default: start ``fraudstream serve`` on a free port."""
+    warm_up: float = 5.0
+    """Seconds at the same rate before the measured window, not counted."""
     rate: float = TARGET_RATE
     """Requests a second, due at fixed intervals."""
     seconds: float = TARGET_SECONDS
     connections: int = 16
-    warm_up: float = 5.0
-    """Seconds at the same rate before the measured window, not counted."""
     timeout: float = 1.0
     """Seconds a request may take from being written to being answered."""
-    cards: int = 5_000
-    terminals: int = 10_000
-    seed: int = 0
-    start: datetime | None = None
-    """Event time of the first transaction sent; default: now."""
 
     def __post_init__(self) -> None:
-        require_positive(
-            self,
-            "rate",
-            "seconds",
-            "connections",
-            "timeout",
-            "cards",
-            "terminals",
-        )
-        if self.warm_up < 0:
-            raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
+        super().__post_init__()
+        require_positive(self, "rate", "seconds", "connections", "timeout")
 
     @property
     def first_measured(self) -> int:
@@ -287,8 +270,9 @@ class _Window:
 async def _load(
     server: ServerProcess, options: LoadBenchOptions, progress: Callable[[int], None] | None
 ) -> _Window:
-    start = options.start or datetime.now(UTC).replace(microsecond=0)
-    bodies = TransactionBodies(options.cards, options.terminals, start, options.seed)
+    bodies = TransactionBodies(
+        options.cards, options.terminals, options.first_event_time(), options.seed
+    )
     queue: asyncio.Queue[_Job | None] = asyncio.Queue()
     started = time.perf_counter() + 0.1
     measure_from = started + options.first_measured / options.rate

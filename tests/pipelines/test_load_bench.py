@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from pipelines.http_bench_result import HttpBenchOptions
 from pipelines.load_bench import LoadBenchOptions, LoadBenchResult, _load, bench_load
+from pipelines.options import TrafficOptions
 from pipelines.server_process import ServerProcess, free_port
 from service.bench_reports import print_load_bench
 from service.cli import app
@@ -96,3 +99,19 @@ def test_the_schedule_splits_warm_up_from_the_measured_window() -> None:
 def test_options_refuse_an_empty_load(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         LoadBenchOptions(**{name: 0})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [LoadBenchOptions, HttpBenchOptions])
+@pytest.mark.parametrize(("name", "value"), [("cards", 0), ("terminals", 0), ("warm_up", -1)])
+def test_both_load_generators_refuse_traffic_with_nothing_to_send(
+    options: type[TrafficOptions], name: str, value: float
+) -> None:
+    with pytest.raises(ValueError, match=name):
+        options(**{name: value})  # type: ignore[arg-type]
+
+
+def test_traffic_starts_now_unless_told_when() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert LoadBenchOptions(start=start).first_event_time() == start
+    assert HttpBenchOptions().first_event_time() <= datetime.now(UTC)
+    assert HttpBenchOptions().first_event_time().microsecond == 0
