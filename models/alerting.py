@@ -133,6 +133,28 @@ class AlertPolicy:
         self.book.mark(card_id, second)
         return True
 
+    def restore(self, card_id: str, second: int) -> None:
+        """Mark again the cooldown of an alert that is re-emitted, not decided again.
+
+        A process can die after storing an alert's answer and before writing its cooldown;
+        the replay re-emits the stored answer, and this puts the cooldown back, so the card's
+        next transactions are judged as they would have been. It never moves a cooldown back
+        to an earlier alert.
+
+        >>> policy = AlertPolicy(AlertPolicyConfig(threshold=0.8, cooldown_seconds=3600))
+        >>> policy.restore("card", second=0)
+        >>> policy.decide("card", 0.9, second=60)
+        False
+        >>> policy.decide("card", 0.9, second=3600), policy.book.last("card")
+        (True, 3600)
+        >>> policy.restore("card", second=0)
+        >>> policy.book.last("card")
+        3600
+        """
+        last = self.book.last(card_id)
+        if last is None or last < second:
+            self.book.mark(card_id, second)
+
     def _track(self, score: float, second: int) -> None:
         self._recent.append(score)
         day = second // DAY

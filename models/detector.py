@@ -324,7 +324,10 @@ class FraudDetector:
         if earlier is not None:
             # A replay re-emits the first answer instead of scoring with state it already
             # counted, so downstream sees the same score, version and decision twice and the
-            # card is not alerted again.
+            # card is not alerted again; the alert's cooldown is put back in case the process
+            # died before writing it.
+            if earlier.scored.decision is Decision.ALERT:
+                self.alerting.restore(tx.card_id, earlier.second)
             return earlier.scored
         probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
         second = event_second(tx.timestamp)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.alerting import AlertPolicy, AlertPolicyConfig, MemoryCooldownBook
 from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -105,6 +105,26 @@ def test_decision_follows_the_alert_policy_and_a_replay_does_not_alert_twice() -
     assert always.score(make_tx(1)) == first  # the first answer, not a second alert
     assert always.score(make_tx(2, hours=1)).decision is Decision.PASS  # cooldown of a day
     assert never.score(make_tx(1)).decision is Decision.PASS
+
+
+def test_a_replayed_alert_puts_back_a_cooldown_its_process_died_before_writing() -> None:
+    """The answer was stored, the cooldown was not: the replay restores it, so the card's next
+    transaction is judged as in one uninterrupted run."""
+    uninterrupted = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=0.0)))
+    first = uninterrupted.score(make_tx(1))
+    assert first.decision is Decision.ALERT
+    assert uninterrupted.score(make_tx(2, hours=1)).decision is Decision.PASS
+
+    replaying = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=0.0)))
+    replaying.score(make_tx(1))
+    replaying.alerting.book = MemoryCooldownBook(cooldown_seconds=DAY)  # the mark was lost
+    assert replaying.score(make_tx(1)) == first  # re-emitted...
+    assert replaying.score(make_tx(2, hours=1)).decision is Decision.PASS  # ...and restored
+    # A replay never moves a later cooldown back to its own alert.
+    replaying.score(make_tx(3, hours=30))
+    later = replaying.alerting.book.last("c1")
+    replaying.score(make_tx(1))
+    assert replaying.alerting.book.last("c1") == later
 
 
 def test_unlabelled_transactions_mature_into_legitimate_labels_when_asked() -> None:
