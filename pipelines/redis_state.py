@@ -19,11 +19,13 @@ Why two layouts of a series
     A series of up to ``packed_buckets`` buckets (a card or terminal with fewer distinct seconds
     in one horizon: most of them) is one packed string. The script reads every series of a
     batch with one MGET, searches each in place and writes each changed series back once:
-    about 5 commands per transaction. But a string is copied whenever it changes, which grows
-    with its size: measured from Lua, 4 µs at 128 buckets, 28 µs at 1,000. So a series that
-    outgrows the limit moves to a sorted set, where every window's lookup is a command of its
-    own (about 1.5 µs at any size, 17 commands a transaction): a terminal holding 50,000 buckets
-    costs what one holding 200 does. It stays there until its keys expire.
+    about 6 commands per transaction, counted on the bench's stream. But a string is copied
+    whenever it changes, which grows with its size: measured from Lua, 4 µs at 128 buckets,
+    28 µs at 1,000. So a series that outgrows the limit moves to a sorted set, where every
+    window's lookup is a command of its own, about 1.5 µs whatever the set's size. Measured
+    on the whole script, a batch whose transactions all use one terminal costs 30 µs a
+    transaction when the terminal holds 200 buckets, 32 at 1,000 and 41 at 20,000 (50 at
+    20,000 with every series sorted). It stays there until its keys expire.
 Cost on the Redis side
     Redis runs scripts on its one command thread, and a batch holds every other client up while
     it runs. Measured on Redis 7.0 on the bench's stream (most series packed): about 25 µs of

@@ -6,15 +6,16 @@
 -- A series has one of two layouts, chosen by its size, as Redis chooses one for its own sorted
 -- sets:
 --
--- * packed, while it holds at most PACKED_LIMIT buckets (most cards and terminals never hold
---   more): one string, the base then the buckets oldest first, under the series' key. A script
---   reads every series of its batch with one MGET, searches each in place (a binary search
---   unpacking one double per step) and writes each changed series back once. No command per
---   lookup: but a string is copied whenever it changes, about 30 ns a bucket.
+-- * packed, while it holds at most `packed_limit` buckets (RedisFeatureState's
+--   ``packed_buckets``; most cards and terminals never hold more): one string, the base then
+--   the buckets oldest first, under the series' key. A script reads every series of its batch
+--   with one MGET, searches each in place (a binary search unpacking one double per step) and
+--   writes each changed series back once. No command per lookup: but a string is copied
+--   whenever it changes, about 30 ns a bucket.
 -- * sorted, beyond that: a sorted set scored by second under the series' key plus ':sorted',
 --   one member per bucket, the base at -inf; the series' key holds the marker SORTED. Each
---   lookup is a command, about 1.5 µs at any size, so a terminal holding 50,000 buckets costs
---   what one holding 200 does.
+--   lookup is a command, about 1.5 µs whatever the set's size (1.54 µs at 10 members, 1.65 at
+--   1,000, measured from Lua).
 --
 -- A series moves to the sorted layout when an event takes it past the limit, and stays there
 -- until its keys expire.
@@ -225,7 +226,7 @@ local function sorted_add(key, second, count, value, horizon)
   return previous, buckets[1][2], buckets[1][3]
 end
 
--- Moves a packed series that outgrew PACKED_LIMIT into its sorted set: its records are the
+-- Moves a packed series that outgrew `packed_limit` into its sorted set: its records are the
 -- members as they are.
 local function to_sorted(key, series)
   local sorted_key = key .. SORTED_SUFFIX
