@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 from models.schemas import Transaction
@@ -130,6 +131,12 @@ class InMemoryFeatureState:
             self._evict(watermark)
             self._next_sweep = watermark + EVICTION_STEP_SECONDS
         return results
+
+    def observing(
+        self, transactions: Sequence[Transaction]
+    ) -> Callable[[], list[WindowAggregates]]:
+        """Nothing to prepare in memory."""
+        return partial(self.observe, transactions)
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         for report in reports:

@@ -9,7 +9,7 @@ stream, the HTTP path and the offline evaluation all read identical numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -107,6 +107,15 @@ class FeatureState(Protocol):
         the very same features); one that does not reads the aggregates as they stand at the
         transaction's time (in memory, where the detector keeps the first score itself).
         """
+        ...
+
+    def observing(
+        self, transactions: Sequence[Transaction]
+    ) -> Callable[[], list[WindowAggregates]]:
+        """`observe` in two steps: the request is prepared now, and recorded when the result
+        is called. A caller that waits for its turn to record (the stream worker's state lane)
+        has the request ready the moment the turn comes, so a remote store never idles while
+        the arguments are built."""
         ...
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:

@@ -62,6 +62,11 @@ class DeferredFrauds(FeatureState):
     def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
         return self.state.observe(transactions)
 
+    def observing(
+        self, transactions: Sequence[Transaction]
+    ) -> Callable[[], list[WindowAggregates]]:
+        return self.state.observing(transactions)
+
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self.reports.extend(reports)
 

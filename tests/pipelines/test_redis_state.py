@@ -412,6 +412,24 @@ def test_a_batch_is_one_script_call(redis_url: str) -> None:
     pool.disconnect()
 
 
+def test_an_observation_prepared_ahead_is_sent_only_when_called(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    with redis.Redis(connection_pool=pool) as counted:
+        state = RedisFeatureState(counted, WindowSpec(), prefix="prepared:")
+        reference = RedisFeatureState(counted, WindowSpec(), prefix="called:")
+        stream = generate_stream(seed=2, transactions=400, days=5)
+        first, second = stream.batches[:2]
+        state.observe(first)  # the first call also loads the script
+        reference.observe(first)
+        CountingConnection.sent.clear()
+        prepared = state.observing(second)
+        assert CountingConnection.sent == []
+        assert prepared() == reference.observe(second)
+        assert CountingConnection.sent == ["EVALSHA", "EVALSHA"]
+        assert state.observing([])() == []
+    pool.disconnect()
+
+
 # (5) Pure helpers, without a server.
 
 

@@ -11,7 +11,7 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,11 @@ class RecordingState:
             raise redis.ConnectionError("Redis went away")
         self.observed.append(ids)
         return self._inner.observe(transactions)
+
+    def observing(
+        self, transactions: Sequence[Transaction]
+    ) -> Callable[[], list[WindowAggregates]]:
+        return lambda: self.observe(transactions)
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self._inner.record_frauds(reports)
@@ -316,22 +321,32 @@ def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
 ) -> None:
     """The wait before recording is for speed alone: it must never wedge the state lane."""
     monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 0.05)
+    prepared: list[float] = []
     recorded: list[float] = []
 
-    def record() -> list[WindowAggregates]:
-        recorded.append(time.monotonic())
-        return []
+    def observing(
+        transactions: Sequence[Transaction],
+    ) -> Callable[[], list[WindowAggregates]]:
+        prepared.append(time.monotonic())
+
+        def record() -> list[WindowAggregates]:
+            recorded.append(time.monotonic())
+            return []
+
+        return record
 
     ahead = threading.Event()
     started = time.monotonic()
-    TransactionWorker._gated(ahead, record)
+    TransactionWorker._gated(ahead, observing, [])
     assert len(recorded) == 1
     assert recorded[0] - started >= 0.04
+    # The request is ready before the wait, to go the moment it ends.
+    assert recorded[0] - prepared[0] >= 0.04
     # Once the batch ahead has loaded, the next one goes without waiting out the limit.
     monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 60.0)
     ahead.set()
     started = time.monotonic()
-    TransactionWorker._gated(ahead, record)
+    TransactionWorker._gated(ahead, observing, [])
     assert len(recorded) == 2
     assert recorded[1] - started < 30
 
