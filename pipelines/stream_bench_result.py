@@ -96,9 +96,10 @@ class StreamBenchResult:
     """The worker's batch path over Redis state and stores."""
     produced_per_second: float
     start_up_seconds: float
-    """From starting the worker processes to the first score."""
+    """From starting the worker processes to their first batch committed."""
     end_to_end: Rate
-    """From the first score to the backlog's last (the first poll's scores not counted)."""
+    """From the workers' first commit seen to the backlog's last (the transactions committed
+    by then not counted)."""
     score_records: int
     """Score records read for the backlog: more than its transactions means repeats."""
     latency: Latency

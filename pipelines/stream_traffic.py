@@ -28,8 +28,69 @@ class StreamBenchError(LocalServerError):
     """A worker exited, scores stopped coming, or a server could not be reached."""
 
 
+class CommitWatcher:
+    """How far the workers' consumer group has committed the transactions topic.
+
+    A worker commits a batch's offsets once the broker has acknowledged its scores, so the
+    sum over the partitions counts transactions scored and delivered. The bench times the
+    backlog by it: one small request every few hundredths of a second, where reading every
+    score record took about a tenth of a core (8 µs a score) from the two cores the worker,
+    Redis and the broker being measured share.
+    """
+
+    def __init__(self, kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
+        # Assigned, never subscribed: it asks the group's coordinator for offsets and never
+        # joins the group, so the workers' partitions stay theirs.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap,
+            client_id=kafka.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+        )
+        self._kafka = kafka
+        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[CommitWatcher]:
+        await start_with_retry(self._consumer, self._kafka, "commit watcher")
+        try:
+            self._consumer.assign(self._partitions)
+            yield self
+        finally:
+            await self._consumer.stop()
+
+    async def reached(self, at_least: int, workers: Sequence[LocalProcess]) -> tuple[float, int]:
+        """Wait until ``at_least`` transactions are committed: when that was first seen (to
+        within `WATCH_INTERVAL_SECONDS` and a request), and how many were committed then."""
+        progress_at, seen = time.monotonic(), 0
+        while True:
+            # One OffsetFetch for every partition: `committed()` sends one a partition, and
+            # a dozen requests a read cost the broker and this process as much as reading
+            # the scores did.
+            offsets = await self._consumer._coordinator.fetch_committed_offsets(self._partitions)
+            now = time.perf_counter()
+            committed = sum(max(0, offset.offset) for offset in offsets.values())
+            if committed >= at_least:
+                return now, committed
+            _check(workers)
+            if committed > seen:
+                progress_at, seen = time.monotonic(), committed
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                raise _stalled("transaction committed", seen, at_least)
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+
+WATCH_INTERVAL_SECONDS = 0.02
+"""Pause between two `CommitWatcher` reads: the backlog's window is timed to within a few
+hundredths of a second, against runs of seconds."""
+
+
 class ScoreReader:
-    """Reads every partition of the scores topic, keeping each transaction id's first arrival."""
+    """Reads every partition of the scores topic, keeping each transaction id's first arrival.
+
+    It starts reading at its first `until`: the bench times a backlog by the workers' commits
+    (`CommitWatcher`) and reads its scores afterwards, outside the timed window.
+    """
 
     def __init__(self, kafka: KafkaSettings, topic: str, partitions: int) -> None:
         self.arrived: dict[str, float] = {}
@@ -43,6 +104,7 @@ class ScoreReader:
         )
         self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
         self._news = asyncio.Event()
+        self._reading: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[ScoreReader]:
@@ -50,15 +112,31 @@ class ScoreReader:
         try:
             self._consumer.assign(self._partitions)
             await self._consumer.seek_to_beginning()
-            task = asyncio.create_task(self._read())
             try:
                 yield self
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                if self._reading is not None:
+                    self._reading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._reading
         finally:
             await self._consumer.stop()
+
+    async def until(self, count: int, workers: Sequence[LocalProcess]) -> None:
+        """Wait until ``count`` transactions have a score; fail if a worker exits or scores
+        stop coming."""
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read())
+        progress_at, seen = time.monotonic(), len(self.arrived)
+        while len(self.arrived) < count:
+            self._news.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), 0.5)
+            _check(workers)
+            if len(self.arrived) > seen:
+                progress_at, seen = time.monotonic(), len(self.arrived)
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                raise _stalled("score", seen, count)
 
     async def _read(self) -> None:
         while True:
@@ -71,22 +149,14 @@ class ScoreReader:
             if fetched:
                 self._news.set()
 
-    async def until(self, count: int, workers: Sequence[LocalProcess]) -> None:
-        """Wait until ``count`` transactions have a score; fail if a worker exits or scores
-        stop coming."""
-        progress_at, seen = time.monotonic(), len(self.arrived)
-        while len(self.arrived) < count:
-            self._news.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), 0.5)
-            for worker in workers:
-                worker.check()
-            if len(self.arrived) > seen:
-                progress_at, seen = time.monotonic(), len(self.arrived)
-            elif time.monotonic() - progress_at > STALL_SECONDS:
-                raise StreamBenchError(
-                    f"no new score for {STALL_SECONDS:g} s: {seen:,} of {count:,} arrived"
-                )
+
+def _check(workers: Sequence[LocalProcess]) -> None:
+    for worker in workers:
+        worker.check()
+
+
+def _stalled(what: str, seen: int, count: int) -> StreamBenchError:
+    return StreamBenchError(f"no new {what} for {STALL_SECONDS:g} s: {seen:,} of {count:,}")
 
 
 async def send_paced(

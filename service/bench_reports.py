@@ -237,7 +237,7 @@ def print_stream_bench(console: Console, result: StreamBenchResult) -> None:
     load = "" if result.load_average is None else f", load average {result.load_average:.2f}"
     console.print(
         f"workers started in {result.start_up_seconds:.1f} s (outside the end-to-end rate, "
-        f"which runs from the first score to the last); backlog produced at "
+        f"which runs from the first batch committed to the last); backlog produced at "
         f"{result.produced_per_second:,.0f} tx/s; {result.score_records:,} score records for "
         f"{options.transactions:,} transactions. CPU per transaction: {per_transaction}. "
         f"{result.cpu_count} cores{load} at the start, shared by every process here; CPU "

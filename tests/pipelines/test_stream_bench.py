@@ -51,7 +51,7 @@ def test_a_short_run_against_the_test_servers_reports_sane_figures(
     assert steps == [1, 2, 3, 4, 5, 6, 7]
     in_process = (result.in_process, result.in_process_detector, result.in_process_redis)
     assert [rate.transactions for rate in in_process] == [2_000] * 3
-    # The end-to-end rate leaves out the scores of the workers' first poll, not more.
+    # The end-to-end rate leaves out what was committed when the first commit was seen.
     assert 0 < result.end_to_end.transactions < 2_000
     assert result.score_records >= 2_000
     for rate in (*in_process, result.end_to_end):
