@@ -110,8 +110,6 @@ class ScoreReader:
     async def reading(self) -> AsyncIterator[ScoreReader]:
         await start_with_retry(self._consumer, self._kafka, "score reader")
         try:
-            self._consumer.assign(self._partitions)
-            await self._consumer.seek_to_beginning()
             try:
                 yield self
             finally:
@@ -126,6 +124,9 @@ class ScoreReader:
         """Wait until ``count`` transactions have a score; fail if a worker exits or scores
         stop coming."""
         if self._reading is None:
+            # Assigned only now: an assigned consumer fetches ahead, even before it is read.
+            self._consumer.assign(self._partitions)
+            await self._consumer.seek_to_beginning()
             self._reading = asyncio.create_task(self._read())
         progress_at, seen = time.monotonic(), len(self.arrived)
         while len(self.arrived) < count:
