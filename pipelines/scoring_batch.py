@@ -6,12 +6,14 @@ so that its in-process rate is the worker's own path with Kafka and Redis taken 
 
 1. `decode_records` (`pipelines.record_decoding`): the valid transactions, and a dead letter
    for each record that is not one;
-2. `score_batch`: the detector scores them in order; the alerts among them that never reached
-   the alerts topic are kept;
-3. `outgoing_records`: a score record per transaction, an alert record per alert not yet sent,
+2. `score_batch`: the detector scores them in order, and their alerts are picked out;
+3. `undelivered_alerts`: the alerts that never reached the alerts topic (a replay re-emits
+   its scores, but not an alert already sent); the worker asks just before it produces, off
+   the scoring lane, where the question would wait behind the state script of the next batch;
+4. `outgoing_records`: a score record per transaction, an alert record per alert not yet sent,
    then the dead letters.
 
-`process_records` chains the three, delivery taken as done at once: the bench's path.
+`process_records` chains the four, delivery taken as done at once: the bench's path.
 """
 
 from __future__ import annotations
@@ -59,41 +61,48 @@ class MemoryAlertMarks:
         self._delivered.update(transaction_ids)
 
 
+Alerts = list[tuple[Transaction, Scored]]
+
+
 @dataclass(frozen=True)
 class Verdicts:
     scored: list[Scored]
-    alerts: list[tuple[Transaction, Scored]]
-    """The batch's alerts that had not reached the alerts topic when it was scored."""
+    alerts: Alerts
+    """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
 
 
 def score_batch(
     detector: FraudDetector,
-    marks: AlertMarks,
     transactions: list[Transaction],
     observed: Sequence[WindowAggregates] | None = None,
     on_loaded: Callable[[], object] | None = None,
 ) -> Verdicts:
-    """Score ``transactions`` in order and find which of their alerts were never delivered;
-    ``observed``, when given, is what feature state answered for them, and ``on_loaded`` is
-    called once the stores have read what the batch needs (`FraudDetector.score_many`).
+    """Score ``transactions`` in order and pick out their alerts; ``observed``, when given, is
+    what feature state answered for them, and ``on_loaded`` is called once the stores have
+    read what the batch needs (`FraudDetector.score_many`).
 
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
     try:
         scored = detector.score_many(transactions, observed, on_loaded) if transactions else []
-        alerted = [
-            (tx, result)
-            for tx, result in zip(transactions, scored, strict=True)
-            if result.decision is Decision.ALERT
-        ]
-        undelivered = set(marks.undelivered([tx.transaction_id for tx, _ in alerted]))
     except BaseException:
         detector.pending.discard()
         raise
-    return Verdicts(
-        scored, [(tx, result) for tx, result in alerted if tx.transaction_id in undelivered]
-    )
+    alerts = [
+        (tx, result)
+        for tx, result in zip(transactions, scored, strict=True)
+        if result.decision is Decision.ALERT
+    ]
+    return Verdicts(scored, alerts)
+
+
+def undelivered_alerts(marks: AlertMarks, alerts: Alerts) -> Alerts:
+    """Those of ``alerts`` that never reached the alerts topic."""
+    if not alerts:
+        return []
+    undelivered = set(marks.undelivered([tx.transaction_id for tx, _ in alerts]))
+    return [(tx, result) for tx, result in alerts if tx.transaction_id in undelivered]
 
 
 def process_records(
@@ -108,12 +117,13 @@ def process_records(
     """A batch from its consumed records to the records it produces, its alerts then marked
     delivered: what a worker does between fetching and producing, with no broker."""
     transactions, dead_letters = decode_records(records, Transaction, topics.dlq, max_record_bytes)
-    verdicts = score_batch(detector, marks, transactions)
+    verdicts = score_batch(detector, transactions)
+    alerts = undelivered_alerts(marks, verdicts.alerts)
     outgoing = outgoing_records(
-        topics, transactions, verdicts.scored, verdicts.alerts, raised_at, dead_letters
+        topics, transactions, verdicts.scored, alerts, raised_at, dead_letters
     )
-    if verdicts.alerts:
-        marks.mark([tx.transaction_id for tx, _ in verdicts.alerts])
+    if alerts:
+        marks.mark([tx.transaction_id for tx, _ in alerts])
     return outgoing
 
 

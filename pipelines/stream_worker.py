@@ -84,7 +84,13 @@ from pipelines.record_decoding import (
     next_offsets,
 )
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
-from pipelines.scoring_batch import AlertMarks, Verdicts, outgoing_records, score_batch
+from pipelines.scoring_batch import (
+    AlertMarks,
+    Verdicts,
+    outgoing_records,
+    score_batch,
+    undelivered_alerts,
+)
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 from pipelines.topics import Topics
 
@@ -183,8 +189,8 @@ class TransactionWorker:
         self.telemetry.watch(self.gauges)
         self._lag: dict[TopicPartition, int] = {}
         self._clock = clock
-        # Alerts this worker sent lately: a batch is asked about its alerts before the batch
-        # ahead of it has marked its own, so a repeat across the two is caught here.
+        # Alerts this worker sent lately: a delivery retried after its alerts were sent, and
+        # before they were marked, does not send them again.
         self._sent_alerts: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -319,20 +325,24 @@ class TransactionWorker:
         self._follow_model()
         started = time.perf_counter()
         try:
-            verdicts = score_batch(
-                self.detector, self.delivered, batch.transactions, observed, on_loaded=loaded
-            )
+            verdicts = score_batch(self.detector, batch.transactions, observed, on_loaded=loaded)
         finally:
             loaded()  # an empty or failed batch holds nobody up either
-        self.telemetry.scored(
-            len(verdicts.scored), time.perf_counter() - started, len(verdicts.alerts)
-        )
+        self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
 
     async def _deliver(self, batch: _Batch, verdicts: Verdicts) -> None:
-        """Produce a scored batch's records, wait for them, mark its alerts, commit it."""
+        """Produce a scored batch's records, wait for them, mark its alerts, commit it.
+
+        Which alerts were delivered before is asked here, off the event loop, not on the
+        scoring lane: there the question waited behind the next batch's state script, and
+        held up the scoring of the batch behind. Batches are delivered one after the other,
+        so every batch ahead has marked its alerts by now.
+        """
         sent = self._sent_alerts
         fresh_alerts = [(tx, s) for tx, s in verdicts.alerts if tx.transaction_id not in sent]
+        if fresh_alerts:
+            fresh_alerts = await asyncio.to_thread(undelivered_alerts, self.delivered, fresh_alerts)
         outgoing = outgoing_records(
             self.topics,
             batch.transactions,
@@ -361,6 +371,7 @@ class TransactionWorker:
         stats.batches += 1
         stats.scored += len(verdicts.scored)
         stats.alerts += len(fresh_alerts)
+        self.telemetry.alerted(len(fresh_alerts))
         stats.dead_letters += len(batch.dead_letters)
         for letter in batch.dead_letters:
             oversize = any(name == ORIGINAL_BYTES_HEADER for name, _ in letter.headers or ())

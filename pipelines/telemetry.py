@@ -114,6 +114,10 @@ class Telemetry:
         self.latency_sum += per_transaction
         self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS, per_transaction)] += 1
 
+    def alerted(self, alerts: int) -> None:
+        """Count alerts raised apart from their scoring (a worker counts those it sends)."""
+        self.alerts += alerts
+
     def dead_lettered(self, reason: str, records: int = 1) -> None:
         """Count records sent to the dead-letter topic, by reason."""
         self.dlq_records[reason] = self.dlq_records.get(reason, 0) + records

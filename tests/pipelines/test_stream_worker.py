@@ -351,8 +351,25 @@ def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
     assert recorded[1] - started < 30
 
 
+class FlakyBook(MemoryCooldownBook):
+    """A cooldown book written like a remote one, whose writes fail on the given calls: a
+    batch's scoring fails after it was recorded in state."""
+
+    buffered = True
+
+    def __init__(self, failing_calls: set[int]) -> None:
+        super().__init__(cooldown_seconds=3_600)
+        self.failing_calls = failing_calls
+        self.calls = 0
+
+    def flush(self) -> None:
+        self.calls += 1
+        if self.calls in self.failing_calls:
+            raise redis.ConnectionError("Redis went away")
+
+
 class FlakyMarks(FakeMarks):
-    """Alert marks whose ``undelivered`` fails on the given calls, after scoring a batch."""
+    """Alert marks whose ``undelivered`` fails on the given calls."""
 
     def __init__(self, failing_calls: set[int]) -> None:
         super().__init__()
@@ -366,21 +383,32 @@ class FlakyMarks(FakeMarks):
         return super().undelivered(transaction_ids)
 
 
+def expected_scores(batches: list[list[Transaction]], threshold: float) -> list[dict[str, Any]]:
+    """What one uninterrupted in-memory run sends to the scores topic."""
+    reference = make_detector(InMemoryFeatureState(WindowSpec()), threshold=threshold)
+    return [
+        scored.document() for batch in batches for scored in reference.score_many(copy.copy(batch))
+    ]
+
+
+def sent_scores(log: list[Any]) -> list[Any]:
+    return [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
+
+
 @pytest.mark.anyio
 async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first_time() -> None:
     """Recorded in state, then failing before delivery: scored again from its first answers."""
     batches = make_batches(count=8, size=40)
     state = RecordingState(WindowSpec())
     worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
-    worker.delivered = FlakyMarks(failing_calls={3})  # the third batch, once scored
+    alerting = AlertPolicy(AlertPolicyConfig(threshold=0.2), FlakyBook(failing_calls={3}))
+    worker.detector = FraudDetector(
+        FeatureSet(FeatureSpec()), state, OnlineLearner("logistic"), alerting=alerting
+    )
     await run_until_drained(worker, consumer, asyncio.Event())
 
-    reference = make_detector(InMemoryFeatureState(WindowSpec()), threshold=0.2)
-    expected = [
-        scored.document() for batch in batches for scored in reference.score_many(copy.copy(batch))
-    ]
-    sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
-    assert sent_scores == expected
+    expected = expected_scores(batches, threshold=0.2)
+    assert sent_scores(log) == expected
     assert any(score["decision"] == "alert" for score in expected)
     # Recorded in turn, then once more (as seen) for the retry; so are the batches behind it
     # that were recorded ahead and found their scoring turn taken.
@@ -390,6 +418,28 @@ async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first
     assert first_recordings == [tuple(tx.transaction_id for tx in batch) for batch in batches]
     assert len(commits(log)) == len(batches)
     assert worker.stats.retries == 1
+
+
+@pytest.mark.anyio
+async def test_a_failed_question_about_delivered_alerts_retries_the_delivery_alone() -> None:
+    """Asked at delivery, after scoring: a failure there sends the same records again later,
+    with nothing scored or recorded twice."""
+    batches = make_batches(count=8, size=40)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
+    marks = FlakyMarks(failing_calls={1})  # the first batch with an alert
+    worker.delivered = marks
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    assert sent_scores(log) == expected_scores(batches, threshold=0.2)
+    assert state.observed == [[tx.transaction_id for tx in batch] for batch in batches]
+    assert marks.calls >= 2
+    assert len(commits(log)) == len(batches)
+    assert worker.stats.retries == 1
+    alerts = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.alerts]
+    ids = [alert["transaction"]["transaction_id"] for alert in alerts]
+    assert ids
+    assert len(ids) == len(set(ids)) == worker.stats.alerts
 
 
 @pytest.mark.anyio
