@@ -8,8 +8,10 @@ so that its in-process rate is the worker's own path with Kafka and Redis taken 
    for each record that is not one;
 2. `score_batch`: the detector scores them in order, and their alerts are picked out;
 3. `undelivered_alerts`: the alerts that never reached the alerts topic (a replay re-emits
-   its scores, but not an alert already sent); the worker asks just before it produces, off
-   the scoring lane, where the question would wait behind the state script of the next batch;
+   its scores, but not an alert already sent). Only a repeated transaction can have been
+   alerted before: a first sighting's alert is new, so a batch of first sightings asks
+   nothing (the worker knows which are repeats from feature state; without that, all are
+   asked about);
 4. `outgoing_records`: a score record per transaction, an alert record per alert not yet sent,
    then the dead letters.
 
@@ -69,6 +71,8 @@ class Verdicts:
     scored: list[Scored]
     alerts: Alerts
     """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
+    repeats: frozenset[str] | None = None
+    """The ids feature state had seen before (None: not known, any may be a repeat)."""
 
 
 def score_batch(
@@ -94,15 +98,30 @@ def score_batch(
         for tx, result in zip(transactions, scored, strict=True)
         if result.decision is Decision.ALERT
     ]
-    return Verdicts(scored, alerts)
+    repeats = (
+        None
+        if observed is None
+        else frozenset(
+            tx.transaction_id
+            for tx, aggregates in zip(transactions, observed, strict=True)
+            if aggregates.duplicate
+        )
+    )
+    return Verdicts(scored, alerts, repeats)
 
 
-def undelivered_alerts(marks: AlertMarks, alerts: Alerts) -> Alerts:
-    """Those of ``alerts`` that never reached the alerts topic."""
-    if not alerts:
-        return []
-    undelivered = set(marks.undelivered([tx.transaction_id for tx, _ in alerts]))
-    return [(tx, result) for tx, result in alerts if tx.transaction_id in undelivered]
+def undelivered_alerts(
+    marks: AlertMarks, alerts: Alerts, repeats: frozenset[str] | None = None
+) -> Alerts:
+    """Those of ``alerts`` that never reached the alerts topic; only those of ``repeats`` are
+    asked about, when given."""
+    asked = [
+        tx.transaction_id for tx, _ in alerts if repeats is None or tx.transaction_id in repeats
+    ]
+    if not asked:
+        return alerts
+    delivered = set(asked) - set(marks.undelivered(asked))
+    return [(tx, result) for tx, result in alerts if tx.transaction_id not in delivered]
 
 
 def process_records(

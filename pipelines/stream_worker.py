@@ -7,15 +7,19 @@ Each batch goes through the same steps, in an order that makes a crash harmless:
    (its original bytes, the reason and where it came from), and the batch goes on;
 3. record the valid ones in feature state (one round trip: the state script in Redis), then
    score them through the `FraudDetector` (one round trip for the cooldowns, one to store the
-   vectors for the learner), and ask which of its alerts were never delivered;
-4. produce scores, the alerts not yet delivered, and the dead letters; wait for every
-   acknowledgement;
-5. mark those alerts delivered, then commit the batch's offsets.
+   vectors for the learner);
+4. ask which of its alerts for repeated transactions were delivered before (first sightings
+   were not: nothing is asked of a batch without repeats); produce scores, the alerts not
+   yet delivered, and the dead letters; wait for every acknowledgement;
+5. mark those alerts delivered, then commit the batch's offsets, once the batch ahead is
+   committed. This step runs beside the next batches' step 4: in line, its Redis round trip
+   (waiting behind whatever state script is running) held every delivery behind it up.
 
 A crash anywhere before step 5 replays the batch: its transactions are recognised as seen, their
 first scores are re-emitted and nothing is counted twice. A failure of Redis or the broker
-retries the same batch with capped backoff, until it succeeds or the worker is asked to stop;
-the worker never exits on its own and never skips a record.
+retries the same step with capped backoff, until it succeeds or the worker is asked to stop;
+the worker never exits on its own, never skips a record, and never commits past a batch that
+is not committed.
 
 Batches in flight
     Recording a batch in feature state mostly waits on Redis (the state script runs there);
@@ -86,6 +90,7 @@ from pipelines.record_decoding import (
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
 from pipelines.scoring_batch import (
     AlertMarks,
+    Alerts,
     Verdicts,
     outgoing_records,
     score_batch,
@@ -199,12 +204,16 @@ class TransactionWorker:
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue()
         slots = asyncio.Semaphore(max(1, self.options.batches_in_flight))
         intake = asyncio.create_task(self._intake(stop, lanes, batches, slots))
+        settling: asyncio.Task[bool] | None = None
         try:
             while (batch := await batches.get()) is not _END:
-                if not await self._until_done(batch, lanes, stop):
+                alerts = await self._until_sent(batch, lanes, stop)
+                if alerts is None:
                     break
-                slots.release()
+                settling = asyncio.create_task(self._settled(batch, alerts, settling, stop, slots))
         finally:
+            if settling is not None:
+                await settling  # every batch sent is marked and committed first, in order
             if not intake.done():
                 intake.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -246,24 +255,56 @@ class TransactionWorker:
         finally:
             batches.put_nowait(_END)
 
-    async def _until_done(self, batch: _Batch, lanes: Lanes, stop: asyncio.Event) -> bool:
-        # Stopped with the batch unfinished, it stays uncommitted for the partitions' next
-        # owner, and so do the batches behind it.
+    async def _until_sent(self, batch: _Batch, lanes: Lanes, stop: asyncio.Event) -> Alerts | None:
+        """Score ``batch`` and produce its records, retried until done: the alerts it sent, or
+        None when stopped first. Stopped with the batch unfinished, it stays uncommitted for
+        the partitions' next owner, and so do the batches behind it."""
         verdicts: Verdicts | None = None
+        alerts: Alerts = []
 
         async def attempt() -> None:
-            nonlocal verdicts
+            nonlocal verdicts, alerts
             if verdicts is None:
                 verdicts = await self._scored(batch, lanes)
-            await self._deliver(batch, verdicts)
+            alerts = await self._send(batch, verdicts)
 
-        return await retry_until_done(
+        done = await retry_until_done(
             attempt,
             stop,
             self.options.backoff,
             what=f"a batch of {len(batch.records)} transactions",
             on_health=self._set_health,
         )
+        return alerts if done else None
+
+    async def _settled(
+        self,
+        batch: _Batch,
+        alerts: Alerts,
+        ahead: asyncio.Task[bool] | None,
+        stop: asyncio.Event,
+        slots: asyncio.Semaphore,
+    ) -> bool:
+        """Mark a sent batch's alerts delivered and commit it, once the batch ahead is
+        committed: offsets are committed in batch order, and never past a batch that was not.
+
+        This runs beside the next batches' sending. Done in line, the mark (which waits
+        behind whatever state script Redis is running, 25 ms on average at full speed) and
+        the commit held up every delivery behind them: delivery, one batch after the other,
+        became the slowest step of the worker.
+        """
+        if ahead is not None and not await ahead:
+            return False
+        done = await retry_until_done(
+            partial(self._mark_and_commit, batch, alerts),
+            stop,
+            self.options.backoff,
+            what=f"committing a batch of {len(batch.records)} transactions",
+            on_health=self._set_health,
+        )
+        if done:
+            slots.release()
+        return done
 
     async def _scored(self, batch: _Batch, lanes: Lanes) -> Verdicts:
         scoring, batch.scoring = batch.scoring, None
@@ -331,18 +372,21 @@ class TransactionWorker:
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
 
-    async def _deliver(self, batch: _Batch, verdicts: Verdicts) -> None:
-        """Produce a scored batch's records, wait for them, mark its alerts, commit it.
+    async def _send(self, batch: _Batch, verdicts: Verdicts) -> Alerts:
+        """Produce a scored batch's records and wait for them; the alerts it sent.
 
-        Which alerts were delivered before is asked here, off the event loop, not on the
-        scoring lane: there the question waited behind the next batch's state script, and
-        held up the scoring of the batch behind. Batches are delivered one after the other,
-        so every batch ahead has marked its alerts by now.
+        Which alerts were delivered before is asked here, off the event loop, for repeated
+        transactions alone: a first sighting's alert is new. The batches ahead sent their own
+        alerts by now; this worker remembers those it sent, marked or not yet.
         """
         sent = self._sent_alerts
         fresh_alerts = [(tx, s) for tx, s in verdicts.alerts if tx.transaction_id not in sent]
-        if fresh_alerts:
-            fresh_alerts = await asyncio.to_thread(undelivered_alerts, self.delivered, fresh_alerts)
+        if verdicts.repeats is None or any(
+            tx.transaction_id in verdicts.repeats for tx, _ in fresh_alerts
+        ):
+            fresh_alerts = await asyncio.to_thread(
+                undelivered_alerts, self.delivered, fresh_alerts, verdicts.repeats
+            )
         outgoing = outgoing_records(
             self.topics,
             batch.transactions,
@@ -352,14 +396,20 @@ class TransactionWorker:
             batch.dead_letters,
         )
         await send_batch_and_wait(self.producer, outgoing)
-        if fresh_alerts:
-            ids = [tx.transaction_id for tx, _ in fresh_alerts]
-            for transaction_id in ids:
-                sent[transaction_id] = None
-            while len(sent) > _SENT_ALERTS_KEPT:
-                sent.popitem(last=False)
+        for tx, _ in fresh_alerts:
+            sent[tx.transaction_id] = None
+        while len(sent) > _SENT_ALERTS_KEPT:
+            sent.popitem(last=False)
+        stats = self.stats
+        stats.scored += len(verdicts.scored)
+        stats.alerts += len(fresh_alerts)
+        self.telemetry.alerted(len(fresh_alerts))
+        return fresh_alerts
+
+    async def _mark_and_commit(self, batch: _Batch, alerts: Alerts) -> None:
+        if alerts:
             # Off the event loop: the mark waits behind whatever script Redis is running.
-            await asyncio.to_thread(self.delivered.mark, ids)
+            await asyncio.to_thread(self.delivered.mark, [tx.transaction_id for tx, _ in alerts])
         committed = next_offsets(batch.records)
         try:
             await self.consumer.commit(committed)
@@ -369,9 +419,6 @@ class TransactionWorker:
             logger.warning("offsets not committed after a rebalance: %s", error)
         stats = self.stats
         stats.batches += 1
-        stats.scored += len(verdicts.scored)
-        stats.alerts += len(fresh_alerts)
-        self.telemetry.alerted(len(fresh_alerts))
         stats.dead_letters += len(batch.dead_letters)
         for letter in batch.dead_letters:
             oversize = any(name == ORIGINAL_BYTES_HEADER for name, _ in letter.headers or ())

@@ -11,8 +11,14 @@ from models.detector import FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
+from models.state import WindowSpec
 from pipelines.kafka_clients import OutgoingRecord
-from pipelines.scoring_batch import MemoryAlertMarks, process_records
+from pipelines.scoring_batch import (
+    MemoryAlertMarks,
+    process_records,
+    score_batch,
+    undelivered_alerts,
+)
 from pipelines.stream_rates import consumed_records
 from pipelines.topics import Topics
 from tests.builders import make_tx
@@ -73,3 +79,38 @@ def test_an_alert_already_delivered_is_not_produced_again() -> None:
     )
     assert [record.topic for record in out] == [TOPICS.scores]
     assert orjson.loads(out[0].value)["decision"] == "alert"
+
+
+class AskedMarks(MemoryAlertMarks):
+    """Alert marks that remember what they were asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[str]] = []
+
+    def undelivered(self, transaction_ids: list[str]) -> list[str]:
+        self.asked.append(list(transaction_ids))
+        return super().undelivered(transaction_ids)
+
+
+def test_only_repeated_transactions_are_asked_whether_their_alert_was_delivered() -> None:
+    """A first sighting was never alerted before: the question is for repeats alone."""
+    state = InMemoryFeatureState(WindowSpec())
+    transactions = [make_tx(index, hours=index, card=f"c{index}") for index in range(3)]
+    first = state.observe(transactions[:2])
+    verdicts = score_batch(detector(0.0), transactions[:2], first)
+    assert verdicts.repeats == frozenset()
+    marks = AskedMarks()
+    marks.mark(["t0"])
+    assert undelivered_alerts(marks, verdicts.alerts, verdicts.repeats) == verdicts.alerts
+    assert marks.asked == []
+
+    again = state.observe(transactions)  # t0 and t1 again, t2 for the first time
+    verdicts = score_batch(detector(0.0), transactions, again)
+    assert verdicts.repeats == frozenset({"t0", "t1"})
+    kept = undelivered_alerts(marks, verdicts.alerts, verdicts.repeats)
+    assert [tx.transaction_id for tx, _ in kept] == ["t1", "t2"]
+    assert marks.asked == [["t0", "t1"]]
+    # Without knowing the repeats, every alert is asked about.
+    assert undelivered_alerts(marks, verdicts.alerts) == kept
+    assert marks.asked[-1] == ["t0", "t1", "t2"]

@@ -33,6 +33,7 @@ from tests.servers.redis_server import RedisServer
 
 SMALL = StreamBenchOptions(
     transactions=2_000,
+    batch_size=200,  # ten batches: the end-to-end window runs from the first commit to the last
     rate=200.0,
     seconds=3.0,
     training_transactions=2_000,
