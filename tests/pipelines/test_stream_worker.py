@@ -228,14 +228,13 @@ async def test_batches_are_scored_in_order_and_committed_after_their_records() -
     ]
     sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
     assert sent_scores == expected
-    # Each commit follows every score of its batch and of the batches before it (the next
-    # batches may be sent meanwhile: a batch is committed beside the sending of the next).
+    # Each commit follows every score of its batch and covers exactly the batches before it.
     done = 0
     for index, entry in enumerate(log):
         if entry[0] == "commit":
             done += 1
             scores_before = sum(1 for e in log[:index] if e[0] == "send" and e[1] == TOPICS.scores)
-            assert scores_before >= sum(len(batch) for batch in batches[:done])
+            assert scores_before == sum(len(batch) for batch in batches[:done])
     assert done == len(batches)
     final: dict[TopicPartition, int] = {}
     for offsets in commits(log):
@@ -423,8 +422,8 @@ async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first
 
 @pytest.mark.anyio
 async def test_a_failed_mark_is_retried_alone_and_holds_back_the_commits_behind_it() -> None:
-    """Marking and committing run beside the next batches' sending: a failure there sends
-    nothing again, and no batch is committed before the one ahead of it."""
+    """A batch's records are not sent again when marking its alerts fails, and no batch is
+    committed before the one ahead of it."""
     batches = make_batches(count=8, size=40)
     state = RecordingState(WindowSpec())
     worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
