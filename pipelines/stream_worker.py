@@ -62,10 +62,11 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
@@ -130,6 +131,12 @@ class WorkerOptions:
 Clock = Callable[[], datetime]
 
 
+class AlertsTopic(Protocol):
+    """The alerts topic read back (`AlertTopicCheck`)."""
+
+    async def sent(self, alerts: Iterable[tuple[str, str]]) -> set[str]: ...
+
+
 RECORD_GATE_SECONDS = 1.0
 """Longest a batch waits, before it is recorded, for the batch ahead to load its reads."""
 
@@ -178,8 +185,10 @@ class TransactionWorker:
         options: WorkerOptions | None = None,
         clock: Clock = _utc_now,
         telemetry: Telemetry | None = None,
+        alerts_topic: AlertsTopic | None = None,
     ) -> None:
         self.consumer = consumer
+        self.alerts_topic = alerts_topic
         self.producer = producer
         self.topics = topics
         self.detector = detector
@@ -361,6 +370,7 @@ class TransactionWorker:
             fresh_alerts = await asyncio.to_thread(
                 undelivered_alerts, self.delivered, fresh_alerts, verdicts.repeats
             )
+            fresh_alerts = await self._not_in_topic(fresh_alerts, verdicts.repeats)
         outgoing = outgoing_records(
             self.topics,
             batch.transactions,
@@ -379,6 +389,25 @@ class TransactionWorker:
         stats.alerts += len(fresh_alerts)
         self.telemetry.alerted(len(fresh_alerts))
         return fresh_alerts
+
+    async def _not_in_topic(self, alerts: Alerts, repeats: frozenset[str] | None) -> Alerts:
+        """Those of a replay's unmarked ``alerts`` not found in the alerts topic: a worker
+        that crashed after the broker acknowledged them, before marking them, sent them; the
+        ones found are marked now instead of sent again."""
+        replayed = [
+            (tx.transaction_id, tx.card_id)
+            for tx, _ in alerts
+            if repeats is None or tx.transaction_id in repeats
+        ]
+        if self.alerts_topic is None or not replayed:
+            return alerts
+        found = await self.alerts_topic.sent(replayed)
+        if found:
+            logger.info(
+                "%d alerts of a replay were sent before; not sending them again", len(found)
+            )
+            await asyncio.to_thread(self.delivered.mark, sorted(found))
+        return [(tx, s) for tx, s in alerts if tx.transaction_id not in found]
 
     async def _mark(self, alerts: Alerts) -> None:
         # Off the event loop: the mark waits behind whatever script Redis is running.

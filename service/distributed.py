@@ -25,6 +25,7 @@ from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.state import WindowSpec
+from pipelines.alert_check import AlertTopicCheck
 from pipelines.alert_log import AlertLog
 from pipelines.cluster_runtime import ClusterRuntime
 from pipelines.collector import settle_after_start_up
@@ -266,6 +267,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         conn, settings, settings.consumer_group, conn.topics.transactions
     ) as (consumer, producer):
         telemetry = Telemetry()
+        alerts_topic = AlertTopicCheck(conn.kafka, conn.topics.alerts)
+        await alerts_topic.start()
         worker = TransactionWorker(
             consumer,
             producer,
@@ -278,12 +281,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 max_record_bytes=settings.max_record_bytes,
                 max_poll_records=settings.max_poll_records,
             ),
+            alerts_topic=alerts_topic,
         )
         serve_metrics(settings, telemetry)
         settle_after_start_up()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         logger.info("worker started", extra={"model_version": detector.model_version})
-        await worker.run(stop)
+        try:
+            await worker.run(stop)
+        finally:
+            await alerts_topic.stop()
         logger.info(
             "worker stopped after %d transactions, %d alerts, %d dead letters",
             worker.stats.scored,

@@ -487,3 +487,42 @@ async def test_a_repeat_in_the_next_batch_does_not_send_its_alert_again() -> Non
     assert marks.delivered == set(alerts)
     scores = [e[2]["transaction_id"] for e in log if e[1:2] == (TOPICS.scores,)]
     assert len(scores) == 31  # repeats are scored again: the first answer, re-emitted
+
+
+class FoundAlerts:
+    """The alerts topic read back, holding the given transaction ids."""
+
+    def __init__(self, held: set[str]) -> None:
+        self.held = held
+        self.asked: list[list[str]] = []
+
+    async def sent(self, alerts: Iterable[tuple[str, str]]) -> set[str]:
+        ids = [transaction_id for transaction_id, _ in alerts]
+        self.asked.append(ids)
+        return self.held & set(ids)
+
+
+@pytest.mark.anyio
+async def test_a_replay_does_not_resend_unmarked_alerts_found_in_the_alerts_topic() -> None:
+    """A worker died after the broker took its alerts and before it marked them: the next
+    owner replays the batch, finds them in the topic, marks them, and sends the others."""
+    batch = [make_tx(i, hours=i / 60, card=f"c{i}", amount=5_000.0) for i in range(10)]
+    state = RecordingState(WindowSpec())
+    first, consumer, log, marks = make_worker([batch], state, threshold=0.0)
+    await run_until_drained(first, consumer, asyncio.Event())
+    ids = [tx.transaction_id for tx in batch]
+    assert marks.delivered == set(ids)
+
+    # The crash: the marks never reached Redis. The next owner shares state and stores.
+    replay, consumer, log, _ = make_worker([batch], state, threshold=0.0)
+    replay.detector = first.detector
+    replay.delivered = marks
+    marks.delivered.clear()
+    topic = FoundAlerts(set(ids[:7]))
+    replay.alerts_topic = topic
+    await run_until_drained(replay, consumer, asyncio.Event())
+
+    resent = [e[2]["transaction"]["transaction_id"] for e in log if e[1:2] == (TOPICS.alerts,)]
+    assert sorted(resent) == ids[7:]
+    assert [sorted(asked) for asked in topic.asked] == [sorted(ids)]
+    assert marks.delivered == set(ids)
