@@ -16,10 +16,14 @@ import time
 from collections.abc import Iterable
 
 import orjson
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped,unused-ignore]
 
-from pipelines.kafka_clients import KafkaSettings, partition_for, start_with_retry
+from pipelines.kafka_clients import (
+    KafkaSettings,
+    make_consumer,
+    partition_for,
+    start_with_retry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +44,7 @@ class AlertTopicCheck:
         self._kafka = kafka
         self._topic = topic
         self._lookback = lookback
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=kafka.client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self._consumer = make_consumer(kafka, group_id=None)
 
     async def start(self) -> None:
         await start_with_retry(self._consumer, self._kafka, "alerts reader")
@@ -55,7 +54,11 @@ class AlertTopicCheck:
 
     async def sent(self, alerts: Iterable[tuple[str, str]]) -> set[str]:
         """Those of ``alerts`` (transaction id, card id) found in the alerts topic."""
-        partitions = sorted(await self._partitions())
+        deadline = time.monotonic() + READ_SECONDS
+        partitions = sorted(await self._partitions(deadline))
+        if not partitions:
+            logger.warning("no partitions of %s known: unmarked alerts may repeat", self._topic)
+            return set()
         wanted: dict[TopicPartition, set[str]] = {}
         for transaction_id, card_id in alerts:
             partition = partition_for(card_id.encode(), partitions)
@@ -69,7 +72,6 @@ class AlertTopicCheck:
             consumer.seek(partition, max(0, ends[partition] - self._lookback))
         found: set[str] = set()
         pending = set(wanted)
-        deadline = time.monotonic() + READ_SECONDS
         while pending and time.monotonic() < deadline:
             fetched = await consumer.getmany(*pending, timeout_ms=200)
             for partition, records in fetched.items():
@@ -88,14 +90,16 @@ class AlertTopicCheck:
             )
         return found
 
-    async def _partitions(self) -> set[int]:
+    async def _partitions(self, deadline: float) -> set[int]:
+        """The topic's partitions, its metadata loaded first if need be (the worker ensured
+        the topic at start-up; an empty set if it never shows up before ``deadline``)."""
         partitions = self._consumer.partitions_for_topic(self._topic)
-        while partitions is None:
+        while partitions is None and time.monotonic() < deadline:
             await self._consumer.topics()  # loads the metadata
             partitions = self._consumer.partitions_for_topic(self._topic)
             if partitions is None:
                 await asyncio.sleep(0.1)
-        return set(partitions)
+        return set(partitions or ())
 
 
 def _transaction_id(value: bytes | None) -> str | None:

@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped,unused-ignore]
 
-from pipelines.kafka_clients import KafkaSettings, OutgoingRecord, start_with_retry
+from pipelines.kafka_clients import KafkaSettings, OutgoingRecord, make_consumer, start_with_retry
 from pipelines.local_servers import LocalProcess, LocalServerError
 
 STALL_SECONDS = 60.0
@@ -41,12 +41,7 @@ class CommitWatcher:
     def __init__(self, kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
         # Assigned, never subscribed: it asks the group's coordinator for offsets and never
         # joins the group, so the workers' partitions stay theirs.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=kafka.client_id,
-            group_id=group,
-            enable_auto_commit=False,
-        )
+        self._consumer = make_consumer(kafka, group_id=group)
         self._kafka = kafka
         self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
 

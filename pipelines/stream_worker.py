@@ -406,7 +406,7 @@ class TransactionWorker:
             logger.info(
                 "%d alerts of a replay were sent before; not sending them again", len(found)
             )
-            await asyncio.to_thread(self.delivered.mark, sorted(found))
+            await self._mark([(tx, s) for tx, s in alerts if tx.transaction_id in found])
         return [(tx, s) for tx, s in alerts if tx.transaction_id not in found]
 
     async def _mark(self, alerts: Alerts) -> None:
