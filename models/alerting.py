@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +63,11 @@ class CooldownBook(Protocol):
         """Write the marks buffered since the last flush."""
         ...
 
+    def flushing(self) -> Callable[[], None]:
+        """The marks `flush` would write, taken now and written when the result is called;
+        until then the book's reads see them (`PendingStore.flushing`)."""
+        ...
+
 
 class MemoryCooldownBook:
     """The cooldown book of one process, pruned as event time moves past the cooldown."""
@@ -89,6 +94,9 @@ class MemoryCooldownBook:
 
     def flush(self) -> None:
         """Nothing to write: marks act at once."""
+
+    def flushing(self) -> Callable[[], None]:
+        return self.flush
 
 
 class AlertPolicy:

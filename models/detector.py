@@ -236,6 +236,8 @@ class FraudDetector:
         transactions: Sequence[Transaction],
         observed: Sequence[WindowAggregates] | None = None,
         on_loaded: Callable[[], object] | None = None,
+        *,
+        write: bool = True,
     ) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once.
 
@@ -243,7 +245,7 @@ class FraudDetector:
         when the caller recorded them already: a stream worker records the next batch in
         Redis while this one is scored. ``on_loaded`` is called once the stores have loaded
         what the batch will ask of them: until its writes at the end, the batch makes no
-        other call on them.
+        other call on them. Without ``write``, the writes are left buffered for `writes`.
         """
         if observed is None:
             observed = self.state.observe(transactions)
@@ -264,11 +266,21 @@ class FraudDetector:
             for tx, aggregates in zip(transactions, observed, strict=True)
         ]
         self._advance(transactions)
-        if pending.buffered:
-            pending.flush()
-        if book.buffered:
-            book.flush()
+        if write:
+            self.writes()()
         return scores
+
+    def writes(self) -> Callable[[], None]:
+        """The stores' buffered writes (vectors awaiting labels, cooldowns), taken now and
+        made when the result is called: a stream worker makes them on a thread of its own
+        while it scores the next batch, whose reads see them meanwhile."""
+        vectors, cooldowns = self.pending.flushing(), self.alerting.book.flushing()
+
+        def write() -> None:
+            vectors()
+            cooldowns()
+
+        return write
 
     def learn(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +62,12 @@ class PendingStore(Protocol):
     def prefetch(self, transaction_ids: Iterable[str]) -> None: ...
 
     def flush(self) -> None: ...
+
+    def flushing(self) -> Callable[[], None]:
+        """What `flush` would write, taken from the buffer now and written when the result is
+        called; until then the store's reads see it. A stream worker writes a batch's vectors
+        this way on a thread of its own, in batch order, while it scores the next batch."""
+        ...
 
     def discard(self) -> None:
         """Drop what was prefetched or buffered: the batch failed and will be redone."""
@@ -131,6 +137,9 @@ class PendingVectors:
 
     def flush(self) -> None:
         """Nothing to write: `put` and `set_verdict` act at once."""
+
+    def flushing(self) -> Callable[[], None]:
+        return self.flush
 
     def discard(self) -> None:
         """Nothing buffered to drop."""

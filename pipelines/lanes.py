@@ -65,11 +65,14 @@ def retrieved(future: asyncio.Future[Any]) -> None:
 
 @dataclass
 class Lanes:
-    """Where a batch is recorded in feature state, and where it is then scored."""
+    """Where a batch is recorded in feature state, where it is then scored, and where the
+    stores' writes of its scoring are made."""
 
     state: Lane = field(default_factory=lambda: Lane("fraudstream-state"))
     scoring: Lane = field(default_factory=lambda: Lane("fraudstream-scoring"))
+    writes: Lane = field(default_factory=lambda: Lane("fraudstream-writes"))
 
     def close(self) -> None:
         self.state.close()
         self.scoring.close()
+        self.writes.close()

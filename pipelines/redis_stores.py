@@ -10,12 +10,16 @@
 Each batch costs at most one round trip per store: reads are prefetched together, writes are
 buffered and flushed together (a batch's pending vectors in one script call, the rest in one
 pipeline). Every key carries a TTL, so nothing grows without end.
+
+A stream worker makes a batch's writes on a thread of its own while it scores the next batch
+(`flushing`): until Redis acknowledges them, this process's reads of the pending vectors and
+cooldowns are laid over with them (`WritesInFlight`).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.resources import files
 from typing import Any
 
@@ -26,6 +30,7 @@ from models.explain import ReasonCode
 from models.pending import PendingEntry
 from models.schemas import Decision
 from models.scored import Scored
+from pipelines.writes_in_flight import WritesInFlight
 
 Pipeline = redis.client.Pipeline
 
@@ -108,6 +113,7 @@ class RedisPendingStore:
         self._ttl = ttl_seconds
         self._cache: dict[str, PendingEntry | None] = {}
         self._dirty: dict[str, PendingEntry] = {}
+        self._in_flight = WritesInFlight[str, PendingEntry]()
         source = files("pipelines").joinpath("lua", "store_pending.lua")
         self._store = client.register_script(source.read_text(encoding="utf-8"))
 
@@ -120,9 +126,13 @@ class RedisPendingStore:
         wanted = [tid for tid in dict.fromkeys(transaction_ids) if tid not in self._cache]
         if not wanted:
             return
+        in_flight = self._in_flight.overlay(wanted)
         raw = self._client.mget([self._prefix + tid for tid in wanted])
         for tid, value in zip(wanted, raw, strict=True):
-            self._cache[tid] = None if value is None else decode_entry(value)
+            if tid in in_flight:
+                self._cache[tid] = in_flight[tid]
+            else:
+                self._cache[tid] = None if value is None else decode_entry(value)
 
     def get(self, transaction_id: str) -> PendingEntry | None:
         if transaction_id not in self._cache:
@@ -152,15 +162,33 @@ class RedisPendingStore:
         self._dirty.clear()
 
     def flush(self) -> None:
+        self.flushing()()
+
+    def flushing(self) -> Callable[[], None]:
+        """The buffered writes, encoded now and the buffer emptied, written when called; this
+        store's reads see them meanwhile."""
         if self._deferred:
-            return
-        dirty = list(self._dirty.items())
-        for start in range(0, len(dirty), _STORE_CHUNK):
+            return _nothing
+        dirty = self._dirty
+        calls: list[list[bytes | str | int]] = []
+        items = list(dirty.items())
+        for start in range(0, len(items), _STORE_CHUNK):
             arguments: list[bytes | str | int] = [self._ttl]
-            for tid, entry in dirty[start : start + _STORE_CHUNK]:
+            for tid, entry in items[start : start + _STORE_CHUNK]:
                 arguments += (self._prefix + tid, encode_entry(entry))
-            self._store(args=arguments)
+            calls.append(arguments)
+        self._dirty = {}
         self.discard()
+        if not calls:
+            return _nothing
+        token = self._in_flight.add(dirty)
+
+        def write() -> None:
+            for arguments in calls:
+                self._store(args=arguments)
+            self._in_flight.settle(token, dirty)
+
+        return write
 
 
 class RedisCooldownBook:
@@ -176,34 +204,51 @@ class RedisCooldownBook:
         self._ttl = max(cooldown_seconds, 1) + 86_400
         self._known: dict[str, int | None] = {}
         self._marks: dict[str, int] = {}
+        self._in_flight = WritesInFlight[str, int]()
 
     def prefetch(self, card_ids: Iterable[str]) -> None:
-        self._known.clear()
         wanted = list(dict.fromkeys(card_ids))
-        if wanted:
-            raw = self._client.mget([self._prefix + card for card in wanted])
-            self._known = {
-                card: None if value is None else int(value)
-                for card, value in zip(wanted, raw, strict=True)
-            }
+        self._known = self._read(wanted) if wanted else {}
 
     def last(self, card_id: str) -> int | None:
         if card_id not in self._known:
-            value = self._client.get(self._prefix + card_id)
-            self._known[card_id] = None if value is None else int(value)
+            self._known.update(self._read([card_id]))
         return self._known[card_id]
+
+    def _read(self, cards: list[str]) -> dict[str, int | None]:
+        """The cards' last alerts: in Redis, or on their way there from this process."""
+        in_flight = self._in_flight.overlay(cards)
+        raw = self._client.mget([self._prefix + card for card in cards])
+        read = {
+            card: None if value is None else int(value)
+            for card, value in zip(cards, raw, strict=True)
+        }
+        read.update(in_flight)
+        return read
 
     def mark(self, card_id: str, second: int) -> None:
         self._known[card_id] = second
         self._marks[card_id] = second
 
     def flush(self) -> None:
-        if self._marks:
+        self.flushing()()
+
+    def flushing(self) -> Callable[[], None]:
+        """The buffered marks, taken now, written when called; this book's reads see them
+        meanwhile."""
+        marks, self._marks = self._marks, {}
+        if not marks:
+            return _nothing
+        token = self._in_flight.add(marks)
+
+        def write() -> None:
             pipeline = self._client.pipeline(transaction=False)
-            for card, second in self._marks.items():
+            for card, second in marks.items():
                 pipeline.set(self._prefix + card, second, ex=self._ttl)
             pipeline.execute()
-            self._marks.clear()
+            self._in_flight.settle(token, marks)
+
+        return write
 
 
 class DeliveredAlerts:
@@ -235,3 +280,7 @@ def redis_client(url: str, **options: Any) -> redis.Redis:
     """A client for ``url`` that returns bytes and fails fast when the server is unreachable."""
     defaults: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 10.0}
     return redis.Redis.from_url(url, **(defaults | options))
+
+
+def _nothing() -> None:
+    """Nothing to write."""

@@ -66,6 +66,10 @@ class MemoryAlertMarks:
 Alerts = list[tuple[Transaction, Scored]]
 
 
+def _made_already() -> None:
+    """Nothing left to write: the scoring made its writes itself."""
+
+
 @dataclass(frozen=True)
 class Verdicts:
     scored: list[Scored]
@@ -73,6 +77,9 @@ class Verdicts:
     """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
     repeats: frozenset[str] | None = None
     """The ids feature state had seen before (None: not known, any may be a repeat)."""
+    writes: Callable[[], None] = _made_already
+    """The stores' writes still to make, when asked for with ``write_later``
+    (`FraudDetector.writes`); nothing otherwise."""
 
 
 def score_batch(
@@ -80,16 +87,24 @@ def score_batch(
     transactions: list[Transaction],
     observed: Sequence[WindowAggregates] | None = None,
     on_loaded: Callable[[], object] | None = None,
+    *,
+    write_later: bool = False,
 ) -> Verdicts:
     """Score ``transactions`` in order and pick out their alerts; ``observed``, when given, is
     what feature state answered for them, and ``on_loaded`` is called once the stores have
-    read what the batch needs (`FraudDetector.score_many`).
+    read what the batch needs (`FraudDetector.score_many`). With ``write_later`` the stores'
+    writes are returned to be made, not made.
 
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
     try:
-        scored = detector.score_many(transactions, observed, on_loaded) if transactions else []
+        scored = (
+            detector.score_many(transactions, observed, on_loaded, write=not write_later)
+            if transactions
+            else []
+        )
+        writes = detector.writes() if write_later else _made_already
     except BaseException:
         detector.pending.discard()
         raise
@@ -107,7 +122,7 @@ def score_batch(
             if aggregates.duplicate
         )
     )
-    return Verdicts(scored, alerts, repeats)
+    return Verdicts(scored, alerts, repeats, writes)
 
 
 def undelivered_alerts(

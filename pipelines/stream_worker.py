@@ -6,34 +6,35 @@ Each batch goes through the same steps, in an order that makes a crash harmless:
 2. decode it: a record that is too large, not JSON or not a `Transaction` becomes a dead letter
    (its original bytes, the reason and where it came from), and the batch goes on;
 3. record the valid ones in feature state (one round trip: the state script in Redis), then
-   score them through the `FraudDetector` (one round trip for the cooldowns, one to store the
-   vectors for the learner);
-4. ask which of its alerts for repeated transactions were delivered before (first sightings
+   score them through the `FraudDetector` (one round trip to read the cooldowns);
+4. make the writes the scoring left: the vectors for the learner and the cooldowns (a round
+   trip each), acknowledged before anything of the batch is sent;
+5. ask which of its alerts for repeated transactions were delivered before (first sightings
    were not: nothing is asked of a batch without repeats); produce scores, the alerts not
    yet delivered, and the dead letters; wait for every acknowledgement;
-5. mark those alerts delivered, then commit the batch's offsets.
+6. mark those alerts delivered, then commit the batch's offsets.
 
-A crash anywhere before step 5 replays the batch: its transactions are recognised as seen, their
+A crash anywhere before step 6 replays the batch: its transactions are recognised as seen, their
 first scores are re-emitted and nothing is counted twice. A failure of Redis or the broker
 retries the same step with capped backoff, until it succeeds or the worker is asked to stop;
 the worker never exits on its own and never skips a record.
 
 Batches in flight
     Recording a batch in feature state mostly waits on Redis (the state script runs there);
-    scoring, decoding and delivering mostly run Python. Done one after the other, Redis and
-    the worker take turns and each idles half the time. So step 3 runs on two threads of its
-    own, *lanes*, each in batch order: the state lane records a batch while the scoring lane
-    scores the batch before it, and the event loop delivers the one before that; the sync
-    Redis client releases the GIL while it waits. Up to `WorkerOptions.batches_in_flight` are
-    held at once, so that the next batch is fetched and decoded before the state lane is free
-    for it: with three, the state lane idled 20 to 40 ms a batch waiting for one. Recording
-    touches only feature state, never the cooldowns or pending vectors the batch ahead may
-    still be writing. The order that matters is kept: batches are recorded one after the other
-    (a card's transactions in order) and scored one after the other (a card alerted in one
-    batch is in cooldown for the next); a batch that fails on a lane holds back every batch
-    after it there until it is done again, and offsets are committed in batch order, each after
-    its batch's records are acknowledged. Stopped, the worker finishes and commits the batches
-    it holds.
+    scoring, decoding and delivering mostly run Python. Done one after the other, Redis and the
+    worker take turns and each idles half the time. So steps 3 and 4 run on three threads of
+    their own, *lanes*, each in batch order: the state lane records a batch while the scoring
+    lane scores the batch before it, the writes lane makes the writes of the one before that,
+    and the event loop delivers the batches behind; the sync Redis client releases the GIL while
+    it waits. Up to `WorkerOptions.batches_in_flight` are held at once, so that the next batch
+    is fetched and decoded before the state lane is free for it: with three, the state lane
+    idled 20 to 40 ms a batch waiting for one. Recording touches only feature state, never the
+    cooldowns or pending vectors the batch ahead may still be writing. The order that matters is
+    kept: batches are recorded one after the other (a card's transactions in order), scored one
+    after the other (a card alerted in one batch is in cooldown for the next) and written one
+    after the other; a batch that fails on a lane holds back every batch after it there until it
+    is done again, and offsets are committed in batch order, each after its batch's records are
+    acknowledged. Stopped, the worker finishes and commits the batches it holds.
 
     Redis runs one command at a time, so the state script of the batch behind must not run
     while the batch ahead reads its cooldowns: a batch is recorded once the batch ahead has
@@ -46,6 +47,13 @@ Batches in flight
     ahead that failed before loading holds nothing up for long. The threads hand the GIL over
     every `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5 ms: a Redis reply must not wait
     that long for the thread that reads it.
+
+    The writes lane keeps a batch's writes off the path every batch takes: made on the scoring
+    lane, they queued in Redis behind the next batch's state script and held up the scoring
+    of that batch for their round trip (7 to 10 ms a batch of 1,000). Until Redis acknowledges
+    them, the stores lay them over their own reads (`pipelines.writes_in_flight`), so the next
+    batch reads the cooldowns and vectors the batch ahead wrote, as it did when they were
+    written first.
 
     A batch scored again after a failure is recorded again, on the state lane between two
     batches: its ids are seen by then, so state answers their first sightings' aggregates
@@ -163,6 +171,8 @@ class _Batch:
     """Set once its scoring has read what it needs from Redis, or has failed: from then on,
     until its writes, the batch leaves Redis to the state script of the batch behind it."""
     scoring: asyncio.Future[Verdicts] | None = None
+    writing: asyncio.Future[None] | None = None
+    """Its scoring's writes on the writes lane, submitted as soon as it is scored."""
     recorded: bool = False
     """Its turn on the state lane is done: any later attempt records it again (as seen)."""
 
@@ -267,13 +277,17 @@ class TransactionWorker:
         beside the sending of the next batches made that window longer (the kill -9 test
         caught a repeated alert in 3 runs of 10 instead of about 1)."""
         verdicts: Verdicts | None = None
+        written = False
         sent: Alerts | None = None
         marked = False
 
         async def attempt() -> None:
-            nonlocal verdicts, sent, marked
+            nonlocal verdicts, written, sent, marked
             if verdicts is None:
                 verdicts = await self._scored(batch, lanes)
+            if not written:
+                await self._written(batch, verdicts.writes, lanes)
+                written = True
             if sent is None:
                 sent = await self._send(batch, verdicts)
             if sent and not marked:
@@ -316,12 +330,25 @@ class TransactionWorker:
             )
             batch.recorded = True
         try:
-            return await lanes.scoring.submit(
+            verdicts = await lanes.scoring.submit(
                 batch.turn, partial(self._score, batch, observed, batch.loaded.set)
             )
         except OutOfTurnError:
             batch.loaded.set()  # it reads nothing until its turn comes again
             raise
+        batch.writing = lanes.writes.submit(batch.turn, verdicts.writes)
+        return verdicts
+
+    async def _written(self, batch: _Batch, writes: Callable[[], None], lanes: Lanes) -> None:
+        """Wait for the writes of the batch's scoring, made again after a failure."""
+        writing, batch.writing = batch.writing, None
+        if writing is None:  # a retry
+            writing = lanes.writes.submit(batch.turn, writes)
+        try:
+            await writing
+        except OutOfTurnError:
+            # The writes of a batch ahead failed and have been made since: now it is its turn.
+            await lanes.writes.submit(batch.turn, writes)
 
     @staticmethod
     def _gated(
@@ -349,7 +376,9 @@ class TransactionWorker:
         self._follow_model()
         started = time.perf_counter()
         try:
-            verdicts = score_batch(self.detector, batch.transactions, observed, on_loaded=loaded)
+            verdicts = score_batch(
+                self.detector, batch.transactions, observed, on_loaded=loaded, write_later=True
+            )
         finally:
             loaded()  # an empty or failed batch holds nobody up either
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)

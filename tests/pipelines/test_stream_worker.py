@@ -352,8 +352,8 @@ def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
 
 
 class FlakyBook(MemoryCooldownBook):
-    """A cooldown book written like a remote one, whose writes fail on the given calls: a
-    batch's scoring fails after it was recorded in state."""
+    """A cooldown book read like a remote one, whose reads fail on the given calls: a batch's
+    scoring fails after it was recorded in state."""
 
     buffered = True
 
@@ -362,10 +362,38 @@ class FlakyBook(MemoryCooldownBook):
         self.failing_calls = failing_calls
         self.calls = 0
 
-    def flush(self) -> None:
+    def prefetch(self, card_ids: Iterable[str]) -> None:
         self.calls += 1
         if self.calls in self.failing_calls:
             raise redis.ConnectionError("Redis went away")
+
+
+class FlakyWritesBook(MemoryCooldownBook):
+    """A cooldown book written like a remote one, whose writes fail on the given calls; each
+    write made is logged with the first card of its batch."""
+
+    buffered = True
+
+    def __init__(self, log: list[Any], failing_calls: set[int]) -> None:
+        super().__init__(cooldown_seconds=3_600)
+        self.log = log
+        self.failing_calls = failing_calls
+        self.calls = 0
+        self.batch_cards: list[str] = []
+
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        self.batch_cards.append(next(iter(card_ids)))
+
+    def flushing(self) -> Callable[[], None]:
+        card = self.batch_cards[-1]
+
+        def write() -> None:
+            self.calls += 1
+            if self.calls in self.failing_calls:
+                raise redis.ConnectionError("Redis went away")
+            self.log.append(("written", card))
+
+        return write
 
 
 class FlakyMarks(FakeMarks):
@@ -442,6 +470,42 @@ async def test_a_failed_mark_is_retried_alone_and_holds_back_the_commits_behind_
     committed = commits(log)
     assert len(committed) == len(batches)
     assert committed == expected_commits(batches)
+
+
+@pytest.mark.anyio
+async def test_a_failed_write_is_made_again_in_turn_before_its_batch_is_sent() -> None:
+    """The stores' writes of a batch's scoring run on their own lane while the next batch is
+    scored: one that fails is made again, alone, and no batch is sent before its writes are
+    made, nor written before the batch ahead."""
+    batches = make_batches(count=8, size=40)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
+    book = FlakyWritesBook(log, failing_calls={3})
+    alerting = AlertPolicy(AlertPolicyConfig(threshold=0.2), book)
+    worker.detector = FraudDetector(
+        FeatureSet(FeatureSpec()), state, OnlineLearner("logistic"), alerting=alerting
+    )
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    assert sent_scores(log) == expected_scores(batches, threshold=0.2)
+    # Only the write is made again: nothing is recorded or scored twice.
+    assert state.observed == [[tx.transaction_id for tx in batch] for batch in batches]
+    assert [card for step, card, *_ in log if step == "written"] == [b[0].card_id for b in batches]
+    assert worker.stats.retries == 1
+    # Each batch's scores go out after its writes and after the batch ahead's commit.
+    scores = [entry for entry in log if entry[0] in ("written", "send", "commit")]
+    first_of_batch = {batch[0].transaction_id: turn for turn, batch in enumerate(batches)}
+    written = commits_seen = 0
+    for entry in scores:
+        if entry[0] == "written":
+            written += 1
+        elif entry[0] == "commit":
+            commits_seen += 1
+        elif entry[1] == TOPICS.scores and entry[2]["transaction_id"] in first_of_batch:
+            turn = first_of_batch[entry[2]["transaction_id"]]
+            assert written > turn, f"batch {turn} sent before its writes"
+            assert commits_seen == turn, f"batch {turn} sent before the batch ahead committed"
+    assert commits(log) == expected_commits(batches)
 
 
 def expected_commits(batches: list[list[Transaction]]) -> list[dict[TopicPartition, int]]:
