@@ -165,26 +165,23 @@ class RedisPendingStore:
         self.flushing()()
 
     def flushing(self) -> Callable[[], None]:
-        """The buffered writes, encoded now and the buffer emptied, written when called; this
-        store's reads see them meanwhile."""
+        """The buffered writes, taken now (the buffer empties) and encoded and written when
+        called: off the caller's thread, when it makes them on another. This store's reads see
+        them meanwhile; the entries must not change until they are written."""
         if self._deferred:
             return _nothing
-        dirty = self._dirty
-        calls: list[list[bytes | str | int]] = []
-        items = list(dirty.items())
-        for start in range(0, len(items), _STORE_CHUNK):
-            arguments: list[bytes | str | int] = [self._ttl]
-            for tid, entry in items[start : start + _STORE_CHUNK]:
-                arguments += (self._prefix + tid, encode_entry(entry))
-            calls.append(arguments)
-        self._dirty = {}
+        dirty, self._dirty = self._dirty, {}
         self.discard()
-        if not calls:
+        if not dirty:
             return _nothing
         token = self._in_flight.add(dirty)
 
         def write() -> None:
-            for arguments in calls:
+            items = list(dirty.items())
+            for start in range(0, len(items), _STORE_CHUNK):
+                arguments: list[bytes | str | int] = [self._ttl]
+                for tid, entry in items[start : start + _STORE_CHUNK]:
+                    arguments += (self._prefix + tid, encode_entry(entry))
                 self._store(args=arguments)
             self._in_flight.settle(token, dirty)
 

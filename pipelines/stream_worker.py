@@ -71,6 +71,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -85,7 +86,7 @@ from models.schemas import Transaction
 from models.snapshots import SnapshotError
 from models.state import WindowAggregates
 from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
-from pipelines.lanes import Lanes, OutOfTurnError, retrieved
+from pipelines.lanes import Lane, Lanes, OutOfTurnError, retrieved
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import (
     ORIGINAL_BYTES_HEADER,
@@ -171,8 +172,8 @@ class _Batch:
     """Set once its scoring has read what it needs from Redis, or has failed: from then on,
     until its writes, the batch leaves Redis to the state script of the batch behind it."""
     scoring: asyncio.Future[Verdicts] | None = None
-    writing: asyncio.Future[None] | None = None
-    """Its scoring's writes on the writes lane, submitted as soon as it is scored."""
+    writing: Future[None] | None = None
+    """Its scoring's writes on the writes lane, started as soon as it is scored."""
     recorded: bool = False
     """Its turn on the state lane is done: any later attempt records it again (as seen)."""
 
@@ -320,35 +321,41 @@ class TransactionWorker:
 
     async def _recorded_then_scored(self, batch: _Batch, lanes: Lanes) -> Verdicts:
         state = self.detector.state
-        if batch.recorded:
-            # Recorded already, so this is all repeats: their first answers, read between
-            # two batches on the state lane, which may be recording later batches meanwhile.
-            observed = await lanes.state.call(partial(state.observe, batch.transactions))
-        else:
-            observed = await lanes.state.submit(
-                batch.turn, partial(self._gated, batch.after, state.observing, batch.transactions)
-            )
-            batch.recorded = True
+        score = partial(self._score, batch, lanes.writes)
         try:
-            verdicts = await lanes.scoring.submit(
-                batch.turn, partial(self._score, batch, observed, batch.loaded.set)
-            )
+            if batch.recorded:
+                # Recorded already, so this is all repeats: their first answers, read between
+                # two batches on the state lane, which may be recording later batches meanwhile.
+                observed = await lanes.state.call(partial(state.observe, batch.transactions))
+                return await lanes.scoring.submit(batch.turn, partial(score, observed))
+            recording = partial(self._recorded, batch, state.observing)
+            return await lanes.state.submit_then(batch.turn, recording, lanes.scoring, score)
         except OutOfTurnError:
-            batch.loaded.set()  # it reads nothing until its turn comes again
+            if batch.recorded:  # its scoring's turn was taken: it reads nothing until it comes
+                batch.loaded.set()
             raise
-        batch.writing = lanes.writes.submit(batch.turn, verdicts.writes)
-        return verdicts
 
     async def _written(self, batch: _Batch, writes: Callable[[], None], lanes: Lanes) -> None:
         """Wait for the writes of the batch's scoring, made again after a failure."""
         writing, batch.writing = batch.writing, None
-        if writing is None:  # a retry
-            writing = lanes.writes.submit(batch.turn, writes)
-        try:
-            await writing
-        except OutOfTurnError:
-            # The writes of a batch ahead failed and have been made since: now it is its turn.
-            await lanes.writes.submit(batch.turn, writes)
+        if writing is not None:
+            try:
+                await asyncio.wrap_future(writing)
+                return
+            except OutOfTurnError:
+                pass  # the writes of a batch ahead failed and have been made since
+        await lanes.writes.submit(batch.turn, writes)
+
+    @classmethod
+    def _recorded(
+        cls,
+        batch: _Batch,
+        observing: Callable[[list[Transaction]], Callable[[], list[WindowAggregates]]],
+    ) -> list[WindowAggregates]:
+        """On the state lane: the batch recorded in feature state, in its turn."""
+        observed = cls._gated(batch.after, observing, batch.transactions)
+        batch.recorded = True
+        return observed
 
     @staticmethod
     def _gated(
@@ -368,19 +375,22 @@ class TransactionWorker:
         self.stats.retries += not healthy
         self.stats.healthy = healthy
 
-    def _score(
-        self, batch: _Batch, observed: list[WindowAggregates], loaded: Callable[[], object]
-    ) -> Verdicts:
-        """Score a recorded batch and find its undelivered alerts: on the scoring lane, in
-        batch order. ``loaded`` is called once its reads from Redis are done."""
+    def _score(self, batch: _Batch, writes: Lane, observed: list[WindowAggregates]) -> Verdicts:
+        """Score a recorded batch: on the scoring lane, in batch order. The batch ahead is told
+        once its reads from Redis are done (`_Batch.loaded`), and its writes go to ``writes``."""
         self._follow_model()
         started = time.perf_counter()
         try:
             verdicts = score_batch(
-                self.detector, batch.transactions, observed, on_loaded=loaded, write_later=True
+                self.detector,
+                batch.transactions,
+                observed,
+                on_loaded=batch.loaded.set,
+                write_later=True,
             )
         finally:
-            loaded()  # an empty or failed batch holds nobody up either
+            batch.loaded.set()  # an empty or failed batch holds nobody up either
+        batch.writing = writes.start(batch.turn, verdicts.writes)
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
 

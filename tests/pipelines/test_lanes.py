@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from pipelines.lanes import Lane, OutOfTurnError
@@ -33,3 +35,33 @@ async def test_turns_run_in_order_and_a_failed_turn_holds_back_the_ones_behind_i
         assert ran == ["first", "between", "second", "third"]
     finally:
         lane.close()
+
+
+@pytest.mark.anyio
+async def test_a_step_hands_its_result_to_the_next_lane_without_the_event_loop() -> None:
+    state, scoring = Lane("test-state"), Lane("test-scoring")
+    handed_over = threading.Event()
+
+    def next_step(n: int) -> int:
+        handed_over.set()
+        return n + 1
+
+    try:
+        relayed = state.submit_then(0, lambda: 20, scoring, next_step)
+        # The event loop is held up here (as by decoding a batch): the hand-over goes on.
+        assert handed_over.wait(5)
+        assert await relayed == 21
+
+        handed_over.clear()
+        with pytest.raises(RuntimeError, match="recording failed"):
+            await state.submit_then(1, _fail, scoring, next_step)
+        assert not handed_over.is_set()  # the next lane never ran
+        # Both lanes keep their turns: the failed step is redone, and its successor follows.
+        assert await state.submit_then(1, lambda: 1, scoring, lambda n: n * 2) == 2
+    finally:
+        state.close()
+        scoring.close()
+
+
+def _fail() -> int:
+    raise RuntimeError("recording failed")
