@@ -267,20 +267,15 @@ class FraudDetector:
         ]
         self._advance(transactions)
         if write:
-            self.writes()()
+            for made in self.writes():
+                made()
         return scores
 
-    def writes(self) -> Callable[[], None]:
-        """The stores' buffered writes (vectors awaiting labels, cooldowns), taken now and
-        made when the result is called: a stream worker makes them on a thread of its own
-        while it scores the next batch, whose reads see them meanwhile."""
-        vectors, cooldowns = self.pending.flushing(), self.alerting.book.flushing()
-
-        def write() -> None:
-            vectors()
-            cooldowns()
-
-        return write
+    def writes(self) -> tuple[Callable[[], None], ...]:
+        """The stores' buffered writes (vectors awaiting labels, then cooldowns), taken now,
+        each made when called: a stream worker makes them on a thread of its own while it
+        scores the next batch, whose reads see them meanwhile."""
+        return self.pending.flushing(), self.alerting.book.flushing()
 
     def learn(
         self,

@@ -14,7 +14,14 @@ from functools import partial
 from typing import TypeVar
 
 from models.schemas import Transaction
-from models.state import FraudReport, WindowAggregates, WindowSpec, event_second, hundredths
+from models.state import (
+    FraudReport,
+    RunWhenCalled,
+    WindowAggregates,
+    WindowSpec,
+    event_second,
+    hundredths,
+)
 from models.windows import TimeBuckets
 
 Entity = TypeVar("Entity")
@@ -132,11 +139,9 @@ class InMemoryFeatureState:
             self._next_sweep = watermark + EVICTION_STEP_SECONDS
         return results
 
-    def observing(
-        self, transactions: Sequence[Transaction]
-    ) -> Callable[[], list[WindowAggregates]]:
+    def observing(self, transactions: Sequence[Transaction]) -> RunWhenCalled:
         """Nothing to prepare in memory."""
-        return partial(self.observe, transactions)
+        return RunWhenCalled(partial(self.observe, transactions))
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         for report in reports:

@@ -31,7 +31,7 @@ from aiokafka.structs import TopicPartition
 
 from models.detector import CHAMPION, FraudDetector, LearnOutcome, ServingModels
 from models.schemas import Label, Transaction
-from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
+from models.state import FeatureState, FraudReport, Observation, WindowAggregates, WindowSpec
 from pipelines.kafka_clients import Consumer, RecordSender, send_batch_and_wait
 from pipelines.lifecycle import ModelLifecycle
 from pipelines.model_channel import ModelChannel
@@ -62,9 +62,7 @@ class DeferredFrauds(FeatureState):
     def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
         return self.state.observe(transactions)
 
-    def observing(
-        self, transactions: Sequence[Transaction]
-    ) -> Callable[[], list[WindowAggregates]]:
+    def observing(self, transactions: Sequence[Transaction]) -> Observation:
         return self.state.observing(transactions)
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:

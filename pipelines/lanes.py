@@ -12,6 +12,7 @@ behind whatever the loop was doing: 2 to 4 ms a batch on the path every batch ta
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +82,38 @@ class Lane:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+class Signal:
+    """A flag one thread raises for another, as `threading.Event`, that also runs what was
+    hung on it (`on_set`) on the raising thread: what the other thread would do first on
+    waking (send a request) is done without waiting for it to win the GIL."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], object]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+    def on_set(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` when the flag is raised, by the thread raising it; now if it is up."""
+        with self._lock:
+            if not self._event.is_set():
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
 
 
 def _awaitable(future: Future[_T]) -> asyncio.Future[_T]:

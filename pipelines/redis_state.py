@@ -69,7 +69,8 @@ start afresh for the entities they held.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
@@ -78,7 +79,17 @@ import redis.client
 
 from models.memory_state import MAX_TERMINALS_PER_CARD
 from models.schemas import Transaction
-from models.state import DAY, FraudReport, WindowAggregates, WindowSpec, event_second, hundredths
+from models.state import (
+    DAY,
+    FraudReport,
+    Observation,
+    RunWhenCalled,
+    WindowAggregates,
+    WindowSpec,
+    event_second,
+    hundredths,
+)
+from pipelines.script_call import ScriptCall
 
 TTL_MARGIN_SECONDS = DAY
 """Added to each entity's horizon in its keys' TTL: how far the stream may lag the wall clock."""
@@ -203,6 +214,21 @@ def decode_aggregates(reply: object, transactions: int, windows: int) -> list[Wi
     return results
 
 
+@dataclass(frozen=True)
+class _ScriptObservation:
+    """A batch's state script, sent ahead by `start`, answered and decoded when called."""
+
+    call: ScriptCall
+    transactions: int
+    windows: int
+
+    def start(self) -> None:
+        self.call.start()
+
+    def __call__(self) -> list[WindowAggregates]:
+        return decode_aggregates(self.call.answer(), self.transactions, self.windows)
+
+
 class RedisFeatureState:
     """`FeatureState` in one Redis, for every worker of a deployment.
 
@@ -257,6 +283,7 @@ class RedisFeatureState:
             terminal_ttl,
             packed_buckets,
         )
+        self._client = client
         # Scripts are sent by SHA (EVALSHA) and loaded on the server's first NOSCRIPT answer.
         self._observe_script = client.register_script(script_source("observe"))
         self._frauds_script = client.register_script(script_source("record_frauds"))
@@ -266,23 +293,21 @@ class RedisFeatureState:
         return self._spec
 
     def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
-        return self.observing(transactions)()
-
-    def observing(
-        self, transactions: Sequence[Transaction]
-    ) -> Callable[[], list[WindowAggregates]]:
-        """The script's arguments built now (a few milliseconds a thousand transactions), the
-        script called when the result is."""
         if not transactions:
-            return list
-        arguments = [*self._observe_head, *transaction_arguments(transactions)]
-        windows = len(self._spec.windows_days)
+            return []
+        reply = self._observe_script(args=self._observe_arguments(transactions))
+        return decode_aggregates(reply, len(transactions), len(self._spec.windows_days))
 
-        def recorded() -> list[WindowAggregates]:
-            reply = self._observe_script(args=arguments)
-            return decode_aggregates(reply, len(transactions), windows)
+    def observing(self, transactions: Sequence[Transaction]) -> Observation:
+        """The script's request built and packed now (a few milliseconds a thousand
+        transactions), on a connection of its own (`ScriptCall`)."""
+        if not transactions:
+            return RunWhenCalled(list)
+        call = ScriptCall(self._client, self._observe_script, self._observe_arguments(transactions))
+        return _ScriptObservation(call, len(transactions), len(self._spec.windows_days))
 
-        return recorded
+    def _observe_arguments(self, transactions: Sequence[Transaction]) -> list[str | int]:
+        return [*self._observe_head, *transaction_arguments(transactions)]
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         if reports:

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 from typing import Any
 
 import orjson
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from models.explain import ReasonCode
 from models.pending import PendingEntry
@@ -165,9 +169,9 @@ class RedisPendingStore:
         self.flushing()()
 
     def flushing(self) -> Callable[[], None]:
-        """The buffered writes, taken now (the buffer empties) and encoded and written when
-        called: off the caller's thread, when it makes them on another. This store's reads see
-        them meanwhile; the entries must not change until they are written."""
+        """The buffered writes, taken now (the buffer empties), encoded and written when called
+        (a `RedisWrite`): off the caller's thread, when it makes them on another. This store's
+        reads see them meanwhile; the entries must not change until they are written."""
         if self._deferred:
             return _nothing
         dirty, self._dirty = self._dirty, {}
@@ -176,16 +180,17 @@ class RedisPendingStore:
             return _nothing
         token = self._in_flight.add(dirty)
 
-        def write() -> None:
+        def queue(pipeline: Pipeline) -> None:
             items = list(dirty.items())
             for start in range(0, len(items), _STORE_CHUNK):
                 arguments: list[bytes | str | int] = [self._ttl]
                 for tid, entry in items[start : start + _STORE_CHUNK]:
                     arguments += (self._prefix + tid, encode_entry(entry))
-                self._store(args=arguments)
-            self._in_flight.settle(token, dirty)
+                pipeline.evalsha(self._store.sha, 0, *arguments)
 
-        return write
+        return RedisWrite(
+            self._client, queue, partial(self._in_flight.settle, token, dirty), (self._store,)
+        )
 
 
 class RedisCooldownBook:
@@ -231,21 +236,18 @@ class RedisCooldownBook:
         self.flushing()()
 
     def flushing(self) -> Callable[[], None]:
-        """The buffered marks, taken now, written when called; this book's reads see them
-        meanwhile."""
+        """The buffered marks, taken now, written when called (a `RedisWrite`); this book's
+        reads see them meanwhile."""
         marks, self._marks = self._marks, {}
         if not marks:
             return _nothing
         token = self._in_flight.add(marks)
 
-        def write() -> None:
-            pipeline = self._client.pipeline(transaction=False)
+        def queue(pipeline: Pipeline) -> None:
             for card, second in marks.items():
                 pipeline.set(self._prefix + card, second, ex=self._ttl)
-            pipeline.execute()
-            self._in_flight.settle(token, marks)
 
-        return write
+        return RedisWrite(self._client, queue, partial(self._in_flight.settle, token, marks))
 
 
 class DeliveredAlerts:
@@ -281,3 +283,59 @@ def redis_client(url: str, **options: Any) -> redis.Redis:
 
 def _nothing() -> None:
     """Nothing to write."""
+
+
+@dataclass(frozen=True)
+class RedisWrite:
+    """A store's writes, taken from its buffer: queued on a pipeline, then settled once Redis
+    has them (`WritesInFlight`). Called, it makes them in a round trip of its own;
+    `written_together` makes several in one."""
+
+    client: redis.Redis
+    queue: Callable[[Pipeline], None]
+    settle: Callable[[], None]
+    scripts: tuple[Script, ...] = ()
+    """The scripts it calls by SHA, loaded if Redis answers that it does not know them."""
+
+    def __call__(self) -> None:
+        _execute([self])
+
+
+def written_together(writes: Iterable[Callable[[], None]]) -> Callable[[], None]:
+    """One call making ``writes``, in order: the `RedisWrite`s on one client in one pipeline,
+    one round trip (each in a round trip of its own waits behind whatever script Redis is
+    running: a batch's writes then waited behind two), any others one after the other."""
+    by_client: dict[int, list[RedisWrite]] = {}
+    others: list[Callable[[], None]] = []
+    for write in writes:
+        if isinstance(write, RedisWrite):
+            by_client.setdefault(id(write.client), []).append(write)
+        else:
+            others.append(write)
+
+    def write_all() -> None:
+        for together in by_client.values():
+            _execute(together)
+        for other in others:
+            other()
+
+    return write_all
+
+
+def _execute(writes: list[RedisWrite]) -> None:
+    client = writes[0].client
+    for attempt in range(2):
+        pipeline = client.pipeline(transaction=False)
+        for write in writes:
+            write.queue(pipeline)
+        try:
+            pipeline.execute()
+            break
+        except NoScriptError:
+            # Nothing of the script ran (Redis restarted, say): load it, make them all again.
+            if attempt:
+                raise
+            for script in {id(s): s for write in writes for s in write.scripts}.values():
+                script.sha = client.script_load(script.script)
+    for write in writes:
+        write.settle()

@@ -66,10 +66,6 @@ class MemoryAlertMarks:
 Alerts = list[tuple[Transaction, Scored]]
 
 
-def _made_already() -> None:
-    """Nothing left to write: the scoring made its writes itself."""
-
-
 @dataclass(frozen=True)
 class Verdicts:
     scored: list[Scored]
@@ -77,9 +73,9 @@ class Verdicts:
     """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
     repeats: frozenset[str] | None = None
     """The ids feature state had seen before (None: not known, any may be a repeat)."""
-    writes: Callable[[], None] = _made_already
-    """The stores' writes still to make, when asked for with ``write_later``
-    (`FraudDetector.writes`); nothing otherwise."""
+    writes: tuple[Callable[[], None], ...] = ()
+    """The stores' writes still to make, in order, when asked for with ``write_later``
+    (`FraudDetector.writes`); none otherwise."""
 
 
 def score_batch(
@@ -104,7 +100,7 @@ def score_batch(
             if transactions
             else []
         )
-        writes = detector.writes() if write_later else _made_already
+        writes = detector.writes() if write_later else ()
     except BaseException:
         detector.pending.discard()
         raise

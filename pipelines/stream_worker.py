@@ -40,13 +40,15 @@ Batches in flight
     while the batch ahead reads its cooldowns: a batch is recorded once the batch ahead has
     loaded what it reads (`_Batch.loaded`), and the script then runs while that batch is
     scored in Python. Recorded any earlier, the script held up the batch ahead's reads, and
-    the two lanes took turns again. The state lane's own thread waits for that signal, which
-    the scoring lane gives directly: passed through the event loop, it waited behind whatever
-    the loop was doing (decoding a batch, encoding another), 10 to 30 ms a batch. The wait is
-    only for speed, never for correctness, so it gives up after `RECORD_GATE_SECONDS`: a batch
-    ahead that failed before loading holds nothing up for long. The threads hand the GIL over
-    every `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5 ms: a Redis reply must not wait
-    that long for the thread that reads it.
+    the two lanes took turns again. The script's request is prepared when the batch is decoded
+    (`FeatureState.observing`) and sent by the scoring lane's thread the moment it raises the
+    signal (`Signal.on_set`): passed through the event loop, the signal waited behind whatever
+    the loop was doing, 10 to 30 ms a batch; waking the state lane's thread to send it, 2 to 8
+    ms, the time that thread took to win the GIL. The state lane's thread only reads the
+    answer. The wait is only for speed, never for correctness, so it gives up after
+    `RECORD_GATE_SECONDS`: a batch ahead that failed before loading holds nothing up for long.
+    The threads hand the GIL over every `GIL_SWITCH_INTERVAL_SECONDS`, not Python's default 5
+    ms: a Redis reply must not wait that long for the thread that reads it.
 
     The writes lane keeps a batch's writes off the path every batch takes: made on the scoring
     lane, they queued in Redis behind the next batch's state script and held up the scoring
@@ -67,7 +69,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -84,9 +85,9 @@ from models.detector import FraudDetector
 from models.quality import QualityFigures
 from models.schemas import Transaction
 from models.snapshots import SnapshotError
-from models.state import WindowAggregates
+from models.state import Observation, WindowAggregates
 from pipelines.kafka_clients import Consumer, OutgoingRecord, RecordSender, send_batch_and_wait
-from pipelines.lanes import Lane, Lanes, OutOfTurnError, retrieved
+from pipelines.lanes import Lane, Lanes, OutOfTurnError, Signal, retrieved
 from pipelines.model_channel import ModelFollower
 from pipelines.record_decoding import (
     ORIGINAL_BYTES_HEADER,
@@ -94,6 +95,7 @@ from pipelines.record_decoding import (
     decode_records,
     next_offsets,
 )
+from pipelines.redis_stores import written_together
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
 from pipelines.scoring_batch import (
     AlertMarks,
@@ -132,9 +134,12 @@ class WorkerOptions:
     max_poll_records: int = 1_000
     poll_timeout_ms: int = 200
     backoff: Backoff = field(default_factory=Backoff)
-    batches_in_flight: int = 6
-    """Fetched and not yet committed: one recorded in state and one scored, on the lanes, one
-    or two delivered, and the next ones fetched and decoded, waiting for the state lane."""
+    batches_in_flight: int = 10
+    """Fetched and not yet committed: one recorded in state, one scored and one written, on
+    the lanes, several delivered one after the other (each waits for its writes, the broker's
+    acknowledgement, its alerts' marks and its commit), and the next ones fetched and decoded,
+    waiting for the state lane. With six, the state lane idled 20 to 35 ms a batch waiting
+    for the next one to be fetched."""
 
 
 Clock = Callable[[], datetime]
@@ -165,12 +170,15 @@ class _Batch:
     records: Sequence[Record]
     transactions: list[Transaction]
     dead_letters: list[OutgoingRecord]
-    after: threading.Event | None
+    observation: Observation | None
+    """Its state request, prepared when it was decoded, while the state lane waits on the
+    batches ahead; taken by its first recording."""
+    after: Signal | None
     """The batch ahead's `loaded`: this one is recorded in state once it is set (or after
-    `RECORD_GATE_SECONDS`)."""
-    loaded: threading.Event = field(default_factory=threading.Event)
-    """Set once its scoring has read what it needs from Redis, or has failed: from then on,
-    until its writes, the batch leaves Redis to the state script of the batch behind it."""
+    `RECORD_GATE_SECONDS`), its request sent by the thread that sets it."""
+    loaded: Signal = field(default_factory=Signal)
+    """Set once its scoring has read what it needs from Redis, or has failed: from then on
+    the batch leaves Redis to the state script of the batch behind it."""
     scoring: asyncio.Future[Verdicts] | None = None
     writing: Future[None] | None = None
     """Its scoring's writes on the writes lane, started as soon as it is scored."""
@@ -243,7 +251,7 @@ class TransactionWorker:
         """Fetch, decode and queue batches, each sent to the lanes at once to be scored."""
         options = self.options
         turn = 0
-        loaded: threading.Event | None = None
+        loaded: Signal | None = None
         try:
             while not stop.is_set():
                 await slots.acquire()
@@ -260,7 +268,10 @@ class TransactionWorker:
                 transactions, dead_letters = decode_records(
                     records, Transaction, self.topics.dlq, options.max_record_bytes
                 )
-                batch = _Batch(turn, records, transactions, dead_letters, after=loaded)
+                # Prepared here, the request is ready when the state lane's turn comes: prepared
+                # there, after the batch ahead's answer, it made every batch wait 3 to 10 ms.
+                observation = self.detector.state.observing(transactions)
+                batch = _Batch(turn, records, transactions, dead_letters, observation, loaded)
                 batch.scoring = self._submit(batch, lanes)
                 loaded = batch.loaded
                 turn += 1
@@ -287,7 +298,7 @@ class TransactionWorker:
             if verdicts is None:
                 verdicts = await self._scored(batch, lanes)
             if not written:
-                await self._written(batch, verdicts.writes, lanes)
+                await self._written(batch, written_together(verdicts.writes), lanes)
                 written = True
             if sent is None:
                 sent = await self._send(batch, verdicts)
@@ -350,26 +361,25 @@ class TransactionWorker:
     def _recorded(
         cls,
         batch: _Batch,
-        observing: Callable[[list[Transaction]], Callable[[], list[WindowAggregates]]],
+        observing: Callable[[list[Transaction]], Observation],
     ) -> list[WindowAggregates]:
         """On the state lane: the batch recorded in feature state, in its turn."""
-        observed = cls._gated(batch.after, observing, batch.transactions)
+        observation, batch.observation = batch.observation, None
+        if observation is None:  # taken by an attempt that failed
+            observation = observing(batch.transactions)
+        observed = cls._gated(batch.after, observation)
         batch.recorded = True
         return observed
 
     @staticmethod
-    def _gated(
-        after: threading.Event | None,
-        observing: Callable[[list[Transaction]], Callable[[], list[WindowAggregates]]],
-        transactions: list[Transaction],
-    ) -> list[WindowAggregates]:
-        """On the state lane: ``transactions`` recorded once the batch ahead has loaded its
-        reads, their request prepared before the wait so that Redis gets it the moment the
-        wait ends (built after it, Redis idled 4 to 5 ms a batch)."""
-        record = observing(transactions)
+    def _gated(after: Signal | None, observation: Observation) -> list[WindowAggregates]:
+        """On the state lane: a prepared ``observation`` made once the batch ahead has loaded
+        its reads, its request sent by the thread that ends the wait (`Signal.on_set`): woken
+        by the signal, the state lane's thread took 2 to 8 ms to win the GIL and send it."""
         if after is not None:
+            after.on_set(observation.start)
             after.wait(RECORD_GATE_SECONDS)
-        return record()
+        return observation()
 
     def _set_health(self, healthy: bool) -> None:
         self.stats.retries += not healthy
@@ -390,7 +400,7 @@ class TransactionWorker:
             )
         finally:
             batch.loaded.set()  # an empty or failed batch holds nobody up either
-        batch.writing = writes.start(batch.turn, verdicts.writes)
+        batch.writing = writes.start(batch.turn, written_together(verdicts.writes))
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import struct
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -412,22 +414,47 @@ def test_a_batch_is_one_script_call(redis_url: str) -> None:
     pool.disconnect()
 
 
-def test_an_observation_prepared_ahead_is_sent_only_when_called(redis_url: str) -> None:
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
-    with redis.Redis(connection_pool=pool) as counted:
-        state = RedisFeatureState(counted, WindowSpec(), prefix="prepared:")
-        reference = RedisFeatureState(counted, WindowSpec(), prefix="called:")
+def evalsha_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0))
+
+
+def test_an_observation_prepared_ahead_is_sent_by_start_from_any_thread(redis_url: str) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        state = RedisFeatureState(client, WindowSpec(), prefix="prepared:")
+        reference = RedisFeatureState(client, WindowSpec(), prefix="called:")
         stream = generate_stream(seed=2, transactions=400, days=5)
         first, second = stream.batches[:2]
         state.observe(first)  # the first call also loads the script
         reference.observe(first)
-        CountingConnection.sent.clear()
+        expected = reference.observe(second)
+        client.config_resetstat()
         prepared = state.observing(second)
-        assert CountingConnection.sent == []
-        assert prepared() == reference.observe(second)
-        assert CountingConnection.sent == ["EVALSHA", "EVALSHA"]
+        assert evalsha_calls(client) == 0
+        sender = threading.Thread(target=prepared.start)
+        sender.start()
+        sender.join(5)
+        deadline = time.monotonic() + 5
+        while evalsha_calls(client) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert evalsha_calls(client) == 1  # run by Redis before anyone asked for its answer
+        prepared.start()  # once only
+        assert prepared() == expected
+        assert evalsha_calls(client) == 1
         assert state.observing([])() == []
-    pool.disconnect()
+
+
+def test_an_observation_prepared_ahead_loads_its_script_on_a_server_that_lost_it(
+    redis_url: str,
+) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        state = RedisFeatureState(client, WindowSpec(), prefix="prepared:")
+        reference = RedisFeatureState(client, WindowSpec(), prefix="called:")
+        stream = generate_stream(seed=3, transactions=300, days=5)
+        first, second = stream.batches[:2]
+        assert state.observing(first)() == reference.observe(first)
+        client.script_flush()  # as after a restart
+        assert state.observing(second)() == reference.observe(second)
 
 
 # (5) Pure helpers, without a server.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -12,7 +13,7 @@ import redis
 from models.pending import PendingEntry
 from models.schemas import Decision
 from models.scored import Scored
-from pipelines.redis_stores import RedisCooldownBook, RedisPendingStore
+from pipelines.redis_stores import RedisCooldownBook, RedisPendingStore, written_together
 
 PREFIX = "fraudstream:test:"
 
@@ -96,3 +97,38 @@ def test_vectors_on_their_way_are_found_by_their_store_before_redis_has_them(
     write()
     assert elsewhere.get("t1") == entry
     assert make_store(client).get("t1") == entry
+
+
+class CountingConnection(redis.Connection):
+    """Counts what it sends to the server: one packed send is one round trip."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+def test_a_batchs_writes_are_made_together_in_one_round_trip(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    with redis.Redis(connection_pool=pool) as client:
+        store, book = make_store(client), make_book(client)
+        client.ping()
+        for round_ in range(2):
+            if round_:
+                client.script_flush()  # as after a restart: the vectors' script is loaded again
+            tid = f"t{round_}"
+            store.put(tid, make_entry(tid, 0.5))
+            book.mark(f"card-{round_}", 60)
+            write = written_together([store.flushing(), book.flushing()])
+            CountingConnection.sends = 0
+            write()
+            # One round trip, or three when Redis lost the script (write, load, write again).
+            assert CountingConnection.sends == (3 if round_ else 1)
+            assert make_store(client).get(tid) == make_entry(tid, 0.5)
+            assert client.get(f"{PREFIX}cooldown:card-{round_}") == b"60"
+            # Settled: nothing is laid over the reads any more.
+            client.delete(f"{PREFIX}cooldown:card-{round_}")
+            book.prefetch([f"card-{round_}"])
+            assert book.last(f"card-{round_}") is None
+    pool.disconnect()

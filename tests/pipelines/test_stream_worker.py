@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,8 +27,9 @@ from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.schemas import Transaction
-from models.state import FraudReport, WindowAggregates, WindowSpec
+from models.state import FraudReport, RunWhenCalled, WindowAggregates, WindowSpec
 from pipelines import stream_worker
+from pipelines.lanes import Signal
 from pipelines.retrying import Backoff
 from pipelines.stream_worker import TransactionWorker, WorkerOptions
 from pipelines.topics import Topics
@@ -150,10 +152,8 @@ class RecordingState:
         self.observed.append(ids)
         return self._inner.observe(transactions)
 
-    def observing(
-        self, transactions: Sequence[Transaction]
-    ) -> Callable[[], list[WindowAggregates]]:
-        return lambda: self.observe(transactions)
+    def observing(self, transactions: Sequence[Transaction]) -> RunWhenCalled:
+        return RunWhenCalled(lambda: self.observe(transactions))
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self._inner.record_frauds(reports)
@@ -321,34 +321,60 @@ def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
 ) -> None:
     """The wait before recording is for speed alone: it must never wedge the state lane."""
     monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 0.05)
-    prepared: list[float] = []
-    recorded: list[float] = []
-
-    def observing(
-        transactions: Sequence[Transaction],
-    ) -> Callable[[], list[WindowAggregates]]:
-        prepared.append(time.monotonic())
-
-        def record() -> list[WindowAggregates]:
-            recorded.append(time.monotonic())
-            return []
-
-        return record
-
-    ahead = threading.Event()
+    first = TimedObservation()
+    ahead = Signal()
     started = time.monotonic()
-    TransactionWorker._gated(ahead, observing, [])
-    assert len(recorded) == 1
-    assert recorded[0] - started >= 0.04
-    # The request is ready before the wait, to go the moment it ends.
-    assert recorded[0] - prepared[0] >= 0.04
-    # Once the batch ahead has loaded, the next one goes without waiting out the limit.
+    TransactionWorker._gated(ahead, first)
+    assert first.answered - started >= 0.04
+    # The request is ready before the wait, and sent by the waiting thread once it gives up.
+    assert first.answered - first.prepared >= 0.04
+    assert first.started_by == [threading.current_thread().name]
+    ahead.set()  # too late: it was sent already, and is not sent again
+    assert first.started_by == [threading.current_thread().name]
+
+
+def test_the_batch_ahead_sends_the_next_ones_request_the_moment_it_has_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The thread that raises the signal sends the request: the waiting thread need not win
+    the GIL first."""
     monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 60.0)
-    ahead.set()
+    observation = TimedObservation()
+    ahead = Signal()
+    recorder = threading.Thread(
+        target=TransactionWorker._gated, args=(ahead, observation), name="state"
+    )
+    recorder.start()
+    while not ahead._hooks:  # the state lane is waiting, its request hung on the signal
+        time.sleep(0.001)
+    assert observation.started_by == []
     started = time.monotonic()
-    TransactionWorker._gated(ahead, observing, [])
-    assert len(recorded) == 2
-    assert recorded[1] - started < 30
+    ahead.set()
+    assert observation.started_by == [threading.current_thread().name]
+    recorder.join(5)
+    assert observation.answered - started < 30
+    # Already loaded: the request goes at once, from the state lane itself.
+    late = TimedObservation()
+    TransactionWorker._gated(ahead, late)
+    assert late.started_by == [threading.current_thread().name]
+
+
+class TimedObservation:
+    """An observation that notes when it was prepared and answered, and who started it."""
+
+    def __init__(self) -> None:
+        self.prepared = time.monotonic()
+        self.answered = math.inf
+        self.started_by: list[str] = []
+
+    def start(self) -> None:
+        if not self.started_by:
+            self.started_by.append(threading.current_thread().name)
+
+    def __call__(self) -> list[WindowAggregates]:
+        self.start()
+        self.answered = time.monotonic()
+        return []
 
 
 class FlakyBook(MemoryCooldownBook):
