@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import math
 import threading
 import time
@@ -228,14 +229,14 @@ async def test_batches_are_scored_in_order_and_committed_after_their_records() -
     ]
     sent_scores = [entry[2] for entry in log if entry[0] == "send" and entry[1] == TOPICS.scores]
     assert sent_scores == expected
-    # Each commit follows every score of its batch and covers exactly the batches before it.
-    done = 0
+    # Each commit follows every score of its batches and covers exactly the batches before it.
+    covered = iter(itertools.accumulate(commit_groups(log, batches)))
     for index, entry in enumerate(log):
         if entry[0] == "commit":
-            done += 1
+            done = next(covered)
             scores_before = sum(1 for e in log[:index] if e[0] == "send" and e[1] == TOPICS.scores)
             assert scores_before == sum(len(batch) for batch in batches[:done])
-    assert done == len(batches)
+    assert sum(commit_groups(log, batches)) == len(batches)
     final: dict[TopicPartition, int] = {}
     for offsets in commits(log):
         for partition, offset in offsets.items():
@@ -268,7 +269,7 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     assert succeeded == [[tx.transaction_id for tx in batch] for batch in batches]
     failed = [ids[1:] for ids in state.observed if ids[0] == "failed"]
     assert failed == [[tx.transaction_id for tx in batches[2]]] * 2
-    assert len(commits(log)) == len(batches)
+    assert sum(commit_groups(log, batches)) == len(batches)
     assert worker.stats.retries == 2
     assert worker.stats.healthy
 
@@ -470,7 +471,7 @@ async def test_a_batch_whose_scoring_fails_after_it_was_recorded_scores_as_first
     assert state.observed.count(third) == 2
     first_recordings = list(dict.fromkeys(tuple(ids) for ids in state.observed))
     assert first_recordings == [tuple(tx.transaction_id for tx in batch) for batch in batches]
-    assert len(commits(log)) == len(batches)
+    assert sum(commit_groups(log, batches)) == len(batches)
     assert worker.stats.retries == 1
 
 
@@ -493,9 +494,7 @@ async def test_a_failed_mark_is_retried_alone_and_holds_back_the_commits_behind_
     assert ids
     assert len(ids) == len(set(ids)) == worker.stats.alerts
     assert marks.delivered == set(ids)
-    committed = commits(log)
-    assert len(committed) == len(batches)
-    assert committed == expected_commits(batches)
+    assert sum(commit_groups(log, batches)) == len(batches)
 
 
 @pytest.mark.anyio
@@ -518,7 +517,10 @@ async def test_a_failed_write_is_made_again_in_turn_before_its_batch_is_sent() -
     assert state.observed == [[tx.transaction_id for tx in batch] for batch in batches]
     assert [card for step, card, *_ in log if step == "written"] == [b[0].card_id for b in batches]
     assert worker.stats.retries == 1
-    # Each batch's scores go out after its writes and after the batch ahead's commit.
+    # Each batch's scores go out after its writes, and after the batches ahead of its group
+    # are committed; its group's commit comes next.
+    covered = [0, *itertools.accumulate(commit_groups(log, batches))]
+    assert covered[-1] == len(batches)
     scores = [entry for entry in log if entry[0] in ("written", "send", "commit")]
     first_of_batch = {batch[0].transaction_id: turn for turn, batch in enumerate(batches)}
     written = commits_seen = 0
@@ -530,8 +532,54 @@ async def test_a_failed_write_is_made_again_in_turn_before_its_batch_is_sent() -
         elif entry[1] == TOPICS.scores and entry[2]["transaction_id"] in first_of_batch:
             turn = first_of_batch[entry[2]["transaction_id"]]
             assert written > turn, f"batch {turn} sent before its writes"
-            assert commits_seen == turn, f"batch {turn} sent before the batch ahead committed"
-    assert commits(log) == expected_commits(batches)
+            assert covered[commits_seen] <= turn < covered[commits_seen + 1]
+
+
+class SlowProducer(FakeProducer):
+    """A producer whose broker takes a while to acknowledge each record."""
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        await super().send(topic, *args, **kwargs)
+        acknowledged: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.02, acknowledged.set_result, None)
+        return acknowledged
+
+
+@pytest.mark.anyio
+async def test_batches_ready_behind_a_delivery_are_delivered_with_the_next_one() -> None:
+    """Batches scored and written while the one ahead waits for the broker go out together:
+    one send and one commit for them all, in batch order."""
+    batches = make_batches(count=12, size=5)
+    state = RecordingState(WindowSpec())
+    worker, consumer, log, _ = make_worker(batches, state, threshold=0.2)
+    worker.producer = SlowProducer(log)
+    await run_until_drained(worker, consumer, asyncio.Event())
+
+    assert sent_scores(log) == expected_scores(batches, threshold=0.2)
+    groups = commit_groups(log, batches)
+    assert sum(groups) == len(batches)
+    assert max(groups) > 1
+    assert len(groups) < len(batches)
+    assert worker.stats.batches == len(batches)
+    assert worker.stats.scored == sum(len(batch) for batch in batches)
+
+
+def commit_groups(log: list[Any], batches: list[list[Transaction]]) -> list[int]:
+    """How many batches each commit covered, checking that each covers exactly the run of
+    batches after those committed before it: past their last record in each partition."""
+    expected = expected_commits(batches)
+    sizes: list[int] = []
+    at = 0
+    for commit in commits(log):
+        merged: dict[TopicPartition, int] = {}
+        size = 0
+        while merged != commit:
+            assert at + size < len(expected), f"{commit} covers no run of batches from {at}"
+            merged.update(expected[at + size])
+            size += 1
+        sizes.append(size)
+        at += size
+    return sizes
 
 
 def expected_commits(batches: list[list[Transaction]]) -> list[dict[TopicPartition, int]]:
@@ -560,7 +608,7 @@ async def test_stopping_finishes_and_commits_every_batch_fetched() -> None:
     stop.set()
     await asyncio.wait_for(running, 10)
     assert consumer.handed < len(batches)
-    assert len(commits(log)) == consumer.handed
+    assert sum(commit_groups(log, batches)) == consumer.handed
     assert len(state.observed) == consumer.handed
 
 
