@@ -232,8 +232,8 @@ class TransactionWorker:
         behind: deque[_Batch | None] = deque()  # taken from the queue, not yet delivered
         try:
             while (head := behind.popleft() if behind else await batches.get()) is not _END:
-                done = await self._until_ready(head, lanes, stop)
-                group = [(head, done), *self._ready_behind(behind, batches)] if done else []
+                verdicts = await self._until_ready(head, lanes, stop)
+                group = [(head, verdicts), *self._ready_behind(behind, batches)] if verdicts else []
                 if not group or not await self._until_delivered(group, stop):
                     break
                 for _ in group:
