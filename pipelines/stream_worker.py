@@ -7,12 +7,13 @@ Each batch goes through the same steps, in an order that makes a crash harmless:
    (its original bytes, the reason and where it came from), and the batch goes on;
 3. record the valid ones in feature state (one round trip: the state script in Redis), then
    score them through the `FraudDetector` (one round trip to read the cooldowns);
-4. make the writes the scoring left: the vectors for the learner and the cooldowns (a round
-   trip each), acknowledged before anything of the batch is sent;
+4. make the writes the scoring left: the vectors for the learner and the cooldowns, in one
+   round trip, acknowledged before anything of the batch is sent;
 5. ask which of its alerts for repeated transactions were delivered before (first sightings
    were not: nothing is asked of a batch without repeats); produce scores, the alerts not
    yet delivered, and the dead letters; wait for every acknowledgement;
-6. mark those alerts delivered, then commit the batch's offsets.
+6. mark those alerts delivered, then commit the batch's offsets. Batches scored and written
+   while the one ahead is delivered go with the next delivery: one send, one commit.
 
 A crash anywhere before step 6 replays the batch: its transactions are recognised as seen, their
 first scores are re-emitted and nothing is counted twice. A failure of Redis or the broker
@@ -437,8 +438,9 @@ class TransactionWorker:
         self.stats.healthy = healthy
 
     def _score(self, batch: _Batch, writes: Lane, observed: list[WindowAggregates]) -> Verdicts:
-        """Score a recorded batch: on the scoring lane, in batch order. The batch ahead is told
-        once its reads from Redis are done (`_Batch.loaded`), and its writes go to ``writes``."""
+        """Score a recorded batch: on the scoring lane, in batch order. The batch behind is told
+        once this one's reads from Redis are done (`_Batch.loaded`); the writes go to
+        ``writes`` at once."""
         self._follow_model()
         started = time.perf_counter()
         try:
