@@ -109,9 +109,6 @@ class Signal:
                 return
         hook()
 
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
 

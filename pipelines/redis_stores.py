@@ -302,9 +302,9 @@ class RedisWrite:
 
 
 def written_together(writes: Iterable[Callable[[], None]]) -> Callable[[], None]:
-    """One call making ``writes``, in order: the `RedisWrite`s on one client in one pipeline,
-    one round trip (each in a round trip of its own waits behind whatever script Redis is
-    running: a batch's writes then waited behind two), any others one after the other."""
+    """One call making ``writes``: the `RedisWrite`s on one client in one pipeline, in their
+    order, one round trip (each in a round trip of its own waits behind whatever script Redis
+    is running: a batch's writes then waited behind two), then any others."""
     by_client: dict[int, list[RedisWrite]] = {}
     others: list[Callable[[], None]] = []
     for write in writes:

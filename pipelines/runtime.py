@@ -29,8 +29,8 @@ from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
 from pipelines.lifecycle import Lifecycle
 from pipelines.offline_store import ExampleSink
-from pipelines.redis_stores import written_together
 from pipelines.retrain_book import Retraining
+from pipelines.scoring_batch import score_batch
 from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -160,9 +160,7 @@ class EmbeddedRuntime:
         learner = self.detector.learner
         # Scoring moves event time on, which may learn matured transactions as legitimate.
         learned_before = learner.labels_learned
-        scored = self.detector.score_many(transactions, write=False)
-        # Over Redis, the vectors and the cooldowns go in one round trip, not one each.
-        written_together(self.detector.writes())()
+        scored = score_batch(self.detector, list(transactions)).scored
         self.scored += len(scored)
         self.recent_scores.extend([result.score for result in scored])
         alerts = [

@@ -33,6 +33,7 @@ from models.scored import Scored
 from models.state import WindowAggregates
 from pipelines.kafka_clients import OutgoingRecord
 from pipelines.record_decoding import Record, decode_records
+from pipelines.redis_stores import written_together
 from pipelines.topics import Topics
 
 
@@ -66,6 +67,10 @@ class MemoryAlertMarks:
 Alerts = list[tuple[Transaction, Scored]]
 
 
+def _made_already() -> None:
+    """Nothing left to write: the scoring made its writes."""
+
+
 @dataclass(frozen=True)
 class Verdicts:
     scored: list[Scored]
@@ -73,9 +78,9 @@ class Verdicts:
     """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
     repeats: frozenset[str] | None = None
     """The ids feature state had seen before (None: not known, any may be a repeat)."""
-    writes: tuple[Callable[[], None], ...] = ()
-    """The stores' writes still to make, in order, when asked for with ``write_later``
-    (`FraudDetector.writes`); none otherwise."""
+    writes: Callable[[], None] = _made_already
+    """The stores' writes, made in one round trip when called, when asked for with
+    ``write_later``; made already otherwise."""
 
 
 def score_batch(
@@ -88,19 +93,23 @@ def score_batch(
 ) -> Verdicts:
     """Score ``transactions`` in order and pick out their alerts; ``observed``, when given, is
     what feature state answered for them, and ``on_loaded`` is called once the stores have
-    read what the batch needs (`FraudDetector.score_many`). With ``write_later`` the stores'
-    writes are returned to be made, not made.
+    read what the batch needs (`FraudDetector.score_many`). The stores' writes (vectors,
+    cooldowns) go in one round trip (`written_together`); with ``write_later`` they are
+    returned to be made, not made.
 
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
     try:
         scored = (
-            detector.score_many(transactions, observed, on_loaded, write=not write_later)
+            detector.score_many(transactions, observed, on_loaded, write=False)
             if transactions
             else []
         )
-        writes = detector.writes() if write_later else ()
+        writes = written_together(detector.writes())
+        if not write_later:
+            writes()
+            writes = _made_already
     except BaseException:
         detector.pending.discard()
         raise

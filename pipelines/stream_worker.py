@@ -77,7 +77,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
@@ -96,7 +96,6 @@ from pipelines.record_decoding import (
     decode_records,
     next_offsets,
 )
-from pipelines.redis_stores import written_together
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
 from pipelines.scoring_batch import (
     AlertMarks,
@@ -295,7 +294,7 @@ class TransactionWorker:
             nonlocal verdicts
             if verdicts is None:
                 verdicts = await self._scored(batch, lanes)
-            await self._written(batch, written_together(verdicts.writes), lanes)
+            await self._written(batch, verdicts.writes, lanes)
 
         done = await retry_until_done(
             attempt,
@@ -318,18 +317,10 @@ class TransactionWorker:
             behind.append(batches.get_nowait())
         ready: list[tuple[_Batch, Verdicts]] = []
         while behind and (batch := behind[0]) is not _END:
-            scoring, writing = batch.scoring, batch.writing
-            if not (
-                scoring is not None
-                and scoring.done()
-                and not scoring.cancelled()
-                and scoring.exception() is None
-                and writing is not None
-                and writing.done()
-                and not writing.cancelled()
-                and writing.exception() is None
-            ):
+            scoring = batch.scoring
+            if not (_succeeded(scoring) and _succeeded(batch.writing)):
                 break
+            assert scoring is not None
             ready.append((batch, scoring.result()))
             batch.scoring = batch.writing = None
             behind.popleft()
@@ -453,7 +444,7 @@ class TransactionWorker:
             )
         finally:
             batch.loaded.set()  # an empty or failed batch holds nobody up either
-        batch.writing = writes.start(batch.turn, written_together(verdicts.writes))
+        batch.writing = writes.start(batch.turn, verdicts.writes)
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
 
@@ -577,6 +568,16 @@ class TransactionWorker:
         if models is not None:
             self.detector.serve(models)
             self.stats.model_version = self.detector.model_version
+
+
+def _succeeded(future: asyncio.Future[Any] | Future[Any] | None) -> bool:
+    """Whether ``future`` (of the event loop or of a lane's thread) is done without error."""
+    return (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    )
 
 
 def _figure(published: dict[str, QualityFigures], slot: str, name: str) -> float:
