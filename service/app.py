@@ -11,10 +11,10 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.collector import settle_after_start_up
-from pipelines.lifecycle import ModelLifecycle
-from pipelines.retrain_jobs import RetrainJobs
-from pipelines.runtime import EmbeddedRuntime
-from pipelines.simulated_feed import SimulatedFeed
+from pipelines.lifecycle.model_lifecycle import ModelLifecycle
+from pipelines.retrain.jobs import RetrainJobs
+from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.simulated_feed import SimulatedFeed
 from service.auth import KeyRing
 from service.bodies import require_json
 from service.bootstrap import build_feed, build_runtime

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from pipelines.benchmarks import CoreBenchRow
+from pipelines.bench.core import CoreBenchRow
 from service.reporting import figures_table
 
 if TYPE_CHECKING:
     # For annotations only: the bench's module needs httpx, which serving does not.
-    from pipelines.http_bench import HttpBenchResult, WorkloadResult
-    from pipelines.load_bench import LoadBenchResult
-    from pipelines.local_servers import Cores
-    from pipelines.memory_bench import MemoryBenchResult
-    from pipelines.stream_bench import StreamBenchResult
+    from pipelines.bench.http import HttpBenchResult, WorkloadResult
+    from pipelines.bench.load import LoadBenchResult
+    from pipelines.bench.local_servers import Cores
+    from pipelines.bench.memory import MemoryBenchResult
+    from pipelines.bench.stream import StreamBenchResult
 
 
 def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:

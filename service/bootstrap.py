@@ -10,12 +10,12 @@ from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.state import WindowSpec
-from pipelines.alert_log import AlertLog
-from pipelines.lifecycle import LifecyclePolicy, ModelLifecycle
-from pipelines.registry import ModelRegistry
-from pipelines.registry_index import FileIndex
-from pipelines.runtime import EmbeddedRuntime
-from pipelines.simulated_feed import FeedConfig, SimulatedFeed
+from pipelines.lifecycle.model_lifecycle import LifecyclePolicy, ModelLifecycle
+from pipelines.lifecycle.registry import ModelRegistry
+from pipelines.lifecycle.registry_index import FileIndex
+from pipelines.runtime.alert_log import AlertLog
+from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.simulated_feed import FeedConfig, SimulatedFeed
 from pipelines.telemetry import Telemetry
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings

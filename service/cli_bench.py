@@ -10,20 +10,20 @@ from typing import Annotated
 import typer
 
 from models.learners import RECIPES, LearnerError
-from pipelines.benchmarks import bench_core as run_bench
-from pipelines.http_bench import STEPS, HttpBenchOptions
-from pipelines.http_bench import bench_http as run_http_bench
-from pipelines.load_bench import LoadBenchOptions
-from pipelines.load_bench import bench_load as run_load_bench
-from pipelines.local_servers import RunningServers, local_servers
-from pipelines.memory_bench import BUDGET_BYTES_PER_CARD, MemoryBenchOptions
-from pipelines.memory_bench import STEPS as MEMORY_STEPS
-from pipelines.memory_bench import bench_memory as run_memory_bench
-from pipelines.retrain_bench import STEPS as RETRAIN_STEPS
-from pipelines.retrain_bench import bench_retrain as run_retrain_bench
-from pipelines.stream_bench import STEPS as STREAM_STEPS
-from pipelines.stream_bench import StreamBenchOptions
-from pipelines.stream_bench import bench_stream as run_stream_bench
+from pipelines.bench.core import bench_core as run_bench
+from pipelines.bench.http import STEPS, HttpBenchOptions
+from pipelines.bench.http import bench_http as run_http_bench
+from pipelines.bench.load import LoadBenchOptions
+from pipelines.bench.load import bench_load as run_load_bench
+from pipelines.bench.local_servers import RunningServers, local_servers
+from pipelines.bench.memory import BUDGET_BYTES_PER_CARD, MemoryBenchOptions
+from pipelines.bench.memory import STEPS as MEMORY_STEPS
+from pipelines.bench.memory import bench_memory as run_memory_bench
+from pipelines.bench.retrain import STEPS as RETRAIN_STEPS
+from pipelines.bench.retrain import bench_retrain as run_retrain_bench
+from pipelines.bench.stream import STEPS as STREAM_STEPS
+from pipelines.bench.stream import StreamBenchOptions
+from pipelines.bench.stream import bench_stream as run_stream_bench
 from service.bench_reports import (
     print_bench,
     print_http_bench,

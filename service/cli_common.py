@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.learners import LearnerError
-from pipelines.datasets import DatasetError
-from pipelines.server_process import ServerProcessError
+from pipelines.bench.server_process import ServerProcessError
+from pipelines.offline.datasets import DatasetError
 from service.auth import UnsafeSettingsError
 from service.distributed import DistributedSettingsError
 

@@ -16,14 +16,14 @@ from models.durations import parse_duration
 from models.learners import DEFAULT_LEARNER, RECIPES
 from models.simulator import SimulationConfig
 from models.simulator import simulate as run_simulation
-from pipelines.dataset_writer import write_dataset
-from pipelines.datasets import read_dataset
-from pipelines.evaluation import EvaluationOptions, EvaluationRun, write_scores
-from pipelines.evaluation import evaluate as run_evaluation
-from pipelines.report import write_report
-from pipelines.retrain import RetrainOptions
-from pipelines.retrain_book import RetrainJob
-from pipelines.retrain_loop import RetrainStep, Served, evaluate_with_retrain
+from pipelines.offline.dataset_writer import write_dataset
+from pipelines.offline.datasets import read_dataset
+from pipelines.offline.evaluation import EvaluationOptions, EvaluationRun, write_scores
+from pipelines.offline.evaluation import evaluate as run_evaluation
+from pipelines.offline.report import write_report
+from pipelines.retrain.book import RetrainJob
+from pipelines.retrain.job import RetrainOptions
+from pipelines.retrain.loop import RetrainStep, Served, evaluate_with_retrain
 from service.cli_common import console, errors, progress_bar, user_errors
 from service.logs import configure_logging
 from service.reporting import (

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pipelines.runtime import EmbeddedRuntime
+from pipelines.runtime.embedded import EmbeddedRuntime
 from service.errors import NotReadyError
 from service.settings import Settings
 

@@ -25,11 +25,26 @@ from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.state import WindowSpec
-from pipelines.alert_check import AlertTopicCheck
-from pipelines.alert_log import AlertLog
-from pipelines.cluster_runtime import ClusterRuntime
 from pipelines.collector import settle_after_start_up
-from pipelines.kafka_clients import (
+from pipelines.lifecycle.model_channel import ModelChannel, ModelFollower
+from pipelines.lifecycle.model_commands import ModelCommands, RemoteLifecycle
+from pipelines.lifecycle.model_lifecycle import ModelLifecycle
+from pipelines.lifecycle.redis_retrain import RedisJobBook, RedisRetrainLock, RemoteRetrainJobs
+from pipelines.lifecycle.registry import ModelRegistry
+from pipelines.lifecycle.registry_index import RedisIndex
+from pipelines.retrain.jobs import RetrainJobs
+from pipelines.retrain.offline_store import LabelClock
+from pipelines.runtime.alert_log import AlertLog
+from pipelines.runtime.cluster import ClusterRuntime
+from pipelines.state.redis_state import RedisFeatureState
+from pipelines.state.redis_stores import (
+    DeliveredAlerts,
+    RedisCooldownBook,
+    RedisPendingStore,
+    redis_client,
+)
+from pipelines.stream.alert_check import AlertTopicCheck
+from pipelines.stream.kafka_clients import (
     Consumer,
     KafkaSettings,
     RecordSender,
@@ -39,25 +54,10 @@ from pipelines.kafka_clients import (
     make_producer,
     start_with_retry,
 )
-from pipelines.label_learner import DeferredFrauds, LabelLearner, LearnerOptions
-from pipelines.lifecycle import ModelLifecycle
-from pipelines.model_channel import ModelChannel, ModelFollower
-from pipelines.model_commands import ModelCommands, RemoteLifecycle
-from pipelines.offline_store import LabelClock
-from pipelines.redis_retrain import RedisJobBook, RedisRetrainLock, RemoteRetrainJobs
-from pipelines.redis_state import RedisFeatureState
-from pipelines.redis_stores import (
-    DeliveredAlerts,
-    RedisCooldownBook,
-    RedisPendingStore,
-    redis_client,
-)
-from pipelines.registry import ModelRegistry
-from pipelines.registry_index import RedisIndex
-from pipelines.retrain_jobs import RetrainJobs
-from pipelines.stream_worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
+from pipelines.stream.label_learner import DeferredFrauds, LabelLearner, LearnerOptions
+from pipelines.stream.topics import Topics
+from pipelines.stream.worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
-from pipelines.topics import Topics
 from service.bootstrap import lifecycle_policy, seconds
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings

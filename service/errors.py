@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from models.learners import LearnerError
-from pipelines.lifecycle import SchemaMismatchError
-from pipelines.model_commands import LearnerUnavailableError
-from pipelines.registry import (
+from pipelines.lifecycle.model_commands import LearnerUnavailableError
+from pipelines.lifecycle.model_lifecycle import SchemaMismatchError
+from pipelines.lifecycle.registry import (
     ChampionRetireError,
     RetiredVersionError,
     TamperedArtefactError,
     UnknownVersionError,
 )
-from pipelines.runtime import QueueFullError
+from pipelines.runtime.embedded import QueueFullError
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from models.period_metrics import PeriodMetrics
-from pipelines.datasets import LabelledDataset
-from pipelines.evaluation import EvaluationRun
+from pipelines.offline.datasets import LabelledDataset
+from pipelines.offline.evaluation import EvaluationRun
 
 SHOWN_REJECTED_ROWS = 5
 

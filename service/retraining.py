@@ -13,13 +13,13 @@ from models.learners import OnlineLearner
 from models.model_record import NewModel
 from models.snapshots import dump_snapshot
 from models.state import WindowSpec
-from pipelines.lifecycle import ModelLifecycle
-from pipelines.offline_store import ParquetOfflineStore
-from pipelines.registry import ModelRegistry, code_version
-from pipelines.registry_index import FileIndex
-from pipelines.retrain import RetrainOptions, RetrainResult
-from pipelines.retrain_book import JobBook, JobLock
-from pipelines.retrain_jobs import RetrainJobs, RetrainLock, event_time_of
+from pipelines.lifecycle.model_lifecycle import ModelLifecycle
+from pipelines.lifecycle.registry import ModelRegistry, code_version
+from pipelines.lifecycle.registry_index import FileIndex
+from pipelines.retrain.book import JobBook, JobLock
+from pipelines.retrain.job import RetrainOptions, RetrainResult
+from pipelines.retrain.jobs import RetrainJobs, RetrainLock, event_time_of
+from pipelines.retrain.offline_store import ParquetOfflineStore
 from service.settings import Settings
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from pipelines.dashboard import challenger_history
-from pipelines.runtime import ModelStatus
+from pipelines.runtime.dashboard import challenger_history
+from pipelines.runtime.embedded import ModelStatus
 from service.deps import ReadyRuntimeDep
 from service.responses import (
     AlertMinute,

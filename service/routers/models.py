@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
-from pipelines.lifecycle import Lifecycle
-from pipelines.runtime import EmbeddedRuntime, ModelStatus
+from pipelines.lifecycle.model_lifecycle import Lifecycle
+from pipelines.runtime.embedded import EmbeddedRuntime, ModelStatus
 from service.auth import Role, requires
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Body, Depends, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.retrain_book import Retraining, RetrainJob, RetrainRunningError
-from pipelines.runtime import EmbeddedRuntime
+from pipelines.retrain.book import Retraining, RetrainJob, RetrainRunningError
+from pipelines.runtime.embedded import EmbeddedRuntime
 from service.auth import Role, requires
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError

@@ -19,12 +19,12 @@ import pytest
 
 from models.learners import OnlineLearner
 from models.scored import Scored
-from pipelines.dead_letters import read_dead_letter_headers
-from pipelines.kafka_clients import KafkaSettings
-from pipelines.record_decoding import ORIGINAL_BYTES_HEADER, ORIGINAL_SHA256_HEADER
-from pipelines.server_process import free_port
-from pipelines.topics import Topics
-from tests.pipelines.distributed_harness import (
+from pipelines.bench.server_process import free_port
+from pipelines.stream.dead_letters import read_dead_letter_headers
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.record_decoding import ORIGINAL_BYTES_HEADER, ORIGINAL_SHA256_HEADER
+from pipelines.stream.topics import Topics
+from tests.pipelines.stream.distributed_harness import (
     Stream,
     TopicRead,
     distinct_ids_at_least,

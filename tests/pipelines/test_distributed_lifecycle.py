@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from models.learners import OnlineLearner
-from pipelines.kafka_clients import KafkaSettings
-from pipelines.server_process import serve
-from pipelines.topics import Topics
-from tests.pipelines.distributed_harness import (
+from pipelines.bench.server_process import serve
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.topics import Topics
+from tests.pipelines.stream.distributed_harness import (
     ADMIN,
     Stream,
     poll,

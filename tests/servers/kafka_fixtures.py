@@ -10,8 +10,8 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pipelines.kafka_clients import KafkaSettings
-from pipelines.topics import Topics
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.topics import Topics
 from tests.servers.kafka_broker import KafkaBroker
 
 TEST_SESSION_TIMEOUT_MS = 2_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.local_servers import LocalProcess
+from pipelines.bench.local_servers import LocalProcess
 
 
 class ServerUnderTest:

@@ -1,6 +1,6 @@
 """A real ``redis-server`` process for the integration tests: no mocks.
 
-The launcher is `pipelines.local_servers.local_redis` (the one `bench stream --local` uses):
+The launcher is `pipelines.bench.local_servers.local_redis` (the one `bench stream --local` uses):
 127.0.0.1, a free port kept across restarts, files in the test's own directory, stopped by its
 pid. With ``appendonly`` every write is on disk before it is acknowledged, so `restart`, or
 `kill` then `start`, finds every write a client was told had been made.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.local_servers import local_redis
+from pipelines.bench.local_servers import local_redis
 from tests.servers.process import ServerUnderTest
 
 

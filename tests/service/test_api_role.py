@@ -12,10 +12,10 @@ import redis
 
 from models.learners import OnlineLearner
 from models.scored import Scored
-from pipelines.kafka_clients import KafkaSettings
-from pipelines.server_process import serve
-from pipelines.topics import Topics
-from tests.pipelines.distributed_harness import (
+from pipelines.bench.server_process import serve
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.topics import Topics
+from tests.pipelines.stream.distributed_harness import (
     ADMIN,
     Stream,
     copy_of,

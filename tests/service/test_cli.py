@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from pipelines.registry import ModelRegistry
-from pipelines.registry_index import FileIndex
+from pipelines.lifecycle.registry import ModelRegistry
+from pipelines.lifecycle.registry_index import FileIndex
 from service.cli import app
 from service.settings import DEFAULT_SECRET_KEY
-from tests.pipelines.retrain_data import parquet_store
+from tests.pipelines.retrain.retrain_data import parquet_store
 
 runner = CliRunner()
 

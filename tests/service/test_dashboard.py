@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.runtime import EmbeddedRuntime
+from pipelines.runtime.embedded import EmbeddedRuntime
 from service.responses import DashboardResponse
 from tests.service.client import api_client, transaction
 

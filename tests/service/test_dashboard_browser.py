@@ -27,7 +27,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from pipelines.server_process import serve
+from pipelines.bench.server_process import serve
 from service.auth import hash_key
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from pipelines.server_process import serve
+from pipelines.bench.server_process import serve
 
 EXAMPLES_PER_MODE = 75
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from models.learners import OnlineLearner
 from models.model_record import NewModel
 from models.snapshots import dump_snapshot
-from pipelines.runtime import EmbeddedRuntime
-from pipelines.server_process import serve
+from pipelines.bench.server_process import serve
+from pipelines.runtime.embedded import EmbeddedRuntime
 from tests.service.client import api_client, transaction
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from models.simulator import SimulationConfig, simulate
-from pipelines.datasets import dataset_from_frame
+from pipelines.offline.datasets import dataset_from_frame
 from tests.service.client import api_client
 
 pytestmark = pytest.mark.anyio

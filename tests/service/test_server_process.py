@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pipelines.server_process import serve
+from pipelines.bench.server_process import serve
 from tests.service.client import transaction
 
 

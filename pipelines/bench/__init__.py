@@ -1,0 +1,1 @@
+"""Benchmarks (`fraudstream bench ...`) and the throwaway local servers they start."""

@@ -1,0 +1,373 @@
+"""The serving models' lifecycle: snapshots, promotion and rollback, challengers, audit.
+
+A learning model changes with every label, so what is kept are snapshots: the champion is
+registered (a signed artefact with its provenance) every N labels or T seconds and on demand,
+and becomes the registry's champion pointer; from then on its scores name that version plus
+the labels learned since (``m000012+37``). In embedded mode the rest of what serving needs
+(windows, pending vectors, cooldowns, challengers, quality windows) is written beside it,
+signed too, so a restart resumes where the last snapshot stood.
+
+Promotion swaps the champion between two requests, on the event loop: no request sees half a
+swap, and each score names the version that produced it. Promoting an older version is the
+rollback; its artefact is verified before a byte is unpickled, and a model built for another
+feature schema is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from models.batch_model import BatchLearner
+from models.detector import CHAMPION, DetectorState, FraudDetector
+from models.features import FeatureVector
+from models.learners import OnlineLearner
+from models.model_record import ModelRecord, NewModel
+from models.quality import QualityFigures
+from models.scored import Scored
+from models.snapshots import SnapshotError, dump_signed, dump_snapshot, load_signed, load_snapshot
+from pipelines.lifecycle.registry import ModelRegistry, TamperedArtefactError, code_version
+from pipelines.lifecycle.registry_index import write_atomically
+
+logger = logging.getLogger(__name__)
+
+
+class SchemaMismatchError(ValueError):
+    """A model built for other features than the ones this service computes."""
+
+
+class NotAChallengerError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    snapshot_every_labels: int = 10_000
+    snapshot_every_seconds: float = 600.0
+    keep_versions: int = 100
+    """Registered versions kept (the champion always is); older ones are pruned."""
+    auto_promote: bool = False
+    promote_margin: float = 0.02
+    """How much higher a challenger's rolling AP must be than the champion's."""
+    promote_min_labels: int = 1_000
+    """Matured labels both windows must hold before the comparison counts."""
+
+
+class AuditEntry(NamedTuple):
+    """What a transaction got: the version, the score, and the features it was scored from."""
+
+    scored: Scored
+    features: FeatureVector
+    shadow: dict[str, float]
+    verdict: bool | None
+
+
+class ModelLifecycle:
+    """Snapshots, promotes and retires the detector's models through the registry."""
+
+    remote = False
+
+    def __init__(
+        self,
+        detector: FraudDetector,
+        registry: ModelRegistry,
+        key: bytes,
+        *,
+        state_path: Path | None = None,
+        policy: LifecyclePolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.registry = registry
+        self.policy = policy or LifecyclePolicy()
+        self._key = key
+        self._state_path = state_path
+        self._clock = clock
+        self._labels_at_snapshot = detector.learner.labels_learned
+        self._snapshot_at = clock()
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def resume(self) -> bool:
+        """Serve the registry's champion, and the saved state that goes with it, if any.
+
+        Returns whether there was a champion to resume; without one the current models are
+        registered as the first version.
+        """
+        champion = self.registry.champion()
+        if champion is None:
+            self.snapshot("start")
+            return False
+        learner = self.load(champion)
+        self.detector.replace_learner(learner, new_lineage=True)
+        if self._state_path is not None and self._state_path.exists():
+            try:
+                saved = load_signed(self._state_path.read_bytes(), self._key, DetectorState)
+            except SnapshotError as error:
+                logger.error("refused the saved state %s: %s", self._state_path, error)
+            else:
+                if saved.champion_version == champion:
+                    self.detector.restore_state(saved)
+                else:
+                    logger.warning(
+                        "the saved state went with %s, not the champion %s: starting afresh",
+                        saved.champion_version,
+                        champion,
+                    )
+        self._labels_at_snapshot = learner.labels_learned
+        logger.info("resumed the champion", extra={"model_version": champion})
+        return True
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    def due(self) -> bool:
+        learned = self.detector.learner.labels_learned - self._labels_at_snapshot
+        elapsed = self._clock() - self._snapshot_at
+        return learned >= self.policy.snapshot_every_labels or (
+            learned > 0 and elapsed >= self.policy.snapshot_every_seconds
+        )
+
+    def tick(self) -> None:
+        """Called every second or so: a periodic snapshot when due, then the promotion policy."""
+        if self.due():
+            self.snapshot("periodic")
+        if self.policy.auto_promote:
+            self.promote_if_better()
+
+    def snapshot(self, reason: str) -> ModelRecord:
+        """Register the champion (and, embedded, save the rest); it becomes the champion pointer."""
+        detector = self.detector
+        learner = detector.learner
+        record = self.registry.register(
+            dump_snapshot(learner, self._key), self._describe(learner, reason, CHAMPION)
+        )
+        self.registry.set_champion(record.version, detail=reason)
+        learner.rebase(record.version)
+        detector.replace_learner(learner)
+        self._save_state(record.version)
+        self._labels_at_snapshot = learner.labels_learned
+        self._snapshot_at = self._clock()
+        pruned = self.registry.prune(self.policy.keep_versions)
+        if pruned:
+            logger.info("pruned %d old model versions", len(pruned))
+        logger.info("model snapshot (%s)", reason, extra={"model_version": record.version})
+        return record
+
+    def _save_state(self, champion_version: str) -> None:
+        if self._state_path is not None:
+            saved = self.detector.export_state(champion_version)
+            write_atomically(self._state_path, dump_signed(saved, self._key))
+
+    def _describe(self, learner: OnlineLearner, reason: str, slot: str) -> NewModel:
+        lineage = learner.lineage
+        figures = self.detector.quality[slot].figures(self.detector.alerting.threshold)
+        return NewModel(
+            kind="online",
+            learner=learner.name,
+            params=dict(learner.params),
+            feature_schema=self.detector.features.schema_version,
+            parent=lineage if lineage.startswith("m") and lineage[1:].isdigit() else None,
+            labels_learned=learner.labels_learned,
+            frauds_learned=learner.frauds_learned,
+            stream_position={"labels_learned": learner.labels_learned},
+            code_version=code_version(),
+            seed=learner.seed,
+            metrics=figures.as_dict(),
+            reason=reason,
+        )
+
+    # --- promotion, challengers ----------------------------------------------------------
+
+    def load(self, version: str) -> OnlineLearner:
+        """The learner of ``version``: artefact and record verified before unpickling."""
+        record = self.registry.record(version)
+        schema = self.detector.features.schema_version
+        if record.feature_schema != schema:
+            raise SchemaMismatchError(
+                f"{version} was built for features {record.feature_schema}; "
+                f"this service computes {schema}"
+            )
+        try:
+            learner = load_snapshot(self.registry.artefact(version), self._key)
+        except SnapshotError as error:
+            self.registry.log_event("refused", version, str(error))
+            raise TamperedArtefactError(f"{version}: {error}") from None
+        learner.rebase(version)
+        return learner
+
+    def promote(self, version: str, *, detail: str = "on demand") -> str:
+        """Serve ``version``; returns the version the champion's scores now name.
+
+        A live challenger takes over with all it learned in shadow, registered at once as a
+        new version; any other registered version is loaded as it was registered: a rollback.
+        """
+        detector = self.detector
+        if version in detector.challengers:
+            detector.promote(version)
+            self.registry.log_event("promoted", version, detail)
+            self.snapshot(f"promotion of {version}")
+        else:
+            detector.replace_learner(self.load(version), new_lineage=True)
+            self.registry.set_champion(version, detail=detail)
+            self._save_state(version)
+            self._labels_at_snapshot = detector.learner.labels_learned
+        logger.warning(
+            "promoted %s to champion (%s)", version, detail, extra={"model_version": version}
+        )
+        return detector.model_version
+
+    def add_challenger(self, learner: OnlineLearner, *, reason: str = "challenger") -> str:
+        """Register ``learner`` and shadow it under its version from the next transaction on."""
+        return self.adopt_challenger(learner, self._describe_new(learner, reason))
+
+    def adopt_challenger(self, learner: OnlineLearner, model: NewModel) -> str:
+        """Register ``learner`` as ``model`` describes it (a fresh one, a batch model, a warm
+        restart) and shadow it as a challenger; returns its version."""
+        record = self.registry.register(dump_snapshot(learner, self._key), model)
+        learner.rebase(record.version)
+        self.detector.add_challenger(record.version, learner)
+        return record.version
+
+    def adopt_trained(
+        self, learner: OnlineLearner, model: NewModel, *, promote: bool, detail: str
+    ) -> str:
+        """Register a model trained elsewhere (the batch retrain) and serve it: as champion when
+        ``promote``, the displaced champion registered and kept shadowing when it learns
+        online; otherwise as a shadow challenger. Returns its version."""
+        if not promote:
+            return self.adopt_challenger(learner, model)
+        record = self.registry.register(dump_snapshot(learner, self._key), model)
+        learner.rebase(record.version)
+        detector = self.detector
+        displaced = detector.learner
+        if not isinstance(displaced, BatchLearner):
+            # Registered first, so that it can be promoted back; it keeps learning in shadow.
+            self.snapshot(f"displaced by {record.version}")
+            detector.add_challenger(displaced.lineage, displaced)
+        # Loaded back from the registry, verified, as a rollback would be.
+        self.promote(record.version, detail=detail)
+        return record.version
+
+    def _describe_new(self, learner: OnlineLearner, reason: str) -> NewModel:
+        return NewModel(
+            kind="online",
+            learner=learner.name,
+            params=dict(learner.params),
+            feature_schema=self.detector.features.schema_version,
+            labels_learned=learner.labels_learned,
+            frauds_learned=learner.frauds_learned,
+            code_version=code_version(),
+            seed=learner.seed,
+            reason=reason,
+        )
+
+    def retire(self, version: str, *, detail: str = "on demand") -> None:
+        """Stop shadowing challenger ``version`` and retire it in the registry (never the
+        champion: the registry refuses)."""
+        self.registry.retire(version, detail=detail)
+        if version in self.detector.challengers:
+            self.detector.retire_challenger(version)
+
+    def promote_if_better(self) -> str | None:
+        """The promotion policy: the best challenger whose rolling AP beats the champion's by
+        the margin, both on enough matured labels, is promoted; the change is logged."""
+        policy = self.policy
+        detector = self.detector
+        threshold = detector.alerting.threshold
+        champion = detector.quality[CHAMPION].figures(threshold)
+        if champion.matured < policy.promote_min_labels:
+            return None
+        best: tuple[float, str, QualityFigures] | None = None
+        for name in detector.challengers:
+            figures = detector.quality[name].figures(threshold)
+            if figures.matured < policy.promote_min_labels:
+                continue
+            gain = figures.average_precision - champion.average_precision
+            if gain >= policy.promote_margin and (best is None or gain > best[0]):
+                best = (gain, name, figures)
+        if best is None:
+            return None
+        gain, name, figures = best
+        detail = (
+            f"auto-promoted: rolling AP {figures.average_precision:.4f} against the champion's "
+            f"{champion.average_precision:.4f} over {figures.matured} matured labels "
+            f"(margin {policy.promote_margin})"
+        )
+        self.promote(name, detail=detail)
+        self.registry.log_event("auto-promoted", name, detail)
+        return name
+
+    # --- audit ---------------------------------------------------------------------------
+
+    def audit(self, transaction_id: str) -> AuditEntry | None:
+        return audit_entry(self.detector, transaction_id)
+
+    def import_artefact(self, artefact: bytes, declared_schema: str) -> ModelRecord:
+        schema = self.detector.features.schema_version
+        return import_artefact(self.registry, self._key, schema, artefact, declared_schema)
+
+
+def import_artefact(
+    registry: ModelRegistry, key: bytes, schema: str, artefact: bytes, declared_schema: str
+) -> ModelRecord:
+    """Register an artefact brought from elsewhere (another deployment, a backup): its HMAC must
+    verify under this deployment's key before a byte is unpickled, and it must have been built
+    for the features computed here."""
+    if declared_schema != schema:
+        raise SchemaMismatchError(
+            f"the artefact was built for features {declared_schema}; this service computes {schema}"
+        )
+    try:
+        learner = load_snapshot(artefact, key)
+    except SnapshotError as error:
+        registry.log_event("refused", "upload", str(error))
+        raise TamperedArtefactError(f"uploaded artefact: {error}") from None
+    return registry.register(
+        artefact,
+        NewModel(
+            kind="batch" if isinstance(learner, BatchLearner) else "online",
+            learner=learner.name,
+            params=dict(learner.params),
+            feature_schema=schema,
+            labels_learned=learner.labels_learned,
+            frauds_learned=learner.frauds_learned,
+            code_version=code_version(),
+            seed=learner.seed,
+            reason="upload",
+        ),
+    )
+
+
+def audit_entry(detector: FraudDetector, transaction_id: str) -> AuditEntry | None:
+    """The version, score and feature vector a transaction got, while its vector is kept."""
+    entry = detector.pending.get(transaction_id)
+    if entry is None:
+        return None
+    features = dict(zip(detector.features.names, entry.values, strict=True))
+    return AuditEntry(entry.scored, features, dict(entry.shadow), entry.verdict)
+
+
+class Lifecycle(Protocol):
+    """What the API asks of the models' lifecycle: `ModelLifecycle` in the process that owns
+    the models, `pipelines.lifecycle.model_commands.RemoteLifecycle` in an API replica."""
+
+    remote: bool
+    """Changes go to another process and wait for it: call them off the event loop."""
+    registry: ModelRegistry
+
+    def snapshot(self, reason: str) -> ModelRecord: ...
+
+    def promote(self, version: str, *, detail: str = ...) -> str: ...
+
+    def retire(self, version: str, *, detail: str = ...) -> None: ...
+
+    def add_challenger(self, learner: OnlineLearner, *, reason: str = ...) -> str: ...
+
+    def audit(self, transaction_id: str) -> AuditEntry | None: ...
+
+    def import_artefact(self, artefact: bytes, declared_schema: str) -> ModelRecord: ...
