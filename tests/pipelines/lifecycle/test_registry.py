@@ -418,7 +418,7 @@ def test_prune_keeps_the_newest_and_the_champion(registry: ModelRegistry, backen
 def test_code_version_names_the_package_and_the_commit() -> None:
     version = importlib.metadata.version("fraudstream")
     assert code_version().startswith(version)
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     if shutil.which("git") and (checkout / ".git").exists():
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

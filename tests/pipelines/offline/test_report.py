@@ -128,6 +128,6 @@ def test_the_report_never_loads_pyplot(tmp_path: Path) -> None:
         "    title='t')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
 
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=True)
