@@ -23,11 +23,10 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from service.auth import Role, authorize
-from service.bodies import require_media_type
+from service.bodies import JSON_MEDIA_TYPE, require_media_type
 
 ACCESS_KEY = "x-fraudstream-access"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-JSON = "application/json"
 
 
 class Access(StrEnum):
@@ -89,7 +88,7 @@ def documented_body(route: APIRoute) -> tuple[str | None, bool]:
         media_type = next(iter(content["content"]))
         return media_type, bool(content.get("required", False))
     if route.body_field is not None:
-        return JSON, route.body_field.field_info.is_required()
+        return JSON_MEDIA_TYPE, route.body_field.field_info.is_required()
     return None, False
 
 
@@ -101,16 +100,17 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         rule = access_of(self)
+        methods = self.methods or set()
         if rule is None:
             raise MissingAccessRuleError(
-                f"{sorted(self.methods)} {self.path} declares no access rule: "
+                f"{sorted(methods)} {self.path} declares no access rule: "
                 "add openapi_extra=access(Access....)"
             )
         handler = super().get_route_handler()
         role = rule.role
         public = rule is Access.PUBLIC
         media_type, required = documented_body(self)
-        checks_body = not self.methods <= SAFE_METHODS
+        checks_body = not methods <= SAFE_METHODS
 
         async def guarded(request: Request) -> Response:
             if not public:
