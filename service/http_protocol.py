@@ -1,11 +1,11 @@
-"""uvicorn's httptools protocol with a deadline for a request's headers.
+"""uvicorn's httptools protocol with a deadline for reading a request.
 
 uvicorn bounds how long an idle keep-alive connection stays open (``timeout_keep_alive``), but
-not how long a client may take to send a request's headers: a new connection that sends
-nothing, or one byte at a time, would hold its file descriptor for ever (slowloris). This
-protocol closes a connection whose headers are not complete ``header_timeout`` seconds after it
-opened or after its previous response ended. A request being answered is never cut: the
-deadline runs only while the connection waits for headers.
+not how long a client may take to send a request: a connection that sends nothing, or its
+headers or body a byte at a time, would hold its file descriptor and a slot of the concurrency
+limit for ever (slowloris). This protocol closes a connection whose request (headers and body)
+is not complete ``read_timeout`` seconds after the connection opened or its previous response
+ended. A request once read is never cut, however long it takes to answer (an alert stream).
 """
 
 from __future__ import annotations
@@ -16,48 +16,50 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` that closes a connection slow to send a request's headers."""
+class ReadTimeoutProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` that closes a connection slow to send its request."""
 
-    header_timeout: float = 10.0
+    read_timeout: float = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._await_headers()
+        self._await_request()
 
-    def on_headers_complete(self) -> None:
+    def on_message_complete(self) -> None:
         self._stop_waiting()
-        super().on_headers_complete()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
-            self._await_headers()
+            self._await_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
         super().connection_lost(exc)
 
-    def _await_headers(self) -> None:
+    def _await_request(self) -> None:
         self._stop_waiting()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+        self._deadline = self.loop.call_later(self.read_timeout, self._request_late)
 
     def _stop_waiting(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
-    def _headers_late(self) -> None:
-        self._header_deadline = None
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if not answering and not self.pipeline and not self.transport.is_closing():
+    def _request_late(self) -> None:
+        self._deadline = None
+        cycle = self.cycle
+        # A request already read (the last one, or one queued behind it) is being answered.
+        reading = cycle is None or cycle.response_complete or cycle.more_body
+        if reading and not self.transport.is_closing():
             self.transport.close()
 
 
-def with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
+def with_read_timeout(seconds: float) -> type[ReadTimeoutProtocol]:
     """The protocol class to hand uvicorn (``http=``), with its deadline set."""
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
+    return type("ReadTimeoutProtocol", (ReadTimeoutProtocol,), {"read_timeout": seconds})

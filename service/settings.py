@@ -93,9 +93,9 @@ class Settings(BaseSettings):
     max_stream_subscribers: Annotated[int, Field(gt=0)] = 100
     """Open `GET /v1/alerts/stream` connections at most; past it, 503."""
     max_connections: Annotated[int, Field(gt=0)] = 500
-    """Open connections and requests in flight at most; past it, 503 (uvicorn)."""
-    header_timeout: Annotated[float, Field(gt=0)] = 10.0
-    """Seconds a client has to send a request's headers; then the connection is closed."""
+    """Open connections (or requests in flight) at which a new request gets 503 (uvicorn)."""
+    read_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a client has to send a whole request (headers and body); then it is closed."""
     keep_alive_timeout: Annotated[int, Field(gt=0)] = 5
     """Seconds an idle keep-alive connection is kept open between requests."""
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
