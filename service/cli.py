@@ -24,7 +24,7 @@ from service.distributed import (
     run_learner,
     run_worker,
 )
-from service.http_protocol import with_read_timeout
+from service.http_protocol import bounded_protocol
 from service.logs import configure_logging
 from service.settings import DEFAULT_SECRET_KEY, Settings
 
@@ -85,7 +85,7 @@ def _run_http(api: FastAPI, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=with_read_timeout(settings.read_timeout),
+        http=bounded_protocol(settings.read_timeout),
         log_level=settings.log_level,
         log_config=None,  # configure_logging has routed uvicorn's loggers through ours
         # An open alert stream never ends by itself: without a bound, SIGTERM would wait on

@@ -1,11 +1,16 @@
-"""uvicorn's httptools protocol with a deadline for reading a request.
+"""uvicorn's httptools protocol, bounded: a deadline to send a request, no connection past the
+limit.
 
 uvicorn bounds how long an idle keep-alive connection stays open (``timeout_keep_alive``), but
 not how long a client may take to send a request: a connection that sends nothing, or its
-headers or body a byte at a time, would hold its file descriptor and a slot of the concurrency
-limit for ever (slowloris). This protocol closes a connection whose request (headers and body)
-is not complete ``read_timeout`` seconds after the connection opened or its previous response
-ended. A request once read is never cut, however long it takes to answer (an alert stream).
+headers or body a byte at a time, would hold its file descriptor for ever (slowloris). This
+protocol closes a connection whose request (headers and body) is not complete ``read_timeout``
+seconds after the connection opened or its previous response ended. A request once read is
+never cut, however long it takes to answer (an alert stream).
+
+uvicorn's ``limit_concurrency`` answers 503 once a request's headers are read, so connections
+that send nothing would still pile up until their deadline; past the limit, a new connection
+is closed at once, and the file descriptors in use stay below the limit plus a few.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class ReadTimeoutProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` that closes a connection slow to send its request."""
+class BoundedProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` that closes a connection past the limit or slow to send a request."""
 
     read_timeout: float = 10.0
 
@@ -27,6 +32,9 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.limit_concurrency is not None and len(self.connections) > self.limit_concurrency:
+            transport.close()  # the one at the limit is answered 503; those past it, not at all
+            return
         self._await_request()
 
     def on_message_complete(self) -> None:
@@ -60,6 +68,6 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def with_read_timeout(seconds: float) -> type[ReadTimeoutProtocol]:
+def bounded_protocol(read_timeout: float) -> type[BoundedProtocol]:
     """The protocol class to hand uvicorn (``http=``), with its deadline set."""
-    return type("ReadTimeoutProtocol", (ReadTimeoutProtocol,), {"read_timeout": seconds})
+    return type("BoundedProtocol", (BoundedProtocol,), {"read_timeout": read_timeout})

@@ -132,6 +132,12 @@ def test_connections_past_the_limit_get_503_and_the_next_one_is_served() -> None
         streams = [_subscribed(stack, client) for client in clients]
         with httpx.Client(base_url=server.url, timeout=10) as api:
             assert api.get("/healthz").status_code == 503
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as at_the_limit:
+            time.sleep(0.2)
+            assert not _closed(at_the_limit)  # would be answered 503 once it asks
+            with socket.create_connection((host, int(port)), timeout=10) as past_it:
+                assert _closed_after(past_it, []) < 1.0  # closed at once, not at the deadline
         assert len(streams) == CONNECTIONS - 1  # held until here
         stack.close()
         with httpx.Client(base_url=server.url, timeout=10) as api:
