@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.collector import settle_after_start_up
@@ -16,9 +16,9 @@ from pipelines.retrain.jobs import RetrainJobs
 from pipelines.runtime.embedded import EmbeddedRuntime
 from pipelines.runtime.simulated_feed import SimulatedFeed
 from service.auth import KeyRing
-from service.bodies import require_json
 from service.bootstrap import build_feed, build_runtime
 from service.errors import install_error_handlers
+from service.origins import install_origin_checks
 from service.routers import (
     alerts,
     bench,
@@ -129,11 +129,11 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
             settings.port,
         )
     install_error_handlers(app)
-    json_only = [Depends(require_json)]
-    for router in (transactions.router, labels.router):
-        app.include_router(router, dependencies=json_only)
-    # Scoring reads and checks its JSON body itself (`service.bodies.json_body`).
+    install_origin_checks(app, settings)
+    # Each route checks its declared access rule and body type (`service.access.GuardedRoute`).
     for router in (
+        transactions.router,
+        labels.router,
         scoring.router,
         alerts.router,
         models.router,

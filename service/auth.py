@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
-from typing import Any
 
 from fastapi import Request
 
@@ -88,20 +87,13 @@ class KeyRing:
 
 
 def authorize(request: Request, role: Role | None) -> None:
-    """A plain call for the hot routes, which skip FastAPI's dependency solving."""
+    """Allow the request, or raise 401/403: ``role`` None asks only for a known key.
+
+    A plain call, made by every route before FastAPI solves its dependencies
+    (`service.access.GuardedRoute`)."""
     keys: KeyRing = request.app.state.keys
     if not keys.open:
         keys.check(request.headers.get("authorization"), role)
-
-
-def requires(role: Role | None) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A route dependency: the request's key must have ``role`` (or be an admin's); with
-    ``None``, any known key will do."""
-
-    async def dependency(request: Request) -> None:
-        authorize(request, role)
-
-    return dependency
 
 
 class UnsafeSettingsError(ValueError):

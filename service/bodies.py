@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import Headers
 
 from service.errors import UnsupportedMediaTypeError
 
@@ -21,18 +22,31 @@ Value = TypeVar("Value")
 JSON_MEDIA_TYPE = "application/json"
 
 
-def require_json(request: Request) -> None:
-    """Bodies are JSON: anything else is refused with 415 rather than half-parsed."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != JSON_MEDIA_TYPE:
-        raise UnsupportedMediaTypeError(
-            f"content-type must be {JSON_MEDIA_TYPE}, not {media_type or 'missing'}"
-        )
+def require_media_type(request: Request, expected: str | None, *, required: bool) -> None:
+    """The body has the media type its route documents, else 415 naming it.
+
+    A route without a body (``expected`` None) accepts none, or a JSON one it ignores; an
+    optional body may be left out, but a body without a content type is never guessed at.
+    """
+    headers = request.headers
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == (expected or JSON_MEDIA_TYPE):
+        return
+    if not media_type and not required and _no_body(headers):
+        return
+    wanted = expected or f"{JSON_MEDIA_TYPE}, or none with no body (this route reads none)"
+    raise UnsupportedMediaTypeError(f"content-type must be {wanted}, not {media_type or 'missing'}")
+
+
+def _no_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
 
 
 async def json_body(request: Request, adapter: TypeAdapter[Value]) -> Value:
-    """The request's JSON body validated by ``adapter``; a 422 names the field at fault."""
-    require_json(request)
+    """The request's JSON body validated by ``adapter``; a 422 names the field at fault.
+
+    Its content type was checked by the route (`service.access.GuardedRoute`).
+    """
     try:
         return adapter.validate_json(await request.body())
     except ValidationError as error:

@@ -24,6 +24,7 @@ from service.distributed import (
     run_learner,
     run_worker,
 )
+from service.http_protocol import bounded_protocol
 from service.logs import configure_logging
 from service.settings import DEFAULT_SECRET_KEY, Settings
 
@@ -84,12 +85,16 @@ def _run_http(api: FastAPI, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=bounded_protocol(settings.read_timeout),
         log_level=settings.log_level,
         log_config=None,  # configure_logging has routed uvicorn's loggers through ours
         # An open alert stream never ends by itself: without a bound, SIGTERM would wait on
         # every dashboard tab still connected.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # Bounded so the process never runs out of file descriptors (docs/security-http.md):
+        # past the limit, a request is answered 503 at once.
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
 
 

@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     quality_window: Annotated[int, Field(gt=0)] = 10_000
     quality_k: Annotated[int, Field(gt=0)] = 100
     log_level: str = "info"
+    allowed_hosts: list[str] | None = None
+    """``Host`` names the API answers to (``*.example.com`` for subdomains, ``*``: any); unset:
+    the localhost names and ``host`` when it is not a wildcard. Others get 400 (DNS rebinding)."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Web origins besides the service's own whose pages may call the API (``https://x.org``)."""
+    max_stream_subscribers: Annotated[int, Field(gt=0)] = 100
+    """Open `GET /v1/alerts/stream` connections at most; past it, 503."""
+    max_connections: Annotated[int, Field(gt=0)] = 500
+    """Open connections (or requests in flight) at which a new request gets 503 (uvicorn)."""
+    read_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a client has to send a whole request (headers and body); then it is closed."""
+    keep_alive_timeout: Annotated[int, Field(gt=0)] = 5
+    """Seconds an idle keep-alive connection is kept open between requests."""
     bench_endpoints: bool = False
     """Serve `POST /v1/bench/constant`, the bare-HTTP baseline of `fraudstream bench http`."""
 

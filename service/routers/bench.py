@@ -12,11 +12,12 @@ from fastapi import APIRouter, Request, Response
 
 from models.schemas import Decision
 from models.scored import Scored
+from service.access import Access, GuardedRoute, access
 from service.bodies import body_schema, json_body
 from service.responses import ScoreResponse, json_response, score_document
 from service.routers.scoring import TRANSACTION
 
-router = APIRouter(prefix="/v1/bench", tags=["bench"])
+router = APIRouter(prefix="/v1/bench", tags=["bench"], route_class=GuardedRoute)
 
 CONSTANT_SCORE = 0.0
 CONSTANT_VERSION = "constant"
@@ -25,7 +26,7 @@ CONSTANT_VERSION = "constant"
 @router.post(
     "/constant",
     response_model=ScoreResponse,
-    openapi_extra=body_schema({"$ref": "#/components/schemas/Transaction"}),
+    openapi_extra=access(Access.SCORE, **body_schema({"$ref": "#/components/schemas/Transaction"})),
 )
 async def constant(request: Request) -> Response:
     """The same body, validation and response path as `POST /v1/score`, with a fixed score."""

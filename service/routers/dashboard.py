@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 
 from pipelines.runtime.dashboard import challenger_history
 from pipelines.runtime.embedded import ModelStatus
+from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.responses import (
     AlertMinute,
@@ -29,7 +30,7 @@ from service.responses import (
     finite_or_none,
 )
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], route_class=GuardedRoute)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -41,13 +42,15 @@ PAGE_HEADERS = {
 }
 
 
-@router.get("/", response_class=FileResponse)
+# The page is public (it is the repository's file, and a browser cannot send a key to open it);
+# every figure it shows comes from a route that needs a key, sent from the key typed into it.
+@router.get("/", response_class=FileResponse, openapi_extra=access(Access.PUBLIC))
 async def page() -> FileResponse:
     """The live dashboard (HTML)."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
-@router.get("/v1/dashboard")
+@router.get("/v1/dashboard", openapi_extra=access(Access.ANY_KEY))
 async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
     """Score distribution, alert rate, and each serving model's rolling quality over time."""
     snapshot = runtime.dashboard()

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Response, status
 
 from models.schemas import Label
-from service.auth import Role, requires
+from service.access import Access, GuardedRoute, access
 from service.bodies import one_or_many
 from service.deps import ReadyRuntimeDep, SettingsDep
 from service.responses import Accepted, LabelsResponse
 
-router = APIRouter(
-    prefix="/v1/labels", tags=["labels"], dependencies=[Depends(requires(Role.LABEL))]
-)
+router = APIRouter(prefix="/v1/labels", tags=["labels"], route_class=GuardedRoute)
 
 
 @router.post(
     "",
+    openapi_extra=access(Access.LABEL),
     responses={
         status.HTTP_202_ACCEPTED: {
             "model": Accepted,

@@ -10,13 +10,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
 from pipelines.lifecycle.model_lifecycle import Lifecycle
 from pipelines.runtime.embedded import EmbeddedRuntime, ModelStatus
-from service.auth import Role, requires
+from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError
 from service.responses import (
@@ -30,9 +30,9 @@ from service.responses import (
     finite_or_none,
 )
 
-router = APIRouter(tags=["models"])
-reader = [Depends(requires(None))]
-admin = [Depends(requires(Role.ADMIN))]
+router = APIRouter(tags=["models"], route_class=GuardedRoute)
+reader = access(Access.ANY_KEY)
+admin = access(Access.ADMIN)
 
 Result = TypeVar("Result")
 VersionPath = Annotated[str, Path(description="A registered version, e.g. m000012")]
@@ -56,7 +56,7 @@ async def _change(lifecycle: Lifecycle, change: Callable[[], Result]) -> Result:
     return change()
 
 
-@router.get("/v1/models", dependencies=reader)
+@router.get("/v1/models", openapi_extra=reader)
 async def list_models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The champion and its shadow challengers with their rolling quality on matured labels,
     and the registered versions, newest first."""
@@ -72,14 +72,14 @@ async def list_models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     )
 
 
-@router.get("/v1/models/events", dependencies=reader)
+@router.get("/v1/models/events", openapi_extra=reader)
 async def model_events(runtime: ReadyRuntimeDep, limit: int = 100) -> list[ModelEvent]:
     """Promotions, retirements and refusals, newest first."""
     events = lifecycle_of(runtime).registry.events(limit=max(1, min(limit, 1_000)))
     return [ModelEvent(**event) for event in events]
 
 
-@router.get("/v1/models/{version}", dependencies=reader)
+@router.get("/v1/models/{version}", openapi_extra=reader)
 async def get_model(runtime: ReadyRuntimeDep, version: VersionPath) -> VersionResponse:
     """A version's provenance: kind, learner, params, feature schema, parent, labels learned,
     code version, seed, metrics at creation, sha256 and signature."""
@@ -88,7 +88,7 @@ async def get_model(runtime: ReadyRuntimeDep, version: VersionPath) -> VersionRe
 
 @router.get(
     "/v1/models/{version}/artifact",
-    dependencies=admin,
+    openapi_extra=admin,
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
@@ -109,16 +109,16 @@ async def download_model(runtime: ReadyRuntimeDep, version: VersionPath) -> Resp
 
 @router.post(
     "/v1/models/artifacts",
-    dependencies=admin,
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
+    openapi_extra=access(
+        Access.ADMIN,
+        requestBody={
             "required": True,
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
-        }
-    },
+        },
+    ),
 )
 async def upload_model(
     runtime: ReadyRuntimeDep,
@@ -135,7 +135,7 @@ async def upload_model(
     return version_response(runtime, record)
 
 
-@router.post("/v1/models/snapshots", dependencies=admin, status_code=status.HTTP_201_CREATED)
+@router.post("/v1/models/snapshots", openapi_extra=admin, status_code=status.HTTP_201_CREATED)
 async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
     """Register the champion as it stands now (and, embedded, save the serving state)."""
     lifecycle = lifecycle_of(runtime)
@@ -143,7 +143,7 @@ async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
     return version_response(runtime, record)
 
 
-@router.post("/v1/models/{version}/promote", dependencies=admin)
+@router.post("/v1/models/{version}/promote", openapi_extra=admin)
 async def promote(runtime: ReadyRuntimeDep, version: VersionPath) -> Promoted:
     """Serve ``version`` from the next request on. A shadowing challenger takes over with
     what it learned; an older version is the rollback. 409 if built for other features."""
@@ -156,7 +156,7 @@ async def promote(runtime: ReadyRuntimeDep, version: VersionPath) -> Promoted:
     )
 
 
-@router.delete("/v1/models/{version}", dependencies=admin, status_code=204)
+@router.delete("/v1/models/{version}", openapi_extra=admin, status_code=204)
 async def retire(runtime: ReadyRuntimeDep, version: VersionPath) -> Response:
     """Retire a version and stop shadowing it; never the champion (409)."""
     lifecycle = lifecycle_of(runtime)
@@ -164,7 +164,7 @@ async def retire(runtime: ReadyRuntimeDep, version: VersionPath) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/v1/models/challengers", dependencies=admin, status_code=status.HTTP_201_CREATED)
+@router.post("/v1/models/challengers", openapi_extra=admin, status_code=status.HTTP_201_CREATED)
 async def add_challenger(runtime: ReadyRuntimeDep, request: ChallengerRequest) -> VersionResponse:
     """Register a fresh learner and shadow it: it scores every transaction (recorded, never
     alerting) and learns every label, and is judged on the same matured labels."""
@@ -174,7 +174,7 @@ async def add_challenger(runtime: ReadyRuntimeDep, request: ChallengerRequest) -
     return version_response(runtime, lifecycle.registry.record(version))
 
 
-@router.get("/v1/audit/{transaction_id}", dependencies=admin)
+@router.get("/v1/audit/{transaction_id}", openapi_extra=admin)
 async def audit(runtime: ReadyRuntimeDep, transaction_id: str) -> AuditResponse:
     """The model version, score and feature vector a transaction got, within the retention
     of scored vectors (``FRAUDSTREAM_PENDING_TTL``)."""

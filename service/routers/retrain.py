@@ -12,19 +12,17 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, status
+from fastapi import APIRouter, Body, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.retrain.book import Retraining, RetrainJob, RetrainRunningError
 from pipelines.runtime.embedded import EmbeddedRuntime
-from service.auth import Role, requires
+from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError
 
-router = APIRouter(tags=["retrain"])
-reader = [Depends(requires(None))]
-admin = [Depends(requires(Role.ADMIN))]
+router = APIRouter(tags=["retrain"], route_class=GuardedRoute)
 
 
 class RetrainUnavailableError(ServiceError):
@@ -95,7 +93,7 @@ def _response(job: RetrainJob) -> RetrainJobResponse:
 
 @router.post(
     "/v1/retrain",
-    dependencies=admin,
+    openapi_extra=access(Access.ADMIN),
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RetrainJobResponse,
     responses={409: {"model": RetrainConflict, "description": "a retrain is already running"}},
@@ -117,7 +115,7 @@ async def start_retrain(
     return _response(job)
 
 
-@router.get("/v1/retrain/{job_id}", dependencies=reader)
+@router.get("/v1/retrain/{job_id}", openapi_extra=access(Access.ANY_KEY))
 async def get_retrain(
     runtime: ReadyRuntimeDep, job_id: Annotated[str, Path(max_length=64)]
 ) -> RetrainJobResponse:

@@ -13,12 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
 from models.schemas import Transaction
-from service.auth import Role, authorize
+from service.access import Access, GuardedRoute, access
 from service.bodies import body_schema, json_body
 from service.deps import SettingsDep, ready_runtime
 from service.responses import BatchScoreResponse, ScoreResponse, json_response, score_document
 
-router = APIRouter(prefix="/v1/score", tags=["scoring"])
+router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=GuardedRoute)
 
 
 TRANSACTION = TypeAdapter(Transaction)
@@ -29,12 +29,11 @@ _TRANSACTION_SCHEMA = {"$ref": "#/components/schemas/Transaction"}
 @router.post(
     "",
     response_model=ScoreResponse,
-    openapi_extra=body_schema(_TRANSACTION_SCHEMA),
+    openapi_extra=access(Access.SCORE, **body_schema(_TRANSACTION_SCHEMA)),
     responses={415: {"description": "The body is not JSON"}},
 )
 async def score(request: Request) -> Response:
     """Score one transaction; it also updates feature state like any transaction."""
-    authorize(request, Role.SCORE)
     runtime = ready_runtime(request)
     transaction = await json_body(request, TRANSACTION)
     started = time.perf_counter()
@@ -45,12 +44,13 @@ async def score(request: Request) -> Response:
 @router.post(
     "/batch",
     response_model=BatchScoreResponse,
-    openapi_extra=body_schema({"type": "array", "items": _TRANSACTION_SCHEMA}),
+    openapi_extra=access(
+        Access.SCORE, **body_schema({"type": "array", "items": _TRANSACTION_SCHEMA})
+    ),
     responses={415: {"description": "The body is not JSON"}},
 )
 async def score_batch(request: Request, settings: SettingsDep) -> Response:
     """Score up to ``FRAUDSTREAM_MAX_BATCH`` transactions in order, in one call."""
-    authorize(request, Role.SCORE)
     runtime = ready_runtime(request)
     transactions = await json_body(request, TRANSACTIONS)
     started = time.perf_counter()

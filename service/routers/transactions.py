@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, status
+from fastapi import APIRouter, Body, status
 
 from models.schemas import Transaction
-from service.auth import Role, requires
+from service.access import Access, GuardedRoute, access
 from service.bodies import one_or_many
 from service.deps import ReadyRuntimeDep, SettingsDep
 from service.responses import Accepted
 
-router = APIRouter(
-    prefix="/v1/transactions", tags=["transactions"], dependencies=[Depends(requires(Role.SCORE))]
-)
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], route_class=GuardedRoute)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=access(Access.SCORE))
 async def accept(
     body: Annotated[Any, Body(description="A transaction, or an array of them")],
     runtime: ReadyRuntimeDep,

@@ -1,11 +1,13 @@
 // fraudstream dashboard: the live alert feed (Server-Sent Events) and the figures of
 // GET /v1/dashboard, redrawn every few seconds as inline SVG; the models panel is models.js.
+// Every call sends the tab's API key, if one was typed in (shared.js).
 // No library, no build step. Every value from the API is written as text (textContent, SVG
 // attributes), never as markup.
 
-import { MODELS_CHANGED, byId, cell, every, fixed, integer, millis } from "./shared.js";
+import { KEY_CHANGED, MODELS_CHANGED, byId, cell, every, fixed, integer, millis, withKey } from "./shared.js";
 
 const FEED_ROWS = 50;
+const RECONNECT_MS = 3000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const urls = {
@@ -140,20 +142,68 @@ function setConnection(state, text) {
   byId("connection-text").textContent = text;
 }
 
-function connect() {
-  // EventSource reconnects by itself; the page only reports what it is doing.
-  const source = new EventSource(urls.stream);
-  source.addEventListener("open", () => setConnection("live", "Live"));
-  source.addEventListener("error", () => {
-    const closed = source.readyState === EventSource.CLOSED;
-    setConnection("error", closed ? "Disconnected" : "Reconnecting…");
-  });
-  source.addEventListener("alert", (event) => addAlerts([JSON.parse(event.data)], true));
+// One Server-Sent Event (lines up to a blank line): an alert, or a comment to skip.
+function onEvent(block) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    const [field, ...rest] = line.split(":");
+    const value = rest.join(":").replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  }
+  if (name === "alert" && data.length) addAlerts([JSON.parse(data.join("\n"))], true);
+}
+
+const refusal = (status) =>
+  status === 401 || status === 403 ? `Needs a key the API knows (${status})` : `Refused (${status})`;
+
+// The stream is read with fetch rather than EventSource, which cannot send the key. It is
+// opened again a few seconds after it ends, and at once when the key changes.
+let stream = null;
+async function connect() {
+  if (stream) stream.abort();
+  const mine = new AbortController();
+  stream = mine;
+  let reopen = true;
+  try {
+    const response = await fetch(urls.stream, {
+      headers: withKey({ Accept: "text/event-stream" }),
+      cache: "no-store",
+      signal: mine.signal,
+    });
+    if (!response.ok) {
+      setConnection("error", refusal(response.status));
+      reopen = response.status !== 401 && response.status !== 403; // until a key is typed
+    } else {
+      setConnection("live", "Live");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          onEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+      setConnection("error", "Reconnecting…");
+    }
+  } catch {
+    if (mine.signal.aborted) return; // replaced by a newer connection
+    setConnection("error", "Reconnecting…");
+  }
+  if (reopen && stream === mine) setTimeout(() => stream === mine && connect(), RECONNECT_MS);
 }
 
 async function loadRecent() {
   try {
-    const response = await fetch(`${urls.alerts}?limit=${FEED_ROWS}`, { cache: "no-store" });
+    const response = await fetch(`${urls.alerts}?limit=${FEED_ROWS}`, {
+      headers: withKey(),
+      cache: "no-store",
+    });
     if (response.ok) addAlerts(await response.json(), false);
   } catch {
     // The stream brings the next ones; the page is still useful without the backlog.
@@ -410,11 +460,13 @@ function render(data) {
 
 async function loadDashboard() {
   try {
-    const response = await fetch(urls.dashboard, { cache: "no-store" });
+    const response = await fetch(urls.dashboard, { headers: withKey(), cache: "no-store" });
     if (response.ok) {
       render(await response.json());
     } else if (response.status === 503) {
       byId("model-version").textContent = "loading…";
+    } else if (response.status === 401 || response.status === 403) {
+      byId("model-version").textContent = "needs a key";
     }
   } catch {
     // The server is restarting or unreachable: keep the last figures and try again.
@@ -428,6 +480,11 @@ window.addEventListener("resize", () => {
 });
 
 document.addEventListener(MODELS_CHANGED, loadDashboard);
+document.addEventListener(KEY_CHANGED, () => {
+  connect();
+  loadRecent();
+  loadDashboard();
+});
 
 connect();
 loadRecent();

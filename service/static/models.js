@@ -2,30 +2,9 @@
 // versions, and the admin actions (snapshot, challenger, promotion, rollback, retirement) with
 // the API key typed into the page. Every value from the API is written as text, never markup.
 
-import { MODELS_CHANGED, byId, cell, every, fixed, integer, millis } from "./shared.js";
+import { MODELS_CHANGED, byId, cell, every, fixed, integer, keyStore, millis, withKey } from "./shared.js";
 
 const urls = { models: document.body.dataset.modelsUrl };
-
-// The key lives in this tab's sessionStorage only: never in the URL, localStorage or a
-// cookie, so it is gone when the tab closes and no other tab or site sees it.
-const KEY_ITEM = "fraudstream.apiKey";
-const keyStore = {
-  get() {
-    try {
-      return sessionStorage.getItem(KEY_ITEM) || "";
-    } catch {
-      return "";
-    }
-  },
-  set(key) {
-    try {
-      if (key) sessionStorage.setItem(KEY_ITEM, key);
-      else sessionStorage.removeItem(KEY_ITEM);
-    } catch {
-      // Storage disabled: the key cannot be kept, and requests go without it.
-    }
-  },
-};
 
 class ApiError extends Error {
   constructor(status, detail) {
@@ -48,9 +27,7 @@ function detailOf(body, fallback) {
 }
 
 async function api(method, url, body) {
-  const headers = { Accept: "application/json" };
-  const key = keyStore.get();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  const headers = withKey({ Accept: "application/json" });
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

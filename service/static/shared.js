@@ -1,5 +1,5 @@
-// What the dashboard's modules share: element look-up, number and time formats, table cells,
-// and the polling loop. Every value from the API is written as text, never as markup.
+// What the dashboard's modules share: the API key of this tab, element look-up, number and
+// time formats, table cells, and the polling loop. Every value from the API is written as text, never as markup.
 
 export const REFRESH_MS = 3000;
 
@@ -29,3 +29,33 @@ export async function every(load) {
 // The models panel announces a promotion, a snapshot or a new challenger with this event on
 // the document, and the figures are read again at once rather than at the next tick.
 export const MODELS_CHANGED = "fraudstream:models-changed";
+
+// The key typed into the page lives in this tab's sessionStorage only: never in the URL,
+// localStorage or a cookie, so it is gone when the tab closes and no other tab or site sees it.
+// With API keys configured every figure on the page needs one (any role reads them).
+const KEY_ITEM = "fraudstream.apiKey";
+export const KEY_CHANGED = "fraudstream:key-changed";
+export const keyStore = {
+  get() {
+    try {
+      return sessionStorage.getItem(KEY_ITEM) || "";
+    } catch {
+      return "";
+    }
+  },
+  set(key) {
+    try {
+      if (key) sessionStorage.setItem(KEY_ITEM, key);
+      else sessionStorage.removeItem(KEY_ITEM);
+    } catch {
+      // Storage disabled: the key cannot be kept, and requests go without it.
+    }
+    document.dispatchEvent(new Event(KEY_CHANGED));
+  },
+};
+
+// Sent as a header only: a request the page makes carries the key, a link or a form never does.
+export function withKey(headers = {}) {
+  const key = keyStore.get();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}

@@ -30,7 +30,7 @@ async def api_client(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, 
 async def _ready(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             for _ in range(600):
                 if (await client.get("/readyz")).status_code == 200:
                     break

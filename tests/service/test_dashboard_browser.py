@@ -152,6 +152,10 @@ def test_models_panel_snapshots_adds_a_challenger_rolls_back_and_retires(
             _assert_refused_without_the_admin_key(page, api)
             _use_key(page, ADMIN_KEY)
             expect(page.locator("#models-message")).to_be_hidden()
+            expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+            expect(page.locator("#alert-feed tbody tr").first).to_be_visible(
+                timeout=ALERT_TIMEOUT_MS
+            )
             # The key is this tab's only: in sessionStorage, never in localStorage or the URL.
             assert page.evaluate("sessionStorage.getItem('fraudstream.apiKey')") == ADMIN_KEY
             assert page.evaluate("localStorage.length") == 0
@@ -175,6 +179,10 @@ def _assert_refused_without_the_admin_key(page: Page, api: httpx.Client) -> None
     message = page.locator("#models-message")
     # No key, then one nobody configured: 401 said in the panel, and nothing changes.
     expect(page.locator("#models-access")).to_contain_text("401")
+    # The alerts and figures need a key too: the feed says so and shows none.
+    expect(page.locator("#connection-text")).to_have_text("Needs a key the API knows (401)")
+    expect(page.locator("#model-version")).to_have_text("needs a key")
+    expect(page.locator("#alert-feed tbody tr")).to_have_count(0)
     _use_key(page, WRONG_KEY)
     expect(page.locator("#models-access")).to_contain_text("401: unknown API key")
     page.get_by_role("button", name="Snapshot now").click()
