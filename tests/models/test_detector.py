@@ -91,7 +91,7 @@ def test_a_replayed_transaction_gets_its_first_answer_again() -> None:
     detector.score(make_tx(2, hours=1))
     detector.learn([make_label(2, True)])
     again = detector.score(make_tx(1, amount=300.0))
-    assert again == first
+    assert again == first._replace(replayed=True)
     assert isinstance(detector.pending, PendingVectors)
     assert len(detector.pending) == 2
 
@@ -102,7 +102,9 @@ def test_decision_follows_the_alert_policy_and_a_replay_does_not_alert_twice() -
     never = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=1.0)))
     first = always.score(make_tx(1))
     assert (first.decision, first.threshold) == (Decision.ALERT, 0.0)
-    assert always.score(make_tx(1)) == first  # the first answer, not a second alert
+    assert always.score(make_tx(1)) == first._replace(
+        replayed=True
+    )  # the first answer, not a second alert
     assert always.score(make_tx(2, hours=1)).decision is Decision.PASS  # cooldown of a day
     assert never.score(make_tx(1)).decision is Decision.PASS
 
@@ -118,7 +120,7 @@ def test_a_replayed_alert_puts_back_a_cooldown_its_process_died_before_writing()
     replaying = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=0.0)))
     replaying.score(make_tx(1))
     replaying.alerting.book = MemoryCooldownBook(cooldown_seconds=DAY)  # the mark was lost
-    assert replaying.score(make_tx(1)) == first  # re-emitted...
+    assert replaying.score(make_tx(1)) == first._replace(replayed=True)  # re-emitted...
     assert replaying.score(make_tx(2, hours=1)).decision is Decision.PASS  # ...and restored
     # A replay never moves a later cooldown back to its own alert.
     replaying.score(make_tx(3, hours=30))
