@@ -20,19 +20,22 @@ def log_corrections(outcome: LearnOutcome) -> None:
     """Log the labels of ``outcome`` that reversed a verdict, and those refused for it."""
     if outcome.corrections:
         logger.info(
-            "%d labels reversed a learned verdict and were learned again: %s",
+            "%d labels reversed a learned verdict and were learned again, for %s",
             len(outcome.corrections),
             _ids(outcome.corrections),
         )
     if outcome.refused:
         logger.warning(
             "%d labels refused: their transactions' verdicts were already corrected as often "
-            "as FRAUDSTREAM_MAX_LABEL_CORRECTIONS allows: %s",
+            "as FRAUDSTREAM_MAX_LABEL_CORRECTIONS allows, for %s",
             len(outcome.refused),
             _ids(outcome.refused),
         )
 
 
 def _ids(ids: list[str]) -> str:
-    shown = ", ".join(ids[:SHOWN_IDS])
-    return shown if len(ids) <= SHOWN_IDS else f"{shown} (and {len(ids) - SHOWN_IDS} more)"
+    """The distinct ids, the first few spelled out."""
+    distinct = list(dict.fromkeys(ids))
+    shown = ", ".join(distinct[:SHOWN_IDS])
+    more = len(distinct) - SHOWN_IDS
+    return shown if more <= 0 else f"{shown} (and {more} more ids)"
