@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from models.schemas import Alert
+from models.schemas import Alert, UtcDatetime
 from service.deps import RuntimeDep
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -21,8 +20,8 @@ KEEP_ALIVE_SECONDS = 15.0
 @router.get("")
 async def recent_alerts(
     runtime: RuntimeDep,
-    since: Annotated[datetime | None, Query(description="Raised at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Raised before (ISO 8601)")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="Raised at or after (ISO 8601)")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Raised before (ISO 8601)")] = None,
     card_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
 ) -> list[Alert]:

@@ -283,3 +283,17 @@ def test_on_kafka_times_out_of_range_and_conflicting_repeats_are_dead_lettered(
     finally:
         worker.stop()
         learner.stop()
+
+
+@pytest.mark.parametrize("moment", ["2026-01-01T00:00:00", *OUT_OF_CALENDAR])
+async def test_alert_filters_refuse_naive_and_out_of_calendar_times_with_a_422(moment: str) -> None:
+    async with api_client(alert_threshold=0.0) as (client, _):
+        await client.post("/v1/score", json=_tx(1))
+        for name in ("since", "until"):
+            response = await client.get("/v1/alerts", params={name: moment})
+            assert response.status_code == 422
+            assert _locations(response) == [["query", name]]
+        assert (
+            len((await client.get("/v1/alerts", params={"since": "2000-01-01T00:00:00Z"})).json())
+            == 1
+        )
