@@ -77,8 +77,7 @@ def assert_same_as_in_process(
         # A replay re-emits the first answer: repeats are identical, never a second opinion,
         # and say so (after the first, which is not one).
         assert all(
-            {**document, "model_version": None, "replayed": False} == want
-            for document in documents
+            {**document, "model_version": None, "replayed": False} == want for document in documents
         ), transaction_id
         assert [document["replayed"] for document in documents[:1]] == [False], transaction_id
     alert_ids = [str(document["transaction"]["transaction_id"]) for document in alerts.documents()]  # type: ignore[index]
