@@ -37,6 +37,13 @@ class PendingEntry:
     corrections: int = 0
     """How many times a later label reversed the verdict learned (bounded by the policy)."""
 
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Unpickling an entry saved before a field existed leaves that slot unset, and reading
+        # it would fail: start from the defaults, then take what was saved.
+        self.digest, self.corrections = None, 0
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
+
 
 class PendingStore(Protocol):
     """Where scored vectors wait for their labels: this process's memory, or Redis.
