@@ -7,6 +7,7 @@ clear refusal naming what is wrong, and the state as it was.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from models.schemas import Transaction
 from pipelines.dead_letters import read_dead_letter_headers
 from pipelines.kafka_clients import KafkaSettings
 from pipelines.runtime import EmbeddedRuntime
+from pipelines.server_process import serve
 from pipelines.topics import Topics
 from tests.pipelines.distributed_harness import (
     produce,
@@ -297,3 +299,62 @@ async def test_alert_filters_refuse_naive_and_out_of_calendar_times_with_a_422(m
             len((await client.get("/v1/alerts", params={"since": "2000-01-01T00:00:00Z"})).json())
             == 1
         )
+
+
+def _label_backlog(client: httpx.Client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("fraudstream_label_backlog "):
+            return float(line.split()[1])
+    raise AssertionError("no fraudstream_label_backlog in /metrics")
+
+
+def test_a_real_server_refuses_hostile_times_and_keeps_its_backlog() -> None:
+    with (
+        serve(settings={"FRAUDSTREAM_LOG_LEVEL": "warning"}) as server,
+        httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client,
+    ):
+        batch = [_tx(index, minutes_ago=200 - index) for index in range(150)]
+        assert client.post("/v1/score/batch", json=batch).status_code == 200
+        assert _label_backlog(client) == 150
+        for timestamp in (FAR_FUTURE, *OUT_OF_CALENDAR):
+            response = client.post("/v1/score", json=_tx(1_000, timestamp=timestamp))
+            assert response.status_code == 422, timestamp
+            assert _locations(response) == [["body", "timestamp"]]
+        assert _label_backlog(client) == 150
+        labels = [_label(f"tx-{index}", False) for index in range(100)]
+        assert client.post("/v1/labels", json=labels).json()["learned"] == 100
+        assert _label_backlog(client) == 50
+
+
+def test_a_real_server_with_simulated_traffic_still_feeds_it_and_bounds_clients() -> None:
+    settings = {
+        "FRAUDSTREAM_LOG_LEVEL": "warning",
+        "FRAUDSTREAM_SIMULATE_RATE": "200",
+        "FRAUDSTREAM_SIMULATE_CUSTOMERS": "100",
+        "FRAUDSTREAM_SIMULATE_TERMINALS": "200",
+        "FRAUDSTREAM_SIMULATE_HISTORY_DAYS": "3",
+        "FRAUDSTREAM_ALERT_THRESHOLD": "0",  # every card alerts: alerts show the feed's times
+    }
+    with (
+        serve(settings=settings) as server,
+        httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client,
+    ):
+        scored = [client.get("/v1/dashboard").json()["transactions_scored"]]
+        deadline = time.monotonic() + 60
+        while scored[-1] < scored[0] + 100 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            scored.append(client.get("/v1/dashboard").json()["transactions_scored"])
+        assert scored[-1] >= scored[0] + 100, "the simulated feed stopped"
+        # Simulated event time runs faster than the clock, past what a client may send.
+        ahead = _now() + timedelta(hours=1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            alerts = client.get("/v1/alerts", params={"limit": 1_000}).json()
+            times = [datetime.fromisoformat(a["transaction"]["timestamp"]) for a in alerts]
+            if max(times, default=ahead) > ahead:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the simulated feed never ran ahead of the clock")
+        assert client.post("/v1/score", json=_tx(1)).status_code == 200
+        assert client.post("/v1/score", json=_tx(2, timestamp=FAR_FUTURE)).status_code == 422
