@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
-from models.idempotency import ConflictingRepeatError, content_digest
+from models.idempotency import content_digest, refuse_conflicts
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.quality import MaturedLabel, RollingQuality
@@ -298,7 +298,7 @@ class FraudDetector:
         if on_loaded is not None:
             on_loaded()
         if any(aggregates.duplicate for aggregates in observed):
-            self._refuse_conflicts(transactions, observed)
+            refuse_conflicts(transactions, observed, pending)
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)
@@ -432,44 +432,7 @@ class FraudDetector:
     def refuse_conflicting(self, transactions: Sequence[Transaction]) -> None:
         """Raise `ConflictingRepeatError` for those whose id was scored with other content:
         a check for a caller that queues transactions to be scored later."""
-        pending = self.pending
-        positions = [
-            position
-            for position, tx in enumerate(transactions)
-            if (entry := pending.get(tx.transaction_id)) is not None
-            and entry.digest is not None
-            and entry.digest != content_digest(tx)
-        ]
-        if positions:
-            raise ConflictingRepeatError(
-                positions, [transactions[position].transaction_id for position in positions]
-            )
-
-    def _refuse_conflicts(
-        self, transactions: Sequence[Transaction], observed: Sequence[WindowAggregates]
-    ) -> None:
-        """Raise `ConflictingRepeatError` for the repeats whose content differs from the
-        transaction first scored under their id (here before, or earlier in this batch)."""
-        firsts: dict[str, Transaction] = {}
-        positions: list[int] = []
-        pending = self.pending
-        for position, (tx, aggregates) in enumerate(zip(transactions, observed, strict=True)):
-            tid = tx.transaction_id
-            if not aggregates.duplicate:
-                firsts.setdefault(tid, tx)
-                continue
-            first = firsts.get(tid)
-            if first is not None:
-                known: bytes | None = content_digest(first)
-            else:
-                entry = pending.get(tid)
-                known = None if entry is None else entry.digest
-            if known is not None and known != content_digest(tx):
-                positions.append(position)
-        if positions:
-            raise ConflictingRepeatError(
-                positions, [transactions[position].transaction_id for position in positions]
-            )
+        refuse_conflicts(transactions, None, self.pending)
 
     def _judge(self, entry: PendingEntry, label: Label) -> None:
         """Pair the label with the score each model gave its transaction at arrival."""

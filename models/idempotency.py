@@ -15,7 +15,9 @@ from operator import attrgetter
 
 import orjson
 
+from models.pending import PendingStore
 from models.schemas import Transaction
+from models.state import WindowAggregates
 
 _CONTENT = attrgetter(
     "timestamp",
@@ -62,4 +64,37 @@ class ConflictingRepeatError(ValueError):
             f"transaction_id already scored with different content: {shown}"
             + (f" (and {more} more)" if more > 0 else "")
             + "; send a new id for a new transaction"
+        )
+
+
+def refuse_conflicts(
+    transactions: Sequence[Transaction],
+    observed: Sequence[WindowAggregates] | None,
+    pending: PendingStore,
+) -> None:
+    """Raise `ConflictingRepeatError` for the transactions whose id was first scored with other
+    content: kept in ``pending``, or earlier in this very batch.
+
+    ``observed`` says which ids feature state had seen (a batch being scored): only those are
+    looked up. Without it (a batch to be queued) every id is, and repeats within the batch are
+    left to the scoring.
+    """
+    firsts: dict[str, Transaction] = {}
+    positions: list[int] = []
+    for position, tx in enumerate(transactions):
+        tid = tx.transaction_id
+        if observed is not None and not observed[position].duplicate:
+            firsts.setdefault(tid, tx)
+            continue
+        first = firsts.get(tid)
+        if first is not None:
+            known: bytes | None = content_digest(first)
+        else:
+            entry = pending.get(tid)
+            known = None if entry is None else entry.digest
+        if known is not None and known != content_digest(tx):
+            positions.append(position)
+    if positions:
+        raise ConflictingRepeatError(
+            positions, [transactions[position].transaction_id for position in positions]
         )
