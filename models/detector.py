@@ -5,6 +5,10 @@ from state as it stands right after the transaction; the score comes from the le
 stands before the label; the vector that was scored is kept and, when the label arrives, that
 exact vector is learned and the label's fraud count enters terminal risk at the transaction's
 own event time.
+
+Input is not trusted to be consistent: a transaction id repeated with other content is refused
+(`ConflictingRepeatError`) before anything of its batch is scored, and a verdict reversed by a
+later label is learned again at most `DetectorPolicy.max_corrections` times.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
+from models.idempotency import content_digest, refuse_conflicts
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.quality import MaturedLabel, RollingQuality
@@ -44,16 +50,35 @@ class DetectorPolicy:
     """Matured labels each model's rolling quality is taken over."""
     quality_k: int = 100
     """The daily card budget of the rolling Card Precision@k."""
+    max_corrections: int = 1
+    """How many times a later label may reverse a transaction's learned verdict: each reversal
+    is learned again, so flipping one id back and forth would otherwise drag the model along."""
 
     def __post_init__(self) -> None:
         if self.reasons < 0:
             raise ValueError("reasons must not be negative")
+        if self.max_corrections < 0:
+            raise ValueError("max_corrections must not be negative")
         after = self.implicit_legit_after_seconds
         if after is not None and not 0 < after < self.pending_ttl_seconds:
             # Past the TTL the vector is gone and there is nothing left to learn from.
             raise ValueError(
                 "implicit_legit_after_seconds must be positive and shorter than pending_ttl_seconds"
             )
+
+
+class LabelStatus(StrEnum):
+    """What became of one label."""
+
+    LEARNED = "learned"
+    CORRECTED = "corrected"
+    """It reversed the verdict learned before, and was learned again."""
+    REPEATED = "repeated"
+    """It repeated the verdict already learned: nothing to learn."""
+    UNKNOWN = "unknown"
+    """Its transaction was never scored here, or its vector expired."""
+    REFUSED = "refused"
+    """It would reverse a verdict already corrected as often as the policy allows."""
 
 
 @dataclass(slots=True)
@@ -67,6 +92,12 @@ class LearnOutcome:
     """Labels repeating the verdict already learned: ignored, so a replay learns nothing twice."""
     unknown: list[str] = field(default_factory=list)
     """Ids never scored here, or whose vector expired before the label came."""
+    refused: list[str] = field(default_factory=list)
+    """Ids whose verdict was reversed once more than `DetectorPolicy.max_corrections` allows."""
+    corrections: list[str] = field(default_factory=list)
+    """Ids whose verdict was reversed (and learned again), for the log."""
+    statuses: list[LabelStatus] = field(default_factory=list)
+    """Each label's fate, in the order given."""
 
 
 @dataclass
@@ -246,6 +277,11 @@ class FraudDetector:
         Redis while this one is scored. ``on_loaded`` is called once the stores have loaded
         what the batch will ask of them: until its writes at the end, the batch makes no
         other call on them. Without ``write``, the writes are left buffered for `writes`.
+
+        A repeated id whose content differs from what was scored under it raises
+        `ConflictingRepeatError` before anything is scored: feature state has recorded the
+        batch's new transactions by then (a repeat it leaves alone), and scoring them again
+        answers from that record, as after a crash.
         """
         if observed is None:
             observed = self.state.observe(transactions)
@@ -261,6 +297,8 @@ class FraudDetector:
             book.prefetch(tx.card_id for tx in transactions)
         if on_loaded is not None:
             on_loaded()
+        if any(aggregates.duplicate for aggregates in observed):
+            refuse_conflicts(transactions, observed, pending)
         scores = [
             self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)
@@ -294,17 +332,30 @@ class FraudDetector:
             pending.prefetch(label.transaction_id for label in labels)
         names, learners = self.features.names, self._learners()
         judge = self._judge
+        statuses = outcome.statuses
+        max_corrections = self.policy.max_corrections
         for label in labels:
             entry = pending.get(label.transaction_id)
             if entry is None:
                 outcome.unknown.append(label.transaction_id)
+                statuses.append(LabelStatus.UNKNOWN)
                 continue
             is_fraud = label.is_fraud
             if entry.verdict is is_fraud:
                 outcome.repeated += 1
+                statuses.append(LabelStatus.REPEATED)
                 continue
             if entry.verdict is not None:
+                if entry.corrections >= max_corrections:
+                    outcome.refused.append(label.transaction_id)
+                    statuses.append(LabelStatus.REFUSED)
+                    continue
+                entry.corrections += 1
                 outcome.corrected += 1
+                outcome.corrections.append(label.transaction_id)
+                statuses.append(LabelStatus.CORRECTED)
+            else:
+                statuses.append(LabelStatus.LEARNED)
             judge(entry, label)
             if on_learned is not None:
                 on_learned(entry, label)
@@ -335,14 +386,22 @@ class FraudDetector:
             # died before writing it.
             if earlier.scored.decision is Decision.ALERT:
                 self.alerting.restore(tx.card_id, earlier.second)
-            return earlier.scored
+            return earlier.scored._replace(replayed=True)
         probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
         second = event_second(tx.timestamp)
         alerting = self.alerting
         alert = alerting.decide(tx.card_id, probability, second)
         decision = Decision.ALERT if alert else Decision.PASS
         scored = _scored(
-            (tx.transaction_id, probability, self._version, decision, alerting.threshold, reasons)
+            (
+                tx.transaction_id,
+                probability,
+                self._version,
+                decision,
+                alerting.threshold,
+                reasons,
+                False,
+            )
         )
         if earlier is None:
             # A first sighting, or a repeat whose first answer was never stored (the process
@@ -363,11 +422,17 @@ class FraudDetector:
                     None,
                     tx.card_id,
                     shadow,
+                    content_digest(tx),
                 ),
             )
             if self._maturity is not None:
                 self._maturity.push(tx.transaction_id, second)
         return scored
+
+    def refuse_conflicting(self, transactions: Sequence[Transaction]) -> None:
+        """Raise `ConflictingRepeatError` for those whose id was scored with other content:
+        a check for a caller that queues transactions to be scored later."""
+        refuse_conflicts(transactions, None, self.pending)
 
     def _judge(self, entry: PendingEntry, label: Label) -> None:
         """Pair the label with the score each model gave its transaction at arrival."""

@@ -31,6 +31,18 @@ class PendingEntry:
     """The card, for Card Precision@k on matured labels."""
     shadow: tuple[tuple[str, float], ...] = ()
     """The scores the shadow challengers gave, by challenger name, judged when the label comes."""
+    digest: bytes | None = None
+    """The transaction's `content_digest`, to tell a repeat from another transaction under the
+    same id (``None``: not known, a repeat is taken as the same)."""
+    corrections: int = 0
+    """How many times a later label reversed the verdict learned (bounded by the policy)."""
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Unpickling an entry saved before a field existed leaves that slot unset, and reading
+        # it would fail: start from the defaults, then take what was saved.
+        self.digest, self.corrections = None, 0
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
 
 
 class PendingStore(Protocol):

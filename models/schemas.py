@@ -3,7 +3,9 @@
 Models are strict (no silent coercion of ``"12"`` into ``12`` or ``1`` into ``True``), reject
 unknown fields, and name the field at fault in every error. Timestamps must carry a time zone
 and are normalised to UTC, because every feature window is computed in event time and a naive
-timestamp would silently shift it by the producer's offset.
+timestamp would silently shift it by the producer's offset. A timestamp whose UTC instant falls
+outside the calendar (year 1 at ``+14:00``) is a validation error, and live input is checked
+against the service's clock when the validation context carries an `EventTimeWindow`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
 )
+from pydantic_core import PydanticCustomError
+
+from models.event_time import CONTEXT_KEY, EventTimeWindow
 
 MAX_AMOUNT = 1_000_000_000.0
 """Largest accepted amount: far above any card transaction, small enough to stay exact in sums."""
@@ -34,8 +40,21 @@ def _reject_numbers(value: Any) -> Any:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _to_utc(value: datetime, info: ValidationInfo) -> datetime:
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "outside the years 1 to 9999 once converted to UTC"
+        ) from None
+    context = info.context
+    if context is not None:
+        window: EventTimeWindow | None = context.get(CONTEXT_KEY)
+        if window is not None and (refusal := window.refusal(moment)) is not None:
+            raise PydanticCustomError(
+                "event_time_out_of_range", "event time is {why}", {"why": refusal}
+            )
+    return moment
 
 
 UtcDatetime = Annotated[
@@ -126,6 +145,11 @@ class Score(_Contract):
     model_version: ModelVersion
     decision: Decision = Field(strict=False)
     reasons: tuple[Reason, ...] = Field(default=(), strict=False)
+    replayed: bool = Field(
+        default=False,
+        description="The transaction id was scored before with the same content: this is "
+        "that first answer, given again (nothing was counted twice)",
+    )
 
 
 class Alert(_Contract):

@@ -22,6 +22,8 @@ class Scored(NamedTuple):
     threshold: float
     """The alert threshold the decision was taken against."""
     reasons: tuple[ReasonCode, ...]
+    replayed: bool = False
+    """A repeat of a transaction scored before: this is its first answer, given again."""
 
     def document(self) -> dict[str, object]:
         """The `Score` this becomes, as plain JSON data (no model validation on the hot path).
@@ -38,6 +40,7 @@ class Scored(NamedTuple):
                 {"feature": feature, "value": value, "contribution": contribution}
                 for feature, value, contribution in self.reasons
             ],
+            "replayed": self.replayed,
         }
 
     def to_contract(self) -> Score:
@@ -47,4 +50,5 @@ class Scored(NamedTuple):
             model_version=self.model_version,
             decision=self.decision,
             reasons=tuple(reason.to_contract() for reason in self.reasons),
+            replayed=self.replayed,
         )

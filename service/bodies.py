@@ -42,13 +42,16 @@ def _no_body(headers: Headers) -> bool:
     return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
 
 
-async def json_body(request: Request, adapter: TypeAdapter[Value]) -> Value:
-    """The request's JSON body validated by ``adapter``; a 422 names the field at fault.
+async def json_body(
+    request: Request, adapter: TypeAdapter[Value], context: dict[str, Any] | None = None
+) -> Value:
+    """The request's JSON body validated by ``adapter`` (with ``context``, e.g. the event times
+    accepted now); a 422 names the field at fault.
 
     Its content type was checked by the route (`service.access.GuardedRoute`).
     """
     try:
-        return adapter.validate_json(await request.body())
+        return adapter.validate_json(await request.body(), context=context)
     except ValidationError as error:
         raise RequestValidationError(_located(error, ("body",))) from None
 
@@ -58,15 +61,18 @@ def body_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": schema}}}}
 
 
-def one_or_many(model: type[Model], body: Any, limit: int) -> list[Model]:
-    """Validate a JSON object or an array of objects; errors name the body path at fault.
+def one_or_many(
+    model: type[Model], body: Any, limit: int, context: dict[str, Any] | None = None
+) -> list[Model]:
+    """Validate a JSON object or an array of objects (with ``context``, as `json_body`); errors
+    name the body path at fault.
 
     A union type would report every field twice (once per branch), so the shape is chosen
     from the JSON first, and each item of an array is reported under its index.
     """
     if not isinstance(body, list):
         try:
-            return [model.model_validate(body)]
+            return [model.model_validate(body, context=context)]
         except ValidationError as error:
             raise RequestValidationError(_located(error, ("body",))) from None
     if not body:
@@ -78,7 +84,7 @@ def one_or_many(model: type[Model], body: Any, limit: int) -> list[Model]:
     problems: list[dict[str, Any]] = []
     for index, item in enumerate(body):
         try:
-            items.append(model.model_validate(item))
+            items.append(model.model_validate(item, context=context))
         except ValidationError as error:
             problems.extend(_located(error, ("body", index)))
     if problems:

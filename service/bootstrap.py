@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.detector import DetectorPolicy, FraudDetector
+from models.event_time import EventTimeBounds
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
@@ -25,6 +26,11 @@ def seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 
 
+def event_time_bounds(settings: Settings) -> EventTimeBounds:
+    """The event times live input may carry, around the service's clock."""
+    return EventTimeBounds(settings.max_clock_skew, settings.min_event_time)
+
+
 def build_detector(settings: Settings) -> FraudDetector:
     """In-memory state, the configured learner and alert policy."""
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
@@ -32,11 +38,13 @@ def build_detector(settings: Settings) -> FraudDetector:
     implicit = settings.implicit_legit_after
     return FraudDetector(
         features,
-        InMemoryFeatureState(windows),
+        InMemoryFeatureState(windows, max_cards=settings.max_cards),
         OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
         DetectorPolicy(
             reasons=settings.reasons,
             pending_ttl_seconds=seconds(settings.pending_ttl),
+            max_pending=settings.max_pending,
+            max_corrections=settings.max_label_corrections,
             implicit_legit_after_seconds=None if implicit is None else seconds(implicit),
             quality_window=settings.quality_window,
             quality_k=settings.quality_k,
@@ -91,6 +99,7 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         lifecycle=lifecycle,
     )
     runtime.resumed = resumed
+    runtime.event_time = event_time_bounds(settings)
     runtime.offline = offline_store(settings, detector.features.names)
     runtime.retrain = serving_jobs(settings, runtime.offline, lifecycle)
     return runtime

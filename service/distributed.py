@@ -58,7 +58,7 @@ from pipelines.stream.label_learner import DeferredFrauds, LabelLearner, Learner
 from pipelines.stream.topics import Topics
 from pipelines.stream.worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
-from service.bootstrap import lifecycle_policy, seconds
+from service.bootstrap import event_time_bounds, lifecycle_policy, seconds
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 
@@ -128,7 +128,11 @@ def redis_detector(
         FeatureSet(FeatureSpec(windows=windows)),
         DeferredFrauds(state) if deferred else state,
         learner,
-        DetectorPolicy(reasons=settings.reasons, pending_ttl_seconds=seconds(settings.pending_ttl)),
+        DetectorPolicy(
+            reasons=settings.reasons,
+            pending_ttl_seconds=seconds(settings.pending_ttl),
+            max_corrections=settings.max_label_corrections,
+        ),
         AlertPolicy(
             AlertPolicyConfig(
                 threshold=settings.alert_threshold,
@@ -228,6 +232,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         telemetry=Telemetry(),
         lifecycle=lifecycle,
     )
+    runtime.event_time = event_time_bounds(settings)
     runtime.retrain = RemoteRetrainJobs(
         commands,
         RedisJobBook(client, prefix=prefix),
@@ -280,6 +285,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             options=WorkerOptions(
                 max_record_bytes=settings.max_record_bytes,
                 max_poll_records=settings.max_poll_records,
+                event_time=event_time_bounds(settings),
             ),
             alerts_topic=alerts_topic,
         )
@@ -342,6 +348,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
                 publish_every_seconds=settings.publish_every.total_seconds(),
                 max_record_bytes=settings.max_record_bytes,
                 max_poll_records=settings.max_poll_records,
+                event_time=event_time_bounds(settings),
             ),
             offline=clock,
             retraining=jobs,

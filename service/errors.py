@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from models.idempotency import ConflictingRepeatError
 from models.learners import LearnerError
 from pipelines.lifecycle.model_commands import LearnerUnavailableError
 from pipelines.lifecycle.model_lifecycle import SchemaMismatchError
@@ -62,6 +63,7 @@ _REFUSALS: dict[type[Exception], int] = {
     TamperedArtefactError: 422,
     LearnerError: 422,
     LearnerUnavailableError: 503,
+    ConflictingRepeatError: 409,
 }
 
 

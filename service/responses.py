@@ -34,9 +34,19 @@ class Accepted(BaseModel):
 
 class LabelsResponse(BaseModel):
     learned: int
-    corrected: int
-    repeated: int
+    corrected: int = Field(description="Labels that reversed a learned verdict: learned again")
+    repeated: int = Field(description="Labels repeating the verdict learned: nothing to learn")
     unknown: list[str] = Field(description="Ids never scored here, or whose vector expired")
+    refused: list[str] = Field(
+        default_factory=list,
+        description="Ids whose verdict was already corrected as often as "
+        "FRAUDSTREAM_MAX_LABEL_CORRECTIONS allows: these labels were not learned",
+    )
+    statuses: list[str] = Field(
+        default_factory=list,
+        description="Each label's fate, in the order sent: learned, corrected, repeated, "
+        "unknown or refused",
+    )
 
 
 class ModelResponse(BaseModel):

@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.durations import parse_duration
+from models.event_time import DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MIN_EVENT_TIME
 from models.learners import DEFAULT_LEARNER
 from service.auth import Role
 
@@ -78,6 +79,16 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: Annotated[int, Field(ge=1_000)] = 10_000
     max_poll_records: Annotated[int, Field(gt=0)] = 1_000
     max_record_bytes: Annotated[int, Field(gt=0)] = 65_536
+    max_clock_skew: Duration = DEFAULT_MAX_CLOCK_SKEW
+    """How far ahead of the service's clock a client's timestamp may be (HTTP and Kafka)."""
+    min_event_time: AwareDatetime = DEFAULT_MIN_EVENT_TIME
+    """The earliest timestamp a client may send: older input is refused."""
+    max_label_corrections: Annotated[int, Field(ge=0)] = 1
+    """How many times a transaction's learned verdict may be reversed by a later label."""
+    max_cards: Annotated[int, Field(gt=0)] = 5_000_000
+    """Cards whose windows the embedded service keeps; the least recently active go first."""
+    max_pending: Annotated[int, Field(gt=0)] = 2_000_000
+    """Scored vectors the embedded service keeps awaiting their labels; the oldest go first."""
     api_keys: dict[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], list[Role]] = Field(
         default_factory=dict
     )

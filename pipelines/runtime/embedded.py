@@ -20,11 +20,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from models.detector import CHAMPION, FraudDetector, LearnOutcome
+from models.event_time import EventTimeBounds
+from models.idempotency import ConflictingRepeatError
 from models.quality import QualityFigures
 from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
+from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_lifecycle import Lifecycle
 from pipelines.retrain.book import Retraining
 from pipelines.retrain.offline_store import ExampleSink
@@ -121,6 +125,8 @@ class EmbeddedRuntime:
         """Where learned labels are written for batch retraining (none: not kept)."""
         self.retrain: Retraining | None = None
         """The batch retrain jobs, here or asked of the learner (none: not available)."""
+        self.event_time: EventTimeBounds | None = None
+        """Bounds on the timestamps clients send, against this runtime's clock (none: any)."""
         self.alerts = alerts
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)
@@ -147,6 +153,11 @@ class EmbeddedRuntime:
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    def input_context(self) -> dict[str, Any] | None:
+        """The validation context for a request arriving now: the event times it may carry."""
+        bounds = self.event_time
+        return None if bounds is None else bounds.window(self._clock()).context()
 
     async def score_request(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """`score`, for a request: here inline, on the event loop (memory state answers in
@@ -186,7 +197,9 @@ class EmbeddedRuntime:
             self.alerts.publish(alerts)
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
-        """Take transactions for asynchronous scoring (`POST /v1/transactions`), all or none."""
+        """Take transactions for asynchronous scoring (`POST /v1/transactions`), all or none;
+        `ConflictingRepeatError` if one reuses a scored id with other content."""
+        self.detector.refuse_conflicting(transactions)
         self.submit(transactions)
 
     async def take_labels(self, labels: Sequence[Label]) -> LearnOutcome | None:
@@ -203,6 +216,7 @@ class EmbeddedRuntime:
             # Written before the labels are acknowledged: an answered label is never lost.
             offline.flush()
         self.telemetry.learned(outcome.learned)
+        log_corrections(outcome)
         return outcome
 
     def submit(self, transactions: Sequence[Transaction]) -> None:
@@ -313,7 +327,7 @@ class EmbeddedRuntime:
             while len(transactions) < batch and not self._queue.empty():
                 transactions.append(self._queue.get_nowait())
             try:
-                self.score(transactions)
+                self._score_queued(transactions)
             except Exception:
                 # One bad batch must not stop the queue; the error is a bug and is logged.
                 logger.exception(
@@ -325,6 +339,16 @@ class EmbeddedRuntime:
                 for _ in transactions:
                     self._queue.task_done()
             await asyncio.sleep(0)
+
+    def _score_queued(self, transactions: list[Transaction]) -> None:
+        """`score` for the queue, where nobody waits for a 409: a repeated id with other
+        content than first scored is left out, with a warning, and the rest are scored."""
+        try:
+            self.score(transactions)
+        except ConflictingRepeatError as error:
+            logger.warning("queued transactions refused: %s", error)
+            refused = set(error.positions)
+            self.score([tx for i, tx in enumerate(transactions) if i not in refused])
 
     def _alert(self, tx: Transaction, result: Scored) -> Alert:
         return Alert(

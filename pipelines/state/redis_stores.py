@@ -51,9 +51,12 @@ def encode_entry(entry: PendingEntry) -> bytes:
     >>> scored = Scored("t1", 0.25, "logistic+3", Decision.PASS, 0.5,
     ...                 (ReasonCode("amount", 20.0, 0.1),))
     >>> entry = PendingEntry(array("d", [20.0, 0.1]), "p1", 1_700_000_000, scored, True, "c1",
-    ...                      (("forest", 0.75),))
+    ...                      (("forest", 0.75),), bytes(range(8)), 1)
     >>> decode_entry(encode_entry(entry)) == entry
     True
+
+    The digest and the corrections come last, and an entry written without them reads back
+    with none (``None`` and 0).
     """
     scored = entry.scored
     return orjson.dumps(
@@ -72,12 +75,15 @@ def encode_entry(entry: PendingEntry) -> bytes:
             entry.verdict,
             entry.card_id,
             [list(pair) for pair in entry.shadow],
+            None if entry.digest is None else entry.digest.hex(),
+            entry.corrections,
         ]
     )
 
 
 def decode_entry(raw: bytes | str) -> PendingEntry:
-    values, terminal_id, second, scored, verdict, card_id, shadow = orjson.loads(raw)
+    values, terminal_id, second, scored, verdict, card_id, shadow, *rest = orjson.loads(raw)
+    digest, corrections = rest if rest else (None, 0)
     transaction_id, score, version, decision, threshold, reasons = scored
     return PendingEntry(
         array("d", values),
@@ -94,6 +100,8 @@ def decode_entry(raw: bytes | str) -> PendingEntry:
         verdict,
         card_id,
         tuple((name, score) for name, score in shadow),
+        None if digest is None else bytes.fromhex(digest),
+        corrections,
     )
 
 

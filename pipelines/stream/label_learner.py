@@ -24,14 +24,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from models.detector import CHAMPION, FraudDetector, LearnOutcome, ServingModels
+from models.event_time import EventTimeBounds
 from models.schemas import Label, Transaction
 from models.state import FeatureState, FraudReport, Observation, WindowAggregates, WindowSpec
+from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_channel import ModelChannel
 from pipelines.lifecycle.model_commands import ModelCommands, execute
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
@@ -85,6 +89,12 @@ class LearnerOptions:
     max_poll_records: int = 1_000
     poll_timeout_ms: int = 200
     backoff: Backoff = field(default_factory=Backoff)
+    event_time: EventTimeBounds | None = None
+    """Bounds on a label's ``labelled_at`` around the learner's clock (none: any)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -93,6 +103,8 @@ class LearnerStats:
     corrected: int = 0
     repeated: int = 0
     unknown: int = 0
+    refused: int = 0
+    """Labels that would have reversed a verdict corrected as often as allowed."""
     dead_letters: int = 0
     published: int = 0
     model_version: str = ""
@@ -119,6 +131,7 @@ class LabelLearner:
         *,
         offline: ExampleSink | None = None,
         retraining: Retraining | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -134,6 +147,7 @@ class LabelLearner:
         self.offline = offline
         """Where learned labels are written for batch retraining (none: not kept)."""
         self.retraining = retraining
+        self._clock = clock
         self.stats = LearnerStats(model_version=detector.model_version)
         self.telemetry = Telemetry()
         self.telemetry.watch(self.gauges)
@@ -205,7 +219,11 @@ class LabelLearner:
 
     async def _learn_batch(self, records: Sequence[Record]) -> None:
         labels, dead = decode_records(
-            records, Label, self.topics.dlq, self.options.max_record_bytes
+            records,
+            Label,
+            self.topics.dlq,
+            self.options.max_record_bytes,
+            context=self._input_context(),
         )
         if dead:
             await send_batch_and_wait(self.producer, dead)
@@ -220,6 +238,10 @@ class LabelLearner:
             if highwater is not None:
                 self._lag[partition] = max(0, highwater - offset)
 
+    def _input_context(self) -> dict[str, Any] | None:
+        bounds = self.options.event_time
+        return None if bounds is None else bounds.window(self._clock()).context()
+
     def _count(self, outcome: LearnOutcome) -> None:
         stats = self.stats
         self.telemetry.learned(outcome.learned)
@@ -227,7 +249,11 @@ class LabelLearner:
         stats.corrected += outcome.corrected
         stats.repeated += outcome.repeated
         stats.unknown += len(outcome.unknown)
-        self._unpublished += outcome.learned + outcome.repeated + len(outcome.unknown)
+        stats.refused += len(outcome.refused)
+        log_corrections(outcome)
+        self._unpublished += (
+            outcome.learned + outcome.repeated + len(outcome.unknown) + len(outcome.refused)
+        )
         if outcome.unknown:
             stats.unknown_sample = (stats.unknown_sample + outcome.unknown)[-20:]
             logger.info(

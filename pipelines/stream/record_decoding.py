@@ -1,7 +1,8 @@
 """Consumed records into contract objects; whatever does not validate becomes a dead letter.
 
 A bad record must neither crash a worker nor be lost: it goes to the dead-letter topic with its
-original key and bytes and, in headers, the reason and where it came from. The good records
+original key and bytes (a timestamp outside the window the validation context allows is bad
+too: `models.event_time`) and, in headers, the reason and where it came from. The good records
 around it go on. A record over the size limit keeps only its first bytes there (any broker
 limits the dead-letter topic too), with its length and sha256 in headers.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel, ValidationError
@@ -44,11 +46,29 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
 
 
-def decode_records(
-    records: Sequence[Record], contract: type[Contract], dlq_topic: str, max_record_bytes: int
-) -> tuple[list[Contract], list[OutgoingRecord]]:
-    """The records that validate as ``contract``, and a dead letter for each that does not."""
+@dataclass(frozen=True)
+class Decoded(Generic[Contract]):
+    """A batch of records decoded: the valid ones with the record each came from, and the
+    dead letters of the others."""
+
+    valid: list[Contract]
+    sources: list[Record]
+    """``sources[i]`` is the record ``valid[i]`` was decoded from."""
+    dead: list[OutgoingRecord]
+
+
+def decode_batch(
+    records: Sequence[Record],
+    contract: type[Contract],
+    dlq_topic: str,
+    max_record_bytes: int,
+    *,
+    context: dict[str, Any] | None = None,
+) -> Decoded[Contract]:
+    """The records that validate as ``contract`` (with the validation ``context``: the event
+    times accepted now), and a dead letter for each that does not."""
     valid: list[Contract] = []
+    sources: list[Record] = []
     dead: list[OutgoingRecord] = []
     for record in records:
         value = record.value or b""
@@ -65,13 +85,33 @@ def decode_records(
             value = value[:max_record_bytes]
         else:
             try:
-                valid.append(contract.model_validate_json(value))
+                valid.append(contract.model_validate_json(value, context=context))
+                sources.append(record)
                 continue
             except ValidationError as error:
                 reason = describe_validation_error(error)
         headers = dead_letter_headers(reason, record.topic, record.partition, record.offset)
         dead.append(OutgoingRecord(dlq_topic, record.key, value, headers + extra))
-    return valid, dead
+    return Decoded(valid, sources, dead)
+
+
+def decode_records(
+    records: Sequence[Record],
+    contract: type[Contract],
+    dlq_topic: str,
+    max_record_bytes: int,
+    *,
+    context: dict[str, Any] | None = None,
+) -> tuple[list[Contract], list[OutgoingRecord]]:
+    """`decode_batch` without the sources: the valid contracts, and the dead letters."""
+    decoded = decode_batch(records, contract, dlq_topic, max_record_bytes, context=context)
+    return decoded.valid, decoded.dead
+
+
+def dead_letter(record: Record, reason: str, dlq_topic: str) -> OutgoingRecord:
+    """The dead letter of a record that decoded but was refused later (a conflicting repeat)."""
+    headers = dead_letter_headers(reason, record.topic, record.partition, record.offset)
+    return OutgoingRecord(dlq_topic, record.key, record.value or b"", headers)
 
 
 def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:

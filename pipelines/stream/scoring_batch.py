@@ -6,7 +6,9 @@ so that its in-process rate is the worker's own path with Kafka and Redis taken 
 
 1. `decode_records` (`pipelines.stream.record_decoding`): the valid transactions, and a dead letter
    for each record that is not one;
-2. `score_batch`: the detector scores them in order, and their alerts are picked out;
+2. `score_batch`: the detector scores them in order, and their alerts are picked out; a
+   repeated id with other content than it was scored with is left out (`Verdicts.conflicts`)
+   and becomes a dead letter;
 3. `undelivered_alerts`: the alerts that never reached the alerts topic (a replay re-emits
    its scores, but not an alert already sent). Only a repeated transaction can have been
    alerted before: a first sighting's alert is new, so a batch of first sightings asks
@@ -28,12 +30,13 @@ from typing import Protocol
 import orjson
 
 from models.detector import FraudDetector
+from models.idempotency import ConflictingRepeatError
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
 from models.state import WindowAggregates
 from pipelines.state.redis_stores import written_together
 from pipelines.stream.kafka_clients import OutgoingRecord
-from pipelines.stream.record_decoding import Record, decode_records
+from pipelines.stream.record_decoding import Record, dead_letter, decode_batch
 from pipelines.stream.topics import Topics
 
 
@@ -81,6 +84,21 @@ class Verdicts:
     writes: Callable[[], None] = _made_already
     """The stores' writes, made in one round trip when called, when asked for with
     ``write_later``; made already otherwise."""
+    conflicts: tuple[int, ...] = ()
+    """Positions, in the batch given, of repeated ids whose content differs from what was
+    scored under them: not scored (with ``skip_conflicts``)."""
+
+    def scored_transactions(self, given: Sequence[Transaction]) -> Sequence[Transaction]:
+        """Those of ``given`` that were scored, in order: ``scored[i]`` answers the i-th."""
+        if not self.conflicts:
+            return given
+        refused = set(self.conflicts)
+        return [tx for position, tx in enumerate(given) if position not in refused]
+
+
+def conflict_reason(transaction_id: str) -> str:
+    """A conflicting repeat's dead-letter reason, naming the id (ids are not card data)."""
+    return f"transaction_id: {transaction_id} was already scored with different content"
 
 
 def score_batch(
@@ -90,6 +108,7 @@ def score_batch(
     on_loaded: Callable[[], object] | None = None,
     *,
     write_later: bool = False,
+    skip_conflicts: bool = False,
 ) -> Verdicts:
     """Score ``transactions`` in order and pick out their alerts; ``observed``, when given, is
     what feature state answered for them, and ``on_loaded`` is called once the stores have
@@ -97,15 +116,32 @@ def score_batch(
     cooldowns) go in one round trip (`written_together`); with ``write_later`` they are
     returned to be made, not made.
 
+    A repeated id with other content than it was scored with raises `ConflictingRepeatError`
+    (nothing scored); with ``skip_conflicts`` the others are scored and the conflicting ones
+    named in `Verdicts.conflicts`.
+
     On failure the detector's buffered pending vectors are dropped: the batch is scored again
     whole, and a half-written batch must not reach the store.
     """
+    conflicts: tuple[int, ...] = ()
     try:
-        scored = (
-            detector.score_many(transactions, observed, on_loaded, write=False)
-            if transactions
-            else []
-        )
+        if skip_conflicts and observed is None and transactions:
+            observed = detector.state.observe(transactions)
+        try:
+            scored = (
+                detector.score_many(transactions, observed, on_loaded, write=False)
+                if transactions
+                else []
+            )
+        except ConflictingRepeatError as error:
+            if not skip_conflicts or observed is None:
+                raise
+            conflicts = error.positions
+            refused = set(conflicts)
+            kept = [i for i in range(len(transactions)) if i not in refused]
+            transactions = [transactions[i] for i in kept]
+            observed = [observed[i] for i in kept]
+            scored = detector.score_many(transactions, observed, write=False)
         writes = written_together(detector.writes())
         if not write_later:
             writes()
@@ -127,7 +163,7 @@ def score_batch(
             if aggregates.duplicate
         )
     )
-    return Verdicts(scored, alerts, repeats, writes)
+    return Verdicts(scored, alerts, repeats, writes, conflicts)
 
 
 def undelivered_alerts(
@@ -155,15 +191,35 @@ def process_records(
 ) -> list[OutgoingRecord]:
     """A batch from its consumed records to the records it produces, its alerts then marked
     delivered: what a worker does between fetching and producing, with no broker."""
-    transactions, dead_letters = decode_records(records, Transaction, topics.dlq, max_record_bytes)
-    verdicts = score_batch(detector, transactions)
+    decoded = decode_batch(records, Transaction, topics.dlq, max_record_bytes)
+    verdicts = score_batch(detector, decoded.valid, skip_conflicts=True)
     alerts = undelivered_alerts(marks, verdicts.alerts)
     outgoing = outgoing_records(
-        topics, transactions, verdicts.scored, alerts, raised_at, dead_letters
+        topics,
+        verdicts.scored_transactions(decoded.valid),
+        verdicts.scored,
+        alerts,
+        raised_at,
+        decoded.dead + conflict_letters(decoded.valid, decoded.sources, verdicts, topics.dlq),
     )
     if alerts:
         marks.mark([tx.transaction_id for tx, _ in alerts])
     return outgoing
+
+
+def conflict_letters(
+    transactions: Sequence[Transaction],
+    sources: Sequence[Record],
+    verdicts: Verdicts,
+    dlq_topic: str,
+) -> list[OutgoingRecord]:
+    """A dead letter for each conflicting repeat of ``verdicts``, from the record it came in."""
+    return [
+        dead_letter(
+            sources[position], conflict_reason(transactions[position].transaction_id), dlq_topic
+        )
+        for position in verdicts.conflicts
+    ]
 
 
 def outgoing_records(

@@ -83,6 +83,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 
 from models.detector import FraudDetector
+from models.event_time import EventTimeBounds
 from models.quality import QualityFigures
 from models.schemas import Transaction
 from models.snapshots import SnapshotError
@@ -99,13 +100,14 @@ from pipelines.stream.lanes import Lane, Lanes, OutOfTurnError, Signal, retrieve
 from pipelines.stream.record_decoding import (
     ORIGINAL_BYTES_HEADER,
     Record,
-    decode_records,
+    decode_batch,
     next_offsets,
 )
 from pipelines.stream.scoring_batch import (
     AlertMarks,
     Alerts,
     Verdicts,
+    conflict_letters,
     outgoing_records,
     score_batch,
     undelivered_alerts,
@@ -145,6 +147,8 @@ class WorkerOptions:
     acknowledgement, its alerts' marks and its commit), and the next ones fetched and decoded,
     waiting for the state lane. With six, the state lane idled 20 to 35 ms a batch waiting
     for the next one to be fetched."""
+    event_time: EventTimeBounds | None = None
+    """Bounds on a transaction's timestamp around the worker's clock (none: any)."""
 
 
 Clock = Callable[[], datetime]
@@ -189,6 +193,10 @@ class _Batch:
     """Its scoring's writes on the writes lane, started as soon as it is scored."""
     recorded: bool = False
     """Its turn on the state lane is done: any later attempt records it again (as seen)."""
+    sources: Sequence[Record] = ()
+    """The record each of ``transactions`` was decoded from."""
+    conflicts: list[OutgoingRecord] = field(default_factory=list)
+    """Dead letters of its repeated ids with other content than first scored, once scored."""
 
 
 _END = None
@@ -274,13 +282,20 @@ class TransactionWorker:
                     slots.release()
                     await lanes.scoring.call(self._follow_model)
                     continue
-                transactions, dead_letters = decode_records(
-                    records, Transaction, self.topics.dlq, options.max_record_bytes
+                bounds = options.event_time
+                decoded = decode_batch(
+                    records,
+                    Transaction,
+                    self.topics.dlq,
+                    options.max_record_bytes,
+                    context=None if bounds is None else bounds.window(self._clock()).context(),
                 )
+                transactions, dead_letters = decoded.valid, decoded.dead
                 # Prepared here, the request is ready when the state lane's turn comes: prepared
                 # there, after the batch ahead's answer, it made every batch wait 3 to 10 ms.
                 observation = self.detector.state.observing(transactions)
                 batch = _Batch(turn, records, transactions, dead_letters, observation, loaded)
+                batch.sources = decoded.sources
                 batch.scoring = self._submit(batch, lanes)
                 loaded = batch.loaded
                 turn += 1
@@ -446,9 +461,13 @@ class TransactionWorker:
                 observed,
                 on_loaded=batch.loaded.set,
                 write_later=True,
+                skip_conflicts=True,
             )
         finally:
             batch.loaded.set()  # an empty or failed batch holds nobody up either
+        batch.conflicts = conflict_letters(
+            batch.transactions, batch.sources, verdicts, self.topics.dlq
+        )
         batch.writing = writes.start(batch.turn, verdicts.writes)
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
         return verdicts
@@ -475,11 +494,11 @@ class TransactionWorker:
                 alerts = await self._not_in_topic(alerts, verdicts.repeats)
             outgoing += outgoing_records(
                 self.topics,
-                batch.transactions,
+                verdicts.scored_transactions(batch.transactions),
                 verdicts.scored,
                 alerts,
                 raised_at,
-                batch.dead_letters,
+                batch.dead_letters + batch.conflicts,
             )
             fresh += alerts
         await send_batch_and_wait(self.producer, outgoing)
@@ -526,10 +545,12 @@ class TransactionWorker:
         stats = self.stats
         stats.batches += len(batches)
         for batch in batches:
-            stats.dead_letters += len(batch.dead_letters)
+            stats.dead_letters += len(batch.dead_letters) + len(batch.conflicts)
             for letter in batch.dead_letters:
                 oversize = any(name == ORIGINAL_BYTES_HEADER for name, _ in letter.headers or ())
                 self.telemetry.dead_lettered("oversize" if oversize else "invalid")
+            for _ in batch.conflicts:
+                self.telemetry.dead_lettered("conflict")
         for partition, offset in committed.items():
             highwater = self.consumer.highwater(partition)
             if highwater is not None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from models.schemas import Alert
+from models.schemas import Alert, UtcDatetime
 from pipelines.runtime.embedded import EmbeddedRuntime
 from service.access import Access, GuardedRoute, access
 from service.deps import RuntimeDep, SettingsDep
@@ -34,8 +33,8 @@ class StreamsFullError(ServiceError):
 @router.get("", openapi_extra=access(Access.ANY_KEY))
 async def recent_alerts(
     runtime: RuntimeDep,
-    since: Annotated[datetime | None, Query(description="Raised at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Raised before (ISO 8601)")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="Raised at or after (ISO 8601)")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Raised before (ISO 8601)")] = None,
     card_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
 ) -> list[Alert]:

@@ -37,7 +37,7 @@ async def post_labels(
     labels go to the learner through the labels topic, and the answer is 202 once the broker
     holds them.
     """
-    labels = one_or_many(Label, body, settings.max_batch)
+    labels = one_or_many(Label, body, settings.max_batch, runtime.input_context())
     outcome = await runtime.take_labels(labels)
     if outcome is None:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -47,4 +47,6 @@ async def post_labels(
         corrected=outcome.corrected,
         repeated=outcome.repeated,
         unknown=outcome.unknown,
+        refused=outcome.refused,
+        statuses=[status.value for status in outcome.statuses],
     )

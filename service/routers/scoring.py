@@ -35,7 +35,7 @@ _TRANSACTION_SCHEMA = {"$ref": "#/components/schemas/Transaction"}
 async def score(request: Request) -> Response:
     """Score one transaction; it also updates feature state like any transaction."""
     runtime = ready_runtime(request)
-    transaction = await json_body(request, TRANSACTION)
+    transaction = await json_body(request, TRANSACTION, runtime.input_context())
     started = time.perf_counter()
     [result] = await runtime.score_request([transaction])
     return json_response(score_document(result, (time.perf_counter() - started) * 1_000))
@@ -52,7 +52,7 @@ async def score(request: Request) -> Response:
 async def score_batch(request: Request, settings: SettingsDep) -> Response:
     """Score up to ``FRAUDSTREAM_MAX_BATCH`` transactions in order, in one call."""
     runtime = ready_runtime(request)
-    transactions = await json_body(request, TRANSACTIONS)
+    transactions = await json_body(request, TRANSACTIONS, runtime.input_context())
     started = time.perf_counter()
     if not 0 < len(transactions) <= settings.max_batch:
         message = f"between 1 and {settings.max_batch} transactions per batch"

@@ -22,6 +22,6 @@ async def accept(
     settings: SettingsDep,
 ) -> Accepted:
     """Queue transactions for scoring; their alerts reach `/v1/alerts` and the stream."""
-    transactions = one_or_many(Transaction, body, settings.max_batch)
+    transactions = one_or_many(Transaction, body, settings.max_batch, runtime.input_context())
     await runtime.accept(transactions)
     return Accepted(accepted=len(transactions), backlog=runtime.backlog)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from models.alerting import AlertPolicy, AlertPolicyConfig, MemoryCooldownBook
-from models.detector import DetectorPolicy, FraudDetector
+from models.detector import DetectorPolicy, FraudDetector, LabelStatus
 from models.features import FeatureSet, FeatureSpec
+from models.idempotency import ConflictingRepeatError
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.pending import PendingVectors
@@ -91,7 +92,7 @@ def test_a_replayed_transaction_gets_its_first_answer_again() -> None:
     detector.score(make_tx(2, hours=1))
     detector.learn([make_label(2, True)])
     again = detector.score(make_tx(1, amount=300.0))
-    assert again == first
+    assert again == first._replace(replayed=True)
     assert isinstance(detector.pending, PendingVectors)
     assert len(detector.pending) == 2
 
@@ -102,7 +103,9 @@ def test_decision_follows_the_alert_policy_and_a_replay_does_not_alert_twice() -
     never = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=1.0)))
     first = always.score(make_tx(1))
     assert (first.decision, first.threshold) == (Decision.ALERT, 0.0)
-    assert always.score(make_tx(1)) == first  # the first answer, not a second alert
+    assert always.score(make_tx(1)) == first._replace(
+        replayed=True
+    )  # the first answer, not a second alert
     assert always.score(make_tx(2, hours=1)).decision is Decision.PASS  # cooldown of a day
     assert never.score(make_tx(1)).decision is Decision.PASS
 
@@ -118,7 +121,7 @@ def test_a_replayed_alert_puts_back_a_cooldown_its_process_died_before_writing()
     replaying = _detector(alerting=AlertPolicy(AlertPolicyConfig(threshold=0.0)))
     replaying.score(make_tx(1))
     replaying.alerting.book = MemoryCooldownBook(cooldown_seconds=DAY)  # the mark was lost
-    assert replaying.score(make_tx(1)) == first  # re-emitted...
+    assert replaying.score(make_tx(1)) == first._replace(replayed=True)  # re-emitted...
     assert replaying.score(make_tx(2, hours=1)).decision is Decision.PASS  # ...and restored
     # A replay never moves a later cooldown back to its own alert.
     replaying.score(make_tx(3, hours=30))
@@ -167,3 +170,59 @@ def test_vectors_expire_after_their_ttl() -> None:
 def test_policy_refuses_inconsistent_settings(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         DetectorPolicy(**{field: value})
+
+
+def test_a_repeat_with_other_content_is_refused_before_anything_is_scored() -> None:
+    detector = _detector()
+    first = detector.score(make_tx(1, amount=300.0))
+    learned_before = detector.learner.labels_learned
+    with pytest.raises(ConflictingRepeatError) as caught:
+        detector.score_many([make_tx(2, hours=1), make_tx(1, amount=301.0)])
+    assert caught.value.positions == (1,)
+    assert caught.value.transaction_ids == ("t1",)
+    assert detector.vector_of("t2") is None  # nothing of the batch was scored
+    # The same content again is still answered as a replay of the first answer.
+    assert detector.score(make_tx(1, amount=300.0)) == first._replace(replayed=True)
+    assert detector.learner.labels_learned == learned_before
+
+
+def test_an_id_repeated_in_one_batch_with_other_content_is_refused() -> None:
+    detector = _detector()
+    with pytest.raises(ConflictingRepeatError) as caught:
+        detector.score_many([make_tx(1), make_tx(2), make_tx(1, amount=99.0)])
+    assert caught.value.positions == (2,)
+    same = detector.score_many([make_tx(3), make_tx(3)])
+    assert same[1] == same[0]._replace(replayed=True)
+
+
+def test_a_queued_transaction_under_a_scored_id_with_other_content_is_refused() -> None:
+    detector = _detector()
+    detector.score(make_tx(1))
+    detector.refuse_conflicting([make_tx(1), make_tx(2)])  # the same content: no complaint
+    with pytest.raises(ConflictingRepeatError, match="t1"):
+        detector.refuse_conflicting([make_tx(2), make_tx(1, card="c9")])
+
+
+def test_verdict_flips_are_learned_up_to_the_policy_then_refused() -> None:
+    detector = _detector(DetectorPolicy(max_corrections=1))
+    detector.score(make_tx(1))
+    flips = [make_label(1, index % 2 == 0) for index in range(1_000)]
+    outcome = detector.learn(flips)
+    assert (outcome.learned, outcome.corrected) == (2, 1)
+    assert outcome.statuses[:3] == [LabelStatus.LEARNED, LabelStatus.CORRECTED, LabelStatus.REFUSED]
+    # Alternating verdicts: the ones that agree with the learned verdict are repeats.
+    assert outcome.repeated + len(outcome.refused) == 998
+    assert set(outcome.refused) == {"t1"}
+    assert detector.learner.labels_learned == 2
+    assert detector.learn([make_label(1, True)]).refused == ["t1"]
+
+
+def test_no_corrections_at_all_when_the_policy_allows_none() -> None:
+    detector = _detector(DetectorPolicy(max_corrections=0))
+    detector.score(make_tx(1))
+    detector.learn([make_label(1, False)])
+    outcome = detector.learn([make_label(1, True), make_label(1, False)])
+    assert outcome.statuses == [LabelStatus.REFUSED, LabelStatus.REPEATED]
+    assert detector.learner.labels_learned == 1
+    with pytest.raises(ValueError, match="max_corrections"):
+        DetectorPolicy(max_corrections=-1)

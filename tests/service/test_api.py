@@ -33,7 +33,7 @@ async def test_reasons_travel_in_the_documented_shape_once_the_model_has_learned
             label = {
                 "transaction_id": f"tx-{index}",
                 "is_fraud": index >= 3,
-                "labelled_at": "2026-12-30T00:00:00Z",
+                "labelled_at": "2026-11-30T00:00:00Z",
                 "source": "analyst",
             }
             await client.post("/v1/labels", json=label)
@@ -86,11 +86,18 @@ async def test_labels_are_learned_and_unknown_ids_reported() -> None:
         label = {
             "transaction_id": "tx-1",
             "is_fraud": True,
-            "labelled_at": "2026-12-09T00:00:00Z",
+            "labelled_at": "2026-11-30T00:00:00Z",
             "source": "chargeback",
         }
         one = await client.post("/v1/labels", json=label)
-        assert one.json() == {"learned": 1, "corrected": 0, "repeated": 0, "unknown": []}
+        assert one.json() == {
+            "learned": 1,
+            "corrected": 0,
+            "repeated": 0,
+            "unknown": [],
+            "refused": [],
+            "statuses": ["learned"],
+        }
         batch = await client.post(
             "/v1/labels", json=[label, {**label, "transaction_id": "never-seen"}]
         )
@@ -99,6 +106,8 @@ async def test_labels_are_learned_and_unknown_ids_reported() -> None:
             "corrected": 0,
             "repeated": 1,
             "unknown": ["never-seen"],
+            "refused": [],
+            "statuses": ["repeated", "unknown"],
         }
         models = (await client.get("/v1/models")).json()["models"]
         assert models[0]["labels_learned"] == 1

@@ -32,7 +32,7 @@ def _label(index: int, is_fraud: bool) -> dict[str, Any]:
     return {
         "transaction_id": f"tx-{index}",
         "is_fraud": is_fraud,
-        "labelled_at": "2026-12-30T00:00:00Z",
+        "labelled_at": "2026-11-30T00:00:00Z",
         "source": "chargeback",
     }
 

@@ -7,13 +7,19 @@ from array import array
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
 from models.pending import PendingEntry
 from models.schemas import Decision
 from models.scored import Scored
-from pipelines.state.redis_stores import RedisCooldownBook, RedisPendingStore, written_together
+from pipelines.state.redis_stores import (
+    RedisCooldownBook,
+    RedisPendingStore,
+    decode_entry,
+    written_together,
+)
 
 PREFIX = "fraudstream:test:"
 
@@ -132,3 +138,10 @@ def test_a_batchs_writes_are_made_together_in_one_round_trip(redis_url: str) -> 
             book.prefetch([f"card-{round_}"])
             assert book.last(f"card-{round_}") is None
     pool.disconnect()
+
+
+def test_an_entry_written_before_digests_reads_back_without_one() -> None:
+    entry = decode_entry(
+        orjson.dumps([[1.0], "p1", 5, ["t1", 0.5, "v+0", "pass", 0.5, []], None, "c1", []])
+    )
+    assert (entry.digest, entry.corrections, entry.scored.replayed) == (None, 0, False)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.detector import FraudDetector
 from models.features import FeatureSet, FeatureSpec
+from models.idempotency import ConflictingRepeatError
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.state import WindowSpec
 from pipelines.bench.stream_rates import consumed_records
+from pipelines.stream.dead_letters import read_dead_letter_headers
 from pipelines.stream.kafka_clients import OutgoingRecord
 from pipelines.stream.scoring_batch import (
     MemoryAlertMarks,
@@ -114,3 +117,46 @@ def test_only_repeated_transactions_are_asked_whether_their_alert_was_delivered(
     # Without knowing the repeats, every alert is asked about.
     assert undelivered_alerts(marks, verdicts.alerts) == kept
     assert marks.asked[-1] == ["t0", "t1", "t2"]
+
+
+def test_a_repeat_with_other_content_goes_to_the_dead_letters_and_the_rest_are_scored() -> None:
+    first = make_tx(1)
+    batch = [first, make_tx(2, hours=1), first.model_copy(update={"amount": 99.0}), first]
+    produced = [
+        OutgoingRecord(TOPICS.transactions, tx.card_id.encode(), tx.model_dump_json().encode())
+        for tx in batch
+    ]
+    records = consumed_records(produced, partitions=1)
+    out = process_records(
+        records,
+        detector(1.0),
+        MemoryAlertMarks(),
+        TOPICS,
+        max_record_bytes=1_000,
+        raised_at=RAISED_AT,
+    )
+
+    assert [record.topic for record in out] == [TOPICS.scores] * 3 + [TOPICS.dlq]
+    scores = [orjson.loads(record.value) for record in out[:3]]
+    assert [(s["transaction_id"], s["replayed"]) for s in scores] == [
+        ("t1", False),
+        ("t2", False),
+        ("t1", True),
+    ]
+    assert scores[2]["score"] == scores[0]["score"]
+    letter = out[3]
+    assert letter.value == produced[2].value
+    info = read_dead_letter_headers(letter.headers or [])
+    assert info.reason == "transaction_id: t1 was already scored with different content"
+    assert (info.source_partition, info.source_offset) == (0, 2)
+
+
+def test_without_skipping_a_conflict_the_batch_is_refused_whole() -> None:
+    scorer = detector(1.0)
+    score_batch(scorer, [make_tx(1)])
+    with pytest.raises(ConflictingRepeatError):
+        score_batch(scorer, [make_tx(2), make_tx(1, amount=5.0)])
+    verdicts = score_batch(scorer, [make_tx(3), make_tx(1, amount=5.0)], skip_conflicts=True)
+    assert verdicts.conflicts == (1,)
+    assert [s.transaction_id for s in verdicts.scored] == ["t3"]
+    assert verdicts.scored_transactions([make_tx(3), make_tx(1)]) == [make_tx(3)]
