@@ -25,7 +25,8 @@ from service.distributed import (
     run_worker,
 )
 from service.logs import configure_logging
-from service.settings import DEFAULT_SECRET_KEY, Settings
+from service.settings import Settings
+from service.signing import embedded_key
 
 app = typer.Typer(
     name="fraudstream",
@@ -59,6 +60,7 @@ def serve(
         }
         settings = Settings(**overrides)
         _refuse_unsafe(settings, "serve")
+        embedded_key(settings)  # made (or its file refused) now, not halfway through start-up
         configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
@@ -143,7 +145,7 @@ def _refuse_unsafe(settings: Settings, role: str) -> None:
         role=role,
         host=settings.host,
         has_keys=bool(settings.api_keys),
-        default_secret=settings.secret_key.get_secret_value() == DEFAULT_SECRET_KEY,
+        has_secret=settings.secret_key is not None,
         allow_open=settings.allow_open,
     )
 
