@@ -28,6 +28,11 @@ def test_a_new_key_is_private_whatever_the_umask_and_is_kept(tmp_path: Path) -> 
     assert [p.name for p in path.parent.iterdir()] == [KEY_FILE]  # no draft left behind
 
 
+def test_two_data_directories_never_share_a_key(tmp_path: Path) -> None:
+    one = load_or_create_key(tmp_path / "one" / KEY_FILE, min_bytes=32)
+    assert load_or_create_key(tmp_path / "two" / KEY_FILE, min_bytes=32) != one
+
+
 def test_processes_starting_together_end_up_with_one_key(tmp_path: Path) -> None:
     path = tmp_path / KEY_FILE
     with ThreadPoolExecutor(8) as pool:
