@@ -10,8 +10,9 @@ only:
   ``random.Random``, ``array``, ``functools.partial``, and the few numpy and Cython
   reconstructors that rebuild arrays, dtypes and random generators;
 - classes (never functions, never modules) defined under a prefix of `ALLOWED_CLASS_PREFIXES`:
-  river's estimators and their internals, the scikit-learn estimators the batch retrain
-  trains, and this project's own ``models`` package; no subpackage of `REFUSED_MODULE_PARTS`
+  river's estimators and their internals, scikit-learn's gradient boosting (the batch
+  retrain's tree model; its logistic model is kept as plain weights), and this project's own
+  ``models`` package; no subpackage of `REFUSED_MODULE_PARTS`
   (data sets, streams, tests), which hold file and network access.
 
 Everything else is refused with `RefusedGlobalError` before it is imported or constructed.
@@ -67,6 +68,7 @@ ALLOWED_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("numpy.random._mt19937", "MT19937"),
         ("numpy.random.bit_generator", "SeedSequence"),
         ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        ("sklearn.preprocessing._label", "LabelEncoder"),
     }
 )
 """Globals allowed by exact module and name, classes or functions."""
@@ -75,8 +77,6 @@ ALLOWED_CLASS_PREFIXES: tuple[str, ...] = (
     "river.",
     "sklearn._loss.",
     "sklearn.ensemble._hist_gradient_boosting.",
-    "sklearn.linear_model.",
-    "sklearn.preprocessing.",
     "models.",
 )
 """Modules whose classes (only classes) a model or a serving state may hold."""

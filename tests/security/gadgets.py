@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
+import joblib  # type: ignore[import-untyped]
 import numpy as np
 
 from models.learners import OnlineLearner
@@ -96,8 +96,11 @@ REFUSED_NAMES: tuple[tuple[str, str], ...] = (
     ("river.stream", "iter_csv"),
     ("river.stream.cache", "Cache"),
     ("river.datasets.base", "RemoteDataset"),
-    # A re-export: a class of sklearn.utils reached through an allowed module.
-    ("sklearn.linear_model._logistic", "Parallel"),
+    # Re-exports: joblib's Parallel (it calls what it is given) and a transformer that wraps
+    # any function, reached through an allowed module.
+    ("sklearn.ensemble._hist_gradient_boosting.binning", "Parallel"),
+    ("sklearn.ensemble._hist_gradient_boosting.gradient_boosting", "FunctionTransformer"),
+    ("sklearn.linear_model._logistic", "LogisticRegression"),  # kept as plain weights
     # A module, a function and a method under allowed prefixes.
     ("models.snapshots", "pickle"),
     ("models.safe_pickle", "restricted_loads"),

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
+import models.batch_model  # noqa: F401 - its scikit-learn imports are among those checked
 from models.detector import DetectorState, ServingModels
 from models.learners import OnlineLearner
-from models.safe_pickle import RefusedGlobalError, restricted_loads
+from models.safe_pickle import (
+    ALLOWED_CLASS_PREFIXES,
+    ALLOWED_NAMES,
+    RefusedGlobalError,
+    restricted_loads,
+)
 from models.snapshots import SnapshotError, load_signed, load_snapshot
 from tests.security.gadgets import REFUSED_NAMES, by_name, file_gadgets, signed
 
@@ -64,6 +70,22 @@ def test_callables_that_reach_files_or_code_are_refused_under_any_prefix(
 ) -> None:
     with pytest.raises(RefusedGlobalError, match="refused to load"):
         restricted_loads(by_name(module, name))
+
+
+def test_no_class_imported_into_an_allowed_module_passes_as_its_own() -> None:
+    smuggled = [
+        (module_name, attribute)
+        for module_name, module in list(sys.modules.items())
+        if module is not None and module_name.startswith(ALLOWED_CLASS_PREFIXES)
+        for attribute, value in vars(module).items()
+        if isinstance(value, type)
+        and not value.__module__.startswith(ALLOWED_CLASS_PREFIXES)
+        and (module_name, attribute) not in ALLOWED_NAMES
+    ]
+    assert len(smuggled) > 20  # collections' and sklearn.utils' classes among them
+    for module_name, attribute in smuggled:
+        with pytest.raises(RefusedGlobalError):
+            restricted_loads(by_name(module_name, attribute))
 
 
 def test_refusal_comes_before_the_module_is_imported() -> None:
