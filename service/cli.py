@@ -26,7 +26,7 @@ from service.distributed import (
 )
 from service.logs import configure_logging
 from service.settings import Settings
-from service.signing import embedded_key
+from service.signing import embedded_key, refuse_models_of_another_key
 
 app = typer.Typer(
     name="fraudstream",
@@ -60,7 +60,9 @@ def serve(
         }
         settings = Settings(**overrides)
         _refuse_unsafe(settings, "serve")
-        embedded_key(settings)  # made (or its file refused) now, not halfway through start-up
+        # Made (or its file refused) now, and checked against the models already kept, rather
+        # than failing halfway through start-up.
+        refuse_models_of_another_key(settings, embedded_key(settings))
         configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")

@@ -9,6 +9,8 @@ verify what the others sign.
 
 from __future__ import annotations
 
+from pipelines.registry import ModelRegistry, TamperedArtefactError
+from pipelines.registry_index import FileIndex
 from pipelines.signing_key import KEY_FILE, load_or_create_key
 from service.auth import UnsafeSettingsError
 from service.settings import MIN_SECRET_BYTES, Settings
@@ -19,6 +21,28 @@ def embedded_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     return load_or_create_key(settings.data_dir / KEY_FILE, min_bytes=MIN_SECRET_BYTES)
+
+
+def refuse_models_of_another_key(settings: Settings, key: bytes) -> None:
+    """Refuse to start over a data directory whose champion another key signed (an earlier
+    release's built-in key, another ``FRAUDSTREAM_SECRET_KEY``), with what to do about it,
+    rather than fail halfway through start-up."""
+    models = settings.data_dir / "models"
+    index = models / "index.json"
+    if not index.exists():
+        return
+    registry = ModelRegistry(models, FileIndex(index), key)
+    champion = registry.champion()
+    if champion is None:
+        return
+    try:
+        registry.record(champion)
+    except TamperedArtefactError as error:
+        raise UnsafeSettingsError(
+            f"{error}. The models in {models} were signed with another key or altered: set "
+            "FRAUDSTREAM_SECRET_KEY to the key that signed them, or move the data directory "
+            "aside to start afresh"
+        ) from None
 
 
 def deployment_key(settings: Settings) -> bytes:

@@ -12,6 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from models.features import FeatureSet, FeatureSpec
+from models.learners import OnlineLearner
+from models.model_record import NewModel
+from models.snapshots import dump_snapshot
+from pipelines.registry import ModelRegistry
+from pipelines.registry_index import FileIndex
 from pipelines.server_process import free_port, serve
 from pipelines.signing_key import KEY_FILE
 from tests.service.client import transaction
@@ -96,3 +102,29 @@ def test_serve_refuses_a_key_file_others_could_read_or_swap(tmp_path: Path, expo
     assert "refused" in _said(result)
     assert "k" * 64 not in result.stdout + result.stderr
     assert not (tmp_path / "models").exists()  # nothing was signed with it
+
+
+def test_serve_refuses_models_another_key_signed_and_says_what_to_do(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    registry = ModelRegistry(models, FileIndex(models / "index.json"), b"another-key-" * 4)
+    record = registry.register(
+        dump_snapshot(OnlineLearner("logistic"), b"another-key-" * 4),
+        NewModel(
+            kind="online",
+            learner="logistic",
+            params={},
+            feature_schema=FeatureSet(FeatureSpec()).schema_version,
+            labels_learned=0,
+            frauds_learned=0,
+            code_version="0.1.0",
+            seed=0,
+            reason="an earlier release",
+        ),
+    )
+    registry.set_champion(record.version, detail="an earlier release")
+    result = _start("serve", "--port", str(free_port()), data=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "signed with another key" in _said(result)
+    assert "set FRAUDSTREAM_SECRET_KEY to the key that signed them" in _said(result)
+    assert "Traceback" not in result.stderr
