@@ -42,6 +42,19 @@ _HGB_DEFAULTS: Mapping[str, Any] = {"max_iter": 200, "learning_rate": 0.1}
 _LOGISTIC_DEFAULTS: Mapping[str, Any] = {"C": 1.0, "max_iter": 1000}
 
 
+@dataclass(frozen=True)
+class LinearWeights:
+    """A fitted logistic regression as the numbers scoring reads: one weight per standardised
+    feature and the intercept.
+
+    Kept instead of scikit-learn's estimator, so that a logistic batch model is saved and
+    loaded as plain arrays, with no scikit-learn class to trust when it is unpickled.
+    """
+
+    weights: Matrix
+    intercept: float
+
+
 class BatchTrainingError(ValueError):
     """The window cannot train a model: too few labels, or a single class."""
 
@@ -76,7 +89,8 @@ class BatchSpec:
 
 
 class BatchLearner(OnlineLearner):
-    """A trained scikit-learn classifier with the online learner's attributes and calls.
+    """A trained classifier (scikit-learn's gradient boosting, or logistic `LinearWeights`)
+    with the online learner's attributes and calls.
 
     Built by `train_batch`. Scores name its version like any learner's; ``learn`` does nothing
     (a batch model is retrained, not updated), so ``labels_learned`` stays the size of the
@@ -140,10 +154,10 @@ class BatchLearner(OnlineLearner):
         """Fraud probabilities of many vectors (rows in `feature_names` order), each exactly
         the score `score` gives that vector alone."""
         if self.algorithm == "logistic":
-            weights = self.model.coef_[0]
+            linear: LinearWeights = self.model
             # Row by row along the contiguous axis: a row's sum does not depend on the batch.
-            logits = (((matrix - self._means) / self._scales) * weights).sum(axis=1)
-            raw = 1.0 / (1.0 + np.exp(-(logits + self.model.intercept_[0])))
+            logits = (((matrix - self._means) / self._scales) * linear.weights).sum(axis=1)
+            raw = 1.0 / (1.0 + np.exp(-(logits + linear.intercept)))
         else:
             raw = self.model.predict_proba(matrix)[:, 1]
         # Undo the weighting's shift of the odds: p / (p + w (1 - p)) with w the fraud weight.
@@ -170,7 +184,7 @@ class BatchLearner(OnlineLearner):
         names = self.feature_names
         if self.algorithm == "logistic":
             probability = float(self.predict_many(row)[0])
-            pushes = (standardised * self.model.coef_[0]).tolist()
+            pushes = (standardised * self.model.weights).tolist()
             return probability, _strongest(names, pushes, row[0], top)
         unusual = np.argsort(-np.abs(standardised), kind="stable")[:OCCLUSION_CANDIDATES]
         occluded = np.repeat(row, len(unusual) + 1, axis=0)
@@ -251,6 +265,7 @@ def train_batch(
             model = HistGradientBoostingClassifier(random_state=spec.seed, **params)
             model.fit(matrix, labels, sample_weight=weights)
         else:
-            model = LogisticRegression(random_state=spec.seed, **params)
-            model.fit((matrix - means) / scales, labels, sample_weight=weights)
+            fitted = LogisticRegression(random_state=spec.seed, **params)
+            fitted.fit((matrix - means) / scales, labels, sample_weight=weights)
+            model = LinearWeights(fitted.coef_[0].copy(), float(fitted.intercept_[0]))
     return BatchLearner(spec, model, feature_names, means, scales, weight, len(labels), frauds)

@@ -1,8 +1,11 @@
 """A learner as signed bytes: how a model travels from the learner to the scorers.
 
-A snapshot is a pickle, and unpickling runs code: bytes are only ever unpickled after their
-HMAC-SHA256 signature, keyed by the deployment's secret, has verified. A tampered, truncated
-or foreign snapshot is refused with `SnapshotError` before a single byte is unpickled.
+A snapshot is a pickle, and unpickling runs code, so two checks stand before a value is used.
+Bytes are unpickled only after their HMAC-SHA256 signature, keyed by the deployment's secret,
+has verified: a tampered, truncated or foreign snapshot is refused with `SnapshotError` before
+a single byte is unpickled. Then the unpickling itself is `models.safe_pickle`'s, which builds
+only the classes a model or a serving state holds: a signed pickle that names anything else
+(a leaked key, a data directory someone else can write) is refused too, nothing built from it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pickle
 from typing import TypeVar
 
 from models.learners import OnlineLearner
+from models.safe_pickle import restricted_loads
 
 Value = TypeVar("Value")
 
@@ -44,7 +48,12 @@ def load_signed(blob: bytes, key: bytes, expected: type[Value]) -> Value:
     signature, payload = blob[len(MAGIC) : header], blob[header:]
     if not hmac.compare_digest(signature, sign(payload, key)):
         raise SnapshotError("the snapshot's signature does not verify: refused unread")
-    value = pickle.loads(payload)
+    try:
+        value = restricted_loads(payload)
+    except Exception as error:
+        # Not a bug of ours: a refused global, or a pickle that does not rebuild (truncated,
+        # another library version). Refused like a bad signature, never a 500.
+        raise SnapshotError(f"the snapshot does not unpickle safely: {error}") from None
     if not isinstance(value, expected):
         raise SnapshotError(
             f"the snapshot holds a {type(value).__name__}, not a {expected.__name__}"

@@ -97,28 +97,29 @@ def authorize(request: Request, role: Role | None) -> None:
 
 
 class UnsafeSettingsError(ValueError):
-    """Settings a process refuses to start with: it would be open, or sign with a known key."""
+    """Settings a process refuses to start with: it would be open, or have no key to sign with."""
 
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def refuse_unsafe_start(
-    *, role: str, host: str | None, has_keys: bool, default_secret: bool, allow_open: bool
+    *, role: str, host: str | None, has_keys: bool, has_secret: bool, allow_open: bool
 ) -> None:
-    """Refuse to start a process that would be open to the network or sign with a known key.
+    """Refuse to start a process that would be open to the network or could not sign safely.
 
     The embedded service (`serve`) may run open on localhost; anywhere else it needs API keys
-    or an explicit ``FRAUDSTREAM_ALLOW_OPEN``. The distributed roles always need their own
+    or an explicit ``FRAUDSTREAM_ALLOW_OPEN``. Without ``FRAUDSTREAM_SECRET_KEY`` it signs
+    with its data directory's own key. The distributed roles always need the deployment's
     secret (it signs the models every process loads), and the API always needs keys.
 
     >>> refuse_unsafe_start(role="serve", host="127.0.0.1", has_keys=False,
-    ...                     default_secret=True, allow_open=False)
+    ...                     has_secret=False, allow_open=False)
     >>> refuse_unsafe_start(role="worker", host=None, has_keys=False,
-    ...                     default_secret=True, allow_open=False)  # doctest: +ELLIPSIS
+    ...                     has_secret=False, allow_open=False)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    service.auth.UnsafeSettingsError: fraudstream worker refuses the built-in secret: ...
+    service.auth.UnsafeSettingsError: fraudstream worker needs the deployment's secret: ...
     """
     if role == "serve":
         if not has_keys and host not in LOOPBACK and not allow_open:
@@ -127,10 +128,11 @@ def refuse_unsafe_start(
                 "set FRAUDSTREAM_API_KEYS, or FRAUDSTREAM_ALLOW_OPEN=true to mean it"
             )
         return
-    if default_secret:
+    if not has_secret:
         raise UnsafeSettingsError(
-            f"fraudstream {role} refuses the built-in secret: set FRAUDSTREAM_SECRET_KEY to a "
-            "long random value, the same in every process of the deployment"
+            f"fraudstream {role} needs the deployment's secret: set FRAUDSTREAM_SECRET_KEY to a "
+            "long random value (at least 32 bytes, e.g. `openssl rand -hex 32`), the same in "
+            "every process of the deployment"
         )
     if role == "api" and not has_keys:
         raise UnsafeSettingsError(

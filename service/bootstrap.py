@@ -20,6 +20,7 @@ from pipelines.runtime.simulated_feed import FeedConfig, SimulatedFeed
 from pipelines.telemetry import Telemetry
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
+from service.signing import embedded_key
 
 
 def seconds(value: timedelta) -> int:
@@ -79,7 +80,7 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     detector = build_detector(settings)
     models = settings.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
-    key = settings.secret_key.get_secret_value().encode()
+    key = embedded_key(settings)
     lifecycle = ModelLifecycle(
         detector,
         ModelRegistry(models, FileIndex(models / "index.json"), key),

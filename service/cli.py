@@ -26,7 +26,8 @@ from service.distributed import (
 )
 from service.http_protocol import bounded_protocol
 from service.logs import configure_logging
-from service.settings import DEFAULT_SECRET_KEY, Settings
+from service.settings import Settings
+from service.signing import embedded_key, refuse_models_of_another_key
 
 app = typer.Typer(
     name="fraudstream",
@@ -60,6 +61,9 @@ def serve(
         }
         settings = Settings(**overrides)
         _refuse_unsafe(settings, "serve")
+        # Made (or its file refused) now, and checked against the models already kept, rather
+        # than failing halfway through start-up.
+        refuse_models_of_another_key(settings, embedded_key(settings))
         configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
@@ -148,7 +152,7 @@ def _refuse_unsafe(settings: Settings, role: str) -> None:
         role=role,
         host=settings.host,
         has_keys=bool(settings.api_keys),
-        default_secret=settings.secret_key.get_secret_value() == DEFAULT_SECRET_KEY,
+        has_secret=settings.secret_key is not None,
         allow_open=settings.allow_open,
     )
 

@@ -61,6 +61,7 @@ from pipelines.telemetry import Telemetry
 from service.bootstrap import event_time_bounds, lifecycle_policy, seconds
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
+from service.signing import deployment_key
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def fresh_learner(settings: Settings) -> OnlineLearner:
 
 
 def model_channel(settings: Settings, client: redis.Redis) -> ModelChannel:
-    secret = settings.secret_key.get_secret_value().encode()
-    return ModelChannel(client, prefix=key_prefix(settings), secret_key=secret)
+    return ModelChannel(client, prefix=key_prefix(settings), secret_key=deployment_key(settings))
 
 
 def redis_detector(
@@ -186,7 +186,7 @@ def registry_of(settings: Settings, client: redis.Redis) -> ModelRegistry:
     mounts), the index in Redis."""
     directory = settings.data_dir / "models"
     directory.mkdir(parents=True, exist_ok=True)
-    key = settings.secret_key.get_secret_value().encode()
+    key = deployment_key(settings)
     return ModelRegistry(directory, RedisIndex(client, key_prefix(settings)), key)
 
 
@@ -220,7 +220,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         detector,
         registry_of(settings, client),
         commands,
-        settings.secret_key.get_secret_value().encode(),
+        deployment_key(settings),
     )
     runtime = ClusterRuntime(
         detector,
@@ -315,7 +315,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
     detector, pending, _ = redis_detector(settings, client, fresh_learner(settings), deferred=True)
     assert isinstance(detector.state, DeferredFrauds)
     registry = registry_of(settings, client)
-    key = settings.secret_key.get_secret_value().encode()
+    key = deployment_key(settings)
     lifecycle = ModelLifecycle(detector, registry, key, policy=lifecycle_policy(settings))
     if registry.champion() is None:
         # A new deployment: models published before any learner ran (seeded by hand) are

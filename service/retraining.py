@@ -21,6 +21,7 @@ from pipelines.retrain.job import RetrainOptions, RetrainResult
 from pipelines.retrain.jobs import RetrainJobs, RetrainLock, event_time_of
 from pipelines.retrain.offline_store import ParquetOfflineStore
 from service.settings import Settings
+from service.signing import embedded_key
 
 
 def retrain_options(settings: Settings, **overrides: object) -> RetrainOptions:
@@ -106,7 +107,7 @@ def standalone_jobs(settings: Settings, options: RetrainOptions) -> RetrainJobs:
     store = offline_store(settings, features.names)
     models = settings.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
-    key = settings.secret_key.get_secret_value().encode()
+    key = embedded_key(settings)
     registry = ModelRegistry(models, FileIndex(models / "index.json"), key)
 
     def apply(result: RetrainResult) -> str:

@@ -11,7 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.durations import parse_duration
@@ -24,8 +32,18 @@ def _duration(value: Any) -> Any:
     return parse_duration(value) if isinstance(value, str) else value
 
 
-DEFAULT_SECRET_KEY = "fraudstream-embedded-default-secret"
-"""Good enough for one process on localhost; a deployment sets its own."""
+MIN_SECRET_BYTES = 32
+"""The shortest signing key accepted: 256 bits, the size of the HMAC-SHA256 it keys."""
+
+
+def _long_enough(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"FRAUDSTREAM_SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes: use a long random "
+            "value, e.g. `openssl rand -hex 32`"
+        )
+    return value
+
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 """A duration written as ``7d``, ``12h``, ``30m`` or ``90s``."""
@@ -43,7 +61,10 @@ class ChallengerSpec(BaseModel):
 class Settings(BaseSettings):
     """Everything an operator can set; the defaults run the embedded service on a laptop."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore", frozen=True)
+    # A refused value is named by its setting, never echoed: it may be a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDSTREAM_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65_535)] = 8000
@@ -96,8 +117,10 @@ class Settings(BaseSettings):
     the API is open (embedded mode on localhost)."""
     allow_open: bool = False
     """Let `serve` run without API keys on an interface other than localhost."""
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
-    """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment."""
+    secret_key: Annotated[SecretStr | None, AfterValidator(_long_enough)] = None
+    """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment, at least
+    32 bytes. Unset: embedded mode keeps a random one in the data directory (`secret.key`); the
+    distributed roles refuse to start."""
     metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9400
     """Where `worker` and `learner` serve Prometheus metrics (``/metrics`` on the host
     interface); 0: not served. The API serves them on its own port."""

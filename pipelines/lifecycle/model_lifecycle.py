@@ -195,6 +195,7 @@ class ModelLifecycle:
         try:
             learner = load_snapshot(self.registry.artefact(version), self._key)
         except SnapshotError as error:
+            logger.error("refused to load %s: %s", version, error)
             self.registry.log_event("refused", version, str(error))
             raise TamperedArtefactError(f"{version}: {error}") from None
         learner.rebase(version)
@@ -325,6 +326,7 @@ def import_artefact(
     try:
         learner = load_snapshot(artefact, key)
     except SnapshotError as error:
+        logger.error("refused an uploaded artefact: %s", error)
         registry.log_event("refused", "upload", str(error))
         raise TamperedArtefactError(f"uploaded artefact: {error}") from None
     return registry.register(

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
 from service.cli import app
-from service.settings import DEFAULT_SECRET_KEY
+from service.settings import Settings
+from service.signing import embedded_key
 from tests.pipelines.retrain.retrain_data import parquet_store
 
 runner = CliRunner()
@@ -72,7 +73,8 @@ def test_retrain_with_a_warm_restart_registers_the_batch_model_and_the_replayed_
     assert result.exit_code == 0, result.output
     assert "warm restart: m000002 registered" in result.output
     models = tmp_path / "models"
-    registry = ModelRegistry(models, FileIndex(models / "index.json"), DEFAULT_SECRET_KEY.encode())
+    key = embedded_key(Settings(data_dir=tmp_path))  # the one `retrain` made and kept
+    registry = ModelRegistry(models, FileIndex(models / "index.json"), key)
     batch, warm = registry.record("m000001"), registry.record("m000002")
     assert (batch.kind, warm.kind, warm.learner) == ("batch", "online", "hoeffding")
     assert warm.data_window == batch.data_window

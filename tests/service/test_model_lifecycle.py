@@ -18,6 +18,8 @@ from models.model_record import NewModel
 from models.snapshots import dump_snapshot
 from pipelines.bench.server_process import serve
 from pipelines.runtime.embedded import EmbeddedRuntime
+from service.settings import Settings
+from service.signing import embedded_key
 from tests.service.client import api_client, transaction
 
 pytestmark = pytest.mark.anyio
@@ -131,7 +133,7 @@ async def test_a_model_for_other_features_is_refused_with_409(tmp_path: Path) ->
         assert lifecycle is not None
         learner = OnlineLearner("logistic")
         foreign = lifecycle.registry.register(
-            dump_snapshot(learner, b"fraudstream-embedded-default-secret"),
+            dump_snapshot(learner, embedded_key(Settings(data_dir=tmp_path))),
             NewModel(
                 kind="online",
                 learner="logistic",

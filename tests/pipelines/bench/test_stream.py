@@ -76,7 +76,7 @@ def test_the_workers_are_configured_as_the_in_process_detector(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     servers = RunningServers(redis_url, "127.0.0.1:9092")
-    environment = worker_settings(SMALL, servers, "bench0.", "a-bench-secret")
+    environment = worker_settings(SMALL, servers, "bench0.", "a-bench-secret-of-at-least-32-bytes")
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     settings = Settings()

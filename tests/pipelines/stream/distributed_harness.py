@@ -44,7 +44,7 @@ from service.distributed import key_prefix
 from service.settings import Settings
 from tests.servers.role_process import RoleProcess
 
-SECRET = "a-test-deployment-secret"
+SECRET = "a-test-deployment-secret-of-32-bytes-or-more"
 ADMIN_KEY = "a-test-admin-key"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 """Headers for the distributed API role, which always requires keys."""
