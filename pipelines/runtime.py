@@ -27,7 +27,7 @@ from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.alert_log import AlertLog
 from pipelines.dashboard import AlertRate, QualityPoint, ScoreBin, alert_rate, score_histogram
-from pipelines.lifecycle import Lifecycle
+from pipelines.lifecycle import Lifecycle, ModelLifecycle
 from pipelines.offline_store import ExampleSink
 from pipelines.retrain_book import Retraining
 from pipelines.scoring_batch import score_batch
@@ -291,10 +291,14 @@ class EmbeddedRuntime:
         self._consumer = asyncio.create_task(self._consume(), name="transaction-queue")
 
     async def stop(self) -> None:
+        """Stop consuming and, where this process owns the models, take the final snapshot:
+        a clean stop loses nothing learned or scored."""
         if self._consumer is not None:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
+        if isinstance(self.lifecycle, ModelLifecycle):
+            self.lifecycle.stop()
 
     async def drain(self) -> None:
         """Wait until every queued transaction has been scored (tests, shutdown)."""

@@ -58,7 +58,7 @@ async def _tick(lifecycle: ModelLifecycle) -> None:
     while True:
         await asyncio.sleep(LIFECYCLE_TICK_SECONDS)
         try:
-            lifecycle.tick()
+            await lifecycle.tick_in_background()
         except Exception:
             logger.exception("the model lifecycle's periodic step failed; retrying next tick")
 

@@ -66,19 +66,24 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     """The embedded runtime, resumed from the last snapshot under the data directory if any.
 
     Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
-    serving holds is saved beside them as ``state.snapshot`` at every snapshot.
+    serving holds is saved beside them as ``state.snapshot`` at every snapshot, and the labels
+    acknowledged after it are learned again from the offline store at start-up.
     """
     detector = build_detector(settings)
     models = settings.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     key = settings.secret_key.get_secret_value().encode()
+    offline = offline_store(settings, detector.features.names)
     lifecycle = ModelLifecycle(
         detector,
         ModelRegistry(models, FileIndex(models / "index.json"), key),
         key,
         state_path=settings.data_dir / "state.snapshot",
         policy=lifecycle_policy(settings),
+        labels=offline,
     )
+    # Resumes the saved state, then learns the labels acknowledged after it: before the
+    # server listens, so it is never ready without them.
     resumed = lifecycle.resume()
     if not resumed:
         for spec in settings.challengers:
@@ -91,8 +96,8 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         lifecycle=lifecycle,
     )
     runtime.resumed = resumed
-    runtime.offline = offline_store(settings, detector.features.names)
-    runtime.retrain = serving_jobs(settings, runtime.offline, lifecycle)
+    runtime.offline = offline
+    runtime.retrain = serving_jobs(settings, offline, lifecycle)
     return runtime
 
 
