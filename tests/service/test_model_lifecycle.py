@@ -230,7 +230,8 @@ def test_killed_and_restarted_the_service_resumes_from_its_last_snapshot(tmp_pat
         # and the result registered at once as the next version.
         assert champion["labels_learned"] == 40
         recovered = champion["version"].split("+")[0]
-        assert recovered > snapshot["version"] and champion["version"] == f"{recovered}+0"
+        assert recovered > snapshot["version"]
+        assert champion["version"] == f"{recovered}+0"
         # The vectors scored before the snapshot came back with it: their labels still learn,
         # and those learned again are not learned twice.
         learned = client.post("/v1/labels", json=[_label(i, i % 5 == 0) for i in range(30, 60)])
