@@ -11,10 +11,11 @@ resumes where the last snapshot stood and then learns the labels acknowledged si
 and it names the version it goes with: at a restart that pair is what serves, so a crash
 between the two writes loses nothing.
 
-The periodic snapshot does not hold the event loop: the champion is registered on the loop
-(its artefact is learner-sized), then a forked child, the operating system's copy-on-write
-image of the process at that instant, serialises, signs and writes the state while the parent
-goes on serving (``pipelines.forked_write``); the parent renames it into place.
+The periodic and on-demand snapshots do not hold the event loop: the champion's artefact
+(learner-sized) is dumped on the loop, and a forked child, the operating system's copy-on-write
+image of the process at that same instant, serialises, signs and writes the state while the
+parent goes on serving (``pipelines.forked_write``); the registry's writes and the renaming
+of the state into place are made on a thread.
 
 Promotion swaps the champion between two requests, on the event loop: no request sees half a
 swap, and each score names the version that produced it. Promoting an older version is the
@@ -24,6 +25,7 @@ feature schema is refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -40,7 +42,7 @@ from models.model_record import ModelRecord, NewModel
 from models.quality import QualityFigures
 from models.scored import Scored
 from models.snapshots import SnapshotError, dump_signed, dump_snapshot, load_signed, load_snapshot
-from pipelines.forked_write import ForkedWriteError, remove_stale, sync_directory, write_forked
+from pipelines.forked_write import ForkedWriteError, ForkedWriter, remove_stale, sync_directory
 from pipelines.label_replay import LabelJournal, learn_since
 from pipelines.registry import ModelRegistry, RegistryError, TamperedArtefactError, code_version
 from pipelines.registry_index import write_atomically
@@ -243,21 +245,41 @@ class ModelLifecycle:
         return record
 
     async def snapshot_in_background(self, reason: str) -> ModelRecord | None:
-        """`snapshot`, the state written by a forked child while the loop goes on serving.
+        """`snapshot` without holding the event loop: what it reflects is taken on the loop in
+        one step (the champion's artefact, learner-sized, and a forked child holding the rest
+        of the state), then the registry's writes and the state's are made meanwhile.
 
         Returns the record once it is the champion; ``None`` when a snapshot taken meanwhile
-        superseded it (it stays registered, not served).
+        superseded it (it stays registered, not served) or its state could not be written.
         """
         path = self._state_path
         if path is None:
             return self.snapshot(reason)
-        record = self._register_champion(reason)
-        # Taken in the same step as the artefact: the fork copies exactly what it reflects.
-        state = self._state(record)
+        detector = self.detector
+        learner = detector.learner
+        learned = learner.labels_learned
+        artefact = dump_snapshot(learner, self._key)
+        model = self._describe(learner, reason, CHAMPION)
+        # The version is not known yet: the child is told it once the registry has given it.
+        state = detector.export_state("")
+        state.labels_position = model.stream_position.get("labels_position")
+        writer = ForkedWriter(path, state, self._key, _name_champion)
+        self._generation += 1
         generation = self._generation
+        self._in_place = False
+        self._mark_snapshot()
         self._writing = True
         try:
-            written = await write_forked(path, state, self._key)
+            try:
+                record = await asyncio.to_thread(self.registry.register, artefact, model)
+            except BaseException:
+                await writer.abandon()
+                raise
+            if detector.learner is learner:
+                # Named by the version of what was dumped, whatever it learned since.
+                learner.lineage, learner.lineage_labels = record.version, learned
+                detector.replace_learner(learner)
+            written = await writer.write(record.version)
         except ForkedWriteError as error:
             logger.error("the %s snapshot's state was not written: %s", reason, error)
             return None
@@ -266,11 +288,16 @@ class ModelLifecycle:
         if generation != self._generation:
             written.unlink(missing_ok=True)
             return None
-        os.replace(written, path)
-        sync_directory(path.parent)
-        self._point_at(record, reason)
-        self._in_place = True
+        await asyncio.to_thread(self._put_in_place, written, record, reason)
+        if generation == self._generation:
+            self._in_place = True
         return record
+
+    def _put_in_place(self, written: Path, record: ModelRecord, reason: str) -> None:
+        assert self._state_path is not None
+        os.replace(written, self._state_path)
+        sync_directory(self._state_path.parent)
+        self._point_at(record, reason)
 
     def _register_champion(self, reason: str) -> ModelRecord:
         detector = self.detector
@@ -497,6 +524,10 @@ def import_artefact(
             reason="upload",
         ),
     )
+
+
+def _name_champion(state: DetectorState, version: str) -> None:
+    state.champion_version = version
 
 
 def audit_entry(detector: FraudDetector, transaction_id: str) -> AuditEntry | None:
