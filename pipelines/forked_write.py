@@ -33,7 +33,7 @@ from models.snapshots import dump_signed
 
 Value = TypeVar("Value")
 
-CHILD_NICENESS = 10
+CHILD_NICENESS = 19
 """The child serialises on spare CPU: the serving parent comes first."""
 
 

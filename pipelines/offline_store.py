@@ -216,7 +216,7 @@ class ParquetOfflineStore:
     >>> import tempfile
     >>> store = ParquetOfflineStore(Path(tempfile.mkdtemp()), ["amount"])
     >>> store.read(datetime(2018, 1, 1, tzinfo=UTC), datetime(2019, 1, 1, tzinfo=UTC)).shape
-    (0, 11)
+    (0, 13)
     """
 
     def __init__(self, root: Path, feature_names: Sequence[str]) -> None:

@@ -2,11 +2,11 @@
 
 A ``fraudstream serve`` subprocess is filled with ``pending`` scored vectors awaiting their
 labels (the bulk of what a snapshot of the serving state holds), then single transactions are
-sent at a fixed ``rate``: first with nothing else going on, then while ``POST
-/v1/models/snapshots`` registers the champion and writes the serving state. A request's latency
-runs from when it was due to when its answer was read, so a loop held by the snapshot shows as
-the queue of requests behind it, not as one slow request. Only requests due while a snapshot
-was being written count as "during".
+sent at a fixed ``rate`` throughout, over rounds of ``rest_seconds`` with nothing else going
+on then one ``POST /v1/models/snapshots`` (the champion registered, the serving state
+written): rest and snapshot windows interleave, so that both see the same machine. A
+request's latency runs from when it was due to when its answer was read, so a loop held by
+the snapshot shows as the queue of requests behind it, not as one slow request.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class SnapshotBenchOptions:
     """Scoring requests a second, due at fixed intervals."""
     connections: int = 8
     rest_seconds: float = 10.0
+    """Seconds at rest before each snapshot."""
     snapshots: int = 3
     """Snapshots written, one after another, under the same load."""
     url: str | None = None
@@ -106,38 +107,48 @@ def _latencies(samples: list[tuple[float, float, bool]]) -> Latencies:
     )
 
 
+Window = tuple[float, float]
+
+
 async def _under_load(
     server: ServerProcess,
     options: SnapshotBenchOptions,
     bodies: TransactionBodies,
-    seconds: float,
-    during: Callable[[], object] | None = None,
-) -> tuple[_Paced, list[tuple[float, float]]]:
-    """Paced load for ``seconds``, or for as long as ``during`` (a blocking call made on a
-    thread, each window it spans returned) takes plus a second either side."""
-    paced = _Paced(options.rate, time.perf_counter() + 0.2)
-    windows: list[tuple[float, float]] = []
+    snapshot: Callable[[], object],
+) -> tuple[_Paced, list[Window], list[Window]]:
+    """Paced load throughout, over rounds of ``rest_seconds`` at rest then one ``snapshot``
+    (a blocking call, made on a thread); returns the samples and the rest and snapshot
+    windows, interleaved so that both see the same machine."""
+    paced = _Paced(options.rate, time.perf_counter() + 0.5)
+    rests: list[Window] = []
+    snapshots: list[Window] = []
     async with contextlib.AsyncExitStack() as stack:
         connections = [
             await stack.enter_async_context(KeepAliveConnection(server.url))
             for _ in range(options.connections)
         ]
-        stop_at = paced.start + seconds if during is None else float("inf")
         senders = [
-            asyncio.create_task(_send(connection, paced, bodies.one, stop_at))
+            asyncio.create_task(_send(connection, paced, bodies.one, float("inf")))
             for connection in connections
         ]
-        if during is not None:
-            await asyncio.sleep(1.0)
-            for _ in range(options.snapshots):
-                began = time.perf_counter()
-                await asyncio.to_thread(during)
-                windows.append((began, time.perf_counter()))
-                await asyncio.sleep(1.0)
-            for sender in senders:
-                sender.cancel()
+        await asyncio.sleep(1.0)  # warm: connections open, the first requests answered
+        for _ in range(options.snapshots):
+            began = time.perf_counter()
+            await asyncio.sleep(options.rest_seconds)
+            rests.append((began, time.perf_counter()))
+            began = time.perf_counter()
+            await asyncio.to_thread(snapshot)
+            snapshots.append((began, time.perf_counter()))
+        for sender in senders:
+            sender.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
-    return paced, windows
+    return paced, rests, snapshots
+
+
+def _within(
+    samples: list[tuple[float, float, bool]], windows: list[Window]
+) -> list[tuple[float, float, bool]]:
+    return [sample for sample in samples if any(a <= sample[0] < b for a, b in windows)]
 
 
 def _fill(client: httpx.Client, bodies: TransactionBodies, pending: int) -> None:
@@ -176,24 +187,20 @@ def bench_snapshot(
     span = timedelta(days=options.pending / (2 * cards))
     start = datetime.now(UTC) - timedelta(days=1) - span
     bodies = TransactionBodies(cards=cards, terminals=2_000, start=start)
-    durations: list[float] = []
     with _server(options) as server, httpx.Client(base_url=server.url, timeout=600) as client:
         advance()
         _fill(client, bodies, options.pending)
         advance()
-        rest, _ = asyncio.run(_under_load(server, options, bodies, options.rest_seconds))
-        advance()
 
         def snapshot() -> None:
-            began = time.perf_counter()
             client.post(SNAPSHOT_PATH).raise_for_status()
-            durations.append(time.perf_counter() - began)
 
-        loaded, windows = asyncio.run(_under_load(server, options, bodies, 0.0, snapshot))
+        paced, rests, snapshots = asyncio.run(_under_load(server, options, bodies, snapshot))
         advance()
-    during = [
-        sample
-        for sample in loaded.samples
-        if any(began <= sample[0] <= ended for began, ended in windows)
-    ]
-    return SnapshotBench(options, _latencies(rest.samples), _latencies(during), durations)
+    advance()
+    return SnapshotBench(
+        options,
+        _latencies(_within(paced.samples, rests)),
+        _latencies(_within(paced.samples, snapshots)),
+        [end - began for began, end in snapshots],
+    )

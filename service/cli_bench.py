@@ -212,7 +212,9 @@ def bench_memory(
 def bench_snapshot(
     pending: Annotated[int, typer.Option(help="Scored vectors awaiting labels")] = 200_000,
     rate: Annotated[float, typer.Option(help="POST /v1/score requests a second")] = 200.0,
-    rest_seconds: Annotated[float, typer.Option(help="Seconds measured at rest")] = 10.0,
+    rest_seconds: Annotated[
+        float, typer.Option(help="Seconds measured at rest before each snapshot")
+    ] = 10.0,
     snapshots: Annotated[int, typer.Option(help="Snapshots written under load")] = 3,
     url: Annotated[
         str | None, typer.Option(help="Measure this running server instead of starting one")
