@@ -263,7 +263,11 @@ class ModelLifecycle:
         # The version is not known yet: the child is told it once the registry has given it.
         state = detector.export_state("")
         state.labels_position = model.stream_position.get("labels_position")
-        writer = ForkedWriter(path, state, self._key, _name_champion)
+        try:
+            writer = ForkedWriter(path, state, self._key, _name_champion)
+        except OSError as error:  # no process to spare (memory, process limits): inline
+            logger.warning("could not fork the snapshot writer (%s): writing inline", error)
+            return self.snapshot(reason)
         self._generation += 1
         generation = self._generation
         self._in_place = False
@@ -399,6 +403,7 @@ class ModelLifecycle:
             self._save_state(version)
             self.registry.set_champion(version, detail=detail)
             self._mark_snapshot()
+            self._in_place = True
         logger.warning(
             "promoted %s to champion (%s)", version, detail, extra={"model_version": version}
         )
