@@ -124,6 +124,9 @@ class DetectorState:
     quality: dict[str, RollingQuality]
     watermark: int | None
     maturity: MaturityQueue | None
+    labels_position: int | None = None
+    """The offline store's position of the last label this state reflects: a restart learns
+    the labels after it (``None``: unknown, nothing is learned again)."""
 
 
 class FraudDetector:

@@ -14,6 +14,7 @@ import gc
 from collections.abc import Iterator
 
 GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two young-generation collections (CPython's default is 700)."""
 
 
 def settle_after_start_up() -> None:

@@ -16,6 +16,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from pipelines.durable_files import sync_directory
+
 KEY_FILE = "secret.key"
 """The key's name in the data directory."""
 NEW_KEY_BYTES = 32
@@ -103,8 +105,4 @@ def _create(path: Path) -> None:
             os.link(draft, path)
     finally:
         draft.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)

@@ -35,8 +35,6 @@ from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-"""Allocations between two young-generation collections (CPython's default is 700)."""
-
 QUALITY_SAMPLE_SECONDS = 5.0
 """How often the dashboard's quality history samples the live model's rolling AP."""
 
@@ -58,7 +56,7 @@ async def _tick(lifecycle: ModelLifecycle) -> None:
     while True:
         await asyncio.sleep(LIFECYCLE_TICK_SECONDS)
         try:
-            lifecycle.tick()
+            await lifecycle.tick_in_background()
         except Exception:
             logger.exception("the model lifecycle's periodic step failed; retrying next tick")
 

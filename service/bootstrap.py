@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.alerting import AlertPolicy, AlertPolicyConfig, CooldownBook
 from models.detector import DetectorPolicy, FraudDetector
 from models.event_time import EventTimeBounds
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
-from models.state import WindowSpec
+from models.pending import PendingStore
+from models.state import FeatureState, WindowSpec
 from pipelines.lifecycle.model_lifecycle import LifecyclePolicy, ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
@@ -32,15 +33,26 @@ def event_time_bounds(settings: Settings) -> EventTimeBounds:
     return EventTimeBounds(settings.max_clock_skew, settings.min_event_time)
 
 
-def build_detector(settings: Settings) -> FraudDetector:
-    """In-memory state, the configured learner and alert policy."""
+def build_detector(
+    settings: Settings,
+    learner: OnlineLearner | None = None,
+    *,
+    state: FeatureState | None = None,
+    pending: PendingStore | None = None,
+    cooldowns: CooldownBook | None = None,
+) -> FraudDetector:
+    """The detector every role scores with, built from the settings in this one place.
+
+    Embedded mode keeps state, pending vectors and cooldowns in memory (the defaults); the
+    distributed roles pass their Redis stores. Implicit legitimate labels come from the
+    in-memory pending vectors' maturity queue, so they are an embedded-mode feature.
+    """
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
-    features = FeatureSet(FeatureSpec(windows=windows))
-    implicit = settings.implicit_legit_after
+    implicit = settings.implicit_legit_after if pending is None else None
     return FraudDetector(
-        features,
-        InMemoryFeatureState(windows, max_cards=settings.max_cards),
-        OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
+        FeatureSet(FeatureSpec(windows=windows)),
+        state or InMemoryFeatureState(windows, max_cards=settings.max_cards),
+        learner or OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
         DetectorPolicy(
             reasons=settings.reasons,
             pending_ttl_seconds=seconds(settings.pending_ttl),
@@ -55,8 +67,10 @@ def build_detector(settings: Settings) -> FraudDetector:
                 threshold=settings.alert_threshold,
                 daily_budget=settings.alert_budget,
                 cooldown_seconds=seconds(settings.alert_cooldown),
-            )
+            ),
+            cooldowns,
         ),
+        pending,
     )
 
 
@@ -75,19 +89,24 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     """The embedded runtime, resumed from the last snapshot under the data directory if any.
 
     Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
-    serving holds is saved beside them as ``state.snapshot`` at every snapshot.
+    serving holds is saved beside them as ``state.snapshot`` at every snapshot, and the labels
+    acknowledged after it are learned again from the offline store at start-up.
     """
     detector = build_detector(settings)
     models = settings.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     key = embedded_key(settings)
+    offline = offline_store(settings, detector.features.names)
     lifecycle = ModelLifecycle(
         detector,
         ModelRegistry(models, FileIndex(models / "index.json"), key),
         key,
         state_path=settings.data_dir / "state.snapshot",
         policy=lifecycle_policy(settings),
+        labels=offline,
     )
+    # Resumes the saved state, then learns the labels acknowledged after it: before the
+    # server listens, so it is never ready without them.
     resumed = lifecycle.resume()
     if not resumed:
         for spec in settings.challengers:
@@ -101,8 +120,8 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     )
     runtime.resumed = resumed
     runtime.event_time = event_time_bounds(settings)
-    runtime.offline = offline_store(settings, detector.features.names)
-    runtime.retrain = serving_jobs(settings, runtime.offline, lifecycle)
+    runtime.offline = offline
+    runtime.retrain = serving_jobs(settings, offline, lifecycle)
     return runtime
 
 

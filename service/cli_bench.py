@@ -21,6 +21,9 @@ from pipelines.bench.memory import STEPS as MEMORY_STEPS
 from pipelines.bench.memory import bench_memory as run_memory_bench
 from pipelines.bench.retrain import STEPS as RETRAIN_STEPS
 from pipelines.bench.retrain import bench_retrain as run_retrain_bench
+from pipelines.bench.snapshot import STEPS as SNAPSHOT_STEPS
+from pipelines.bench.snapshot import SnapshotBenchOptions
+from pipelines.bench.snapshot import bench_snapshot as run_snapshot_bench
 from pipelines.bench.stream import STEPS as STREAM_STEPS
 from pipelines.bench.stream import StreamBenchOptions
 from pipelines.bench.stream import bench_stream as run_stream_bench
@@ -203,3 +206,35 @@ def bench_memory(
         with progress_bar("stores measured", MEMORY_STEPS) as advance:
             result = run_memory_bench(options, progress=advance)
     print_memory_bench(console, result)
+
+
+@bench_app.command("snapshot")
+def bench_snapshot(
+    pending: Annotated[int, typer.Option(help="Scored vectors awaiting labels")] = 200_000,
+    rate: Annotated[float, typer.Option(help="POST /v1/score requests a second")] = 200.0,
+    rest_seconds: Annotated[
+        float, typer.Option(help="Seconds measured at rest before each snapshot")
+    ] = 10.0,
+    snapshots: Annotated[int, typer.Option(help="Snapshots written under load")] = 3,
+    url: Annotated[
+        str | None, typer.Option(help="Measure this running server instead of starting one")
+    ] = None,
+) -> None:
+    """Scoring latency (p50, p99) at rest and while a snapshot of the serving state is written."""
+    with user_errors():
+        options = SnapshotBenchOptions(
+            pending=pending, rate=rate, rest_seconds=rest_seconds, snapshots=snapshots, url=url
+        )
+        with progress_bar("benchmarking", SNAPSHOT_STEPS) as advance:
+            result = run_snapshot_bench(options, progress=advance)
+    for name, figures in (("at rest", result.at_rest), ("during a snapshot", result.during)):
+        console.print(
+            f"{name:18} {figures.requests:6,} requests  {figures.errors} errors  "
+            f"p50 {figures.p50_ms:7.2f} ms  p99 {figures.p99_ms:7.2f} ms  "
+            f"max {figures.max_ms:7.2f} ms"
+        )
+    seconds = ", ".join(f"{duration:.1f}" for duration in result.snapshot_seconds)
+    console.print(
+        f"p99 during / at rest: {result.p99_ratio:.2f}x (target at most 2x); "
+        f"{pending:,} pending vectors, snapshots written in {seconds} s"
+    )

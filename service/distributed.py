@@ -20,9 +20,7 @@ from dataclasses import dataclass
 import redis
 from prometheus_client import start_http_server
 
-from models.alerting import AlertPolicy, AlertPolicyConfig
-from models.detector import DetectorPolicy, FraudDetector, ServingModels
-from models.features import FeatureSet, FeatureSpec
+from models.detector import FraudDetector, ServingModels
 from models.learners import OnlineLearner
 from models.state import WindowSpec
 from pipelines.collector import settle_after_start_up
@@ -58,7 +56,7 @@ from pipelines.stream.label_learner import DeferredFrauds, LabelLearner, Learner
 from pipelines.stream.topics import Topics
 from pipelines.stream.worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
-from service.bootstrap import event_time_bounds, lifecycle_policy, seconds
+from service.bootstrap import build_detector, event_time_bounds, lifecycle_policy, seconds
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 from service.signing import deployment_key
@@ -123,25 +121,15 @@ def redis_detector(
     pending = RedisPendingStore(
         client, prefix=prefix, ttl_seconds=seconds(settings.pending_ttl), deferred=deferred
     )
-    cooldown = seconds(settings.alert_cooldown)
-    detector = FraudDetector(
-        FeatureSet(FeatureSpec(windows=windows)),
-        DeferredFrauds(state) if deferred else state,
+    cooldowns = RedisCooldownBook(
+        client, prefix=prefix, cooldown_seconds=seconds(settings.alert_cooldown)
+    )
+    detector = build_detector(
+        settings,
         learner,
-        DetectorPolicy(
-            reasons=settings.reasons,
-            pending_ttl_seconds=seconds(settings.pending_ttl),
-            max_corrections=settings.max_label_corrections,
-        ),
-        AlertPolicy(
-            AlertPolicyConfig(
-                threshold=settings.alert_threshold,
-                daily_budget=settings.alert_budget,
-                cooldown_seconds=cooldown,
-            ),
-            RedisCooldownBook(client, prefix=prefix, cooldown_seconds=cooldown),
-        ),
-        pending,
+        state=DeferredFrauds(state) if deferred else state,
+        pending=pending,
+        cooldowns=cooldowns,
     )
     return detector, pending, state
 

@@ -16,7 +16,7 @@ from models.state import WindowSpec
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry, code_version
 from pipelines.lifecycle.registry_index import FileIndex
-from pipelines.retrain.book import JobBook, JobLock
+from pipelines.retrain.book import FileJobBook, JobBook, JobLock
 from pipelines.retrain.job import RetrainOptions, RetrainResult
 from pipelines.retrain.jobs import RetrainJobs, RetrainLock, event_time_of
 from pipelines.retrain.offline_store import ParquetOfflineStore
@@ -64,8 +64,9 @@ def serving_jobs(
     event_time: Callable[[], datetime | None] | None = None,
 ) -> RetrainJobs:
     """Jobs of the process that owns the serving models: results change its champion or
-    challengers. By default (``serve``) a file lock, jobs kept in memory and the event time of
-    the latest transaction scored; the learner passes Redis's and its latest label's."""
+    challengers. By default (``serve``) a file lock, jobs kept in files under the data
+    directory and the event time of the latest transaction scored; the learner passes Redis's
+    and its latest label's."""
     schema = lifecycle.detector.features.schema_version
 
     def apply(result: RetrainResult) -> str:
@@ -87,7 +88,7 @@ def serving_jobs(
         apply,
         event_time or event_time_of(lambda: lifecycle.detector.watermark),
         reports=settings.data_dir / "retrain",
-        book=book,
+        book=book or FileJobBook(settings.data_dir / "retrain-jobs"),
         apply_warm=apply_warm,
     )
 

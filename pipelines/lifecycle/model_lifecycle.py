@@ -5,7 +5,17 @@ registered (a signed artefact with its provenance) every N labels or T seconds a
 and becomes the registry's champion pointer; from then on its scores name that version plus
 the labels learned since (``m000012+37``). In embedded mode the rest of what serving needs
 (windows, pending vectors, cooldowns, challengers, quality windows) is written beside it,
-signed too, so a restart resumes where the last snapshot stood.
+signed too, with the offline store's position of the last label it reflects, so a restart
+resumes where the last snapshot stood and then learns the labels acknowledged since
+(``pipelines.lifecycle.label_replay``). The saved state is written before the champion pointer
+moves, and it names the version it goes with: at a restart that pair is what serves, so a crash
+between the two writes loses nothing.
+
+The periodic and on-demand snapshots do not hold the event loop: the champion's artefact
+(learner-sized) is dumped on the loop, and a forked child, the operating system's copy-on-write
+image of the process at that same instant, serialises, signs and writes the state while the
+parent goes on serving (``pipelines.lifecycle.forked_write``); the registry's writes and the
+renaming of the state into place are made on a thread.
 
 Promotion swaps the champion between two requests, on the event loop: no request sees half a
 swap, and each score names the version that produced it. Promoting an older version is the
@@ -15,7 +25,9 @@ feature schema is refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +42,19 @@ from models.model_record import ModelRecord, NewModel
 from models.quality import QualityFigures
 from models.scored import Scored
 from models.snapshots import SnapshotError, dump_signed, dump_snapshot, load_signed, load_snapshot
-from pipelines.lifecycle.registry import ModelRegistry, TamperedArtefactError, code_version
-from pipelines.lifecycle.registry_index import write_atomically
+from pipelines.durable_files import sync_directory, write_atomically
+from pipelines.lifecycle.forked_write import (
+    ForkedWriteError,
+    ForkedWriter,
+    remove_stale,
+)
+from pipelines.lifecycle.label_replay import LabelJournal, learn_since
+from pipelines.lifecycle.registry import (
+    ModelRegistry,
+    RegistryError,
+    TamperedArtefactError,
+    code_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +104,7 @@ class ModelLifecycle:
         state_path: Path | None = None,
         policy: LifecyclePolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        labels: LabelJournal | None = None,
     ) -> None:
         self.detector = detector
         self.registry = registry
@@ -88,40 +112,96 @@ class ModelLifecycle:
         self._key = key
         self._state_path = state_path
         self._clock = clock
+        self._labels = labels
+        """Where learned labels are journalled (the offline store): what a restart learns again."""
         self._labels_at_snapshot = detector.learner.labels_learned
+        self._watermark_at_snapshot = detector.watermark
         self._snapshot_at = clock()
+        self._generation = 0
+        """Counts snapshots: a background one superseded while it wrote is not put in place."""
+        self._writing = False
+        self._in_place = True
+        """Whether the last snapshot taken is the one in place (its state written, pointed at)."""
+        self.relearned = 0
+        """Labels learned again at start-up, acknowledged after the saved state was taken."""
 
     # --- start-up ------------------------------------------------------------------------
 
     def resume(self) -> bool:
-        """Serve the registry's champion, and the saved state that goes with it, if any.
+        """Serve the saved state and its champion (else the registry's champion), then learn
+        the labels acknowledged after it.
 
         Returns whether there was a champion to resume; without one the current models are
         registered as the first version.
         """
+        saved = self._saved_state()
         champion = self.registry.champion()
+        if saved is not None and saved.champion_version != champion:
+            if self._servable(saved.champion_version):
+                # A snapshot cut short between its state and the champion pointer.
+                logger.warning(
+                    "the saved state went with %s, the champion pointer names %s: serving %s",
+                    saved.champion_version,
+                    champion,
+                    saved.champion_version,
+                )
+                champion = saved.champion_version
+            else:
+                logger.warning(
+                    "the saved state went with %s, which cannot be served: starting afresh",
+                    saved.champion_version,
+                )
+                saved = None
         if champion is None:
             self.snapshot("start")
             return False
         learner = self.load(champion)
         self.detector.replace_learner(learner, new_lineage=True)
-        if self._state_path is not None and self._state_path.exists():
-            try:
-                saved = load_signed(self._state_path.read_bytes(), self._key, DetectorState)
-            except SnapshotError as error:
-                logger.error("refused the saved state %s: %s", self._state_path, error)
-            else:
-                if saved.champion_version == champion:
-                    self.detector.restore_state(saved)
-                else:
-                    logger.warning(
-                        "the saved state went with %s, not the champion %s: starting afresh",
-                        saved.champion_version,
-                        champion,
-                    )
-        self._labels_at_snapshot = learner.labels_learned
+        if saved is not None:
+            self.detector.restore_state(saved)
+            position = saved.labels_position
+        else:
+            position = self.registry.record(champion).stream_position.get("labels_position")
+        if self.registry.champion() != champion:
+            self.registry.set_champion(champion, detail="resumed with its saved state")
+        self._mark_snapshot()
         logger.info("resumed the champion", extra={"model_version": champion})
+        self._learn_acknowledged(position)
         return True
+
+    def _saved_state(self) -> DetectorState | None:
+        path = self._state_path
+        if path is None:
+            return None
+        remove_stale(path)
+        if not path.exists():
+            return None
+        try:
+            return load_signed(path.read_bytes(), self._key, DetectorState)
+        except SnapshotError as error:
+            logger.error("refused the saved state %s: %s", path, error)
+            return None
+
+    def _servable(self, version: str) -> bool:
+        try:
+            self.registry.artefact(version)
+        except RegistryError:
+            return False
+        # `records` leaves retired versions out, and a retired version cannot be champion.
+        return any(record.version == version for record in self.registry.records())
+
+    def _learn_acknowledged(self, position: int | None) -> None:
+        """Learn the labels acknowledged after ``position``, then snapshot so that the next
+        restart starts after them (``None``: a state from before positions were kept)."""
+        if self._labels is None or position is None:
+            return
+        outcome = learn_since(self.detector, self._labels, position)
+        self.relearned = outcome.learned
+        if outcome.learned:
+            logger.warning(
+                "learned again %d labels acknowledged after the last snapshot", outcome.learned
+            )
+            self.snapshot("recovery")
 
     # --- snapshots -----------------------------------------------------------------------
 
@@ -132,6 +212,15 @@ class ModelLifecycle:
             learned > 0 and elapsed >= self.policy.snapshot_every_seconds
         )
 
+    @property
+    def changed(self) -> bool:
+        """Whether anything was learned or scored since the last snapshot."""
+        detector = self.detector
+        return (
+            detector.learner.labels_learned != self._labels_at_snapshot
+            or detector.watermark != self._watermark_at_snapshot
+        )
+
     def tick(self) -> None:
         """Called every second or so: a periodic snapshot when due, then the promotion policy."""
         if self.due():
@@ -139,29 +228,127 @@ class ModelLifecycle:
         if self.policy.auto_promote:
             self.promote_if_better()
 
+    async def tick_in_background(self) -> None:
+        """`tick`, the periodic snapshot's state written without holding the event loop."""
+        if self.due() and not self._writing:
+            await self.snapshot_in_background("periodic")
+        if self.policy.auto_promote:
+            self.promote_if_better()
+
+    def stop(self) -> None:
+        """The final snapshot of a clean stop, when anything changed since the last one in
+        place (a background one cut short by the stop is not)."""
+        if self.changed or not self._in_place:
+            self.snapshot("stop")
+
     def snapshot(self, reason: str) -> ModelRecord:
-        """Register the champion (and, embedded, save the rest); it becomes the champion pointer."""
+        """Register the champion (and, embedded, save the rest); it becomes the champion pointer.
+
+        Written in full before it returns: the start-up, stop and on-demand snapshots.
+        """
+        record = self._register_champion(reason)
+        if self._state_path is not None:
+            write_atomically(self._state_path, dump_signed(self._state(record), self._key))
+        self._point_at(record, reason)
+        self._in_place = True
+        return record
+
+    async def snapshot_in_background(self, reason: str) -> ModelRecord | None:
+        """`snapshot` without holding the event loop: what it reflects is taken on the loop in
+        one step (the champion's artefact, learner-sized, and a forked child holding the rest
+        of the state), then the registry's writes and the state's are made meanwhile.
+
+        Returns the record once it is the champion; ``None`` when a snapshot taken meanwhile
+        superseded it (it stays registered, not served) or its state could not be written.
+        """
+        path = self._state_path
+        if path is None:
+            return self.snapshot(reason)
+        detector = self.detector
+        learner = detector.learner
+        learned = learner.labels_learned
+        artefact = dump_snapshot(learner, self._key)
+        model = self._describe(learner, reason, CHAMPION)
+        # The version is not known yet: the child is told it once the registry has given it.
+        state = detector.export_state("")
+        state.labels_position = model.stream_position.get("labels_position")
+        try:
+            writer = ForkedWriter(path, state, self._key, _name_champion)
+        except OSError as error:  # no process to spare (memory, process limits): inline
+            logger.warning("could not fork the snapshot writer (%s): writing inline", error)
+            return self.snapshot(reason)
+        self._generation += 1
+        generation = self._generation
+        self._in_place = False
+        self._mark_snapshot()
+        self._writing = True
+        try:
+            try:
+                record = await asyncio.to_thread(self.registry.register, artefact, model)
+            except BaseException:
+                await writer.abandon()
+                raise
+            if detector.learner is learner:
+                # Named by the version of what was dumped, whatever it learned since.
+                learner.lineage, learner.lineage_labels = record.version, learned
+                detector.replace_learner(learner)
+            written = await writer.write(record.version)
+        except ForkedWriteError as error:
+            logger.error("the %s snapshot's state was not written: %s", reason, error)
+            return None
+        finally:
+            self._writing = False
+        if generation != self._generation:
+            written.unlink(missing_ok=True)
+            return None
+        await asyncio.to_thread(self._put_in_place, written, record, reason)
+        if generation == self._generation:
+            self._in_place = True
+        return record
+
+    def _put_in_place(self, written: Path, record: ModelRecord, reason: str) -> None:
+        assert self._state_path is not None
+        os.replace(written, self._state_path)
+        sync_directory(self._state_path.parent)
+        self._point_at(record, reason)
+
+    def _register_champion(self, reason: str) -> ModelRecord:
         detector = self.detector
         learner = detector.learner
         record = self.registry.register(
             dump_snapshot(learner, self._key), self._describe(learner, reason, CHAMPION)
         )
-        self.registry.set_champion(record.version, detail=reason)
         learner.rebase(record.version)
         detector.replace_learner(learner)
-        self._save_state(record.version)
-        self._labels_at_snapshot = learner.labels_learned
-        self._snapshot_at = self._clock()
+        self._generation += 1
+        self._in_place = False
+        self._mark_snapshot()
+        return record
+
+    def _state(self, record: ModelRecord) -> DetectorState:
+        saved = self.detector.export_state(record.version)
+        saved.labels_position = record.stream_position.get("labels_position")
+        return saved
+
+    def _point_at(self, record: ModelRecord, reason: str) -> None:
+        self.registry.set_champion(record.version, detail=reason)
         pruned = self.registry.prune(self.policy.keep_versions)
         if pruned:
             logger.info("pruned %d old model versions", len(pruned))
         logger.info("model snapshot (%s)", reason, extra={"model_version": record.version})
-        return record
+
+    def _mark_snapshot(self) -> None:
+        self._labels_at_snapshot = self.detector.learner.labels_learned
+        self._watermark_at_snapshot = self.detector.watermark
+        self._snapshot_at = self._clock()
 
     def _save_state(self, champion_version: str) -> None:
         if self._state_path is not None:
             saved = self.detector.export_state(champion_version)
+            if self._labels is not None:
+                saved.labels_position = self._labels.position
             write_atomically(self._state_path, dump_signed(saved, self._key))
+            self._generation += 1
 
     def _describe(self, learner: OnlineLearner, reason: str, slot: str) -> NewModel:
         lineage = learner.lineage
@@ -174,12 +361,20 @@ class ModelLifecycle:
             parent=lineage if lineage.startswith("m") and lineage[1:].isdigit() else None,
             labels_learned=learner.labels_learned,
             frauds_learned=learner.frauds_learned,
-            stream_position={"labels_learned": learner.labels_learned},
+            stream_position=self._stream_position(learner),
             code_version=code_version(),
             seed=learner.seed,
             metrics=figures.as_dict(),
             reason=reason,
         )
+
+    def _stream_position(self, learner: OnlineLearner) -> dict[str, int]:
+        position = {"labels_learned": learner.labels_learned}
+        if self._labels is not None:
+            # Every label learned so far is in the journal: the buffer is flushed before a
+            # label is answered, and nothing awaits between learning and flushing.
+            position["labels_position"] = self._labels.position
+        return position
 
     # --- promotion, challengers ----------------------------------------------------------
 
@@ -214,9 +409,11 @@ class ModelLifecycle:
             self.snapshot(f"promotion of {version}")
         else:
             detector.replace_learner(self.load(version), new_lineage=True)
-            self.registry.set_champion(version, detail=detail)
+            # The state first: a restart serves the version its saved state names.
             self._save_state(version)
-            self._labels_at_snapshot = detector.learner.labels_learned
+            self.registry.set_champion(version, detail=detail)
+            self._mark_snapshot()
+            self._in_place = True
         logger.warning(
             "promoted %s to champion (%s)", version, detail, extra={"model_version": version}
         )
@@ -343,6 +540,10 @@ def import_artefact(
             reason="upload",
         ),
     )
+
+
+def _name_champion(state: DetectorState, version: str) -> None:
+    state.champion_version = version
 
 
 def audit_entry(detector: FraudDetector, transaction_id: str) -> AuditEntry | None:

@@ -44,7 +44,8 @@ from models.model_record import (
     sign_record,
     verify_record,
 )
-from pipelines.lifecycle.registry_index import Event, RegistryIndex, write_atomically
+from pipelines.durable_files import write_atomically
+from pipelines.lifecycle.registry_index import Event, RegistryIndex
 
 logger = logging.getLogger(__name__)
 

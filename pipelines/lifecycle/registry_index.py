@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict, cast
 
 import redis
+
+from pipelines.durable_files import write_atomically
 
 MAX_EVENTS = 1_000
 """Events an index keeps, newest first; older ones fall off."""
@@ -36,27 +36,6 @@ class Event(TypedDict):
     event: str
     version: str
     detail: str
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers, and a crash, see the old file or the new one."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    # The rename lives in the directory: sync it too, or a power cut may forget the new name.
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class RegistryIndex(Protocol):

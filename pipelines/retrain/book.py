@@ -2,9 +2,11 @@
 
 `RetrainJobs` (``pipelines.retrain.jobs``) runs the one job logic over two small seams:
 
-- a `JobBook` keeps each job's state (``GET /v1/retrain/{id}``): `MemoryJobBook` in the process
-  that runs the jobs, or in Redis (``pipelines.lifecycle.redis_retrain``) in distributed mode,
-  where the learner runs them and every API replica reads them;
+- a `JobBook` keeps each job's state (``GET /v1/retrain/{id}``): `FileJobBook` under the data
+  directory in embedded mode (a job a crash or a stop cut short answers ``failed`` after the
+  restart, saying so), `MemoryJobBook` where nothing outlives the process (the command line),
+  or Redis (``pipelines.lifecycle.redis_retrain``) in distributed mode, where the learner runs
+  them and every API replica reads them;
 - a `JobLock` holds the running job's id so that a second trigger is told which job it waits
   on (HTTP 409): `RetrainLock`, the kernel's ``flock`` on a file under the data directory
   (released with its process), or a Redis key set NX with a renewed TTL (gone with its
@@ -19,15 +21,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
 import orjson
 
+from pipelines.durable_files import write_atomically
+
+logger = logging.getLogger(__name__)
+
 FINAL_STATES = ("succeeded", "failed")
+
+INTERRUPTED = "interrupted: the service stopped before the job finished; trigger it again"
+"""Why a job found unfinished when its book is opened failed."""
+
+_JOB_ID = re.compile(r"[0-9a-f]{12}")
 
 
 class RetrainRunningError(Exception):
@@ -106,6 +119,48 @@ class MemoryJobBook:
 
     def get(self, job_id: str) -> RetrainJob | None:
         return self.jobs.get(job_id)
+
+
+class FileJobBook:
+    """The last ``keep`` jobs as JSON files in ``directory``, one per job, each written whole.
+
+    Opening the book fails every job it finds unfinished: only this process runs jobs from
+    it, so one left queued or running was cut short by a crash or a stop.
+    """
+
+    def __init__(self, directory: Path, keep: int = 100) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.keep = keep
+        found = sorted(directory.glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+        self._order = [path.stem for path in found]
+        """Job ids, oldest first: the order the newest ``keep`` are kept in."""
+        for path in found:
+            job = self._read(path)
+            if job is not None and not job.finished:
+                job.state, job.error = "failed", INTERRUPTED
+                job.finished_at = datetime.now(UTC)
+                self.save(job)
+                logger.warning("retrain job %s was cut short by a stop: failed", job.id)
+
+    def _read(self, path: Path) -> RetrainJob | None:
+        try:
+            return RetrainJob.from_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def save(self, job: RetrainJob) -> None:
+        write_atomically(self.directory / f"{job.id}.json", job.to_json())
+        if job.id not in self._order:
+            self._order.append(job.id)
+        while len(self._order) > self.keep:
+            (self.directory / f"{self._order.pop(0)}.json").unlink(missing_ok=True)
+
+    def get(self, job_id: str) -> RetrainJob | None:
+        # The id comes from a URL: only a job id's own spelling names a file.
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        return self._read(self.directory / f"{job_id}.json")
 
 
 class JobLock(Protocol):

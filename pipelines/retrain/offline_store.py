@@ -2,15 +2,22 @@
 
 A row is what the learner knew when it learned a label: the feature vector the transaction was
 scored with (never recomputed), the label, its source and when it was known, the transaction's
-event time, and the score and model version it got at arrival (the champion's recorded score,
-which the retrain job compares a candidate against on the same rows).
+event time, and the score, decision, threshold and model version it got at arrival (the
+champion's recorded score, which the retrain job compares a candidate against on the same rows).
 
 On disk: Parquet files partitioned by the transaction's event date,
-``<root>/date=YYYY-MM-DD/part-<n>.parquet``. Rows are buffered and written by `flush`, which
-the learning paths call before they acknowledge the labels (the HTTP answer, the Kafka offset
-commit): an acknowledged label is never lost. A file is written under a temporary name, synced
-and renamed, so a reader never sees half of one. A later correction of a label is a new row;
+``<root>/date=YYYY-MM-DD/part-<first>-<last>-<time>-<pid>.parquet``. Rows are buffered and
+written by `flush`, which the learning paths call before they acknowledge the labels (the HTTP
+answer, the Kafka offset commit): an acknowledged label is never lost. A file is written under
+a temporary name, synced, renamed, and its directory synced, so a reader never sees half of
+one and a power cut forgets no acknowledged row. A later correction of a label is a new row;
 reading keeps, per transaction, the latest label known by the reading's horizon.
+
+Every row also carries a ``sequence``: the order in which its label was learned, counted on
+from the store's highest at start-up (the file names carry each file's first and last, so
+finding it reads no file). A snapshot of the serving state records the store's `position`,
+the last sequence it reflects; an embedded restart learns the rows after it again
+(`ParquetOfflineStore.since`), in order, from the vectors stored here.
 
 `MemoryOfflineStore` keeps the same tables in memory: the evaluation replay's store.
 """
@@ -18,6 +25,7 @@ reading keeps, per transaction, the latest label known by the reading's horizon.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +39,7 @@ import pyarrow.parquet as pq
 
 from models.pending import PendingEntry
 from models.schemas import Label
+from pipelines.durable_files import sync_directory
 
 FEATURE_PREFIX = "f_"
 """Feature columns are the feature names behind this prefix, apart from the row's metadata."""
@@ -45,6 +54,9 @@ META_COLUMNS = (
     "is_fraud",
     "score",
     "model_version",
+    "decision",
+    "threshold",
+    "sequence",
 )
 
 
@@ -92,6 +104,9 @@ def _schema(names: Sequence[str]) -> pa.Schema:
         pa.field("is_fraud", pa.bool_()),
         pa.field("score", pa.float64()),
         pa.field("model_version", pa.string()),
+        pa.field("decision", pa.string()),
+        pa.field("threshold", pa.float64()),
+        pa.field("sequence", pa.int64()),
     ]
     fields += [pa.field(column, pa.float64()) for column in feature_columns(names)]
     return pa.schema(fields)
@@ -100,16 +115,20 @@ def _schema(names: Sequence[str]) -> pa.Schema:
 class _Buffer:
     """Rows appended since the last flush, as columns."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], position: int = 0) -> None:
         self.names = tuple(names)
         self.schema = _schema(names)
         self.columns: dict[str, list[Any]] = {field.name: [] for field in self.schema}
+        self.position = position
+        """The sequence of the last row appended."""
 
     def __len__(self) -> int:
         return len(self.columns["transaction_id"])
 
     def append(self, entry: PendingEntry, label: Label) -> None:
         columns = self.columns
+        self.position += 1
+        columns["sequence"].append(self.position)
         columns["transaction_id"].append(label.transaction_id)
         columns["card_id"].append(entry.card_id)
         columns["terminal_id"].append(entry.terminal_id)
@@ -119,6 +138,8 @@ class _Buffer:
         columns["is_fraud"].append(label.is_fraud)
         columns["score"].append(entry.scored.score)
         columns["model_version"].append(entry.scored.model_version)
+        columns["decision"].append(str(entry.scored.decision.value))
+        columns["threshold"].append(entry.scored.threshold)
         for column, value in zip(feature_columns(self.names), entry.values, strict=True):
             columns[column].append(value)
 
@@ -133,6 +154,31 @@ def _by_date(table: pa.Table) -> dict[date, pa.Table]:
     return {
         day: table.take(pa.array(days.index[days == day].to_numpy())) for day in sorted(set(days))
     }
+
+
+def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
+    """A file as ``schema`` has it. Columns a file written before them lacks read as null, but
+    its sequence as 0: it comes before any position a snapshot recorded."""
+    table = pq.read_table(path)
+    for field in schema:
+        if field.name not in table.column_names:
+            missing = (
+                pa.array([0] * len(table), field.type)
+                if field.name == "sequence"
+                else pa.nulls(len(table), field.type)
+            )
+            table = table.append_column(field, missing)
+    return table.select(schema.names).cast(schema)
+
+
+_PART = re.compile(r"part-(?P<first>[0-9]+)-(?P<last>[0-9]+)-[0-9]+-[0-9]+\.parquet")
+"""A file's name: its first and last sequence, the time it was written, the writer's pid."""
+
+
+def _last_sequence(path: Path) -> int:
+    """The last sequence in the file at ``path``, from its name (0: written before sequences)."""
+    named = _PART.fullmatch(path.name)
+    return 0 if named is None else int(named["last"])
 
 
 def _as_frame(tables: list[pa.Table], schema: pa.Schema) -> pd.DataFrame:
@@ -150,7 +196,7 @@ def select(
     rows = frame.loc[(frame["event_time"] >= start) & (frame["event_time"] < end)]
     if known_by is not None:
         rows = rows.loc[rows["label_time"] <= known_by]
-    rows = rows.sort_values(["transaction_id", "label_time"], kind="stable")
+    rows = rows.sort_values(["transaction_id", "label_time", "sequence"], kind="stable")
     rows = rows.drop_duplicates("transaction_id", keep="last")
     return rows.sort_values(["event_time", "transaction_id"], kind="stable").reset_index(drop=True)
 
@@ -163,19 +209,27 @@ class ParquetOfflineStore:
     >>> import tempfile
     >>> store = ParquetOfflineStore(Path(tempfile.mkdtemp()), ["amount"])
     >>> store.read(datetime(2018, 1, 1, tzinfo=UTC), datetime(2019, 1, 1, tzinfo=UTC)).shape
-    (0, 10)
+    (0, 13)
     """
 
     def __init__(self, root: Path, feature_names: Sequence[str]) -> None:
         self.root = root
         self.feature_names = tuple(feature_names)
-        self._buffer = _Buffer(feature_names)
-        self._sequence = 0
+        highest = max(map(_last_sequence, self._files()), default=0)
+        self._buffer = _Buffer(feature_names, highest)
 
     @property
     def buffered(self) -> int:
         """Rows appended and not yet written."""
         return len(self._buffer)
+
+    @property
+    def position(self) -> int:
+        """The sequence of the last row appended (0: none yet): what a snapshot reflects."""
+        return self._buffer.position
+
+    def _files(self) -> list[Path]:
+        return sorted(self.root.glob("date=*/part-*.parquet"))
 
     def append(self, entry: PendingEntry, label: Label) -> None:
         self._buffer.append(entry, label)
@@ -186,15 +240,32 @@ class ParquetOfflineStore:
             return
         for day, part in _by_date(self._buffer.take()).items():
             directory = self.root / f"date={day.isoformat()}"
+            created = not directory.is_dir()
             directory.mkdir(parents=True, exist_ok=True)
-            self._sequence += 1
-            name = f"part-{time.time_ns():020d}-{os.getpid()}-{self._sequence:06d}"
+            sequences = part.column("sequence")
+            first, last = pc.min(sequences).as_py(), pc.max(sequences).as_py()
+            name = f"part-{first:012d}-{last:012d}-{time.time_ns():020d}-{os.getpid()}"
             temporary = directory / f".{name}.tmp"
             with temporary.open("wb") as handle:
                 pq.write_table(part, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             temporary.rename(directory / f"{name}.parquet")
+            # The new name lives in the directory, and a new directory in the root.
+            sync_directory(directory)
+            if created:
+                sync_directory(self.root)
+
+    def since(self, position: int) -> pd.DataFrame:
+        """Every row written after ``position``, in the order the labels were learned."""
+        tables = [
+            _read_file(path, self._buffer.schema)
+            for path in self._files()
+            if _last_sequence(path) > position
+        ]
+        frame = _as_frame(tables, self._buffer.schema)
+        rows = frame.loc[frame["sequence"] > position]
+        return rows.sort_values("sequence", kind="stable").reset_index(drop=True)
 
     def read(
         self, start: datetime, end: datetime, known_by: datetime | None = None
@@ -206,7 +277,7 @@ class ParquetOfflineStore:
             directory = self.root / f"date={day.isoformat()}"
             if directory.is_dir():
                 tables += [
-                    pq.read_table(path, schema=self._buffer.schema)
+                    _read_file(path, self._buffer.schema)
                     for path in sorted(directory.glob("part-*.parquet"))
                 ]
             day += timedelta(days=1)

@@ -29,7 +29,7 @@ from models.quality import QualityFigures
 from models.schemas import Alert, Decision, Label, Transaction
 from models.scored import Scored
 from pipelines.label_log import log_corrections
-from pipelines.lifecycle.model_lifecycle import Lifecycle
+from pipelines.lifecycle.model_lifecycle import Lifecycle, ModelLifecycle
 from pipelines.retrain.book import Retraining
 from pipelines.retrain.offline_store import ExampleSink
 from pipelines.runtime.alert_log import AlertLog
@@ -311,10 +311,14 @@ class EmbeddedRuntime:
         self._consumer = asyncio.create_task(self._consume(), name="transaction-queue")
 
     async def stop(self) -> None:
+        """Stop consuming and, where this process owns the models, take the final snapshot:
+        a clean stop loses nothing learned or scored."""
         if self._consumer is not None:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
+        if isinstance(self.lifecycle, ModelLifecycle):
+            self.lifecycle.stop()
 
     async def drain(self) -> None:
         """Wait until every queued transaction has been scored (tests, shutdown)."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
-from pipelines.lifecycle.model_lifecycle import Lifecycle
+from pipelines.lifecycle.model_lifecycle import Lifecycle, ModelLifecycle
 from pipelines.runtime.embedded import EmbeddedRuntime, ModelStatus
 from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
@@ -139,7 +139,13 @@ async def upload_model(
 async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
     """Register the champion as it stands now (and, embedded, save the serving state)."""
     lifecycle = lifecycle_of(runtime)
-    record = await _change(lifecycle, lambda: lifecycle.snapshot("on demand"))
+    if isinstance(lifecycle, ModelLifecycle):
+        # The state is written by a forked child while the loop serves; in full, here, only
+        # when another snapshot superseded that one or it failed.
+        written = await lifecycle.snapshot_in_background("on demand")
+        record = written or lifecycle.snapshot("on demand")
+    else:
+        record = await _change(lifecycle, lambda: lifecycle.snapshot("on demand"))
     return version_response(runtime, record)
 
 

@@ -1,14 +1,19 @@
-"""The embedded composition root wires the input bounds and the memory caps from settings."""
+"""The composition roots wire every role's detector, the input bounds and the memory caps from
+the settings."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import redis
+
 from models.event_time import CONTEXT_KEY, EventTimeWindow
 from models.memory_state import InMemoryFeatureState
 from models.pending import PendingVectors
+from pipelines.state.redis_stores import RedisCooldownBook
 from service.bootstrap import build_detector, build_runtime
+from service.distributed import fresh_learner, redis_detector
 from service.settings import Settings
 from tests.builders import make_tx
 
@@ -43,3 +48,31 @@ def test_the_runtime_checks_input_against_its_clock_within_the_settings(tmp_path
         before + timedelta(minutes=5) <= window.latest <= datetime.now(UTC) + timedelta(minutes=5)
     )
     assert runtime.detector.policy.max_corrections == 3
+
+
+def test_every_role_builds_its_detector_from_the_same_settings(redis_url: str) -> None:
+    settings = Settings(
+        quality_window=321,
+        quality_k=7,
+        reasons=2,
+        max_label_corrections=2,
+        alert_threshold=0.3,
+        implicit_legit_after=timedelta(days=3),
+    )
+    embedded = build_detector(settings)
+    with redis.Redis.from_url(redis_url) as client:
+        distributed, pending, state = redis_detector(
+            settings, client, fresh_learner(settings), deferred=False
+        )
+    for detector in (embedded, distributed):
+        assert detector.policy.quality_window == 321
+        assert detector.policy.quality_k == 7
+        assert detector.policy.reasons == 2
+        assert detector.policy.max_corrections == 2
+        assert detector.alerting.config.threshold == 0.3
+    assert distributed.pending is pending
+    assert distributed.state is state
+    assert isinstance(distributed.alerting.book, RedisCooldownBook)
+    # Implicit legitimate labels mature in the in-memory pending vectors only.
+    assert embedded.policy.implicit_legit_after_seconds == 3 * 86_400
+    assert distributed.policy.implicit_legit_after_seconds is None

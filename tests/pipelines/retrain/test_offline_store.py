@@ -6,6 +6,8 @@ from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from models.pending import PendingEntry
 from models.schemas import Decision, Label, LabelSource
 from models.scored import Scored
@@ -78,3 +80,44 @@ def test_the_latest_label_time_is_the_stores_now(tmp_path: Path) -> None:
     store.append(_entry(1, DAY), _label(1, False, DAY + timedelta(days=9)))
     store.flush()
     assert store.latest_label_time() == DAY + timedelta(days=9)
+
+
+def test_rows_carry_the_order_they_were_learned_in_across_dates_and_processes(
+    tmp_path: Path,
+) -> None:
+    store = ParquetOfflineStore(tmp_path, NAMES)
+    assert store.position == 0
+    # Learned in this order, over three event dates: one flush writes a file per date.
+    for index, day in enumerate([2, 0, 1, 0]):
+        when = DAY + timedelta(days=day)
+        store.append(_entry(index, when), _label(index, index == 2, when + timedelta(days=7)))
+    store.flush()
+    assert store.position == 4
+    again = ParquetOfflineStore(tmp_path, NAMES)  # another process: the position from names
+    assert again.position == 4
+    again.append(_entry(4, DAY), _label(4, True, DAY + timedelta(days=8)))
+    again.flush()
+    rows = ParquetOfflineStore(tmp_path, NAMES).since(0)
+    assert rows["transaction_id"].tolist() == ["tx-0", "tx-1", "tx-2", "tx-3", "tx-4"]
+    assert rows["sequence"].tolist() == [1, 2, 3, 4, 5]
+    assert rows["decision"].unique().tolist() == ["pass"]
+    assert rows["threshold"].unique().tolist() == [0.5]
+    assert again.since(3)["transaction_id"].tolist() == ["tx-3", "tx-4"]
+    assert again.since(5).empty
+
+
+def test_files_written_before_sequences_read_as_before_every_position(tmp_path: Path) -> None:
+    store = ParquetOfflineStore(tmp_path, NAMES)
+    store.append(_entry(0, DAY), _label(0, True, DAY + timedelta(days=7)))
+    store.flush()
+    [path] = tmp_path.rglob("*.parquet")
+    old = pq.read_table(path).drop_columns(["sequence", "decision", "threshold"])
+    path.unlink()
+    pq.write_table(old, path.with_name("part-01733000000000000000-123-000001.parquet"))
+
+    reopened = ParquetOfflineStore(tmp_path, NAMES)
+    assert reopened.position == 0
+    assert reopened.since(0).empty
+    rows = reopened.read(DAY - timedelta(days=1), DAY + timedelta(days=1))
+    assert rows["transaction_id"].tolist() == ["tx-0"]
+    assert rows["sequence"].tolist() == [0]
