@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis
-from prometheus_client import start_http_server
 
 from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.detector import DetectorPolicy, FraudDetector, ServingModels
@@ -59,6 +58,7 @@ from pipelines.stream_worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWork
 from pipelines.telemetry import Telemetry
 from pipelines.topics import Topics
 from service.bootstrap import lifecycle_policy, seconds
+from service.metrics_server import serve_metrics_page
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 
@@ -143,10 +143,9 @@ def redis_detector(
 
 
 def serve_metrics(settings: Settings, telemetry: Telemetry) -> None:
-    """Prometheus metrics of a worker or the learner on ``FRAUDSTREAM_METRICS_PORT``."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=telemetry.registry)
-        logger.info("metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
+    """Prometheus metrics of a worker or the learner on ``FRAUDSTREAM_METRICS_PORT``, or on a
+    free port of their own (`service.metrics_server`)."""
+    serve_metrics_page(telemetry.registry, settings.host, settings.metrics_port)
 
 
 def stop_on_signals() -> asyncio.Event:
