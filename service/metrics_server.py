@@ -53,7 +53,7 @@ def serve_metrics_page(
     candidates = (
         [port]
         if port is not None
-        else range(DEFAULT_METRICS_PORT, min(DEFAULT_METRICS_PORT + PORTS_TRIED, 65_536))
+        else range(DEFAULT_METRICS_PORT, DEFAULT_METRICS_PORT + PORTS_TRIED)
     )
     for candidate in candidates:
         try:
