@@ -48,11 +48,8 @@ class Access(StrEnum):
 
 FRAMEWORK_RULES: Mapping[str, Access] = {
     # The API's shape is the open-source project's, and holds no data; a browser cannot send a
-    # bearer key when it opens a page.
+    # bearer key when it opens a page (`service.routers.api_docs` serves the pages).
     "/openapi.json": Access.PUBLIC,
-    "/docs": Access.PUBLIC,
-    "/docs/oauth2-redirect": Access.PUBLIC,
-    "/redoc": Access.PUBLIC,
     # The dashboard's script, style sheet and icon: the same files as in the repository.
     "/static": Access.PUBLIC,
 }

@@ -21,6 +21,7 @@ from service.errors import install_error_handlers
 from service.origins import install_origin_checks
 from service.routers import (
     alerts,
+    api_docs,
     bench,
     dashboard,
     health,
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        # Served by `service.routers.api_docs` with local assets, not FastAPI's CDN-loaded pages.
+        docs_url=None,
+        redoc_url=None,
     )
     # Held in state, not as a dependency override: while overrides exist FastAPI re-inspects
     # every dependency's signature on every request.
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         health.router,
         metrics.router,
         dashboard.router,
+        api_docs.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -66,7 +66,8 @@ def serve(
         refuse_models_of_another_key(settings, embedded_key(settings))
         configure_logging(settings.log_level)
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"fraudstream listening on [bold]{base}[/] (API docs at {base}/docs)")
+    console.print(f"fraudstream listening on [bold]{base}[/]")
+    console.print(f"dashboard:  [bold]{base}/[/]   API docs: {base}/docs", highlight=False)
     if settings.simulate_rate:
         console.print(
             f"simulated traffic: {settings.simulate_rate:g} transactions a second, alerts at "
@@ -120,7 +121,9 @@ def api(
         connections(settings)  # refuse at once, with the settings to set, if either is missing
         _refuse_unsafe(settings, "api")
         configure_logging(settings.log_level)
-    console.print(f"fraudstream API listening on http://{settings.host}:{settings.port}")
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"fraudstream API listening on [bold]{base}[/]")
+    console.print(f"dashboard:  [bold]{base}/[/]   API docs: {base}/docs", highlight=False)
     _run_http(create_app(settings, build_cluster_runtime), settings)
 
 

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis
-from prometheus_client import start_http_server
 
 from models.detector import FraudDetector, ServingModels
 from models.learners import OnlineLearner
@@ -57,6 +56,7 @@ from pipelines.stream.topics import Topics
 from pipelines.stream.worker import GIL_SWITCH_INTERVAL_SECONDS, TransactionWorker, WorkerOptions
 from pipelines.telemetry import Telemetry
 from service.bootstrap import build_detector, event_time_bounds, lifecycle_policy, seconds
+from service.metrics_server import serve_metrics_page
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
 from service.signing import deployment_key
@@ -135,10 +135,9 @@ def redis_detector(
 
 
 def serve_metrics(settings: Settings, telemetry: Telemetry) -> None:
-    """Prometheus metrics of a worker or the learner on ``FRAUDSTREAM_METRICS_PORT``."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=telemetry.registry)
-        logger.info("metrics at http://%s:%d/metrics", settings.host, settings.metrics_port)
+    """Prometheus metrics of a worker or the learner on ``FRAUDSTREAM_METRICS_PORT``, or on a
+    free port of their own (`service.metrics_server`)."""
+    serve_metrics_page(telemetry.registry, settings.host, settings.metrics_port)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -121,9 +121,10 @@ class Settings(BaseSettings):
     """Signs model snapshots (HMAC-SHA256); the same in every process of a deployment, at least
     32 bytes. Unset: embedded mode keeps a random one in the data directory (`secret.key`); the
     distributed roles refuse to start."""
-    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9400
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] | None = None
     """Where `worker` and `learner` serve Prometheus metrics (``/metrics`` on the host
-    interface); 0: not served. The API serves them on its own port."""
+    interface); unset: 9400, or the first free port above it (logged) when roles share a host;
+    0: not served. The API serves them on its own port."""
     model_poll: Duration = timedelta(seconds=1)
     publish_every_labels: Annotated[int, Field(gt=0)] = 1_000
     publish_every: Duration = timedelta(seconds=10)

@@ -34,7 +34,7 @@ ALLOWED = {
     Access.ADMIN: {"admin"},
 }
 PUBLIC_PATHS = {"/healthz", "/readyz", "/", "/static", "/openapi.json", "/docs"}
-PUBLIC_PATHS |= {"/docs/oauth2-redirect", "/redoc"}
+PUBLIC_PATHS |= {"/redoc", "/docs/assets/{name}"}
 """What may be public: probes, the dashboard page and its assets, the API's documentation."""
 SERVER_SETTINGS = {
     "FRAUDSTREAM_API_KEYS": json.dumps({hash_key(key): [role] for role, key in KEYS.items()}),
