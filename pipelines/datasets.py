@@ -68,7 +68,7 @@ class RowError:
     """1-based: the line number in CSV (the header is line 1) and JSONL; elsewhere the row's
     position, across the per-day files in name order for a pickle directory."""
     message: str
-    """Field-level, e.g. ``"TX_AMOUNT: Input should be greater than 0"``."""
+    """Field-level, e.g. ``"TX_AMOUNT: Input should be greater than or equal to 0"``."""
 
 
 @dataclass(frozen=True)
