@@ -326,3 +326,22 @@ def test_contract_layout_refuses_rows_the_contract_would_reject(
     broken = frame.assign(TX_AMOUNT=-frame["TX_AMOUNT"])
     with pytest.raises(DatasetError, match="TX_AMOUNT"):
         write_dataset(broken, tmp_path / "data.jsonl", "contract")
+
+
+def test_fraud_scenarios_follow_their_transactions_when_the_source_has_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(
+        HEADER.replace("\n", ",TX_FRAUD_SCENARIO\n")
+        + "0,2018-04-01 00:05:00,1,2,10.5,1,3\n"
+        + "1,2018-04-01 00:01:00,1,2,-3.0,0,0\n"
+        + "2,2018-04-01 00:02:00,1,2,400.0,1,1\n"
+        + "3,2018-04-01 00:03:00,1,2,4.0,0,0\n"
+    )
+    dataset = read_dataset(path)
+    assert [t.transaction_id for t in dataset.transactions] == ["2", "3", "0"]
+    assert dataset.scenarios == [1, 0, 3]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(HEADER + "0,2018-04-01 00:05:00,1,2,10.5,1\n")
+    assert read_dataset(plain).scenarios is None
