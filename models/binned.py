@@ -123,8 +123,9 @@ class BinnedLogisticRegression(base.Classifier):
         self._edges: dict[str, list[float]] = {}
         self._bin_names: dict[str, tuple[str, ...]] = {}
         self._coarse: dict[str, list[float]] = {}
-        self._cross_names: tuple[tuple[str, str, str], ...] = ()
-        """(first feature, second feature, weight-name prefix) of each cross, once frozen."""
+        self._cross_names: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = ()
+        """(first feature, second feature, weight names by cell) of each cross, once frozen:
+        cell (i, j) of a cross of ``a`` and ``b`` is named ``a&b#i,j``."""
         self._weights: dict[str, float] = {}
         self._intercept = 0.0
 
@@ -200,13 +201,14 @@ class BinnedLogisticRegression(base.Classifier):
         """Each cross's weight for ``x`` (0 for a cross whose features ``x`` lacks)."""
         weight, coarse = self._weights.get, self._coarse
         found: list[float] = []
-        for first, second, prefix in self._cross_names:
+        for first, second, cells in self._cross_names:
             a, b = x.get(first), x.get(second)
             if a is None or b is None:
                 found.append(0.0)
                 continue
-            cell = f"{prefix}{bisect_right(coarse[first], a)},{bisect_right(coarse[second], b)}"
-            found.append(weight(cell, 0.0))
+            found.append(
+                weight(cells[bisect_right(coarse[first], a)][bisect_right(coarse[second], b)], 0.0)
+            )
         return found
 
     def _bin_weight_at_mean(self, name: str) -> float:
@@ -250,11 +252,11 @@ class BinnedLogisticRegression(base.Classifier):
                 warming.setdefault(name, []).append(value)
         if values is not None:
             coarse = self._coarse
-            for first, second, prefix in self._cross_names:
+            for first, second, cells in self._cross_names:
                 a, b = values.get(first), values.get(second)
                 if a is not None and b is not None:
                     row, column = bisect_right(coarse[first], a), bisect_right(coarse[second], b)
-                    active.append((f"{prefix}{row},{column}", 1.0))
+                    active.append((cells[row][column], 1.0))
         log_odds = self._intercept
         for name, value in active:
             log_odds += weight(name, 0.0) * value
@@ -283,7 +285,17 @@ class BinnedLogisticRegression(base.Classifier):
             self._coarse[name] = sorted(
                 set(np.quantile(warming[name], self.cross_quantiles).tolist())
             )
-        self._cross_names = tuple((a, b, f"{a}&{b}#") for a, b in crosses)
+        self._cross_names = tuple(
+            (
+                a,
+                b,
+                tuple(
+                    tuple(f"{a}&{b}#{row},{column}" for column in range(len(self._coarse[b]) + 1))
+                    for row in range(len(self._coarse[a]) + 1)
+                ),
+            )
+            for a, b in crosses
+        )
         self._warming = None
 
 

@@ -28,7 +28,7 @@ from models.explain import (
     ReasonCode,
 )
 
-DEFAULT_LEARNER = "logistic"
+DEFAULT_LEARNER = "binned"
 
 RiverModel = Any
 """A river classifier or pipeline. River annotates inputs as ``dict[Hashable, Any]``, which a
@@ -51,6 +51,21 @@ def _logistic(params: Mapping[str, Any], _seed: int) -> RiverModel:
     )
     scaler = preprocessing.StandardScaler()
     return compose.Pipeline(("scale", scaler), ("model", model))
+
+
+FRAUD_CROSSES: tuple[tuple[str, str], ...] = (
+    ("amount", "card_amount_to_avg_30d"),
+    ("card_amount_to_avg_30d", "card_tx_count_30d"),
+    ("terminal_fraud_rate_7d", "terminal_tx_count_7d"),
+    ("terminal_fraud_rate_30d", "terminal_tx_count_30d"),
+    ("amount", "card_terminal_first_use"),
+    ("amount", "is_night"),
+    ("card_avg_amount_1d", "card_avg_amount_30d"),
+)
+"""The binned learner's default crosses, of `models.features` names: an amount unusual for the
+card (and how much history says so), a terminal's fraud rate with the traffic behind it, small
+or large amounts at a terminal new to the card or at night, and a day's spending against the
+month's. A pair whose features a vector lacks is skipped."""
 
 
 def _binned(params: Mapping[str, Any], _seed: int) -> RiverModel:
@@ -89,12 +104,12 @@ class LearnerRecipe:
 
 _LOGISTIC_DEFAULTS = {"learning_rate": 0.01, "l2": 0.0, "positive_weight": 1.0}
 _BINNED_DEFAULTS = {
-    "learning_rate": 0.05,
+    "learning_rate": 0.01,
     "l2": 0.0,
     "positive_weight": 1.0,
     "quantiles": DEFAULT_QUANTILES,
     "warm_up": 10_000,
-    "crosses": (),
+    "crosses": FRAUD_CROSSES,
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
 }
 

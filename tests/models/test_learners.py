@@ -103,7 +103,7 @@ def test_class_weight_raises_fraud_scores() -> None:
 
 
 def test_unknown_learner_is_refused_with_the_choices() -> None:
-    with pytest.raises(LearnerError, match="choose one of: logistic, forest"):
+    with pytest.raises(LearnerError, match="choose one of: logistic, binned, forest"):
         OnlineLearner("svm")
 
 
