@@ -192,9 +192,10 @@ class BinnedLogisticRegression(base.Classifier):
             for (first, second, _), value, average in zip(
                 self._cross_names, crossed, at_mean, strict=True
             ):
-                half = (value - average) / 2
-                pushes[position[first]] += half
-                pushes[position[second]] += half
+                if first in position and second in position:
+                    half = (value - average) / 2
+                    pushes[position[first]] += half
+                    pushes[position[second]] += half
         return probability, strongest(names, pushes, x, top)
 
     def _cross_weights(self, x: dict[str, float]) -> list[float]:

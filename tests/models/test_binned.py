@@ -110,3 +110,12 @@ def test_unseen_features_are_ignored_when_scoring() -> None:
     _two_sided(model, 100)
     known = model.predict_proba_one({"amount": 390.0, "noise": 0.5})[True]
     assert model.predict_proba_one({"amount": 390.0, "noise": 0.5, "new": 7.0})[True] == known
+
+
+def test_a_vector_without_a_crossed_feature_is_scored_and_explained() -> None:
+    model = BinnedLogisticRegression(warm_up=50, crosses=[("amount", "noise")])
+    _two_sided(model, 500)
+    assert any("&" in name for name in model.weights)
+    probability, reasons = model.score_and_explain({"amount": 395.0}, top=2)
+    assert 0.0 < probability < 1.0
+    assert [reason.feature for reason in reasons] == ["amount"]
