@@ -41,7 +41,7 @@ _reason = ReasonCode._make
 up to three are built for every transaction scored."""
 
 
-def _strongest(
+def strongest(
     names: list[str], pushes: list[float], features: FeatureVector, top: int
 ) -> tuple[ReasonCode, ...]:
     """The ``top`` positive pushes, largest first; equal pushes keep the order of ``names``."""
@@ -105,7 +105,7 @@ class LinearExplainer:
         probability = float(sigmoid(self._model.intercept + math.fsum(pushes)))
         if top <= 0:
             return probability, ()
-        return probability, _strongest(list(features), pushes, features, top)
+        return probability, strongest(list(features), pushes, features, top)
 
     def learn(self, features: FeatureVector) -> None:
         """Nothing to keep: the pipeline's scaler already tracks the means."""
@@ -165,7 +165,7 @@ class OcclusionExplainer:
         )
         names = [name for name in unusual if name in means]
         pushes = [probability - self.score({**features, name: means[name]}) for name in names]
-        return probability, _strongest(names, pushes, features, top)
+        return probability, strongest(names, pushes, features, top)
 
     def learn(self, features: FeatureVector) -> None:
         self._reference.learn_one(features)

@@ -14,6 +14,12 @@ from typing import Any
 
 from river import compose, ensemble, forest, linear_model, optim, preprocessing, tree
 
+from models.binned import (
+    DEFAULT_CROSS_QUANTILES,
+    DEFAULT_QUANTILES,
+    BinnedExplainer,
+    BinnedLogisticRegression,
+)
 from models.explain import (
     Explainer,
     FeatureVector,
@@ -22,7 +28,7 @@ from models.explain import (
     ReasonCode,
 )
 
-DEFAULT_LEARNER = "logistic"
+DEFAULT_LEARNER = "binned"
 
 RiverModel = Any
 """A river classifier or pipeline. River annotates inputs as ``dict[Hashable, Any]``, which a
@@ -45,6 +51,25 @@ def _logistic(params: Mapping[str, Any], _seed: int) -> RiverModel:
     )
     scaler = preprocessing.StandardScaler()
     return compose.Pipeline(("scale", scaler), ("model", model))
+
+
+FRAUD_CROSSES: tuple[tuple[str, str], ...] = (
+    ("amount", "card_amount_to_avg_30d"),
+    ("card_amount_to_avg_30d", "card_tx_count_30d"),
+    ("terminal_fraud_rate_7d", "terminal_tx_count_7d"),
+    ("terminal_fraud_rate_30d", "terminal_tx_count_30d"),
+    ("amount", "card_terminal_first_use"),
+    ("amount", "is_night"),
+    ("card_avg_amount_1d", "card_avg_amount_30d"),
+)
+"""The binned learner's default crosses, of `models.features` names: an amount unusual for the
+card (and how much history says so), a terminal's fraud rate with the traffic behind it, small
+or large amounts at a terminal new to the card or at night, and a day's spending against the
+month's. A pair whose features a vector lacks is skipped."""
+
+
+def _binned(params: Mapping[str, Any], _seed: int) -> RiverModel:
+    return BinnedLogisticRegression(**params)
 
 
 def _forest(params: Mapping[str, Any], seed: int) -> RiverModel:
@@ -72,11 +97,21 @@ class LearnerRecipe:
     defaults: Mapping[str, Any]
     build: Callable[[Mapping[str, Any], int], RiverModel]
     linear: bool
+    """Reason codes are exact shares of the log-odds, read off the model's own state."""
     passthrough: bool = False
     """Parameters go to river's constructor as they are, which refuses unknown names itself."""
 
 
 _LOGISTIC_DEFAULTS = {"learning_rate": 0.01, "l2": 0.0, "positive_weight": 1.0}
+_BINNED_DEFAULTS = {
+    "learning_rate": 0.01,
+    "l2": 0.0,
+    "positive_weight": 1.0,
+    "quantiles": DEFAULT_QUANTILES,
+    "warm_up": 10_000,
+    "crosses": FRAUD_CROSSES,
+    "cross_quantiles": DEFAULT_CROSS_QUANTILES,
+}
 
 RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
     {
@@ -87,6 +122,13 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
                 "standard-scaled logistic regression (SGD), class-weighted loss",
                 _LOGISTIC_DEFAULTS,
                 _logistic,
+                linear=True,
+            ),
+            LearnerRecipe(
+                "binned",
+                "logistic regression (SGD) over standardised values and quantile-bin indicators",
+                _BINNED_DEFAULTS,
+                _binned,
                 linear=True,
             ),
             LearnerRecipe(
@@ -133,6 +175,16 @@ def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[s
     return {**recipe.defaults, **given}
 
 
+_LEARN_PAIRS = (LinearExplainer, BinnedExplainer)
+"""Explainers that learn the model themselves, from a vector's (name, value) pairs."""
+
+
+def _explainer(model: RiverModel, linear: bool) -> Explainer:
+    if isinstance(model, BinnedLogisticRegression):
+        return BinnedExplainer(model)
+    return LinearExplainer(model) if linear else OcclusionExplainer(model)
+
+
 class OnlineLearner:
     """A named river classifier with the calls the service makes.
 
@@ -165,9 +217,7 @@ class OnlineLearner:
             self.model = recipe.build(self.params, seed)
         except TypeError as error:
             raise LearnerError(f"learner {name!r}: {error}") from None
-        self.explainer: Explainer = (
-            LinearExplainer(self.model) if recipe.linear else OcclusionExplainer(self.model)
-        )
+        self.explainer: Explainer = _explainer(self.model, recipe.linear)
         self.labels_learned = 0
         self.frauds_learned = 0
         self.lineage = name
@@ -207,8 +257,8 @@ class OnlineLearner:
     def learn(self, features: FeatureVector, is_fraud: bool) -> None:
         """Update the learner with one labelled vector: the one it scored."""
         explainer = self.explainer
-        if type(explainer) is LinearExplainer:
-            explainer.learn_labelled(features.items(), is_fraud)
+        if type(explainer) in _LEARN_PAIRS:
+            explainer.learn_labelled(features.items(), is_fraud)  # type: ignore[attr-defined]
         else:
             self.model.learn_one(features, is_fraud)
             explainer.learn(features)
@@ -227,8 +277,8 @@ class OnlineLearner:
         # through a slow path, and this runs for every label.
         pairs = zip(names, values)  # noqa: B905
         explainer = self.explainer
-        if type(explainer) is LinearExplainer:
-            explainer.learn_labelled(pairs, is_fraud)
+        if type(explainer) in _LEARN_PAIRS:
+            explainer.learn_labelled(pairs, is_fraud)  # type: ignore[attr-defined]
             self._count(is_fraud)
         else:
             self.learn(dict(pairs), is_fraud)

@@ -83,6 +83,36 @@ def roc_auc(y_true: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     return float(roc_auc_score(labels, values))
 
 
+def scenario_average_precisions(scenario: npt.ArrayLike, scores: npt.ArrayLike) -> dict[int, float]:
+    """AP of each fraud scenario: its frauds ranked among the legitimate rows (scenario 0).
+
+    A weak score on a rare scenario hides in the overall AP; per scenario it shows, and so does
+    a scenario forgotten after a new one is learned.
+
+    Examples
+    --------
+    >>> scenario_average_precisions([0, 1, 0, 2, 0], [0.1, 0.9, 0.5, 0.4, 0.2])
+    {1: 1.0, 2: 0.5}
+    """
+    kinds = np.asarray(scenario, dtype=np.int64)
+    values = np.asarray(scores, dtype=float)
+    legitimate = kinds == 0
+    return {
+        int(kind): average_precision(
+            kinds[legitimate | (kinds == kind)] == kind, values[legitimate | (kinds == kind)]
+        )
+        for kind in np.unique(kinds[~legitimate])
+    }
+
+
+def attainable_card_precision(card_days: pd.DataFrame, k: int) -> float:
+    """The best CP@k any scorer could reach: each day, the compromised eligible cards over k
+    (at most 1). Below 1 when there are fewer compromised cards a day than the budget."""
+    eligible = card_days.loc[card_days["eligible"]]
+    compromised = (eligible["frauds"] > 0).groupby(eligible["day"]).sum()
+    return float(np.minimum(compromised / k, 1.0).mean()) if len(compromised) else math.nan
+
+
 # --- input checks -----------------------------------------------------------------------------
 
 

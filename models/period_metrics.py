@@ -2,17 +2,22 @@
 
 The metrics themselves live in `models.metrics`; this module cuts a period into weeks, takes
 knowledge of compromised cards from the period alone, and shapes the figures for reports.
+A week cut short by the end of the period is marked partial and left out of the weekly means
+(a two-day "week" would weigh as much as a full one). When the rows carry a ``scenario``
+column (the simulator's ``TX_FRAUD_SCENARIO``), every period also has each fraud scenario's AP.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
 from models.metrics import (
+    attainable_card_precision,
     average_precision,
     budget_recall,
     check_k,
@@ -24,7 +29,16 @@ from models.metrics import (
     mean,
     rank_card_days,
     roc_auc,
+    scenario_average_precisions,
 )
+
+SCENARIO_COLUMN = "scenario"
+"""Optional column of the scored rows: the fraud scenario (0 for legitimate rows)."""
+
+K_SHARE_WARNING = 0.01
+"""Warn when the daily budget k exceeds this share of the cards active a day: investigating
+more than one card in a hundred every day is far beyond what a bank does, and CP@k then
+measures a budget no team has."""
 
 _DAY = pd.Timedelta(days=1)
 _WEEK = timedelta(days=7)
@@ -54,10 +68,18 @@ class PeriodMetrics:
     alert_precision: float
     transaction_recall: float
     card_recall: float
+    scenario_average_precision: Mapping[int, float] = field(default_factory=dict)
+    """Each fraud scenario's AP against the legitimate rows, when the rows carry scenarios."""
+    partial: bool = False
+    """Shorter than a week (the period ended): shown, but left out of the weekly means."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: datetimes as ISO 8601 strings, ``nan`` as ``None``."""
-        return {name: _json_ready(value) for name, value in asdict(self).items()}
+        document = {name: _json_ready(value) for name, value in asdict(self).items()}
+        document["scenario_average_precision"] = {
+            str(kind): _json_ready(value) for kind, value in self.scenario_average_precision.items()
+        }
+        return document
 
 
 @dataclass(frozen=True)
@@ -75,11 +97,25 @@ class EvaluationMetrics:
     mean_weekly_average_precision: float
     mean_weekly_card_precision_at_k: float
     mean_weekly_card_precision_at_k_detected: float
+    attainable_card_precision_at_k: float = math.nan
+    """The CP@k a perfect scorer would reach: below 1 on days with fewer frauds than k."""
+    cards_per_day: float = math.nan
+    """Distinct cards with a transaction, on the average day of the period."""
+    warnings: tuple[str, ...] = ()
+    """What a reader of the figures must know (a partial week, a budget k too large)."""
+
+    @property
+    def full_weeks(self) -> tuple[PeriodMetrics, ...]:
+        """The weeks the means are taken over: the complete ones."""
+        return tuple(week for week in self.weekly if not week.partial)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, nested the same way as the dataclass."""
         return {
             "k": self.k,
+            "attainable_card_precision_at_k": _json_ready(self.attainable_card_precision_at_k),
+            "cards_per_day": _json_ready(self.cards_per_day),
+            "warnings": list(self.warnings),
             "overall": self.overall.to_dict(),
             "weekly": [week.to_dict() for week in self.weekly],
             "mean_weekly_average_precision": _json_ready(self.mean_weekly_average_precision),
@@ -116,9 +152,15 @@ def _period_metrics(
     start: datetime,
     end: datetime,
     k: int,
+    scenario: pd.Series | None,
 ) -> PeriodMetrics:
     """Figures for the rows, card-days and daily precisions already cut to ``[start, end)``."""
     budget = budget_recall(card_days)
+    by_scenario = (
+        {}
+        if scenario is None
+        else scenario_average_precisions(scenario.loc[rows.index], rows["score"])
+    )
     return PeriodMetrics(
         start=start,
         end=end,
@@ -131,6 +173,8 @@ def _period_metrics(
         alert_precision=flagged_precision(card_days),
         transaction_recall=budget.transaction_recall,
         card_recall=budget.card_recall,
+        scenario_average_precision=by_scenario,
+        partial=end - start < _WEEK,
     )
 
 
@@ -181,6 +225,7 @@ def evaluate_scores(
     [('2018-08-08', 4)]
     """
     check_k(k)
+    scenario = _scenarios(frame)
     rows = checked(frame)
     if rows.empty:
         raise ValueError("frame holds no rows")
@@ -201,16 +246,55 @@ def evaluate_scores(
             lower,
             upper,
             k,
+            scenario,
         )
 
     weekly = tuple(period(lower, upper) for lower, upper in _weeks(start, end))
+    # A period shorter than a week has no full week: its one partial week is all there is.
+    counted = [week for week in weekly if not week.partial] or list(weekly)
+    cards_per_day = len(card_days) / card_days["day"].nunique()
+    attainable = attainable_card_precision(card_days, k)
     return EvaluationMetrics(
         k=k,
         overall=period(start, end),
         weekly=weekly,
-        mean_weekly_average_precision=mean([week.average_precision for week in weekly]),
-        mean_weekly_card_precision_at_k=mean([week.card_precision_at_k for week in weekly]),
+        mean_weekly_average_precision=mean([week.average_precision for week in counted]),
+        mean_weekly_card_precision_at_k=mean([week.card_precision_at_k for week in counted]),
         mean_weekly_card_precision_at_k_detected=mean(
-            [week.card_precision_at_k_detected for week in weekly]
+            [week.card_precision_at_k_detected for week in counted]
         ),
+        attainable_card_precision_at_k=attainable,
+        cards_per_day=cards_per_day,
+        warnings=_warnings(weekly, k, cards_per_day, attainable),
     )
+
+
+def _scenarios(frame: pd.DataFrame) -> pd.Series | None:
+    if SCENARIO_COLUMN not in frame.columns:
+        return None
+    column = frame[SCENARIO_COLUMN]
+    if column.isna().any() or ((column != 0) & ~frame["is_fraud"].astype(bool)).any():
+        raise ValueError(
+            f"column {SCENARIO_COLUMN!r} must name a scenario for every row, 0 for legitimate ones"
+        )
+    return column.astype("int64")
+
+
+def _warnings(
+    weekly: tuple[PeriodMetrics, ...], k: int, cards_per_day: float, attainable: float
+) -> tuple[str, ...]:
+    said = []
+    for week in weekly:
+        if week.partial:
+            days = (week.end - week.start) / timedelta(days=1)
+            said.append(
+                f"the week of {week.start:%Y-%m-%d} holds only {days:g} days of the period: "
+                "shown, but left out of the weekly means"
+            )
+    if k > K_SHARE_WARNING * cards_per_day:
+        said.append(
+            f"k = {k} is {k / cards_per_day:.1%} of the {cards_per_day:,.0f} cards active a "
+            f"day: a budget that large flatters CP@k (a perfect scorer reaches "
+            f"{attainable:.3f}); compare CP@k only between runs of the same k and data"
+        )
+    return tuple(said)

@@ -70,8 +70,9 @@ Identifier = Annotated[
 ]
 """Printable ASCII without spaces: ids end up in Kafka keys, Redis keys and log lines."""
 
-Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT)]
-"""Positive and finite: NaN and Infinity are refused by the models' ``allow_inf_nan=False``."""
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT)]
+"""Zero or positive, and finite: zero-amount authorisations (card checks) are real payments,
+and card testing uses them. NaN and Infinity are refused by ``allow_inf_nan=False``."""
 
 
 class _Contract(BaseModel):

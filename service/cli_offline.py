@@ -14,6 +14,7 @@ import typer
 
 from models.durations import parse_duration
 from models.learners import DEFAULT_LEARNER, RECIPES
+from models.period_metrics import EvaluationMetrics
 from models.simulator import SimulationConfig
 from models.simulator import simulate as run_simulation
 from pipelines.offline.dataset_writer import write_dataset
@@ -119,11 +120,20 @@ def evaluate(
     ] = None,
     train_days: Annotated[int, typer.Option(help="Days of labels each retrain trains on")] = 28,
     test_days: Annotated[int, typer.Option(help="Days of each retrain's hold-out")] = 7,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            help="With --retrain-every: champion (promotion policy), batch (latest batch "
+            "model) or blend (online and batch log-odds, weighted on each retrain's hold-out); "
+            "default: batch for --model batch, else champion"
+        ),
+    ] = None,
 ) -> None:
     """Replay a labelled data set with delayed labels and measure the online learner.
 
     With --retrain-every, the batch retrain job runs in the loop; --model batch then scores
-    each transaction with the latest batch model, any other --model with the served champion.
+    each transaction with the latest batch model, any other --model with the served champion
+    (or, with --serve blend, a blend of the online learner and the latest batch model).
     """
     if retrain_every is not None:
         _evaluate_with_retrain(
@@ -140,6 +150,7 @@ def evaluate(
             retrain_every,
             train_days,
             test_days,
+            serve,
         )
         return
     with user_errors():
@@ -162,9 +173,35 @@ def evaluate(
         console.print(f"scores written to {scores_out}")
     if report is not None:
         paths = write_report(
-            run.metrics, run.scores, report, title=f"fraudstream {model}", extra=run.summary()
+            run.metrics,
+            run.scores,
+            report,
+            title=f"fraudstream {model}",
+            extra=run.summary(),
+            context=_context(data, label_delay, run.metrics),
         )
         console.print(f"report written to {paths.json} and {paths.png}")
+
+
+def _served(model: str, serve: str | None) -> Served:
+    if serve is None:
+        return "batch" if model == "batch" else "champion"
+    if serve == "batch":
+        return "batch"
+    if serve == "champion":
+        return "champion"
+    if serve == "blend":
+        return "blend"
+    raise ValueError(f"--serve: expected champion, batch or blend, not {serve!r}")
+
+
+def _context(data: Path, label_delay: str, metrics: EvaluationMetrics) -> str:
+    """What a report's figure must say about how it was measured."""
+    last_day = metrics.overall.end - timedelta(days=1)
+    return (
+        f"data {data.name}; labels {label_delay} late; test {metrics.overall.start:%Y-%m-%d} "
+        f"to {last_day:%Y-%m-%d}; {metrics.k} cards a day investigated"
+    )
 
 
 def _evaluate_with_retrain(
@@ -181,10 +218,11 @@ def _evaluate_with_retrain(
     retrain_every: str,
     train_days: int,
     test_days: int,
+    serve: str | None,
 ) -> None:
     with user_errors():
-        served: Served = "batch" if model == "batch" else "champion"
-        online = DEFAULT_LEARNER if served == "batch" else model
+        served = _served(model, serve)
+        online = DEFAULT_LEARNER if model == "batch" else model
         end = _utc_day(test_end, "--test-end")
         delay = parse_duration(label_delay)
         options = EvaluationOptions(
@@ -207,7 +245,8 @@ def _evaluate_with_retrain(
                 + (
                     step.detail
                     if step.decision == "failed"
-                    else f"(hold-out AP {step.candidate_ap:.3f} against the champion's "
+                    else f"(hold-out AP {step.candidate_ap:.3f} against the "
+                    f"{'online learner' if served == 'blend' else 'champion'}'s "
                     f"{step.champion_ap:.3f}, {step.training_rows:,} training rows)"
                 ),
                 highlight=False,
@@ -223,7 +262,11 @@ def _evaluate_with_retrain(
                 progress=advance,
                 on_step=said,
             )
-    title = "batch (latest model)" if served == "batch" else f"served champion ({online} + batch)"
+    title = {
+        "batch": "batch (latest model)",
+        "champion": f"served champion ({online} + batch)",
+        "blend": f"blend of {online} and the latest batch model",
+    }[served]
     run = EvaluationRun(
         options=replace(options, learner=title),
         metrics=looped.metrics,
@@ -248,6 +291,7 @@ def _evaluate_with_retrain(
             title=f"fraudstream {title}",
             extra=looped.summary(),
             score_columns=("score", "online_score"),
+            context=_context(data, label_delay, looped.metrics),
         )
         console.print(f"report written to {paths.json} and {paths.png}")
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from rich.console import Console
 from rich.table import Table
 
-from models.period_metrics import PeriodMetrics
+from models.period_metrics import EvaluationMetrics, PeriodMetrics
 from pipelines.offline.datasets import LabelledDataset
 from pipelines.offline.evaluation import EvaluationRun
 
@@ -45,6 +45,27 @@ def _period_row(label: str, period: PeriodMetrics) -> list[str]:
     ]
 
 
+def print_scenarios(console: Console, metrics: EvaluationMetrics) -> None:
+    """Weekly AP of each fraud scenario (its frauds among the legitimate rows), if known."""
+    scenarios = sorted(
+        {kind for week in metrics.weekly for kind in week.scenario_average_precision}
+    )
+    if not scenarios:
+        return
+    table = figures_table(
+        "AP per fraud scenario",
+        ("period", *(f"scenario {kind}" for kind in scenarios)),
+        ("period",),
+    )
+    for label, period in (
+        *((f"week of {week.start:%Y-%m-%d}", week) for week in metrics.weekly),
+        ("whole period", metrics.overall),
+    ):
+        by_kind = period.scenario_average_precision
+        table.add_row(label, *(_figure(by_kind.get(kind, math.nan)) for kind in scenarios))
+    console.print(table)
+
+
 def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledDataset) -> None:
     """The per-week and overall metrics of a replay, its throughput and any rejected rows."""
     metrics = run.metrics
@@ -66,7 +87,8 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
         labels=("period",),
     )
     for week in metrics.weekly:
-        table.add_row(*_period_row(f"week of {week.start:%Y-%m-%d}", week))
+        partial = " (partial)" if week.partial else ""
+        table.add_row(*_period_row(f"week of {week.start:%Y-%m-%d}{partial}", week))
     table.add_section()
     overall = metrics.overall
     table.add_row(*_period_row(f"{overall.start:%Y-%m-%d} to {overall.end:%Y-%m-%d}", overall))
@@ -78,6 +100,9 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
         f"{_figure(metrics.mean_weekly_card_precision_at_k_detected)}); "
         f"alert budget {k} cards a day"
     )
+    print_scenarios(console, metrics)
+    for warning in metrics.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"replayed {len(run.scores):,} transactions in {run.seconds:.1f} s "
         f"({run.transactions_per_second:,.0f} per second: features, scoring and learning)"

@@ -37,7 +37,10 @@ REQUIRED_COLUMNS = (
     "TX_AMOUNT",
     "TX_FRAUD",
 )
-"""Handbook columns a data set must have; the others are optional and ignored on reading."""
+"""Handbook columns a data set must have; the others are optional and ignored on reading,
+but for the fraud scenario."""
+
+SCENARIO_COLUMN = "TX_FRAUD_SCENARIO"
 
 SUPPORTED_FORMATS = ".csv, .csv.gz, .parquet, .jsonl, or a directory of per-day .pkl files"
 
@@ -68,7 +71,7 @@ class RowError:
     """1-based: the line number in CSV (the header is line 1) and JSONL; elsewhere the row's
     position, across the per-day files in name order for a pickle directory."""
     message: str
-    """Field-level, e.g. ``"TX_AMOUNT: Input should be greater than 0"``."""
+    """Field-level, e.g. ``"TX_AMOUNT: Input should be greater than or equal to 0"``."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class LabelledDataset:
     """Parallel to ``transactions``."""
     rejected: list[RowError]
     rows_read: int
+    scenarios: list[int] | None = None
+    """Parallel to ``transactions``: each one's ``TX_FRAUD_SCENARIO`` (0 for legitimate
+    transactions), when the source has that column; evaluation reports AP per scenario."""
 
 
 class _Line(BaseModel):
@@ -174,14 +180,15 @@ def check_currency(currency: str) -> None:
 
 
 def _read_handbook_frame(path: Path, fmt: Format) -> tuple[pd.DataFrame, int]:
-    """The required columns, and the row number of the first data row."""
+    """The required columns (and the scenario's), and the row number of the first data row."""
     if fmt == "csv":
         found = pd.read_csv(path, nrows=0).columns
         require_columns(path, found)
+        scenario = [SCENARIO_COLUMN] if SCENARIO_COLUMN in found else []
         # Read as text so ids keep their exact spelling and bad cells can be quoted back.
         frame = pd.read_csv(
             path,
-            usecols=list(REQUIRED_COLUMNS),
+            usecols=[*REQUIRED_COLUMNS, *scenario],
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=False,
@@ -227,6 +234,7 @@ def _validate_handbook(frame: pd.DataFrame, currency: str, first_row: int) -> La
         strict=True,
     )
     kept: list[tuple[Transaction, bool]] = []
+    kept_rows: list[int] = []
     rejected: list[RowError] = []
     with _without_gc():
         for index, (tx_id, time, card, terminal, amount, known, is_fraud) in enumerate(rows):
@@ -241,11 +249,23 @@ def _validate_handbook(frame: pd.DataFrame, currency: str, first_row: int) -> La
             result = _transaction_or_error(record)
             if isinstance(result, Transaction) and time is not None and known:
                 kept.append((result, is_fraud))
+                kept_rows.append(index)
                 continue
             error = "" if isinstance(result, Transaction) else result
             message = _row_message(frame, index, time is None, known, error)
             rejected.append(RowError(row=first_row + index, message=message))
-    return _dataset(kept, rejected, rows_read=len(frame))
+    scenarios = _scenarios(frame, kept_rows)
+    return _dataset(kept, rejected, rows_read=len(frame), scenarios=scenarios)
+
+
+def _scenarios(frame: pd.DataFrame, rows: list[int]) -> list[int] | None:
+    """The kept rows' fraud scenarios, or none when the column is absent or unusable."""
+    if SCENARIO_COLUMN not in frame.columns:
+        return None
+    column = pd.to_numeric(frame[SCENARIO_COLUMN], errors="coerce").iloc[rows]
+    if column.isna().any():
+        return None
+    return [int(value) for value in column.tolist()]
 
 
 def _transaction_or_error(record: dict[str, object]) -> Transaction | str:
@@ -365,13 +385,17 @@ def _messages(error: ValidationError, columns: dict[str, str] | None = None) -> 
 
 
 def _dataset(
-    kept: list[tuple[Transaction, bool]], rejected: list[RowError], rows_read: int
+    kept: list[tuple[Transaction, bool]],
+    rejected: list[RowError],
+    rows_read: int,
+    scenarios: list[int] | None = None,
 ) -> LabelledDataset:
     # sorted() is stable, so equal timestamps keep their order in the source.
-    kept.sort(key=lambda pair: pair[0].timestamp)
+    order = sorted(range(len(kept)), key=lambda index: kept[index][0].timestamp)
     return LabelledDataset(
-        transactions=[transaction for transaction, _ in kept],
-        is_fraud=[fraud for _, fraud in kept],
+        transactions=[kept[index][0] for index in order],
+        is_fraud=[kept[index][1] for index in order],
         rejected=rejected,
         rows_read=rows_read,
+        scenarios=None if scenarios is None else [scenarios[index] for index in order],
     )

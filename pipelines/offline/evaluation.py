@@ -20,7 +20,7 @@ from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.memory_state import InMemoryFeatureState
-from models.period_metrics import EvaluationMetrics, evaluate_scores
+from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
 from models.replay import replay
 from models.state import WindowSpec
 from pipelines.offline.datasets import LabelledDataset
@@ -51,7 +51,8 @@ class EvaluationRun:
     options: EvaluationOptions
     metrics: EvaluationMetrics
     scores: pd.DataFrame
-    """One row per transaction: id, timestamp, card, score at arrival, label, label known at."""
+    """One row per transaction: id, timestamp, card, score at arrival, label, label known at
+    (and fraud scenario, when the data set has them)."""
     seconds: float
     """Wall-clock time of the replay alone (features, scoring and learning)."""
 
@@ -109,6 +110,8 @@ def evaluate(
             "label_known_at": timestamps + options.label_delay,
         }
     )
+    if dataset.scenarios is not None:
+        frame[SCENARIO_COLUMN] = dataset.scenarios
     first_day = timestamps.min().floor("D").to_pydatetime()
     start = options.test_start or first_day + WARM_UP + options.label_delay
     metrics = evaluate_scores(frame, k=options.k, start=start, end=options.test_end)

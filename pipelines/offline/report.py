@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
 from models.metrics import average_precision
-from models.period_metrics import EvaluationMetrics
+from models.period_metrics import EvaluationMetrics, PeriodMetrics
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,23 @@ def write_report(
     title: str,
     extra: Mapping[str, object] | None = None,
     score_columns: Sequence[str] = ("score",),
+    context: str = "",
 ) -> ReportPaths:
     """Write ``metrics.json`` and ``report.png`` into ``directory`` (created if needed).
 
     ``frame`` holds the scored rows the metrics came from; only those inside the evaluated
     period enter the precision-recall curve. Each of ``score_columns`` (e.g. a champion and
     its challengers) is drawn as its own curve. ``extra`` (learner name, throughput, ...) is
-    merged into the JSON and may not shadow a metric.
+    merged into the JSON and may not shadow a metric. ``context`` (the data set, label delay,
+    test window) is printed under the title, with the period's fraud rate and the metrics'
+    warnings, so that the figure cannot be read without them.
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(json=directory / "metrics.json", png=directory / "report.png")
     paths.json.write_bytes(_metrics_json(metrics, extra or {}))
     period = _test_period(metrics, frame)
     scores = {name: period[name].to_numpy(dtype=float) for name in score_columns}
-    figure = _report_figure(metrics, period["is_fraud"].to_numpy(dtype=bool), scores, title)
+    figure = report_figure(metrics, period["is_fraud"].to_numpy(dtype=bool), scores, title, context)
     FigureCanvasAgg(figure)  # attaches itself to the figure; savefig then renders with Agg
     figure.savefig(paths.png, format="png")
     return paths
@@ -73,17 +76,30 @@ def _test_period(metrics: EvaluationMetrics, frame: pd.DataFrame) -> pd.DataFram
     return frame.loc[inside]
 
 
-def _report_figure(
+def report_figure(
     metrics: EvaluationMetrics,
     y_true: npt.NDArray[np.bool_],
     scores: Mapping[str, npt.NDArray[np.float64]],
     title: str,
+    context: str,
 ) -> Figure:
-    figure = Figure(figsize=(13, 5.5), dpi=120, layout="constrained")
-    curve_axes, weekly_axes = figure.subplots(1, 2)
-    plot_precision_recall(curve_axes, y_true, scores)
-    plot_weekly(weekly_axes, metrics)
-    figure.suptitle(title)
+    """The precision-recall curves, the weekly bars and, when the rows carry fraud scenarios,
+    each scenario's weekly AP; the title says how it was measured."""
+    by_scenario = any(week.scenario_average_precision for week in metrics.weekly)
+    panels = 3 if by_scenario else 2
+    figure = Figure(figsize=(6.5 * panels, 6.2), dpi=120, layout="constrained")
+    axes = figure.subplots(1, panels)
+    plot_precision_recall(axes[0], y_true, scores)
+    plot_weekly(axes[1], metrics)
+    if by_scenario:
+        plot_weekly_scenarios(axes[2], metrics)
+    rate = y_true.mean() if y_true.size else float("nan")
+    lines = [
+        title,
+        f"{context}; fraud rate {rate:.2%}" if context else f"fraud rate {rate:.2%}",
+        *metrics.warnings,
+    ]
+    figure.suptitle("\n".join(lines), fontsize=9)
     return figure
 
 
@@ -128,7 +144,7 @@ def plot_weekly(axes: Axes, metrics: EvaluationMetrics) -> None:
         heights = np.nan_to_num(values, nan=0.0)
         bars = axes.bar(positions + offset, heights, width, label=name)
         axes.bar_label(bars, labels=[_bar_text(value) for value in values], fontsize=8)
-    axes.set_xticks(positions, [week.start.strftime("%Y-%m-%d") for week in weeks])
+    axes.set_xticks(positions, [_week_label(week) for week in weeks])
     axes.set(ylim=(0, 1.1), xlabel="Week starting (UTC)", ylabel="Score")
     axes.set_title(
         f"Weekly: mean AP {_bar_text(metrics.mean_weekly_average_precision)}, "
@@ -136,6 +152,26 @@ def plot_weekly(axes: Axes, metrics: EvaluationMetrics) -> None:
     )
     axes.legend(loc="upper right")
     axes.grid(axis="y", alpha=0.3)
+
+
+def plot_weekly_scenarios(axes: Axes, metrics: EvaluationMetrics) -> None:
+    """One line per fraud scenario: its AP week by week, so a forgotten pattern shows."""
+    weeks = metrics.weekly
+    scenarios = sorted({kind for week in weeks for kind in week.scenario_average_precision})
+    positions = np.arange(len(weeks))
+    for kind in scenarios:
+        values = [week.scenario_average_precision.get(kind, np.nan) for week in weeks]
+        axes.plot(positions, values, marker="o", label=f"scenario {kind}")
+    axes.set_xticks(positions, [_week_label(week) for week in weeks])
+    axes.set(ylim=(0, 1.05), xlabel="Week starting (UTC)", ylabel="Average precision")
+    axes.set_title("Weekly AP per fraud scenario (its frauds among legitimate rows)")
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+
+
+def _week_label(week: PeriodMetrics) -> str:
+    day = week.start.strftime("%Y-%m-%d")
+    return f"{day}\n(partial)" if week.partial else day
 
 
 def _bar_text(value: float) -> str:

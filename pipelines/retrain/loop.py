@@ -15,6 +15,10 @@ What each transaction is scored with:
   hold-out AP beats the champion's recorded scores by the margin becomes the champion,
   otherwise it is only a challenger. The online learner keeps learning all along (displaced by
   a batch champion, it shadows it), as the service does.
+- ``served="blend"``: both, as `models.blend` combines them: at each retrain the batch model's
+  weight is chosen on the hold-out, from the online learner's scores recorded there and the
+  candidate's back-test scores, and the latest batch model is blended with the online learner
+  at that weight until the next retrain.
 
 Batch scores are computed in bulk at each retrain for the transactions since the previous one,
 each with the model that was serving when it arrived: a row's score does not depend on the rows
@@ -37,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 from models.batch_model import BatchLearner
-from models.period_metrics import EvaluationMetrics, evaluate_scores
+from models.blend import best_weight, blend
+from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
 from models.replay import revealed_label
 from models.schemas import Label
 from models.state import event_second
@@ -46,7 +51,7 @@ from pipelines.offline.evaluation import WARM_UP, EvaluationOptions, build_detec
 from pipelines.retrain.job import RetrainError, RetrainOptions, RetrainResult, retrain
 from pipelines.retrain.offline_store import MemoryOfflineStore
 
-Served = Literal["champion", "batch"]
+Served = Literal["champion", "batch", "blend"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class RetrainStep:
 
     at: datetime
     decision: str
-    """``promote``, ``challenger`` or ``failed``."""
+    """``promote``, ``challenger``, ``blend W`` (the batch model's weight) or ``failed``."""
     detail: str = ""
     candidate_ap: float = float("nan")
     champion_ap: float = float("nan")
@@ -139,7 +144,7 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
     if evaluation.test_end is not None:
         # A model trained after the test period scores nothing that is measured.
         bounds = deque(moment for moment in bounds if moment < evaluation.test_end)
-    if served == "batch":
+    if served != "champion":
         # Only the latest model serves: retrains before the test period's own cannot reach it.
         while len(bounds) > 1 and bounds[1] <= test_start:
             bounds.popleft()
@@ -151,6 +156,8 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
     segment: list[array[float]] = []
     segment_start = 0
     model: BatchLearner | None = None
+    weight = 1.0
+    """The batch model's weight in the blend (``served="blend"`` only)."""
     steps: list[RetrainStep] = []
     keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
 
@@ -159,7 +166,10 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
         if model is None:
             scores[segment_start:end] = online[segment_start:end]
         elif segment:
-            scores[segment_start:end] = model.predict_many(np.array(segment, dtype=np.float64))
+            batch = model.predict_many(np.array(segment, dtype=np.float64))
+            scores[segment_start:end] = (
+                blend(online[segment_start:end], batch, weight) if served == "blend" else batch
+            )
         segment, segment_start = [], end
 
     class ServedSource:
@@ -171,10 +181,11 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
         def read(start: datetime, end: datetime, known_by: datetime | None = None) -> Any:
             rows = store.read(start, end, known_by)
             at = rows["transaction_id"].map(position).to_numpy(dtype=np.int64)
-            return rows.assign(score=scores[at])
+            # A blend is measured against the online learner alone, whose scores it weighs.
+            return rows.assign(score=(online if served == "blend" else scores)[at])
 
     def run_job(now: datetime, end: int) -> None:
-        nonlocal model
+        nonlocal model, weight
         close_segment(end)
         store.forget_before(now - keep)
         try:
@@ -182,9 +193,16 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
         except RetrainError as error:
             step = RetrainStep(now, "failed", str(error))
         else:
+            if served == "blend":
+                holdout = result.holdout
+                weight = best_weight(
+                    holdout["is_fraud"], holdout["score"], holdout["candidate_score"]
+                )
             step = RetrainStep(
                 now,
-                "promote" if result.promote else "challenger",
+                f"blend {weight:g}"
+                if served == "blend"
+                else ("promote" if result.promote else "challenger"),
                 candidate_ap=result.candidate.mean_weekly_average_precision,
                 champion_ap=result.champion.mean_weekly_average_precision,
                 candidate_cp=result.candidate.mean_weekly_card_precision_at_k,
@@ -193,7 +211,7 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
             )
             # Batch mode serves the latest model whatever it measured; otherwise the candidate
             # serves only if promoted (a batch champion is replaced by the same rule).
-            if served == "batch" or result.promote:
+            if served != "champion" or result.promote:
                 model = result.model
         steps.append(step)
         if on_step is not None:
@@ -233,6 +251,8 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
             "label_known_at": timestamps + evaluation.label_delay,
         }
     )
+    if dataset.scenarios is not None:
+        frame[SCENARIO_COLUMN] = dataset.scenarios
     end = evaluation.test_end
     metrics = evaluate_scores(frame, k=evaluation.k, start=test_start, end=end)
     online_metrics = evaluate_scores(

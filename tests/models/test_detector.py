@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,19 @@ class RecordingLearner(OnlineLearner):
     def learn_kept(self, names: Sequence[str], values: Sequence[float], is_fraud: bool) -> None:
         self.seen.append((dict(zip(names, values, strict=True)), is_fraud))
         super().learn_kept(names, values, is_fraud)
+
+
+def test_a_zero_amount_is_scored_and_learned_with_finite_features() -> None:
+    detector = _detector()
+    detector.score(make_tx(1, amount=20.0))
+    scored = detector.score(make_tx(2, hours=1, amount=0.0))
+    vector = detector.vector_of("t2")
+    assert vector is not None
+    assert vector["amount"] == 0.0
+    assert vector["card_amount_to_avg_30d"] == 0.0
+    assert all(math.isfinite(value) for value in vector.values())
+    assert 0.0 <= scored.score <= 1.0
+    assert detector.learn([make_label(2, True, hours=2)]).learned == 1
 
 
 def test_learning_uses_the_vector_scored_not_one_recomputed_later() -> None:

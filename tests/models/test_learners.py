@@ -9,7 +9,7 @@ import random
 import pytest
 from river import checks
 
-from models.explain import ReasonCode, _strongest
+from models.explain import ReasonCode, strongest
 from models.learners import RECIPES, LearnerError, OnlineLearner
 
 
@@ -103,7 +103,7 @@ def test_class_weight_raises_fraud_scores() -> None:
 
 
 def test_unknown_learner_is_refused_with_the_choices() -> None:
-    with pytest.raises(LearnerError, match="choose one of: logistic, forest"):
+    with pytest.raises(LearnerError, match="choose one of: logistic, binned, forest"):
         OnlineLearner("svm")
 
 
@@ -140,14 +140,14 @@ def test_equal_pushes_keep_the_order_of_the_features() -> None:
             for i in order[:top]
             if pushes[i] > 0
         )
-        assert _strongest(names, pushes, features, top) == expected
-    assert [reason.feature for reason in _strongest(names, pushes, features, 4)] == [
+        assert strongest(names, pushes, features, top) == expected
+    assert [reason.feature for reason in strongest(names, pushes, features, 4)] == [
         "b",
         "e",
         "a",
         "c",
     ]
-    assert _strongest(names, [0.0, -1.0, 0.0, 0.0, -0.5, 0.0], features, 3) == ()
+    assert strongest(names, [0.0, -1.0, 0.0, 0.0, -0.5, 0.0], features, 3) == ()
 
 
 @pytest.mark.parametrize("name", ["logistic", "hoeffding"])

@@ -331,13 +331,16 @@ def test_weekly_means_and_overall_agree_with_the_building_blocks() -> None:
     assert result.overall.average_precision == pytest.approx(
         average_precision(frame["is_fraud"], frame["score"])
     )
+    # 16 days: two full weeks and a partial one, shown but left out of the means.
+    assert [week.partial for week in result.weekly] == [False, False, True]
     assert result.mean_weekly_average_precision == pytest.approx(
-        np.mean([week.average_precision for week in result.weekly])
+        np.mean([week.average_precision for week in result.weekly[:2]])
     )
     assert result.mean_weekly_card_precision_at_k == pytest.approx(
-        np.mean([week.card_precision_at_k for week in result.weekly])
+        np.mean([week.card_precision_at_k for week in result.weekly[:2]])
     )
     assert sum(week.transactions for week in result.weekly) == len(frame)
+    assert any("left out of the weekly means" in warning for warning in result.warnings)
 
 
 def test_start_and_end_select_the_period_and_only_its_frauds_are_knowledge() -> None:
@@ -440,3 +443,49 @@ def test_week_of_a_partial_start_is_clipped_to_the_period() -> None:
     assert result.weekly[0].start == start
     assert result.weekly[0].end == start.replace(hour=0) + timedelta(days=1)
     assert result.overall.transactions == 1
+
+
+def test_each_fraud_scenario_gets_its_own_average_precision_per_week() -> None:
+    frame = random_frame(6_000, days=14, cards=300, seed=3)
+    rng = np.random.default_rng(4)
+    # Scenario 1 frauds are scored high, scenario 2 frauds like legitimate rows.
+    scenario = np.where(frame["is_fraud"], rng.integers(1, 3, len(frame)), 0)
+    frame["scenario"] = scenario
+    frame["score"] = frame["score"].clip(upper=0.98)
+    frame.loc[scenario == 1, "score"] = 0.99
+    frame.loc[scenario == 2, "score"] = rng.uniform(0, 1, int((scenario == 2).sum()))
+
+    result = evaluate_scores(frame, k=10)
+
+    for period in (result.overall, *result.weekly):
+        assert set(period.scenario_average_precision) == {1, 2}
+        assert period.scenario_average_precision[1] == 1.0
+        assert period.scenario_average_precision[2] < 0.5
+    first = result.weekly[0]
+    rows = frame.loc[frame["timestamp"] < first.end]
+    keep = rows["scenario"].isin([0, 2])
+    assert first.scenario_average_precision[2] == pytest.approx(
+        average_precision(rows.loc[keep, "scenario"] == 2, rows.loc[keep, "score"])
+    )
+    assert result.to_dict()["overall"]["scenario_average_precision"]["1"] == 1.0  # type: ignore[index]
+
+
+def test_a_frame_without_scenarios_has_none_and_a_wrong_column_is_refused() -> None:
+    frame = random_frame(2_000, days=7, cards=100)
+    assert evaluate_scores(frame, k=5).overall.scenario_average_precision == {}
+    with pytest.raises(ValueError, match="scenario"):
+        evaluate_scores(frame.assign(scenario=1), k=5)
+
+
+def test_a_budget_large_for_the_cards_is_warned_with_what_a_perfect_scorer_reaches() -> None:
+    frame = random_frame(7_000, days=7, cards=1_000)
+    small, large = evaluate_scores(frame, k=5), evaluate_scores(frame, k=200)
+    assert small.warnings == ()
+    [warning] = large.warnings
+    assert "k = 200" in warning
+    assert f"{large.cards_per_day:,.0f} cards active a day" in warning
+    perfect = evaluate_scores(frame.assign(score=frame["is_fraud"].astype(float)), k=200)
+    assert perfect.mean_weekly_card_precision_at_k == pytest.approx(
+        large.attainable_card_precision_at_k
+    )
+    assert large.attainable_card_precision_at_k < 1.0

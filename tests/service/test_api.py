@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from models.learners import DEFAULT_LEARNER
 from service.responses import BatchScoreResponse, ScoreResponse
 from tests.service.client import api_client, transaction
 
@@ -128,7 +129,7 @@ async def test_alerts_filter_by_card_and_time() -> None:
 async def test_models_lists_the_champion_and_health_answers() -> None:
     async with api_client() as (client, _):
         models = (await client.get("/v1/models")).json()["models"]
-        assert [(m["name"], m["role"]) for m in models] == [("logistic", "champion")]
+        assert [(m["name"], m["role"]) for m in models] == [(DEFAULT_LEARNER, "champion")]
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200

@@ -16,7 +16,7 @@ VALID = transaction(1)
 BAD_TRANSACTIONS: list[tuple[str, Any, str]] = [
     ("amount as a string", {**VALID, "amount": "12"}, "amount"),
     ("negative amount", {**VALID, "amount": -5}, "amount"),
-    ("zero amount", {**VALID, "amount": 0}, "amount"),
+    ("amount just below zero", {**VALID, "amount": -0.01}, "amount"),
     ("huge amount", {**VALID, "amount": 1e12}, "amount"),
     ("naive timestamp", {**VALID, "timestamp": "2026-11-29T12:00:00"}, "timestamp"),
     ("unparseable timestamp", {**VALID, "timestamp": "yesterday"}, "timestamp"),
@@ -44,6 +44,14 @@ async def test_bad_transaction_is_refused_naming_the_field(
             locations = [error["loc"] for error in response.json()["detail"]]
             assert any(field in location for location in locations), (case, path, locations)
             assert "Traceback" not in response.text
+
+
+async def test_a_zero_amount_is_scored() -> None:
+    # Zero-amount authorisations are real (card checks) and a card-testing signal.
+    async with api_client() as (client, _):
+        response = await client.post("/v1/score", json={**VALID, "amount": 0})
+        assert response.status_code == 200, response.text
+        assert 0.0 <= response.json()["score"] <= 1.0
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])

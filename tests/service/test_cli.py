@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from models.learners import DEFAULT_LEARNER
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
 from service.cli import app
@@ -44,7 +45,7 @@ def test_simulate_then_evaluate_with_scores_and_report(tmp_path: Path) -> None:
     assert "mean weekly AP" in evaluated.output
     assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
     metrics = json.loads((report / "metrics.json").read_text())
-    assert metrics["learner"] == "logistic"
+    assert metrics["learner"] == DEFAULT_LEARNER
     assert metrics["overall"]["start"].startswith("2018-05-01")
     assert metrics["overall"]["end"].startswith("2018-05-21")
     assert (report / "report.png").read_bytes().startswith(b"\x89PNG")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from models.learners import DEFAULT_LEARNER
 from pipelines.runtime.embedded import EmbeddedRuntime
 from service.responses import DashboardResponse
 from tests.service.client import api_client, transaction
@@ -87,7 +88,7 @@ async def test_dashboard_figures_have_the_documented_shape() -> None:
         "history",
     }
     assert (live["name"], live["version"]) == (model["name"], model["version"])
-    assert (live["role"], live["learner"]) == ("champion", "logistic")
+    assert (live["role"], live["learner"]) == ("champion", DEFAULT_LEARNER)
     assert live["rolling_average_precision"] is None  # no label yet: null, not NaN
     # The sampler takes its first sample as soon as the runtime is ready.
     assert [sample["rolling_average_precision"] for sample in live["history"]] == [None]

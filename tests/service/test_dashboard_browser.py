@@ -27,6 +27,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from models.learners import DEFAULT_LEARNER
 from pipelines.bench.server_process import serve
 from service.auth import hash_key
 
@@ -127,7 +128,7 @@ def _assert_live_page(page: Page) -> None:
     )
     _assert_alert_row(page)
 
-    expect(page.locator("#model-name")).to_have_text("logistic")
+    expect(page.locator("#model-name")).to_have_text(DEFAULT_LEARNER)
     expect(page.locator("#model-version")).to_have_text(re.compile(r"^m\d{6}\+\d+$"))
     expect(page.locator("#score-chart rect.bar").first).to_be_visible()
     expect(page.locator("#score-chart line.threshold")).to_have_count(1)

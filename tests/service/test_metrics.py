@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.learners import DEFAULT_LEARNER
 from tests.service.client import api_client, transaction
 
 pytestmark = pytest.mark.anyio
@@ -99,6 +100,9 @@ async def test_metrics_answer_before_the_model_has_seen_anything() -> None:
     assert value(series, "fraudstream_label_backlog") == 0
     assert math.isnan(
         value(
-            series, "fraudstream_model_rolling_average_precision", model="logistic", role="champion"
+            series,
+            "fraudstream_model_rolling_average_precision",
+            model=DEFAULT_LEARNER,
+            role="champion",
         )
     )

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from models.learners import OnlineLearner
+from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.model_record import NewModel
 from models.snapshots import dump_snapshot
 from pipelines.bench.server_process import serve
@@ -58,7 +58,7 @@ async def test_a_snapshot_records_its_provenance_and_downloads_as_registered(
         assert record["status"] == "champion"
         assert record["parent"] == "m000001"
         assert record["kind"] == "online"
-        assert record["learner"] == "logistic"
+        assert record["learner"] == DEFAULT_LEARNER
         assert record["labels_learned"] == 40
         assert record["feature_schema"].startswith("features-")
         assert record["code_version"].startswith("0.1.0")
@@ -159,7 +159,7 @@ async def test_challengers_shadow_and_are_retired_but_the_champion_never(tmp_pat
         await _traffic(client, range(30))
         models = (await client.get("/v1/models")).json()["models"]
         assert [(m["role"], m["name"]) for m in models] == [
-            ("champion", "logistic"),
+            ("champion", DEFAULT_LEARNER),
             ("challenger", challenger),
         ]
         assert models[1]["matured_labels"] == 30  # judged on the same labels

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from models.learners import DEFAULT_LEARNER
 from models.simulator import SimulationConfig, simulate
 from pipelines.offline.datasets import dataset_from_frame
 from tests.service.client import api_client
@@ -117,7 +118,7 @@ async def test_a_retrain_runs_off_the_loop_registers_a_batch_model_and_409s_a_se
         serving = {model["version"].partition("+")[0]: model for model in models["models"]}
         assert job["version"] in serving
         warm = serving[job["warm_restart_version"]]
-        assert (warm["role"], warm["learner"]) == ("challenger", "logistic")
+        assert (warm["role"], warm["learner"]) == ("challenger", DEFAULT_LEARNER)
         assert warm["labels_learned"] == job["metrics"]["rows"]["final"]
         assert (await client.get("/v1/retrain/nope", headers=_auth(READER))).status_code == 404
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from models.learners import OnlineLearner
+from models.learners import DEFAULT_LEARNER, OnlineLearner
 from pipelines.bench.local_servers import RunningServers
 from pipelines.bench.stream import (
     StreamBenchOptions,
@@ -67,7 +67,7 @@ def test_a_short_run_against_the_test_servers_reports_sane_figures(
     assert 0 < latency.p50_ms <= latency.p95_ms <= latency.p99_ms <= latency.max_ms
     assert latency.achieved_rate > 0
     assert len(result.targets()) == 3
-    assert result.model_version.startswith("logistic+")
+    assert result.model_version.startswith(f"{DEFAULT_LEARNER}+")
     with redis.Redis.from_url(redis_url) as client:
         assert client.keys("fraudstream:bench*") == [], "the run's keys were left behind"
 

@@ -173,6 +173,19 @@ def test_writing_without_required_columns_is_refused(frame: pd.DataFrame, tmp_pa
         write_dataset(frame.drop(columns=["TX_FRAUD"]), tmp_path / "data.csv")
 
 
+def test_zero_amounts_are_kept(tmp_path: Path) -> None:
+    # The public reference data holds zero-amount authorisations (card checks).
+    path = tmp_path / "data.csv"
+    path.write_text(
+        HEADER + "0,2018-04-01 00:00:31,1,2,0.00,0\n" + "1,2018-04-01 00:01:00,1,2,-0.01,0\n"
+    )
+    dataset = read_dataset(path)
+    assert [(t.transaction_id, t.amount) for t in dataset.transactions] == [("0", 0.0)]
+    assert dataset.rejected == [
+        RowError(row=3, message="TX_AMOUNT: Input should be greater than or equal to 0")
+    ]
+
+
 def test_bad_csv_rows_are_reported_and_the_rest_kept(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text(
@@ -190,7 +203,7 @@ def test_bad_csv_rows_are_reported_and_the_rest_kept(tmp_path: Path) -> None:
     assert dataset.rows_read == 6
     # Rows are file line numbers: the header is line 1.
     assert dataset.rejected == [
-        RowError(row=3, message="TX_AMOUNT: Input should be greater than 0"),
+        RowError(row=3, message="TX_AMOUNT: Input should be greater than or equal to 0"),
         RowError(row=4, message="TX_DATETIME: not a date and time: 'not a date'"),
         RowError(row=5, message="TX_FRAUD: should be 0 or 1, got '2'"),
         RowError(
@@ -276,7 +289,9 @@ def test_bad_jsonl_lines_are_reported_and_the_rest_kept(tmp_path: Path) -> None:
     assert dataset.rows_read == 5
     assert [error.row for error in dataset.rejected] == [2, 3, 4]
     assert dataset.rejected[0].message.startswith("Invalid JSON")
-    assert dataset.rejected[1].message == "transaction.amount: Input should be greater than 0"
+    assert dataset.rejected[1].message == (
+        "transaction.amount: Input should be greater than or equal to 0"
+    )
     assert "does not match" in dataset.rejected[2].message
 
 
@@ -311,3 +326,22 @@ def test_contract_layout_refuses_rows_the_contract_would_reject(
     broken = frame.assign(TX_AMOUNT=-frame["TX_AMOUNT"])
     with pytest.raises(DatasetError, match="TX_AMOUNT"):
         write_dataset(broken, tmp_path / "data.jsonl", "contract")
+
+
+def test_fraud_scenarios_follow_their_transactions_when_the_source_has_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(
+        HEADER.replace("\n", ",TX_FRAUD_SCENARIO\n")
+        + "0,2018-04-01 00:05:00,1,2,10.5,1,3\n"
+        + "1,2018-04-01 00:01:00,1,2,-3.0,0,0\n"
+        + "2,2018-04-01 00:02:00,1,2,400.0,1,1\n"
+        + "3,2018-04-01 00:03:00,1,2,4.0,0,0\n"
+    )
+    dataset = read_dataset(path)
+    assert [t.transaction_id for t in dataset.transactions] == ["2", "3", "0"]
+    assert dataset.scenarios == [1, 0, 3]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(HEADER + "0,2018-04-01 00:05:00,1,2,10.5,1\n")
+    assert read_dataset(plain).scenarios is None

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from models.period_metrics import EvaluationMetrics, evaluate_scores
-from pipelines.offline.report import ReportPaths, write_report
+from pipelines.offline.report import ReportPaths, report_figure, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,3 +131,31 @@ def test_the_report_never_loads_pyplot(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3]
 
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=True)
+
+
+def test_the_figure_says_how_it_was_measured_and_shows_each_scenario(
+    scored: pd.DataFrame,
+) -> None:
+    rng = np.random.default_rng(5)
+    with_scenarios = scored.assign(
+        scenario=np.where(scored["is_fraud"], rng.integers(1, 4, len(scored)), 0)
+    )
+    metrics = evaluate_scores(with_scenarios, k=20)
+    y_true = with_scenarios["is_fraud"].to_numpy(dtype=bool)
+    scores = {"score": with_scenarios["score"].to_numpy(dtype=float)}
+
+    figure = report_figure(metrics, y_true, scores, "run", "data ref.csv; labels 7d late")
+
+    text = figure.get_suptitle()
+    assert "data ref.csv; labels 7d late" in text
+    assert f"fraud rate {y_true.mean():.2%}" in text
+    # 18 days: the third week is partial, and the figure says so.
+    assert "left out of the weekly means" in text
+    assert len(figure.axes) == 3
+    assert [line.get_label() for line in figure.axes[2].get_lines()] == [
+        "scenario 1",
+        "scenario 2",
+        "scenario 3",
+    ]
+    plain = report_figure(evaluate_scores(scored, k=20), y_true, scores, "run", "")
+    assert len(plain.axes) == 2

@@ -75,7 +75,7 @@ def test_missing_or_unreadable_headers_are_not_a_dead_letter() -> None:
 
 
 def test_a_reason_names_the_field_at_fault() -> None:
-    assert reason_for(tx_json(amount=-1)) == "amount: Input should be greater than 0"
+    assert reason_for(tx_json(amount=-1)) == "amount: Input should be greater than or equal to 0"
 
 
 def test_a_reason_names_a_few_fields_and_counts_the_rest() -> None:
