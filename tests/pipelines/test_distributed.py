@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
@@ -30,6 +29,7 @@ from tests.pipelines.stream.distributed_harness import (
     distinct_ids_at_least,
     everything,
     expected_scores,
+    metrics_page,
     produce,
     produce_transactions,
     publish_model,
@@ -308,7 +308,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
         assert "size limit" in by_value[b"x" * LIMIT]
         # The worker's own metrics count the same, and nothing is left to read.
         oversize = sum(len(value) > LIMIT for _, value in poison)
-        series = _metrics(f"http://127.0.0.1:{metrics_port}/metrics")
+        series = metrics_page(f"http://127.0.0.1:{metrics_port}/metrics")
         assert series["fraudstream_transactions_scored_total"] == len(good)
         assert series['fraudstream_dlq_records_total{reason="oversize"}'] == oversize
         assert series['fraudstream_dlq_records_total{reason="invalid"}'] == len(poison) - oversize
@@ -318,16 +318,6 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_are_scored(
     finally:
         if worker.alive():
             worker.kill()
-
-
-def _metrics(url: str) -> dict[str, float]:
-    """A Prometheus text page as ``{'name{labels}': value}``."""
-    text = httpx.get(url, timeout=5).text
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 def _document(tx: object) -> dict[str, object]:

@@ -30,7 +30,7 @@ from tests.pipelines.stream.distributed_harness import (
     start_learner,
     start_role,
 )
-from tests.service.client import api_client
+from tests.service.client import api_client, transaction
 
 pytestmark = pytest.mark.anyio
 
@@ -47,16 +47,9 @@ def _at(moment: datetime) -> str:
 
 
 def _tx(index: int, *, minutes_ago: float = 60.0, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "transaction_id": f"tx-{index}",
-        "timestamp": _at(_now() - timedelta(minutes=minutes_ago)),
-        "card_id": f"card-{index % 7}",
-        "terminal_id": f"term-{index % 5}",
-        "amount": 20.0 + index,
-        "currency": "EUR",
-    }
-    body.update(fields)
-    return body
+    """The shared client's transaction, dated ``minutes_ago`` before now."""
+    dated = {"timestamp": _at(_now() - timedelta(minutes=minutes_ago))}
+    return transaction(index, **(dated | fields))
 
 
 def _label(transaction_id: str, is_fraud: bool, **fields: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pipelines.stream.topics import Topics
 from tests.pipelines.stream.distributed_harness import (
     ADMIN,
     distinct_ids_at_least,
+    metrics_page,
     poll,
     read_topic,
     role_env,
@@ -57,16 +58,6 @@ def _metrics_url(role: RoleProcess) -> str:
     )
     assert url is not None, f"{role.role} exited:\n{role.log_tail()}"
     return url
-
-
-def _series(url: str) -> dict[str, float]:
-    """A Prometheus text page as ``{'name{labels}': value}``."""
-    text = httpx.get(url, timeout=5).text
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 def test_learner_two_workers_and_the_api_share_one_host_as_the_docs_start_them(
@@ -115,13 +106,15 @@ def test_learner_two_workers_and_the_api_share_one_host_as_the_docs_start_them(
         learner_url, *worker_urls = urls
         # The worker that got the transaction counts it; the other has scored none.
         scored_by_workers = poll(
-            lambda: [_series(url)["fraudstream_transactions_scored_total"] for url in worker_urls],
+            lambda: [
+                metrics_page(url)["fraudstream_transactions_scored_total"] for url in worker_urls
+            ],
             lambda counts: sum(counts) == 1,
             what="the stream transaction in a worker's metrics",
         )
         assert sorted(scored_by_workers) == [0.0, 1.0]
         poll(
-            lambda: _series(learner_url),
+            lambda: metrics_page(learner_url),
             lambda series: series.get("fraudstream_labels_learned_total") == 1.0,
             what="the label in the learner's metrics",
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
@@ -311,3 +312,13 @@ def distinct_ids_at_least(count: int) -> Callable[[TopicRead], bool]:
 def everything(read: TopicRead) -> bool:
     """Read on until the topic has been quiet for the settle period."""
     return True
+
+
+def metrics_page(url: str) -> dict[str, float]:
+    """A Prometheus text page as ``{'name{labels}': value}``."""
+    text = httpx.get(url, timeout=5).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
