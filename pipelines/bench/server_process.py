@@ -1,8 +1,8 @@
 """A ``fraudstream serve`` subprocess on a free port, for benchmarks and integration tests.
 
 It is started with the console script installed next to this interpreter, waited for until
-``/readyz`` answers, and stopped by its pid: SIGTERM first, so uvicorn closes connections and
-runs the lifespan, then SIGKILL if it hangs.
+``/readyz`` answers, and stopped by its pid with `stop_process`, as is every process that the
+benches and tests start: SIGTERM, then SIGKILL if it has not left within `STOP_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from typing import IO
 import httpx
 
 READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 20.0
+"""How long a process has, after SIGTERM, to leave cleanly before SIGKILL: a worker finishes
+and commits its batch, a server closes its connections (uvicorn allows them a few seconds) and
+then takes its final snapshot; Redis and the broker need less."""
 
 
 class ServerProcessError(RuntimeError):
@@ -71,15 +74,26 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, output: IO[byt
     raise ServerProcessError(f"{url} was not ready within {READY_TIMEOUT_SECONDS:g} s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM lets uvicorn close connections and run the lifespan; SIGKILL if it hangs."""
+def stop_process(
+    process: subprocess.Popen[bytes], *, timeout: float = STOP_TIMEOUT_SECONDS
+) -> bool:
+    """SIGTERM, so that the process leaves cleanly; SIGKILL if it is still there after
+    ``timeout``. True if it left by itself, False if it had to be killed."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        kill_process(process)
+        return False
+    return True
+
+
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL, and wait for the exit: a crash, for the tests that must survive one."""
+    if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
 
 
 @contextlib.contextmanager
@@ -113,7 +127,7 @@ def serve(
             wait_ready(base, process, output)
             yield ServerProcess(base, process.pid)
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def process_cpu_seconds(pid: int | None) -> float | None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-STOP_TIMEOUT_SECONDS = 20
+from pipelines.bench.server_process import kill_process, stop_process
 
 
 class RoleProcess:
@@ -36,23 +35,17 @@ class RoleProcess:
         return self
 
     def stop(self) -> int:
-        """SIGTERM, and the exit status once the role has finished its batch and left."""
+        """SIGTERM, and the exit status once the role has finished its batch and left; a role
+        still there after the stop timeout is killed and fails the test."""
         process = self._require()
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"{self.role} ignored SIGTERM:\n{self.log_tail()}") from None
-        finally:
-            self._process = None
+        self._process = None
+        if not stop_process(process):
+            raise AssertionError(f"{self.role} ignored SIGTERM:\n{self.log_tail()}")
+        return process.returncode
 
     def kill(self) -> None:
         """SIGKILL: the crash a batch in flight must survive."""
-        process = self._require()
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        kill_process(self._require())
         self._process = None
 
     def alive(self) -> bool:
