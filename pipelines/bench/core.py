@@ -18,6 +18,7 @@ from models.replay import replay, revealed_label
 from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
+from pipelines.bench.run import step_counter
 from pipelines.collector import settled
 from pipelines.offline.datasets import dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
@@ -171,14 +172,7 @@ def bench_core(
 ) -> list[CoreBenchRow]:
     """Measure each learner ``rounds`` times, interleaving whole path and bare model."""
     stream, labels = bench_stream(transactions, seed)
-    done = 0
-
-    def on_round() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done)
-
+    on_round = step_counter(progress)
     # Under the collector the serving processes run with: the stream lives for the whole run
     # (frozen out of the collector's scans), and young collections are as rare as in `serve`.
     with settled():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 import uuid
@@ -35,6 +34,7 @@ from pipelines.bench.http_result import (
     percentile,
 )
 from pipelines.bench.load_client import KeepAliveConnection
+from pipelines.bench.run import cores, load_average, step_counter
 from pipelines.bench.server_process import ServerProcess, process_cpu_seconds, serve
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
 
@@ -299,16 +299,10 @@ def bench_http(
 ) -> HttpBenchResult:
     """Run the three workloads against a server, then the in-process rate of its learner."""
     options = options or HttpBenchOptions()
-    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load_at_start = load_average()
     start = options.first_event_time()
     bodies = TransactionBodies(options.cards, options.terminals, start, options.seed)
-    done = 0
-
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done)
+    advance = step_counter(progress)
 
     with serve(options.url, SERVER_ENVIRONMENT) as server:
         advance()
@@ -329,8 +323,8 @@ def bench_http(
         options=options,
         url=server.url,
         server_pid=server.pid,
-        cpu_count=os.cpu_count() or 1,
-        load_average=load_average,
+        cpu_count=cores(),
+        load_average=load_at_start,
         learner=ran.model.learner,
         labels_learned=ran.model.labels_learned,
         score=ran.score,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import uvloop
 from pipelines.bench.http import SCORE_PATH, TransactionBodies, percentile
 from pipelines.bench.load_client import KeepAliveConnection, LoadClientError
 from pipelines.bench.memory import ProcessMemory, process_memory
+from pipelines.bench.run import cores, load_average
 from pipelines.bench.server_process import ServerProcess, process_cpu_seconds, serve
 from pipelines.options import TrafficOptions, require_positive
 
@@ -295,29 +295,25 @@ async def _load(
     )
 
 
-def _load_average() -> float | None:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 def bench_load(
     options: LoadBenchOptions | None = None, progress: Callable[[int], None] | None = None
 ) -> LoadBenchResult:
     """Hold ``options.rate`` requests a second on a server; ``progress`` gets seconds elapsed."""
     options = options or LoadBenchOptions()
-    load_before = _load_average()
+    load_before = load_average()
     with serve(options.url, SERVER_ENVIRONMENT) as server:
         memory_at_start = None if server.pid is None else process_memory(server.pid)
         # uvloop, as the server runs on: the load generator must cost less than what it measures.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             window = runner.run(_load(server, options, progress))
         memory = None if server.pid is None else process_memory(server.pid)
-    load_after = _load_average()
+    load_after = load_average()
     tally = window.tally
     return LoadBenchResult(
         options=options,
         url=server.url,
         server_pid=server.pid,
-        cpu_count=os.cpu_count() or 1,
+        cpu_count=cores(),
         load_average=None
         if load_before is None or load_after is None
         else (load_before, load_after),

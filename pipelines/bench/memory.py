@@ -21,7 +21,6 @@ import contextlib
 import gc
 import math
 import multiprocessing
-import os
 import random
 import time
 from array import array
@@ -40,6 +39,7 @@ from models.pending import PendingEntry, PendingVectors
 from models.schemas import Decision, Transaction
 from models.scored import Scored
 from models.state import DAY, WindowSpec, event_second
+from pipelines.bench.run import load_average, step_counter
 from pipelines.options import require_positive
 
 BUDGET_BYTES_PER_CARD = 2_000
@@ -308,12 +308,12 @@ def bench_memory(
 ) -> MemoryBenchResult:
     """Run the three variants one after another, each in a fresh process."""
     options = options or MemoryBenchOptions()
-    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load_at_start = load_average()
+    advance = step_counter(progress)
     results: list[VariantResult] = []
     variants: tuple[Variant, ...] = ("state", "capped", "pending")
-    for done, variant in enumerate(variants, start=1):
+    for variant in variants:
         results.append(_in_fresh_process(options, variant))
-        if progress is not None:
-            progress(done)
+        advance()
     state, capped, pending = results
-    return MemoryBenchResult(options, state, capped, pending, load_average)
+    return MemoryBenchResult(options, state, capped, pending, load_at_start)

@@ -24,6 +24,7 @@ from models.replay import revealed_label
 from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
+from pipelines.bench.run import step_counter
 from pipelines.collector import settled
 from pipelines.offline.datasets import dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
@@ -94,7 +95,7 @@ def bench_retrain(
     """Replay ``days`` simulated days into a detector and an offline store, then score the
     rest of the stream at ``rate``: ``rest_seconds`` at rest, then for as long as a retrain
     (28 days of labels, the default hold-out) runs."""
-    report = progress or (lambda _step: None)
+    advance = step_counter(progress)
     frame = simulate(SimulationConfig(customers=customers, terminals=2 * customers, days=days + 7))
     dataset = dataset_from_frame(frame)
     delay = timedelta(days=7)
@@ -118,7 +119,7 @@ def bench_retrain(
         detector.score(tx)
         due.append((second + int(delay.total_seconds()), revealed_label(tx, fraud, delay)))
     store.flush()
-    report(1)
+    advance()
     results: list[int] = []
 
     def keep(result: RetrainResult) -> str:
@@ -136,7 +137,7 @@ def bench_retrain(
     async def measure() -> tuple[list[float], list[float], float]:
         deadline = time.perf_counter() + rest_seconds
         rest = await _paced(detector.score, later, rate, lambda: time.perf_counter() > deadline)
-        report(2)
+        advance()
         started = time.perf_counter()
         job = jobs.submit("bench")
         during = await _paced(
@@ -150,8 +151,8 @@ def bench_retrain(
     # As `serve` runs once started: the same scorer, the same collector pauses.
     with settled():
         rest, during, seconds = asyncio.run(measure())
-    report(3)
+    advance()
     if not later:
         raise RuntimeError("the stream ran out before the retrain finished: lower the rate")
-    report(STEPS)
+    advance()
     return RetrainBench(_figures(rest), _figures(during), seconds, results[0])

@@ -22,6 +22,7 @@ import httpx
 
 from pipelines.bench.http import SCORE_PATH, TransactionBodies, percentile
 from pipelines.bench.load_client import KeepAliveConnection
+from pipelines.bench.run import step_counter
 from pipelines.bench.server_process import ServerProcess, serve
 
 STEPS = 4
@@ -176,12 +177,7 @@ def bench_snapshot(
     options: SnapshotBenchOptions, progress: Callable[[int], None] | None = None
 ) -> SnapshotBench:
     """Start (or reach) the server, fill it, then measure at rest and during snapshots."""
-    report = progress or (lambda _step: None)
-    steps = iter(range(1, STEPS + 1))
-
-    def advance() -> None:
-        report(next(steps))
-
+    advance = step_counter(progress)
     cards = max(1, options.pending // 20)
     # Event times end a day before now: every vector stays pending, none is in the future.
     span = timedelta(days=options.pending / (2 * cards))

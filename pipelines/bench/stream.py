@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import os
 import secrets
 import tempfile
 import time
@@ -56,6 +55,7 @@ from pipelines.bench.local_servers import (
     RunningServers,
     worker_processes,
 )
+from pipelines.bench.run import cores, load_average, step_counter
 from pipelines.bench.stream_rates import Rate, consumed_records, detector_rate, worker_path_rate
 from pipelines.bench.stream_result import (
     Latency,
@@ -308,14 +308,8 @@ def bench_stream(
     progress: Callable[[int], None] | None = None,
 ) -> StreamBenchResult:
     """The in-process rates, then the end-to-end rate, then the paced latency, in one run."""
-    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    done = 0
-
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done)
+    load_at_start = load_average()
+    advance = step_counter(progress)
 
     topic_prefix, secret = f"bench{secrets.token_hex(5)}.", secrets.token_hex(16)
     key_prefix = worker_key_prefix(topic_prefix)
@@ -367,8 +361,8 @@ def bench_stream(
         client.close()
     return StreamBenchResult(
         options=options,
-        cpu_count=os.cpu_count() or 1,
-        load_average=load_average,
+        cpu_count=cores(),
+        load_average=load_at_start,
         model_version=learner.version,
         in_process=rates.worker_path,
         in_process_detector=rates.detector,
