@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -154,20 +155,54 @@ def evaluate(
         )
         return
     with user_errors():
-        end = _utc_day(test_end, "--test-end")
-        options = EvaluationOptions(
-            learner=model,
-            params=_params(params),
-            label_delay=parse_duration(label_delay),
-            test_start=_utc_day(test_start, "--test-start"),
-            test_end=None if end is None else end + timedelta(days=1),
-            k=k,
-            seed=seed,
-        )
+        options = _evaluation_options(model, params, label_delay, test_start, test_end, k, seed)
         dataset = read_dataset(data)
         with progress_bar("replaying transactions", len(dataset.transactions)) as advance:
             run = run_evaluation(dataset, options, progress=advance)
     print_evaluation(console, run, dataset)
+    _write_outputs(
+        run,
+        scores_out,
+        report,
+        title=f"fraudstream {model}",
+        extra=run.summary(),
+        context=_context(data, label_delay, run.metrics),
+    )
+
+
+def _evaluation_options(
+    learner: str,
+    params: str | None,
+    label_delay: str,
+    test_start: str | None,
+    test_end: str | None,
+    k: int,
+    seed: int,
+) -> EvaluationOptions:
+    """The replay's options from the command line's flags (``--test-end`` is inclusive)."""
+    end = _utc_day(test_end, "--test-end")
+    return EvaluationOptions(
+        learner=learner,
+        params=_params(params),
+        label_delay=parse_duration(label_delay),
+        test_start=_utc_day(test_start, "--test-start"),
+        test_end=None if end is None else end + timedelta(days=1),
+        k=k,
+        seed=seed,
+    )
+
+
+def _write_outputs(
+    run: EvaluationRun,
+    scores_out: Path | None,
+    report: Path | None,
+    *,
+    title: str,
+    extra: Mapping[str, object],
+    context: str,
+    score_columns: Sequence[str] = ("score",),
+) -> None:
+    """Write the scores and the report, each where it was asked for, and say where."""
     if scores_out is not None:
         write_scores(run, scores_out)
         console.print(f"scores written to {scores_out}")
@@ -176,9 +211,10 @@ def evaluate(
             run.metrics,
             run.scores,
             report,
-            title=f"fraudstream {model}",
-            extra=run.summary(),
-            context=_context(data, label_delay, run.metrics),
+            title=title,
+            extra=extra,
+            score_columns=score_columns,
+            context=context,
         )
         console.print(f"report written to {paths.json} and {paths.png}")
 
@@ -223,19 +259,9 @@ def _evaluate_with_retrain(
     with user_errors():
         served = _served(model, serve)
         online = DEFAULT_LEARNER if model == "batch" else model
-        end = _utc_day(test_end, "--test-end")
-        delay = parse_duration(label_delay)
-        options = EvaluationOptions(
-            learner=online,
-            params=_params(params),
-            label_delay=delay,
-            test_start=_utc_day(test_start, "--test-start"),
-            test_end=None if end is None else end + timedelta(days=1),
-            k=k,
-            seed=seed,
-        )
+        options = _evaluation_options(online, params, label_delay, test_start, test_end, k, seed)
         retraining = RetrainOptions(
-            train_days=train_days, delay=delay, test_days=test_days, seed=seed, k=k
+            train_days=train_days, delay=options.label_delay, test_days=test_days, seed=seed, k=k
         )
         dataset = read_dataset(data)
 
@@ -280,20 +306,15 @@ def _evaluate_with_retrain(
         f"{online_metrics.mean_weekly_average_precision:.3f}, CP@{k} "
         f"{online_metrics.mean_weekly_card_precision_at_k:.3f}"
     )
-    if scores_out is not None:
-        write_scores(run, scores_out)
-        console.print(f"scores written to {scores_out}")
-    if report is not None:
-        paths = write_report(
-            looped.metrics,
-            looped.scores,
-            report,
-            title=f"fraudstream {title}",
-            extra=looped.summary(),
-            score_columns=("score", "online_score"),
-            context=_context(data, label_delay, looped.metrics),
-        )
-        console.print(f"report written to {paths.json} and {paths.png}")
+    _write_outputs(
+        run,
+        scores_out,
+        report,
+        title=f"fraudstream {title}",
+        extra=looped.summary(),
+        context=_context(data, label_delay, looped.metrics),
+        score_columns=("score", "online_score"),
+    )
 
 
 def retrain(

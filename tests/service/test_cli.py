@@ -51,6 +51,37 @@ def test_simulate_then_evaluate_with_scores_and_report(tmp_path: Path) -> None:
     assert (report / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_evaluate_with_retrains_writes_scores_and_a_report_of_both_learners(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "tx.csv.gz"
+    arguments = ["simulate", str(data), "--customers", "50", "--terminals", "100"]
+    simulated = runner.invoke(app, [*arguments, "--days", "40"])
+    assert simulated.exit_code == 0, simulated.output
+    scores, report = tmp_path / "scores.csv", tmp_path / "report"
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data", str(data),
+            "--retrain-every", "7d",
+            "--test-start", "2018-05-01",
+            "--k", "5",
+            "--scores-out", str(scores),
+            "--report", str(report),
+        ],
+    )  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"scores written to {scores}" in evaluated.output
+    assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["served"] == "champion"
+    assert metrics["retrains"]
+    assert metrics["online"]["k"] == 5
+    assert metrics["overall"]["start"].startswith("2018-05-01")
+    assert (report / "report.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_contract_layout_round_trips_through_evaluate(tmp_path: Path) -> None:
     data = tmp_path / "tx.jsonl"
     arguments = ["simulate", str(data), "--customers", "50", "--terminals", "100"]
