@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -136,6 +136,7 @@ def evaluate(
     each transaction with the latest batch model, any other --model with the served champion
     (or, with --serve blend, a blend of the online learner and the latest batch model).
     """
+    outputs = _Outputs(data, label_delay, scores_out, report)
     if retrain_every is not None:
         _evaluate_with_retrain(
             data,
@@ -146,8 +147,7 @@ def evaluate(
             test_end,
             k,
             seed,
-            scores_out,
-            report,
+            outputs,
             retrain_every,
             train_days,
             test_days,
@@ -160,14 +160,41 @@ def evaluate(
         with progress_bar("replaying transactions", len(dataset.transactions)) as advance:
             run = run_evaluation(dataset, options, progress=advance)
     print_evaluation(console, run, dataset)
-    _write_outputs(
-        run,
-        scores_out,
-        report,
-        title=f"fraudstream {model}",
-        extra=run.summary(),
-        context=_context(data, label_delay, run.metrics),
-    )
+    outputs.write(run, f"fraudstream {model}", run.summary())
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where `evaluate` writes the scores and the report it was asked for."""
+
+    data: Path
+    label_delay: str
+    scores: Path | None
+    report: Path | None
+
+    def write(
+        self,
+        run: EvaluationRun,
+        title: str,
+        extra: Mapping[str, object],
+        score_columns: Sequence[str] = ("score",),
+    ) -> None:
+        """Write each output asked for and say where; ``score_columns`` are the report's
+        curves."""
+        if self.scores is not None:
+            write_scores(run, self.scores)
+            console.print(f"scores written to {self.scores}")
+        if self.report is not None:
+            paths = write_report(
+                run.metrics,
+                run.scores,
+                self.report,
+                title=title,
+                extra=extra,
+                score_columns=score_columns,
+                context=_context(self.data, self.label_delay, run.metrics),
+            )
+            console.print(f"report written to {paths.json} and {paths.png}")
 
 
 def _evaluation_options(
@@ -190,33 +217,6 @@ def _evaluation_options(
         k=k,
         seed=seed,
     )
-
-
-def _write_outputs(
-    run: EvaluationRun,
-    scores_out: Path | None,
-    report: Path | None,
-    *,
-    title: str,
-    extra: Mapping[str, object],
-    context: str,
-    score_columns: Sequence[str] = ("score",),
-) -> None:
-    """Write the scores and the report, each where it was asked for, and say where."""
-    if scores_out is not None:
-        write_scores(run, scores_out)
-        console.print(f"scores written to {scores_out}")
-    if report is not None:
-        paths = write_report(
-            run.metrics,
-            run.scores,
-            report,
-            title=title,
-            extra=extra,
-            score_columns=score_columns,
-            context=context,
-        )
-        console.print(f"report written to {paths.json} and {paths.png}")
 
 
 def _served(model: str, serve: str | None) -> Served:
@@ -249,8 +249,7 @@ def _evaluate_with_retrain(
     test_end: str | None,
     k: int,
     seed: int,
-    scores_out: Path | None,
-    report: Path | None,
+    outputs: _Outputs,
     retrain_every: str,
     train_days: int,
     test_days: int,
@@ -306,15 +305,7 @@ def _evaluate_with_retrain(
         f"{online_metrics.mean_weekly_average_precision:.3f}, CP@{k} "
         f"{online_metrics.mean_weekly_card_precision_at_k:.3f}"
     )
-    _write_outputs(
-        run,
-        scores_out,
-        report,
-        title=f"fraudstream {title}",
-        extra=looped.summary(),
-        context=_context(data, label_delay, looped.metrics),
-        score_columns=("score", "online_score"),
-    )
+    outputs.write(run, f"fraudstream {title}", looped.summary(), ("score", "online_score"))
 
 
 def retrain(

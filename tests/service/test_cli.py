@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from typer.testing import CliRunner
@@ -28,27 +29,12 @@ def test_simulate_then_evaluate_with_scores_and_report(tmp_path: Path) -> None:
     assert simulated.exit_code == 0, simulated.output
     assert "wrote" in simulated.output
 
-    scores, report = tmp_path / "scores.csv", tmp_path / "report"
-    evaluated = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--data", str(data),
-            "--label-delay", "7d",
-            "--test-start", "2018-05-01",
-            "--test-end", "2018-05-20",
-            "--scores-out", str(scores),
-            "--report", str(report),
-        ],
-    )  # fmt: skip
-    assert evaluated.exit_code == 0, evaluated.output
-    assert "mean weekly AP" in evaluated.output
-    assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
-    metrics = json.loads((report / "metrics.json").read_text())
+    window = ["--test-start", "2018-05-01", "--test-end", "2018-05-20"]
+    output, metrics = _evaluated_with_outputs(tmp_path, data, "--label-delay", "7d", *window)
+    assert "mean weekly AP" in output
     assert metrics["learner"] == DEFAULT_LEARNER
     assert metrics["overall"]["start"].startswith("2018-05-01")
     assert metrics["overall"]["end"].startswith("2018-05-21")
-    assert (report / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_evaluate_with_retrains_writes_scores_and_a_report_of_both_learners(
@@ -58,28 +44,27 @@ def test_evaluate_with_retrains_writes_scores_and_a_report_of_both_learners(
     arguments = ["simulate", str(data), "--customers", "50", "--terminals", "100"]
     simulated = runner.invoke(app, [*arguments, "--days", "40"])
     assert simulated.exit_code == 0, simulated.output
-    scores, report = tmp_path / "scores.csv", tmp_path / "report"
-    evaluated = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--data", str(data),
-            "--retrain-every", "7d",
-            "--test-start", "2018-05-01",
-            "--k", "5",
-            "--scores-out", str(scores),
-            "--report", str(report),
-        ],
-    )  # fmt: skip
-    assert evaluated.exit_code == 0, evaluated.output
-    assert f"scores written to {scores}" in evaluated.output
-    assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
-    metrics = json.loads((report / "metrics.json").read_text())
+    output, metrics = _evaluated_with_outputs(
+        tmp_path, data, "--retrain-every", "7d", "--test-start", "2018-05-01", "--k", "5"
+    )
+    assert "online learner" in output
     assert metrics["served"] == "champion"
     assert metrics["retrains"]
     assert metrics["online"]["k"] == 5
     assert metrics["overall"]["start"].startswith("2018-05-01")
+
+
+def _evaluated_with_outputs(tmp_path: Path, data: Path, *flags: str) -> tuple[str, dict[str, Any]]:
+    """``evaluate --data data *flags``, with scores and a report checked and read back."""
+    scores, report = tmp_path / "scores.csv", tmp_path / "report"
+    outputs = ["--scores-out", str(scores), "--report", str(report)]
+    evaluated = runner.invoke(app, ["evaluate", "--data", str(data), *flags, *outputs])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"scores written to {scores}" in evaluated.output
+    assert len(pd.read_csv(scores)) == len(pd.read_csv(data))
     assert (report / "report.png").read_bytes().startswith(b"\x89PNG")
+    metrics: dict[str, Any] = json.loads((report / "metrics.json").read_text())
+    return evaluated.output, metrics
 
 
 def test_contract_layout_round_trips_through_evaluate(tmp_path: Path) -> None:
