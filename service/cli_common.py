@@ -1,11 +1,12 @@
-"""What every command of the CLI shares: where it prints, and how it reports a user's error
-or a long step's progress."""
+"""What every command of the CLI shares: where it prints, how it reports a user's error or a
+long step's progress, and how it reads a day given as a flag."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 
 import typer
 from rich.console import Console
@@ -55,3 +56,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     with Progress(*columns, console=errors, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def utc_day(value: str | None, flag: str) -> datetime | None:
+    """The UTC midnight starting ``value`` (YYYY-MM-DD); ``flag`` names it in the error."""
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{flag}: not a date in YYYY-MM-DD form: {value!r}") from None

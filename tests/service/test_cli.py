@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from models.learners import DEFAULT_LEARNER
@@ -140,6 +141,21 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 2, (arguments, result.output)
         assert "error:" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_day_that_is_not_one_names_its_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "x.csv").write_text("irrelevant\n")
+    cases = {
+        "--test-end": ["evaluate", "--data", str(tmp_path / "x.csv"), "--test-end", "20 May"],
+        "--as-of": ["retrain", "--as-of", "2018-05-32"],
+    }
+    for flag, arguments in cases.items():
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert f"{flag}: not a date in YYYY-MM-DD form" in result.output
 
 
 def test_bench_core_prints_the_ratio_to_the_bare_model() -> None:
