@@ -138,6 +138,18 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
             lambda shown: {alert["transaction"]["transaction_id"] for alert in shown} == alerted,
             what="every alert in GET /v1/alerts",
         )
+        # An analyst's verdict on one goes to the learner through the labels topic.
+        judged = http.post(f"/v1/alerts/{repeat.transaction_id}/verdict", json={"is_fraud": True})
+        assert judged.status_code == 202, judged.text
+        assert judged.json()["status"] == "accepted"
+        verdicts = read_topic(kafka_settings, topics.labels, lambda read: len(read.values) >= 2)
+        assert (repeat.transaction_id, "analyst", True) in {
+            (doc["transaction_id"], doc["source"], doc["is_fraud"]) for doc in verdicts.documents()
+        }
+        shown = http.get("/v1/alerts", params={"card_id": repeat.card_id}).json()
+        assert {a["transaction"]["transaction_id"]: a["verdict"] for a in shown}[
+            repeat.transaction_id
+        ] == "fraud"
 
         # A newly published version is picked up without a restart.
         newer = copy_of(model)
