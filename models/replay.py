@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from models.detector import FraudDetector
+from models.feedback import Investigators
 from models.schemas import Label, LabelSource, Transaction
 from models.state import event_second
 
@@ -34,8 +35,12 @@ def replay(
     label_delay_seconds: int,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
+    investigators: Investigators | None = None,
 ) -> list[float]:
     """Score ``transactions`` (sorted by time) in order; return each one's score at arrival.
+
+    With ``investigators``, the cards they check each day get analyst labels on their
+    feedback delay as well (`models.feedback`); the chargeback that follows repeats them.
 
     Examples
     --------
@@ -59,18 +64,30 @@ def replay(
         raise ValueError("transactions and is_fraud must have the same length")
     delay = timedelta(seconds=label_delay_seconds)
     due: deque[tuple[int, Label]] = deque()
+    checked: deque[tuple[int, Label]] = deque()
     scores: list[float] = []
     for index, (tx, fraud) in enumerate(zip(transactions, is_fraud, strict=True), start=1):
         second = event_second(tx.timestamp)
-        revealed: list[Label] = []
-        while due and due[0][0] <= second:
-            revealed.append(due.popleft()[1])
-        if revealed:
-            detector.learn(revealed)
-        scores.append(detector.score(tx).score)
+        early, late = _due(checked, second), _due(due, second)
+        if early and late:
+            detector.learn(sorted(early + late, key=lambda label: label.labelled_at))
+        elif early or late:
+            detector.learn(early or late)
+        score = detector.score(tx).score
+        scores.append(score)
         due.append((second + label_delay_seconds, revealed_label(tx, fraud, delay)))
+        if investigators is not None:
+            checked.extend(investigators.observe(second, tx, fraud, score))
         if progress is not None and index % progress_every == 0:
             progress(index)
     if progress is not None:
         progress(len(transactions))
     return scores
+
+
+def _due(queue: deque[tuple[int, Label]], second: int) -> list[Label]:
+    """The labels at the head of ``queue`` (in reveal order) known by ``second``."""
+    revealed: list[Label] = []
+    while queue and queue[0][0] <= second:
+        revealed.append(queue.popleft()[1])
+    return revealed

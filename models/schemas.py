@@ -121,6 +121,12 @@ class Label(_Contract):
     """Lax only here: a JSON string names the enum member; anything else is still refused."""
 
 
+class Verdict(_Contract):
+    """An analyst's verdict on an alert: learned at once as an ``analyst`` label."""
+
+    is_fraud: bool
+
+
 class Decision(StrEnum):
     ALERT = "alert"
     PASS = "pass"

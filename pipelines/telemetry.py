@@ -86,6 +86,8 @@ class Telemetry:
         self.transactions_scored = 0
         self.alerts = 0
         self.labels_learned = 0
+        self.verdicts = {True: 0, False: 0}
+        """Analysts' verdicts on alerts by outcome (fraud: True), apart from the labels."""
         self.dlq_records = dict.fromkeys(DLQ_REASONS, 0)
         """Dead-lettered records by reason: the workers' (embedded mode validates bodies
         before they are queued, so nothing is dead-lettered there)."""
@@ -125,6 +127,10 @@ class Telemetry:
     def learned(self, labels: int) -> None:
         """Count labels the model learned from."""
         self.labels_learned += labels
+
+    def judged(self, is_fraud: bool) -> None:
+        """Count an analyst's verdict on an alert."""
+        self.verdicts[is_fraud] += 1
 
     def latency_buckets(self) -> list[tuple[str, float]]:
         """Cumulative counts by upper bound, as Prometheus histograms expose them."""
@@ -176,6 +182,15 @@ class _EventCollector:
             "(repeated labels and unknown ids are not)",
             value=counts.labels_learned,
         )
+        verdicts = CounterMetricFamily(
+            "fraudstream_alert_verdicts",
+            "Analysts' verdicts on alerts (POST /v1/alerts/{id}/verdict), by verdict: the "
+            "share judged fraud is the alerts' precision as the investigators found it",
+            labels=["verdict"],
+        )
+        verdicts.add_metric(["fraud"], counts.verdicts[True])
+        verdicts.add_metric(["legitimate"], counts.verdicts[False])
+        yield verdicts
 
     def describe(self) -> Iterable[Metric]:
         return self.collect()

@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from service import cli_offline, cli_retrain
+from service import cli_offline, cli_retrain, cli_whatif
 from service.app import create_app
 from service.auth import refuse_unsafe_start
 from service.cli_bench import bench_app
@@ -37,7 +37,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(bench_app, name="bench")
-for offline_command in (cli_offline.simulate, cli_offline.evaluate, cli_retrain.retrain):
+for offline_command in (
+    cli_offline.simulate,
+    cli_offline.evaluate,
+    cli_retrain.retrain,
+    cli_whatif.whatif,
+):
     app.command()(offline_command)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5

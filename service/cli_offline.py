@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from models.durations import parse_duration
+from models.feedback import FeedbackPolicy
 from models.learners import DEFAULT_LEARNER, RECIPES
 from models.period_metrics import EvaluationMetrics
 from models.simulator import SimulationConfig
@@ -27,6 +28,7 @@ from pipelines.retrain.loop import RetrainStep, Served, evaluate_with_retrain
 from service.cli_common import console, errors, progress_bar, user_errors, utc_day
 from service.reporting import (
     print_evaluation,
+    print_feedback_gain,
 )
 
 
@@ -115,6 +117,18 @@ def evaluate(
             "default: batch for --model batch, else champion"
         ),
     ] = None,
+    feedback: Annotated[
+        int,
+        typer.Option(
+            help="Investigators check this many of the day's riskiest cards and their verdicts "
+            "are learned after --feedback-delay; the replay then runs without and with them "
+            "(0: no investigators)",
+            min=0,
+        ),
+    ] = 0,
+    feedback_delay: Annotated[
+        str, typer.Option(help="How long after the day ends the investigators' verdicts come")
+    ] = "1d",
 ) -> None:
     """Replay a labelled data set with delayed labels and measure the online learner.
 
@@ -122,6 +136,13 @@ def evaluate(
     each transaction with the latest batch model, any other --model with the served champion
     (or, with --serve blend, a blend of the online learner and the latest batch model).
     """
+    if retrain_every is not None and feedback:
+        errors.print(
+            "[bold red]error:[/] --feedback replays the online learner alone, "
+            "not with --retrain-every",
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
     outputs = _Outputs(data, label_delay, scores_out, report)
     if retrain_every is not None:
         _evaluate_with_retrain(
@@ -142,10 +163,22 @@ def evaluate(
         return
     with user_errors():
         options = _evaluation_options(model, params, label_delay, test_start, test_end, k, seed)
+        checked = (
+            FeedbackPolicy(feedback, int(parse_duration(feedback_delay).total_seconds()))
+            if feedback
+            else None
+        )
         dataset = read_dataset(data)
+        without = None
+        if checked is not None:
+            with progress_bar("replaying without feedback", len(dataset.transactions)) as advance:
+                without = run_evaluation(dataset, options, progress=advance)
+            options = replace(options, feedback=checked)
         with progress_bar("replaying transactions", len(dataset.transactions)) as advance:
             run = run_evaluation(dataset, options, progress=advance)
     print_evaluation(console, run, dataset)
+    if without is not None:
+        print_feedback_gain(console, without.metrics, run.metrics, feedback)
     outputs.write(run, f"fraudstream {model}", run.summary())
 
 

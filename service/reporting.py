@@ -114,3 +114,38 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
         )
         for error in dataset.rejected[:SHOWN_REJECTED_ROWS]:
             console.print(f"  row {error.row}: {error.message}", highlight=False)
+
+
+def print_feedback_gain(
+    console: Console, without: EvaluationMetrics, with_feedback: EvaluationMetrics, cards: int
+) -> None:
+    """Week by week, the same replay's AP and CP@k without and with investigators' feedback."""
+    k = without.k
+    table = figures_table(
+        f"investigators' feedback ({cards} cards a day)",
+        ("period", "AP without", "AP with", f"CP@{k} without", f"CP@{k} with"),
+        labels=("period",),
+    )
+    for before, after in zip(without.weekly, with_feedback.weekly, strict=True):
+        partial = " (partial)" if before.partial else ""
+        table.add_row(
+            f"week of {before.start:%Y-%m-%d}{partial}",
+            _figure(before.average_precision),
+            _figure(after.average_precision),
+            _figure(before.card_precision_at_k),
+            _figure(after.card_precision_at_k),
+        )
+    table.add_section()
+    table.add_row(
+        "mean of full weeks",
+        _figure(without.mean_weekly_average_precision),
+        _figure(with_feedback.mean_weekly_average_precision),
+        _figure(without.mean_weekly_card_precision_at_k),
+        _figure(with_feedback.mean_weekly_card_precision_at_k),
+    )
+    console.print(table)
+    ap_gain = with_feedback.mean_weekly_average_precision - without.mean_weekly_average_precision
+    cp_gain = (
+        with_feedback.mean_weekly_card_precision_at_k - without.mean_weekly_card_precision_at_k
+    )
+    console.print(f"feedback gain: AP {ap_gain:+.3f}, CP@{k} {cp_gain:+.3f}")

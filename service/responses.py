@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.model_record import ModelRecord
-from models.schemas import Score
+from models.schemas import Alert, Score
 from models.scored import Scored
 
 
@@ -186,3 +186,30 @@ def json_response(document: object) -> Response:
 def finite_or_none(value: float) -> float | None:
     """JSON has no NaN: an undefined figure (no matured label yet) travels as ``null``."""
     return None if math.isnan(value) else value
+
+
+VerdictName = Literal["fraud", "legitimate"]
+
+
+def verdict_name(is_fraud: bool) -> VerdictName:
+    return "fraud" if is_fraud else "legitimate"
+
+
+class ReviewedAlert(Alert):
+    """An alert with the analysts' verdict on it, where one was given to this server."""
+
+    verdict: VerdictName | None = None
+
+    @classmethod
+    def of(cls, alert: Alert, is_fraud: bool | None) -> ReviewedAlert:
+        verdict = None if is_fraud is None else verdict_name(is_fraud)
+        return cls(**dict(alert), verdict=verdict)
+
+
+class VerdictResponse(BaseModel):
+    transaction_id: str
+    verdict: VerdictName
+    status: Literal["learned", "corrected", "repeated", "unknown", "refused", "accepted"] = Field(
+        description="The label's fate: as for POST /v1/labels in embedded mode; in distributed "
+        "mode `accepted` (202): the learner learns it from the labels topic"
+    )

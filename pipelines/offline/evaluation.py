@@ -18,6 +18,7 @@ import pandas as pd
 
 from models.detector import DetectorPolicy, FraudDetector
 from models.features import FeatureSet, FeatureSpec
+from models.feedback import FeedbackPolicy, Investigators
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
@@ -42,6 +43,8 @@ class EvaluationOptions:
     """Exclusive; default: the end of the data."""
     k: int = 100
     seed: int = 0
+    feedback: FeedbackPolicy | None = None
+    """Investigators checking the day's riskiest cards, learned from as analyst labels."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,15 @@ class EvaluationRun:
 
     def summary(self) -> dict[str, object]:
         """Settings and throughput, to stand beside the metrics in a report."""
+        feedback = self.options.feedback
         return {
             "learner": self.options.learner,
             "params": dict(self.options.params),
             "label_delay_days": self.options.label_delay / timedelta(days=1),
+            "feedback_cards_per_day": None if feedback is None else feedback.cards_per_day,
+            "feedback_delay_days": None
+            if feedback is None
+            else feedback.delay_seconds / timedelta(days=1).total_seconds(),
             "transactions": len(self.scores),
             "replay_seconds": round(self.seconds, 3),
             "transactions_per_second": round(self.transactions_per_second, 1),
@@ -95,8 +103,16 @@ def evaluate(
         raise ValueError("the data set holds no valid transaction to replay")
     detector = build_detector(options, reasons=0)
     delay_seconds = int(options.label_delay.total_seconds())
+    investigators = None if options.feedback is None else Investigators(options.feedback)
     started = time.perf_counter()
-    scores = replay(dataset.transactions, dataset.is_fraud, detector, delay_seconds, progress)
+    scores = replay(
+        dataset.transactions,
+        dataset.is_fraud,
+        detector,
+        delay_seconds,
+        progress,
+        investigators=investigators,
+    )
     seconds = time.perf_counter() - started
 
     timestamps = pd.to_datetime([tx.timestamp for tx in dataset.transactions], utc=True)
@@ -110,6 +126,13 @@ def evaluate(
             "label_known_at": timestamps + options.label_delay,
         }
     )
+    if investigators is not None:
+        # An investigated card is known compromised from the analysts' verdict on.
+        verdict = pd.to_datetime(
+            frame["transaction_id"].map(investigators.known), unit="s", utc=True
+        )
+        sooner = verdict < frame["label_known_at"]
+        frame["label_known_at"] = frame["label_known_at"].mask(sooner, verdict)
     if dataset.scenarios is not None:
         frame[SCENARIO_COLUMN] = dataset.scenarios
     first_day = timestamps.min().floor("D").to_pydatetime()

@@ -1,7 +1,9 @@
-"""Recent alerts kept in memory, and the live feed that subscribers (SSE) read from.
+"""Recent alerts kept in memory, the analysts' verdicts on them, and the live feed that
+subscribers (SSE) read from.
 
 The log is bounded; a subscriber that falls behind loses its oldest undelivered alerts rather
-than holding memory for ever or slowing the scorer down.
+than holding memory for ever or slowing the scorer down. A verdict is kept as long as its
+alert is.
 """
 
 from __future__ import annotations
@@ -20,16 +22,25 @@ class AlertLog:
 
     def __init__(self, capacity: int = 10_000, subscriber_buffer: int = 1_000) -> None:
         self._alerts: deque[Alert] = deque(maxlen=capacity)
+        self._by_id: dict[str, Alert] = {}
+        self._verdicts: dict[str, bool] = {}
         self._subscribers: set[asyncio.Queue[Alert]] = set()
         self._subscriber_buffer = subscriber_buffer
         self.published = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._alerts.maxlen or 0
 
     def __len__(self) -> int:
         return len(self._alerts)
 
     def publish(self, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
+            if len(self._alerts) == self._alerts.maxlen:
+                self._forget(self._alerts[0])
             self._alerts.append(alert)
+            self._by_id[alert.transaction.transaction_id] = alert
             self.published += 1
             for queue in self._subscribers:
                 if queue.full():
@@ -57,6 +68,25 @@ class AlertLog:
             if len(found) >= limit:
                 break
         return found
+
+    def find(self, transaction_id: str) -> Alert | None:
+        """The alert kept for ``transaction_id``, if any."""
+        return self._by_id.get(transaction_id)
+
+    def judge(self, transaction_id: str, is_fraud: bool) -> None:
+        """Record an analyst's verdict on a kept alert (the latest one stands)."""
+        if transaction_id in self._by_id:
+            self._verdicts[transaction_id] = is_fraud
+
+    def verdict(self, transaction_id: str) -> bool | None:
+        """The analysts' verdict on the alert: fraud (True), legitimate (False) or none yet."""
+        return self._verdicts.get(transaction_id)
+
+    def _forget(self, oldest: Alert) -> None:
+        transaction_id = oldest.transaction.transaction_id
+        if self._by_id.get(transaction_id) is oldest:
+            del self._by_id[transaction_id]
+            self._verdicts.pop(transaction_id, None)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Alert]]:

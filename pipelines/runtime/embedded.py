@@ -180,10 +180,11 @@ class EmbeddedRuntime:
         scored = score_batch(self.detector, list(transactions)).scored
         self.scored += len(scored)
         self.recent_scores.extend([result.score for result in scored])
+        # A replay's alert was raised with its first answer.
         alerts = [
             self._alert(tx, result)
             for tx, result in zip(transactions, scored, strict=True)
-            if result.decision is Decision.ALERT
+            if result.decision is Decision.ALERT and not result.replayed
         ]
         self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
         self.telemetry.learned(learner.labels_learned - learned_before)

@@ -12,6 +12,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 
 const urls = {
   alerts: document.body.dataset.alertsUrl,
+  verdict: (id) => `${document.body.dataset.alertsUrl}/${encodeURIComponent(id)}/verdict`,
   stream: document.body.dataset.streamUrl,
   dashboard: document.body.dataset.dashboardUrl,
 };
@@ -56,11 +57,14 @@ const feed = []; // {alert, at}, newest first, at most FEED_ROWS
 const shown = new Set(); // transaction ids in `feed`: the stream and GET /v1/alerts overlap
 let fresh = new Set(); // ids that arrived live since the last render, to highlight
 let streamed = 0; // alerts the stream brought since the page opened
+const verdicts = new Map(); // transaction id -> "fraud" | "legitimate", as the API said
+const verdictErrors = new Map(); // transaction id -> why the last verdict was not taken
 let renderQueued = false;
 
 function addAlerts(alerts, live) {
   for (const alert of alerts) {
     const id = alert.transaction.transaction_id;
+    if (alert.verdict) verdicts.set(id, alert.verdict);
     if (shown.has(id)) continue;
     shown.add(id);
     feed.push({ alert, at: millis(alert.raised_at) });
@@ -81,6 +85,7 @@ function alertRow({ alert, at }) {
   const tx = alert.transaction;
   const row = document.createElement("tr");
   row.className = fresh.has(tx.transaction_id) ? "alert-row new" : "alert-row";
+  row.dataset.transactionId = tx.transaction_id;
   cell(row, clock.format(new Date(at)), "time").title =
     `raised ${alert.raised_at}\ntransaction ${tx.transaction_id} at ${tx.timestamp}`;
   cell(row, tx.card_id, "id");
@@ -119,7 +124,64 @@ function alertRow({ alert, at }) {
   }
   if (!alert.reasons.length) list.textContent = "–";
   why.append(list);
+  row.append(verdictCell(tx.transaction_id));
   return row;
+}
+
+// An analyst's verdict: two buttons until one is taken, then the verdict (the label role).
+function verdictCell(id) {
+  const td = document.createElement("td");
+  td.className = "verdict";
+  const verdict = verdicts.get(id);
+  if (verdict) {
+    const badge = document.createElement("span");
+    badge.className = `verdict-badge ${verdict}`;
+    badge.textContent = verdict;
+    td.append(badge);
+    return td;
+  }
+  for (const [text, isFraud] of [["Fraud", true], ["Legit", false]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button quiet verdict-button";
+    button.textContent = text;
+    button.setAttribute("aria-label", `${text === "Fraud" ? "Fraud" : "Legitimate"}: transaction ${id}`);
+    button.addEventListener("click", () => judge(id, isFraud));
+    td.append(button);
+  }
+  const error = verdictErrors.get(id);
+  if (error) {
+    const note = document.createElement("span");
+    note.className = "verdict-error";
+    note.setAttribute("role", "alert");
+    note.textContent = error;
+    td.append(note);
+  }
+  return td;
+}
+
+async function judge(id, isFraud) {
+  let error = "";
+  try {
+    const response = await fetch(urls.verdict(id), {
+      method: "POST",
+      headers: withKey({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ is_fraud: isFraud }),
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok && !["refused", "unknown"].includes(answer.status)) {
+      verdicts.set(id, answer.verdict);
+    } else if (response.status === 401 || response.status === 403) {
+      error = "needs a key with the label role";
+    } else {
+      error = answer.status ? `not taken: ${answer.status}` : `refused (${response.status})`;
+    }
+  } catch {
+    error = "could not reach the service";
+  }
+  if (error) verdictErrors.set(id, error);
+  else verdictErrors.delete(id);
+  requestAnimationFrame(renderFeed);
 }
 
 function renderFeed() {

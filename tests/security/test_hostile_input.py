@@ -172,6 +172,18 @@ async def test_a_repeat_is_answered_as_replayed_and_another_transaction_under_it
         assert retried.status_code == 200
 
 
+async def test_a_repeated_alerting_transaction_raises_no_second_alert() -> None:
+    async with api_client(alert_threshold=0.0) as (client, _):
+        body = _tx(1)
+        first = (await client.post("/v1/score", json=body)).json()
+        assert first["decision"] == "alert"
+        for path, payload in (("/v1/score", body), ("/v1/score/batch", [body])):
+            response = await client.post(path, json=payload)
+            assert response.status_code == 200, path
+        alerts = (await client.get("/v1/alerts", params={"limit": 100})).json()
+        assert [alert["transaction"]["transaction_id"] for alert in alerts] == ["tx-1"]
+
+
 async def test_a_thousand_alternating_labels_for_one_id_move_the_model_once() -> None:
     async with api_client() as (client, _):
         # A model that has learned some legitimate traffic scores a large payment low.

@@ -19,7 +19,6 @@ from tests.pipelines.stream.distributed_harness import (
     ADMIN,
     Stream,
     copy_of,
-    distinct_ids_at_least,
     expected_scores,
     poll,
     publish_model,
@@ -80,14 +79,36 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
                     want.decision.value,
                     version,
                 )
-        # ... and they are published too, alerts included.
-        scores = read_topic(kafka_settings, topics.scores, distinct_ids_at_least(LIVE))
-        assert len(scores.values) == LIVE
+        # A scored id sent again: the same content is answered as a replay (published marked
+        # so, with no second alert), other content is refused.
         alerted = {tid for tid, s in expected.items() if s.decision.value == "alert"}
         assert alerted
-        alerts = read_topic(
-            kafka_settings, topics.alerts, lambda read: len(read.values) >= len(alerted)
+        repeat = next(tx for tx in stream.live if tx.transaction_id in alerted)
+        again = http.post("/v1/score", json=_json(repeat))
+        assert again.status_code == 200, again.text
+        assert (again.json()["score"], again.json()["replayed"]) == (
+            expected[repeat.transaction_id].score,
+            True,
         )
+        altered = repeat.model_copy(update={"amount": repeat.amount + 1})
+        refused = http.post("/v1/score", json=_json(altered))
+        assert refused.status_code == 409, refused.text
+        assert repeat.transaction_id in refused.text
+
+        # ... and they are published too, alerts included.
+        scores = read_topic(
+            kafka_settings, topics.scores, lambda read: len(read.values) >= LIVE + 1
+        )
+        replays = [doc for doc in scores.documents() if doc["replayed"]]
+        assert [doc["transaction_id"] for doc in replays] == [repeat.transaction_id]
+        assert len({doc["transaction_id"] for doc in scores.documents()}) == LIVE
+        alerts = read_topic(
+            kafka_settings,
+            topics.alerts,
+            lambda read: len(read.values) >= len(alerted),
+            settle=1.0,
+        )
+        assert len(alerts.values) == len(alerted)
         assert {
             document["transaction"]["transaction_id"]  # type: ignore[index]
             for document in alerts.documents()
@@ -117,6 +138,18 @@ def test_the_api_role_scores_like_the_in_process_path_and_hands_the_rest_to_kafk
             lambda shown: {alert["transaction"]["transaction_id"] for alert in shown} == alerted,
             what="every alert in GET /v1/alerts",
         )
+        # An analyst's verdict on one goes to the learner through the labels topic.
+        judged = http.post(f"/v1/alerts/{repeat.transaction_id}/verdict", json={"is_fraud": True})
+        assert judged.status_code == 202, judged.text
+        assert judged.json()["status"] == "accepted"
+        verdicts = read_topic(kafka_settings, topics.labels, lambda read: len(read.values) >= 2)
+        assert (repeat.transaction_id, "analyst", True) in {
+            (doc["transaction_id"], doc["source"], doc["is_fraud"]) for doc in verdicts.documents()
+        }
+        shown = http.get("/v1/alerts", params={"card_id": repeat.card_id}).json()
+        assert {a["transaction"]["transaction_id"]: a["verdict"] for a in shown}[
+            repeat.transaction_id
+        ] == "fraud"
 
         # A newly published version is picked up without a restart.
         newer = copy_of(model)

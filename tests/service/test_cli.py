@@ -68,6 +68,35 @@ def _evaluated_with_outputs(tmp_path: Path, data: Path, *flags: str) -> tuple[st
     return evaluated.output, metrics
 
 
+def test_evaluate_with_feedback_replays_without_and_with_investigators(tmp_path: Path) -> None:
+    data = tmp_path / "tx.csv.gz"
+    arguments = ["simulate", str(data), "--customers", "200", "--terminals", "400"]
+    assert runner.invoke(app, [*arguments, "--days", "50"]).exit_code == 0
+    report = tmp_path / "report"
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data", str(data),
+            "--test-start", "2018-05-01",
+            "--feedback", "5",
+            "--feedback-delay", "2d",
+            "--report", str(report),
+        ],
+    )  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "investigators' feedback (5 cards a day)" in evaluated.output
+    assert "feedback gain: AP" in evaluated.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert (metrics["feedback_cards_per_day"], metrics["feedback_delay_days"]) == (5, 2.0)
+
+    with_retrain = runner.invoke(
+        app, ["evaluate", "--data", str(data), "--feedback", "5", "--retrain-every", "7d"]
+    )
+    assert with_retrain.exit_code == 2
+    assert "not with --retrain-every" in with_retrain.output
+
+
 def test_contract_layout_round_trips_through_evaluate(tmp_path: Path) -> None:
     data = tmp_path / "tx.jsonl"
     arguments = ["simulate", str(data), "--customers", "50", "--terminals", "100"]

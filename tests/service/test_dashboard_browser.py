@@ -108,6 +108,7 @@ def test_dashboard_shows_live_alerts_scores_and_the_model(
         try:
             page.goto(f"{server.url}/")
             _assert_live_page(page)
+            _judge_an_alert(page, server.url)
             page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
         finally:
             # Closed before the server stops: uvicorn's graceful shutdown waits for an open
@@ -274,9 +275,24 @@ def _versions(api: httpx.Client) -> list[str]:
     return [version["version"] for version in _listed(api)["versions"]]
 
 
+def _judge_an_alert(page: Page, url: str) -> None:
+    """An analyst marks an alert fraud from its row: the API learns it and the row says so."""
+    rows = page.locator("#alert-feed tbody tr.alert-row")
+    transaction_id = rows.first.get_attribute("data-transaction-id")
+    assert transaction_id
+    page.get_by_role("button", name=f"Fraud: transaction {transaction_id}").click()
+    badge = page.locator(f'#alert-feed tr[data-transaction-id="{transaction_id}"] .verdict-badge')
+    expect(badge).to_have_text("fraud", timeout=ACTION_TIMEOUT_MS)
+    alerts = httpx.get(f"{url}/v1/alerts", params={"limit": 1_000}).json()
+    verdicts = {a["transaction"]["transaction_id"]: a["verdict"] for a in alerts}
+    assert verdicts[transaction_id] == "fraud"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'fraudstream_alert_verdicts_total{verdict="fraud"} 1.0' in metrics
+
+
 def _assert_alert_row(page: Page) -> None:
     cells = page.locator("#alert-feed tbody tr.alert-row").first.locator("td")
-    expect(cells).to_have_count(6)
+    expect(cells).to_have_count(7)
     expect(cells.nth(1)).not_to_be_empty()  # card
     expect(cells.nth(3)).to_have_text(re.compile(r"\d+\.\d\d"))  # amount
     expect(cells.nth(4)).to_have_text(re.compile(r"^(0\.\d{3}|1\.000)$"))  # score

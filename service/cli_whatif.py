@@ -1,0 +1,109 @@
+"""`fraudstream whatif`: alerts a day, precision and recall at each threshold and daily card
+budget, over the offline store's matured days, with no service running."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from models.operating_points import (
+    DEFAULT_BUDGETS,
+    DEFAULT_THRESHOLDS,
+    budget_points,
+    threshold_points,
+)
+from pipelines.retrain.matured_rows import matured_rows
+from service.cli_common import console, errors, user_errors
+from service.reporting import figures_table
+from service.retraining import offline_store
+from service.settings import Settings
+
+
+def _figure(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _defined(point: object) -> dict[str, object]:
+    """A point as JSON has it: an undefined figure (nothing alerted, no fraud) as null."""
+    return {
+        name: None if isinstance(value, float) and math.isnan(value) else value
+        for name, value in asdict(point).items()  # type: ignore[call-overload]
+    }
+
+
+def whatif(
+    days: Annotated[int, typer.Option(help="Matured days to look back over", min=1)] = 28,
+    threshold: Annotated[
+        list[float] | None,
+        typer.Option(help="A threshold to show (repeatable; default 0.05 to 0.95)", min=0, max=1),
+    ] = None,
+    budget: Annotated[
+        list[int] | None,
+        typer.Option(help="A daily card budget to show (repeatable)", min=1),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """What each alert threshold and each daily card budget would have given over the last
+    matured days of the offline store: alerts a day, precision, recall, customers bothered."""
+    settings = Settings()
+    with user_errors():
+        store = offline_store(settings, ())
+        matured = matured_rows(store, days, settings.label_delay)
+        if matured is None or matured.frame.empty:
+            errors.print(
+                f"[bold red]error:[/] no matured label in {store.root} yet: the service "
+                "writes one row per label it learns there",
+                highlight=False,
+            )
+            raise typer.Exit(code=1)
+        thresholds = threshold_points(
+            matured.frame, matured.days, sorted(threshold or DEFAULT_THRESHOLDS)
+        )
+        budgets = budget_points(matured.frame, sorted(budget or DEFAULT_BUDGETS))
+    frame = matured.frame
+    if as_json:
+        answer = {
+            "start": matured.start.isoformat(),
+            "end": matured.end.isoformat(),
+            "transactions": len(frame),
+            "frauds": int(frame["is_fraud"].sum()),
+            "alert_threshold": settings.alert_threshold,
+            "thresholds": [_defined(point) for point in thresholds],
+            "budgets": [_defined(point) for point in budgets],
+        }
+        print(json.dumps(answer, allow_nan=False))
+        return
+    console.print(
+        f"{len(frame):,} labelled transactions ({int(frame['is_fraud'].sum()):,} fraud) from "
+        f"{matured.start:%Y-%m-%d %H:%M} to {matured.end:%Y-%m-%d %H:%M} UTC"
+    )
+    table = figures_table(
+        "alerting every score at or above a threshold",
+        ("threshold", "alerts a day", "precision", "recall", "legit cards bothered a day"),
+    )
+    for point in thresholds:
+        marker = " (in force)" if point.threshold == settings.alert_threshold else ""
+        table.add_row(
+            f"{point.threshold:g}{marker}",
+            f"{point.alerts_per_day:,.1f}",
+            _figure(point.precision),
+            _figure(point.recall),
+            f"{point.legitimate_cards_bothered_per_day:,.1f}",
+        )
+    console.print(table)
+    table = figures_table(
+        "investigating the day's riskiest cards",
+        ("cards a day", "card precision (CP@k)", "precision of flagged", "card recall"),
+    )
+    for budgeted in budgets:
+        table.add_row(
+            str(budgeted.cards_per_day),
+            _figure(budgeted.card_precision),
+            _figure(budgeted.alert_precision),
+            _figure(budgeted.card_recall),
+        )
+    console.print(table)
