@@ -32,6 +32,7 @@ from nbformat import NotebookNode
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXPLORE = "01-explore-the-stream.ipynb"
 ONLINE_VS_BATCH = "02-online-vs-batch.ipynb"
+ANALYST = "03-analyst.ipynb"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 300
 SMALL_TEST_WEEKS = 3
@@ -124,7 +125,7 @@ def _check_ran_cleanly(notebook: NotebookNode) -> None:
     assert re.search(r"\w+Warning: ", stderr) is None, stderr
 
 
-@pytest.mark.parametrize("name", [EXPLORE, ONLINE_VS_BATCH])
+@pytest.mark.parametrize("name", [EXPLORE, ONLINE_VS_BATCH, ANALYST])
 def test_stored_without_outputs(name: str) -> None:
     notebook = _read(NOTEBOOKS / name)
     nbformat.validate(notebook)
@@ -160,3 +161,21 @@ def test_online_vs_batch_runs(tmp_path: Path, kernel_specs: KernelSpecManager) -
         assert all(0.0 <= value <= 1.0 for value in figures[3:]), week
     assert "mean of the weeks" in printed
     assert _figures(notebook) == 1  # AP and CP@100 week by week
+
+
+def test_analyst_notebook_runs(tmp_path: Path, kernel_specs: KernelSpecManager) -> None:
+    notebook = _execute(ANALYST, tmp_path, kernel_specs)
+
+    _check_ran_cleanly(notebook)
+    thresholds = _text(_tagged(notebook, "threshold-table"))
+    assert "alerts_per_day" in thresholds
+    assert len(re.findall(r"^0\.\d+\s", thresholds, flags=re.MULTILINE)) == 19
+    chosen = _text(_tagged(notebook, "operating-point"))
+    found = re.search(r"(\d+\.\d) alerts a day, precision (\d\.\d+), recall (\d\.\d+)", chosen)
+    assert found is not None, chosen
+    assert float(found[1]) <= 50
+    assert "cards_per_day" in _text(_tagged(notebook, "budget-table"))
+    reasons = _text(_tagged(notebook, "reasons-table"))
+    assert re.search(r"^[1-9][\d,]* alerts$", reasons, flags=re.MULTILINE), reasons
+    assert "share of alerts" in reasons
+    assert _figures(notebook) == 1  # alert volume; precision and recall
