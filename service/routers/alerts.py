@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from models.schemas import Alert, UtcDatetime
-from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.protocol import Runtime
 from service.access import Access, GuardedRoute, access
 from service.deps import RuntimeDep, SettingsDep
 from service.errors import ServiceError
@@ -42,7 +42,7 @@ async def recent_alerts(
     return runtime.alerts.recent(since=since, until=until, card_id=card_id, limit=limit)
 
 
-async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> EmbeddedRuntime:
+async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> Runtime:
     # Checked before the response starts, so the refusal is a status rather than a broken
     # stream; subscribers register as their stream opens, one loop turn later.
     if runtime.alerts.subscribers >= settings.max_stream_subscribers:
@@ -60,7 +60,7 @@ async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> EmbeddedRu
     responses={503: {"description": "As many streams are open as the server holds"}},
 )
 async def alert_stream(
-    runtime: Annotated[EmbeddedRuntime, Depends(_stream_room)],
+    runtime: Annotated[Runtime, Depends(_stream_room)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Every alert as it is raised, as Server-Sent Events (``event: alert``)."""
     async with runtime.alerts.subscribe() as queue:
