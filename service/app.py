@@ -1,4 +1,4 @@
-"""The HTTP API of the embedded service: an app factory with a lifespan that wires it."""
+"""The HTTP API: an app factory whose lifespan builds a runtime, starts it and stops it."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.collector import settle_after_start_up
-from pipelines.lifecycle.model_lifecycle import ModelLifecycle
-from pipelines.retrain.jobs import RetrainJobs
-from pipelines.runtime.embedded import EmbeddedRuntime
-from pipelines.runtime.simulated_feed import SimulatedFeed
+from pipelines.runtime.protocol import Runtime
 from service.auth import KeyRing
-from service.bootstrap import build_feed, build_runtime
+from service.bootstrap import build_runtime
 from service.errors import install_error_handlers
 from service.origins import install_origin_checks
 from service.routers import (
@@ -36,49 +33,15 @@ from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-QUALITY_SAMPLE_SECONDS = 5.0
-"""How often the dashboard's quality history samples the live model's rolling AP."""
-
-LIFECYCLE_TICK_SECONDS = 1.0
-"""How often the snapshot schedule and the promotion policy are checked."""
+RuntimeBuilder = Callable[[Settings], Runtime]
 
 
-async def _sample_quality(runtime: EmbeddedRuntime) -> None:
-    # On a timer rather than when the dashboard asks: the history is there when someone first
-    # opens the page, its points are evenly spaced however many pages poll, and a sample (an AP
-    # over at most 10,000 matured labels) costs milliseconds every few seconds.
-    while True:
-        runtime.sample_quality()
-        await asyncio.sleep(QUALITY_SAMPLE_SECONDS)
-
-
-async def _tick(lifecycle: ModelLifecycle) -> None:
-    # On the loop, between requests: a snapshot or a promotion never meets a half-scored batch.
-    while True:
-        await asyncio.sleep(LIFECYCLE_TICK_SECONDS)
-        try:
-            await lifecycle.tick_in_background()
-        except Exception:
-            logger.exception("the model lifecycle's periodic step failed; retrying next tick")
-
-
-async def _start(
-    runtime: EmbeddedRuntime, feed: SimulatedFeed | None, tasks: list[asyncio.Task[None]]
-) -> None:
-    if feed is not None and not runtime.resumed:
-        # Replaying the history takes seconds of CPU: off the loop, so /healthz answers.
-        warmed = await asyncio.to_thread(feed.warm_up)
-        logger.info("learned from %d simulated historical transactions", warmed)
+async def _start(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     await runtime.start()
-    tasks.append(asyncio.create_task(_sample_quality(runtime), name="quality-sampler"))
-    if isinstance(runtime.lifecycle, ModelLifecycle):  # elsewhere the learner keeps the time
-        tasks.append(asyncio.create_task(_tick(runtime.lifecycle), name="model-lifecycle"))
+    for name, loop in runtime.background_tasks().items():
+        tasks.append(asyncio.create_task(loop, name=name))
+    # Before any of those tasks has run: start-up's objects are frozen, not the traffic's.
     settle_after_start_up()
-    if feed is not None:
-        tasks.append(asyncio.create_task(feed.run(), name="simulated-feed"))
-
-
-RuntimeBuilder = Callable[[Settings], EmbeddedRuntime]
 
 
 def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_runtime) -> FastAPI:
@@ -88,14 +51,13 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build(settings)
-        feed = await asyncio.to_thread(build_feed, settings, runtime)
+        # Off the loop: resuming the models or simulating the feed's history takes seconds.
+        runtime = await asyncio.to_thread(build, settings)
         app.state.runtime = runtime
-        app.state.feed = feed
         tasks: list[asyncio.Task[None]] = []
-        tasks.append(asyncio.create_task(_start(runtime, feed, tasks), name="start-up"))
+        tasks.append(asyncio.create_task(_start(runtime, tasks), name="start-up"))
         # Jobs run here only where this process owns the models; an API replica asks the learner.
-        jobs = runtime.retrain if isinstance(runtime.retrain, RetrainJobs) else None
+        jobs = runtime.local_jobs
         if jobs is not None and settings.retrain_every is not None:
             schedule = jobs.run_schedule(settings.retrain_every)
             tasks.append(asyncio.create_task(schedule, name="retrain-schedule"))

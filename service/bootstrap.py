@@ -17,7 +17,7 @@ from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.embedded import EmbeddedRuntime
-from pipelines.runtime.simulated_feed import FeedConfig, SimulatedFeed
+from pipelines.runtime.simulated_feed import FeedConfig, FeedTarget, SimulatedFeed
 from pipelines.telemetry import Telemetry
 from service.retraining import offline_store, serving_jobs
 from service.settings import Settings
@@ -90,7 +90,8 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
 
     Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
     serving holds is saved beside them as ``state.snapshot`` at every snapshot, and the labels
-    acknowledged after it are learned again from the offline store at start-up.
+    acknowledged after it are learned again from the offline store at start-up. With
+    ``simulate_rate`` set, the simulated traffic comes with it.
     """
     detector = build_detector(settings)
     models = settings.data_dir / "models"
@@ -121,11 +122,12 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     runtime.resumed = resumed
     runtime.event_time = event_time_bounds(settings)
     runtime.offline = offline
-    runtime.retrain = serving_jobs(settings, offline, lifecycle)
+    runtime.jobs = serving_jobs(settings, offline, lifecycle)
+    runtime.feed = build_feed(settings, runtime)
     return runtime
 
 
-def build_feed(settings: Settings, runtime: EmbeddedRuntime) -> SimulatedFeed | None:
+def build_feed(settings: Settings, runtime: FeedTarget) -> SimulatedFeed | None:
     """The simulated traffic, when ``simulate_rate`` asks for it."""
     if settings.simulate_rate <= 0:
         return None

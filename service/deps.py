@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.protocol import Runtime
 from service.errors import NotReadyError
 from service.settings import Settings
 
@@ -19,23 +19,23 @@ async def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _runtime(request: Request) -> EmbeddedRuntime:
-    runtime: EmbeddedRuntime = request.app.state.runtime
+async def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def ready_runtime(request: Request) -> EmbeddedRuntime:
+def ready_runtime(request: Request) -> Runtime:
     """The runtime, once ready: a plain call for the hot routes, which skip dependency solving."""
-    runtime: EmbeddedRuntime = request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
     if not runtime.ready:
         raise NotReadyError(runtime.unready_reason)
     return runtime
 
 
-async def _ready_runtime(request: Request) -> EmbeddedRuntime:
+async def _ready_runtime(request: Request) -> Runtime:
     return ready_runtime(request)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-RuntimeDep = Annotated[EmbeddedRuntime, Depends(_runtime)]
-ReadyRuntimeDep = Annotated[EmbeddedRuntime, Depends(_ready_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+ReadyRuntimeDep = Annotated[Runtime, Depends(_ready_runtime)]

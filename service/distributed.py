@@ -220,7 +220,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         lifecycle=lifecycle,
     )
     runtime.event_time = event_time_bounds(settings)
-    runtime.retrain = RemoteRetrainJobs(
+    runtime.retraining = RemoteRetrainJobs(
         commands,
         RedisJobBook(client, prefix=prefix),
         RedisRetrainLock(client, prefix=prefix),

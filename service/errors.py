@@ -25,7 +25,7 @@ from pipelines.lifecycle.registry import (
     TamperedArtefactError,
     UnknownVersionError,
 )
-from pipelines.runtime.embedded import QueueFullError
+from pipelines.runtime.protocol import QueueFullError
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ the shared artefact directory directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any, NamedTuple
@@ -162,6 +163,9 @@ class RemoteLifecycle:
     def snapshot(self, reason: str) -> ModelRecord:
         answer = self.commands.ask("snapshot", self.timeout, reason=reason)
         return self.registry.record(answer["version"])
+
+    async def snapshot_on_demand(self, reason: str) -> ModelRecord:
+        return await asyncio.to_thread(self.snapshot, reason)
 
     def promote(self, version: str, *, detail: str = "on demand") -> str:
         answer = self.commands.ask("promote", self.timeout, version=version, detail=detail)

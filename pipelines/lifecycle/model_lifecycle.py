@@ -306,6 +306,13 @@ class ModelLifecycle:
             self._in_place = True
         return record
 
+    async def snapshot_on_demand(self, reason: str) -> ModelRecord:
+        """A snapshot asked for on the event loop: the state written by a forked child while
+        the loop serves; in full, here, only when another snapshot superseded that one or it
+        failed."""
+        written = await self.snapshot_in_background(reason)
+        return written or self.snapshot(reason)
+
     def _put_in_place(self, written: Path, record: ModelRecord, reason: str) -> None:
         assert self._state_path is not None
         os.replace(written, self._state_path)
@@ -564,6 +571,10 @@ class Lifecycle(Protocol):
     registry: ModelRegistry
 
     def snapshot(self, reason: str) -> ModelRecord: ...
+
+    async def snapshot_on_demand(self, reason: str) -> ModelRecord:
+        """`snapshot` for a caller on the event loop, which it does not hold meanwhile."""
+        ...
 
     def promote(self, version: str, *, detail: str = ...) -> str: ...
 

@@ -1,4 +1,4 @@
-"""The API role's runtime in distributed mode: the embedded runtime's surface over Kafka and Redis.
+"""The API role's runtime in distributed mode: the `Runtime` interface over Kafka and Redis.
 
 `fraudstream api` serves the same routes as the embedded service, but:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -29,13 +29,18 @@ import orjson
 import redis
 
 from models.detector import FraudDetector, LearnOutcome
+from models.event_time import EventTimeBounds
 from models.schemas import Alert, Label, Transaction
 from models.scored import Scored
 from pipelines.lifecycle.model_channel import ModelFollower
 from pipelines.lifecycle.model_lifecycle import Lifecycle
+from pipelines.retrain.book import Retraining
+from pipelines.retrain.jobs import RetrainJobs
 from pipelines.retrying import TRANSIENT_ERRORS
+from pipelines.runtime import loops
 from pipelines.runtime.alert_log import AlertLog
-from pipelines.runtime.embedded import EmbeddedRuntime, ModelStatus
+from pipelines.runtime.model_status import ModelStatus, model_statuses
+from pipelines.runtime.scoreboard import DashboardSnapshot, Scoreboard
 from pipelines.stream.kafka_clients import (
     KafkaSettings,
     OutgoingRecord,
@@ -45,14 +50,14 @@ from pipelines.stream.kafka_clients import (
     start_with_retry,
 )
 from pipelines.stream.topics import Topics
-from pipelines.telemetry import Telemetry
+from pipelines.telemetry import StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
 
 HEALTH_CHECK_SECONDS = 1.0
 
 
-class ClusterRuntime(EmbeddedRuntime):
+class ClusterRuntime:
     """Scores inline over Redis; hands transactions and labels to Kafka; follows the alerts."""
 
     def __init__(
@@ -67,11 +72,21 @@ class ClusterRuntime(EmbeddedRuntime):
         telemetry: Telemetry | None = None,
         lifecycle: Lifecycle | None = None,
     ) -> None:
-        super().__init__(detector, alerts, telemetry=telemetry, lifecycle=lifecycle)
+        self.detector = detector
+        self.alerts = alerts
+        self.telemetry = telemetry or Telemetry()
+        self.lifecycle = lifecycle
+        """The registry read here; every change asked of the learner (none: not kept)."""
+        self.retraining: Retraining | None = None
+        """The learner's retrain jobs, asked through Redis (none: not available)."""
+        self.event_time: EventTimeBounds | None = None
+        """Bounds on the timestamps clients send, against this runtime's clock (none: any)."""
         self.kafka = kafka
         self.topics = topics
         self.client = client
         self.follower = follower
+        self.board = Scoreboard(detector, alerts, self.telemetry)
+        self.telemetry.watch(self.gauges)
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
@@ -100,8 +115,17 @@ class ClusterRuntime(EmbeddedRuntime):
         """Nothing waits here: accepted transactions are already on the topic."""
         return 0
 
+    @property
+    def local_jobs(self) -> RetrainJobs | None:
+        """None: the learner runs the jobs and their schedule."""
+        return None
+
+    def input_context(self) -> dict[str, Any] | None:
+        bounds = self.event_time
+        return None if bounds is None else bounds.window(self.board.clock()).context()
+
     async def start(self) -> None:
-        self.started_at = self._clock()
+        self.board.start()
         producer = make_producer(self.kafka)
         await start_with_retry(producer, self.kafka, "producer")
         self._producer = producer
@@ -109,6 +133,10 @@ class ClusterRuntime(EmbeddedRuntime):
             asyncio.create_task(self._watch_redis(), name="redis-health"),
             asyncio.create_task(self._follow_alerts(), name="alerts-topic"),
         ]
+
+    def background_tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """The quality sampler only: the learner keeps the models' clock."""
+        return {"quality-sampler": loops.sample_quality(self.sample_quality)}
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -122,19 +150,20 @@ class ClusterRuntime(EmbeddedRuntime):
         await asyncio.get_running_loop().run_in_executor(None, self._scoring.shutdown)
 
     async def score_request(self, transactions: Sequence[Transaction]) -> list[Scored]:
+        """Scored on the scoring thread, off the loop: each score waits on Redis."""
         loop = asyncio.get_running_loop()
         scored, alerts = await loop.run_in_executor(
             self._scoring, self._score_and_alert, transactions
         )
         # Back on the loop: producing is the event loop's work.
-        self.publish(transactions, scored, alerts)
+        self._publish(transactions, scored, alerts)
         return scored
 
     def _score_and_alert(
         self, transactions: Sequence[Transaction]
     ) -> tuple[list[Scored], list[Alert]]:
         self._follow_models()
-        return super()._score_and_alert(transactions)
+        return self.board.score(transactions)
 
     def _follow_models(self) -> None:
         """Serve the learner's latest publication, checked at most every poll period."""
@@ -147,10 +176,24 @@ class ClusterRuntime(EmbeddedRuntime):
         published = self.follower.channel.quality()
         return [
             replace(status, quality=published.get(status.slot, status.quality))
-            for status in super().model_statuses()
+            for status in model_statuses(self.detector)
         ]
 
-    def publish(
+    def shadowing(self) -> Collection[str]:
+        return self.detector.challengers.keys()
+
+    def sample_quality(self) -> None:
+        """Add the serving models' published rolling AP, as of now, to the quality history."""
+        self.board.sample_quality(self.model_statuses())
+
+    def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
+        return self.board.dashboard(self.model_statuses()[0], bins=bins, minutes=minutes)
+
+    def gauges(self) -> StateGauges:
+        """The state Prometheus reads at each scrape."""
+        return self.board.gauges(self.backlog, self.model_statuses())
+
+    def _publish(
         self, transactions: Sequence[Transaction], scored: Sequence[Scored], alerts: list[Alert]
     ) -> None:
         """To the scores and alerts topics; the alert log hears them back from the topic."""
@@ -173,6 +216,7 @@ class ClusterRuntime(EmbeddedRuntime):
         task.add_done_callback(self._sends.discard)
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
+        """To the transactions topic, answered once the broker holds them."""
         await send_batch_and_wait(
             self._producer,
             [
@@ -184,6 +228,7 @@ class ClusterRuntime(EmbeddedRuntime):
         )
 
     async def take_labels(self, labels: Sequence[Label]) -> LearnOutcome | None:
+        """To the labels topic for the learner, answered once the broker holds them."""
         await send_batch_and_wait(
             self._producer,
             [

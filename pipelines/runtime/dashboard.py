@@ -1,6 +1,6 @@
 """The figures the dashboard draws: pure functions of recent scores, alert times and samples.
 
-Nothing here reads a clock or the runtime: `EmbeddedRuntime.dashboard` passes the data and the
+Nothing here reads a clock or the runtime: `Scoreboard.dashboard` passes the data and the
 time in, so the binning and rate rules are tested on plain lists.
 """
 

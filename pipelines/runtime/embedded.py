@@ -2,12 +2,11 @@
 
 Scoring and learning are river calls of microseconds, so they run inline on the event loop
 (one writer, no locks); the in-process queue stands where the Kafka topic stands in distributed
-mode, and `POST /v1/transactions` feeds it exactly as the topic would.
+mode, and `POST /v1/transactions` feeds it exactly as the topic would. This process owns the
+models: it keeps their lifecycle's clock (snapshots, promotion) and runs the retrain jobs.
 
 Metrics are counted once per call, not per transaction, and the state gauges are read only when
-Prometheus scrapes (`gauges`), so telemetry adds a fixed cost per request or batch. The same
-goes for the dashboard: the hot path only extends a bounded deque of recent scores, and the
-figures are computed when the dashboard asks (`dashboard`).
+Prometheus scrapes (`gauges`), so telemetry adds a fixed cost per request or batch.
 """
 
 from __future__ import annotations
@@ -15,90 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Coroutine, Sequence
 from typing import Any
 
-from models.detector import CHAMPION, FraudDetector, LearnOutcome
+from models.detector import FraudDetector, LearnOutcome
 from models.event_time import EventTimeBounds
 from models.idempotency import ConflictingRepeatError
-from models.quality import QualityFigures
-from models.schemas import Alert, Decision, Label, Transaction
+from models.schemas import Label, Transaction
 from models.scored import Scored
 from pipelines.label_log import log_corrections
-from pipelines.lifecycle.model_lifecycle import Lifecycle, ModelLifecycle
-from pipelines.retrain.book import Retraining
+from pipelines.lifecycle.model_lifecycle import ModelLifecycle
+from pipelines.retrain.jobs import RetrainJobs
 from pipelines.retrain.offline_store import ExampleSink
+from pipelines.runtime import loops
 from pipelines.runtime.alert_log import AlertLog
-from pipelines.runtime.dashboard import (
-    AlertRate,
-    QualityPoint,
-    ScoreBin,
-    alert_rate,
-    score_histogram,
-)
-from pipelines.stream.scoring_batch import score_batch
-from pipelines.telemetry import ModelGauges, StateGauges, Telemetry
+from pipelines.runtime.model_status import ModelStatus, model_statuses
+from pipelines.runtime.protocol import QueueFullError
+from pipelines.runtime.scoreboard import Clock, DashboardSnapshot, Scoreboard, utc_now
+from pipelines.runtime.simulated_feed import SimulatedFeed
+from pipelines.telemetry import StateGauges, Telemetry
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class QueueFullError(Exception):
-    """The in-process queue is at capacity: the caller should retry later (HTTP 503)."""
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """What `GET /v1/models` shows of a serving model: the champion or a shadow challenger."""
-
-    name: str
-    """The champion's learner name, or the challenger's name."""
-    slot: str
-    """Its key among the detector's quality windows: ``champion``, or the challenger's name."""
-    role: str
-    version: str
-    learner: str
-    params: dict[str, object]
-    labels_learned: int
-    frauds_learned: int
-    quality: QualityFigures
-    """Its figures over the rolling window of matured labels (``nan`` before any)."""
-
-    @property
-    def matured_labels(self) -> int:
-        return self.quality.matured
-
-    @property
-    def rolling_average_precision(self) -> float:
-        """AP of the scores these transactions got at arrival, against their matured labels."""
-        return self.quality.average_precision
-
-
-@dataclass(frozen=True)
-class DashboardSnapshot:
-    """What `GET /v1/dashboard` shows: the figures no other endpoint gives, taken at ``at``."""
-
-    at: datetime
-    model: ModelStatus
-    transactions_scored: int
-    alerts_raised: int
-    threshold: float
-    """The alert threshold in force now (it moves when an alert budget is set)."""
-    scores: int
-    """Recent scores the histogram counts."""
-    histogram: list[ScoreBin]
-    alert_rate: AlertRate
-    quality: list[QualityPoint]
-    """The live model's rolling AP as sampled over time, oldest first."""
 
 
 class EmbeddedRuntime:
@@ -114,31 +50,34 @@ class EmbeddedRuntime:
         quality_history: int = 720,
         clock: Clock = utc_now,
         telemetry: Telemetry | None = None,
-        lifecycle: Lifecycle | None = None,
+        lifecycle: ModelLifecycle | None = None,
     ) -> None:
         self.detector = detector
+        self.alerts = alerts
+        self.telemetry = telemetry or Telemetry()
         self.lifecycle = lifecycle
         """Snapshots, promotion and audit through the model registry (none: not kept)."""
+        self.jobs: RetrainJobs | None = None
+        """The batch retrain jobs, run here (none: not available)."""
         self.resumed = False
         """Whether the models and state were resumed from a snapshot at start-up."""
         self.offline: ExampleSink | None = None
         """Where learned labels are written for batch retraining (none: not kept)."""
-        self.retrain: Retraining | None = None
-        """The batch retrain jobs, here or asked of the learner (none: not available)."""
         self.event_time: EventTimeBounds | None = None
         """Bounds on the timestamps clients send, against this runtime's clock (none: any)."""
-        self.alerts = alerts
-        self.telemetry = telemetry or Telemetry()
+        self.feed: SimulatedFeed | None = None
+        """Simulated traffic warmed up on at start and fed through the queue (none: off)."""
+        self.board = Scoreboard(
+            detector,
+            alerts,
+            self.telemetry,
+            clock=clock,
+            score_window=score_window,
+            quality_history=quality_history,
+        )
         self.telemetry.watch(self.gauges)
-        self._clock = clock
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._consumer: asyncio.Task[None] | None = None
-        self.scored = 0
-        self.started_at: datetime | None = None
-        self.recent_scores: deque[float] = deque(maxlen=score_window)
-        """The last scores given, for the dashboard's distribution."""
-        self.quality: deque[QualityPoint] = deque(maxlen=quality_history)
-        """Samples of the live model's rolling AP (`sample_quality`), oldest first."""
 
     @property
     def ready(self) -> bool:
@@ -147,64 +86,41 @@ class EmbeddedRuntime:
 
     @property
     def unready_reason(self) -> str:
-        """What `ready` waits for, said to a client that asked too early."""
         return "the model and feature state are still loading"
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def retraining(self) -> RetrainJobs | None:
+        return self.jobs
+
+    @property
+    def local_jobs(self) -> RetrainJobs | None:
+        """The jobs run here: this process owns the models."""
+        return self.jobs
+
     def input_context(self) -> dict[str, Any] | None:
-        """The validation context for a request arriving now: the event times it may carry."""
         bounds = self.event_time
-        return None if bounds is None else bounds.window(self._clock()).context()
+        return None if bounds is None else bounds.window(self.board.clock()).context()
 
     async def score_request(self, transactions: Sequence[Transaction]) -> list[Scored]:
-        """`score`, for a request: here inline, on the event loop (memory state answers in
-        microseconds); a runtime whose state is remote scores off the loop."""
+        """`score`, inline on the event loop: memory state answers in microseconds."""
         return self.score(transactions)
 
     def score(self, transactions: Sequence[Transaction]) -> list[Scored]:
-        """Score in order, publish the alerts they raise, and return the scores."""
-        scored, alerts = self._score_and_alert(transactions)
-        self.publish(transactions, scored, alerts)
-        return scored
-
-    def _score_and_alert(
-        self, transactions: Sequence[Transaction]
-    ) -> tuple[list[Scored], list[Alert]]:
-        started = time.perf_counter()
-        learner = self.detector.learner
-        # Scoring moves event time on, which may learn matured transactions as legitimate.
-        learned_before = learner.labels_learned
-        scored = score_batch(self.detector, list(transactions)).scored
-        self.scored += len(scored)
-        self.recent_scores.extend([result.score for result in scored])
-        # A replay's alert was raised with its first answer.
-        alerts = [
-            self._alert(tx, result)
-            for tx, result in zip(transactions, scored, strict=True)
-            if result.decision is Decision.ALERT and not result.replayed
-        ]
-        self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
-        self.telemetry.learned(learner.labels_learned - learned_before)
-        return scored, alerts
-
-    def publish(
-        self, transactions: Sequence[Transaction], scored: Sequence[Scored], alerts: list[Alert]
-    ) -> None:
-        """Where the scores and alerts of `score` go: here, the alert log and its stream."""
+        """Score in order, publish the alerts they raise to the alert log, return the scores."""
+        scored, alerts = self.board.score(transactions)
         if alerts:
             self.alerts.publish(alerts)
+        return scored
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
-        """Take transactions for asynchronous scoring (`POST /v1/transactions`), all or none;
-        `ConflictingRepeatError` if one reuses a scored id with other content."""
         self.detector.refuse_conflicting(transactions)
-        self.submit(transactions)
+        self.enqueue(transactions)
 
     async def take_labels(self, labels: Sequence[Label]) -> LearnOutcome | None:
-        """Learn labels now and say how (``None`` where another process learns them)."""
         return self.learn(labels)
 
     def learn(self, labels: Sequence[Label]) -> LearnOutcome:
@@ -220,7 +136,7 @@ class EmbeddedRuntime:
         log_corrections(outcome)
         return outcome
 
-    def submit(self, transactions: Sequence[Transaction]) -> None:
+    def enqueue(self, transactions: Sequence[Transaction]) -> None:
         """Queue transactions for asynchronous scoring, all or none."""
         if self._queue.maxsize - self._queue.qsize() < len(transactions):
             raise QueueFullError(f"the transaction queue is full ({self._queue.maxsize})")
@@ -232,93 +148,50 @@ class EmbeddedRuntime:
         return self.model_statuses()[0]
 
     def model_statuses(self) -> list[ModelStatus]:
-        """The champion, then each shadow challenger, with their rolling quality."""
-        detector = self.detector
-        threshold = detector.alerting.threshold
-        serving = [(CHAMPION, detector.learner), *detector.challengers.items()]
-        return [
-            ModelStatus(
-                name=learner.name if role == CHAMPION else role,
-                slot=role,
-                role=CHAMPION if role == CHAMPION else "challenger",
-                version=learner.version,
-                learner=learner.name,
-                params=dict(learner.params),
-                labels_learned=learner.labels_learned,
-                frauds_learned=learner.frauds_learned,
-                quality=detector.quality[role].figures(threshold),
-            )
-            for role, learner in serving
-        ]
+        return model_statuses(self.detector)
+
+    def shadowing(self) -> Collection[str]:
+        return self.detector.challengers.keys()
 
     def sample_quality(self) -> None:
         """Add the serving models' rolling AP, as of now, to the quality history."""
-        champion, *challengers = self.model_statuses()
-        self.quality.append(
-            QualityPoint(
-                self._clock(),
-                champion.rolling_average_precision,
-                {status.name: status.rolling_average_precision for status in challengers},
-            )
-        )
+        self.board.sample_quality(self.model_statuses())
 
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
-        """The score distribution, the alert rate over ``minutes`` and the quality history."""
-        now = self._clock()
-        raised = self.alerts.recent(
-            since=now - timedelta(minutes=minutes), limit=len(self.alerts) or 1
-        )
-        # Alert times are complete from the start, or from the oldest alert the log still holds
-        # once it has dropped older ones: before that a minute is unknown, not quiet.
-        observed_since = self.started_at or now
-        if (complete_since := self.alerts.complete_since) is not None:
-            observed_since = max(observed_since, complete_since)
-        return DashboardSnapshot(
-            at=now,
-            model=self.model_status(),
-            transactions_scored=self.scored,
-            alerts_raised=self.alerts.published,
-            threshold=self.detector.alerting.threshold,
-            scores=len(self.recent_scores),
-            histogram=score_histogram(self.recent_scores, bins),
-            alert_rate=alert_rate(
-                (alert.raised_at for alert in raised),
-                now=now,
-                minutes=minutes,
-                observed_since=observed_since,
-            ),
-            quality=list(self.quality),
-        )
+        return self.board.dashboard(self.model_status(), bins=bins, minutes=minutes)
 
     def gauges(self) -> StateGauges:
         """The state Prometheus reads at each scrape."""
-        return StateGauges(
-            consumer_lag=self.backlog,
-            label_backlog=self.detector.pending.awaiting_label or 0,
-            models=tuple(
-                ModelGauges(
-                    name=status.name,
-                    version=status.version,
-                    role=status.role,
-                    rolling_average_precision=status.quality.average_precision,
-                    rolling_card_precision_at_k=status.quality.card_precision_at_k,
-                )
-                for status in self.model_statuses()
-            ),
-        )
+        return self.board.gauges(self.backlog, self.model_statuses())
 
     async def start(self) -> None:
-        self.started_at = self._clock()
+        """Warm the models up on the simulated history (unless resumed from a snapshot), then
+        consume the queue."""
+        if self.feed is not None and not self.resumed:
+            # Replaying the history takes seconds of CPU: off the loop, so /healthz answers.
+            warmed = await asyncio.to_thread(self.feed.warm_up)
+            logger.info("learned from %d simulated historical transactions", warmed)
+        self.board.start()
         self._consumer = asyncio.create_task(self._consume(), name="transaction-queue")
 
+    def background_tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """The quality sampler; the lifecycle's clock, kept here where the models are; the
+        simulated feed, when on."""
+        tasks = {"quality-sampler": loops.sample_quality(self.sample_quality)}
+        if self.lifecycle is not None:
+            tasks["model-lifecycle"] = loops.tick_lifecycle(self.lifecycle)
+        if self.feed is not None:
+            tasks["simulated-feed"] = self.feed.run()
+        return tasks
+
     async def stop(self) -> None:
-        """Stop consuming and, where this process owns the models, take the final snapshot:
-        a clean stop loses nothing learned or scored."""
+        """Stop consuming and take the final snapshot: a clean stop loses nothing learned or
+        scored."""
         if self._consumer is not None:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
-        if isinstance(self.lifecycle, ModelLifecycle):
+        if self.lifecycle is not None:
             self.lifecycle.stop()
 
     async def drain(self) -> None:
@@ -354,13 +227,3 @@ class EmbeddedRuntime:
             logger.warning("queued transactions refused: %s", error)
             refused = set(error.positions)
             self.score([tx for i, tx in enumerate(transactions) if i not in refused])
-
-    def _alert(self, tx: Transaction, result: Scored) -> Alert:
-        return Alert(
-            transaction=tx,
-            score=result.score,
-            model_version=result.model_version,
-            threshold=result.threshold,
-            reasons=tuple(reason.to_contract() for reason in result.reasons),
-            raised_at=self._clock(),
-        )

@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
+from models.detector import FraudDetector, LearnOutcome
 from models.replay import replay, revealed_label
 from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
 from pipelines.offline.datasets import dataset_from_frame
-from pipelines.runtime.embedded import EmbeddedRuntime, QueueFullError
+from pipelines.runtime.protocol import QueueFullError
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +48,25 @@ class FeedConfig:
             raise ValueError("the simulation rate must be positive")
 
 
+class FeedTarget(Protocol):
+    """What the feed drives: the embedded runtime, whose queue and detector it feeds."""
+
+    @property
+    def detector(self) -> FraudDetector: ...
+
+    def enqueue(self, transactions: Sequence[Transaction]) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def learn(self, labels: Sequence[Label]) -> LearnOutcome: ...
+
+
 class SimulatedFeed:
     """Warms the detector up on simulated history, then feeds it live."""
 
     def __init__(
         self,
-        runtime: EmbeddedRuntime,
+        runtime: FeedTarget,
         config: FeedConfig,
         label_delay_seconds: int,
         today: date | None = None,
@@ -107,7 +123,7 @@ class SimulatedFeed:
         while position < len(self._live):
             chunk = self._live[position : position + per_tick]
             try:
-                self.runtime.submit([tx for tx, _ in chunk])
+                self.runtime.enqueue([tx for tx, _ in chunk])
             except QueueFullError:
                 await asyncio.sleep(TICK_SECONDS)
                 continue

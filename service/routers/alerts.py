@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from models.schemas import Identifier, Label, LabelSource, UtcDatetime, Verdict
-from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.protocol import Runtime
 from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep, RuntimeDep, SettingsDep
 from service.errors import NotFoundError, ServiceError
@@ -101,7 +101,7 @@ async def judge_alert(
     )
 
 
-async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> EmbeddedRuntime:
+async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> Runtime:
     # Checked before the response starts, so the refusal is a status rather than a broken
     # stream; subscribers register as their stream opens, one loop turn later.
     if runtime.alerts.subscribers >= settings.max_stream_subscribers:
@@ -119,7 +119,7 @@ async def _stream_room(runtime: RuntimeDep, settings: SettingsDep) -> EmbeddedRu
     responses={503: {"description": "As many streams are open as the server holds"}},
 )
 async def alert_stream(
-    runtime: Annotated[EmbeddedRuntime, Depends(_stream_room)],
+    runtime: Annotated[Runtime, Depends(_stream_room)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Every alert as it is raised, as Server-Sent Events (``event: alert``)."""
     async with runtime.alerts.subscribe() as queue:

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from pipelines.runtime.dashboard import challenger_history
-from pipelines.runtime.embedded import ModelStatus
+from pipelines.runtime.model_status import ModelStatus
 from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.responses import (

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from models.learners import OnlineLearner
 from models.model_record import ModelRecord
-from pipelines.lifecycle.model_lifecycle import Lifecycle, ModelLifecycle
-from pipelines.runtime.embedded import EmbeddedRuntime, ModelStatus
+from pipelines.lifecycle.model_lifecycle import Lifecycle
+from pipelines.runtime.model_status import ModelStatus
+from pipelines.runtime.protocol import Runtime
 from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError
@@ -42,7 +43,7 @@ class RegistryUnavailableError(ServiceError):
     status_code = 501
 
 
-def lifecycle_of(runtime: EmbeddedRuntime) -> Lifecycle:
+def lifecycle_of(runtime: Runtime) -> Lifecycle:
     if runtime.lifecycle is None:
         raise RegistryUnavailableError("this process keeps no model registry")
     return runtime.lifecycle
@@ -138,14 +139,7 @@ async def upload_model(
 @router.post("/v1/models/snapshots", openapi_extra=admin, status_code=status.HTTP_201_CREATED)
 async def take_snapshot(runtime: ReadyRuntimeDep) -> VersionResponse:
     """Register the champion as it stands now (and, embedded, save the serving state)."""
-    lifecycle = lifecycle_of(runtime)
-    if isinstance(lifecycle, ModelLifecycle):
-        # The state is written by a forked child while the loop serves; in full, here, only
-        # when another snapshot superseded that one or it failed.
-        written = await lifecycle.snapshot_in_background("on demand")
-        record = written or lifecycle.snapshot("on demand")
-    else:
-        record = await _change(lifecycle, lambda: lifecycle.snapshot("on demand"))
+    record = await lifecycle_of(runtime).snapshot_on_demand("on demand")
     return version_response(runtime, record)
 
 
@@ -201,12 +195,12 @@ async def audit(runtime: ReadyRuntimeDep, transaction_id: str) -> AuditResponse:
     )
 
 
-def version_response(runtime: EmbeddedRuntime, record: ModelRecord) -> VersionResponse:
+def version_response(runtime: Runtime, record: ModelRecord) -> VersionResponse:
     lifecycle = runtime.lifecycle
     champion = None if lifecycle is None else lifecycle.registry.champion()
     if record.version == champion:
         role = "champion"
-    elif record.version in runtime.detector.challengers:
+    elif record.version in runtime.shadowing():
         role = "challenger"
     else:
         role = "registered"

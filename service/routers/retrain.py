@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.retrain.book import Retraining, RetrainJob, RetrainRunningError
-from pipelines.runtime.embedded import EmbeddedRuntime
+from pipelines.runtime.protocol import Runtime
 from service.access import Access, GuardedRoute, access
 from service.deps import ReadyRuntimeDep
 from service.errors import NotFoundError, ServiceError
@@ -66,10 +66,10 @@ class RetrainConflict(BaseModel):
     running_job_id: str
 
 
-def _jobs(runtime: EmbeddedRuntime) -> Retraining:
-    if runtime.retrain is None:
+def _jobs(runtime: Runtime) -> Retraining:
+    if runtime.retraining is None:
         raise RetrainUnavailableError("this process does not run retrain jobs")
-    return runtime.retrain
+    return runtime.retraining
 
 
 def _response(job: RetrainJob) -> RetrainJobResponse:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.detector import FraudDetector
-from models.feedback import DAY_SECONDS, FeedbackPolicy, Investigators
 from models.features import FeatureSet, FeatureSpec
+from models.feedback import DAY_SECONDS, FeedbackPolicy, Investigators
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.replay import replay

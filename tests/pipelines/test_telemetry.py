@@ -38,7 +38,7 @@ def samples(telemetry: Telemetry) -> dict[str, float]:
 
 def test_consumer_lag_is_the_queue_backlog_read_at_scrape_time() -> None:
     subject = runtime()  # not started: nothing consumes the queue
-    subject.submit([make_tx(index) for index in range(3)])
+    subject.enqueue([make_tx(index) for index in range(3)])
     assert samples(subject.telemetry)["fraudstream_consumer_lag"] == 3
 
 

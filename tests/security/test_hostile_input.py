@@ -151,7 +151,7 @@ async def test_a_repeat_is_answered_as_replayed_and_another_transaction_under_it
         assert again["replayed"] is True
         keep = ("score", "model_version", "decision", "reasons", "threshold")
         assert {name: again[name] for name in keep} == {name: first[name] for name in keep}
-        scored = runtime.scored
+        scored = runtime.board.scored
 
         edited = {**body, "amount": 4_200.0}
         for path, payload in (
@@ -163,7 +163,7 @@ async def test_a_repeat_is_answered_as_replayed_and_another_transaction_under_it
             assert response.status_code == 409, path
             assert "tx-1" in response.json()["detail"]
             assert "different content" in response.json()["detail"]
-        assert runtime.scored == scored
+        assert runtime.board.scored == scored
         # The first answer stands: sent again, the original is still a replay of it.
         third = (await client.post("/v1/score", json=body)).json()
         assert (third["score"], third["replayed"]) == (first["score"], True)
@@ -219,7 +219,7 @@ async def test_the_simulated_feed_runs_on_its_own_clock() -> None:
         next_month = _tx(1, timestamp=_at(_now() + timedelta(days=30)))
         assert (await client.post("/v1/score", json=next_month)).status_code == 422
         # The simulator submits straight to the runtime, its event time ahead of the clock.
-        runtime.submit([Transaction.model_validate({**next_month, "transaction_id": "sim-1"})])
+        runtime.enqueue([Transaction.model_validate({**next_month, "transaction_id": "sim-1"})])
         await runtime.drain()
         assert runtime.detector.vector_of("sim-1") is not None
 

@@ -62,7 +62,7 @@ async def _feed(client: httpx.AsyncClient, days: int) -> int:
 
 
 async def _finished(client: httpx.AsyncClient, app: Any, job_id: str) -> dict[str, Any]:
-    await app.state.runtime.retrain.wait()
+    await app.state.runtime.jobs.wait()
     answer = await client.get(f"/v1/retrain/{job_id}", headers=_auth(READER))
     assert answer.status_code == 200, answer.text
     job: dict[str, Any] = answer.json()

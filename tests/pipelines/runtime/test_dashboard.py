@@ -100,7 +100,7 @@ def test_the_runtime_keeps_the_last_scores_for_the_distribution() -> None:
     subject = runtime(Clock(), score_window=3)
     first = subject.score([make_tx(0), make_tx(1)])
     last = subject.score([make_tx(2, card="c2"), make_tx(3, card="c3")])
-    assert list(subject.recent_scores) == [first[1].score, last[0].score, last[1].score]
+    assert list(subject.board.recent_scores) == [first[1].score, last[0].score, last[1].score]
     snapshot = subject.dashboard(bins=10)
     assert snapshot.scores == 3
     assert sum(b.count for b in snapshot.histogram) == 3
