@@ -42,8 +42,6 @@ class Investigators:
     _riskiest: dict[str, float] = field(default_factory=dict)
     _made: dict[str, list[tuple[Transaction, bool]]] = field(default_factory=dict)
     _compromised: set[str] = field(default_factory=set)
-    known: dict[str, int] = field(default_factory=dict)
-    """Each investigated transaction's id, with the second its analyst label is known."""
 
     def observe(
         self, second: int, tx: Transaction, is_fraud: bool, score: float
@@ -75,7 +73,6 @@ class Investigators:
             made = self._made[card]
             if any(fraud for _, fraud in made):
                 self._compromised.add(card)
-            self.known.update((tx.transaction_id, known) for tx, _ in made)
             labels.extend(
                 (
                     known,

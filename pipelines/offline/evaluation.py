@@ -126,13 +126,6 @@ def evaluate(
             "label_known_at": timestamps + options.label_delay,
         }
     )
-    if investigators is not None:
-        # An investigated card is known compromised from the analysts' verdict on.
-        verdict = pd.to_datetime(
-            frame["transaction_id"].map(investigators.known), unit="s", utc=True
-        )
-        sooner = verdict < frame["label_known_at"]
-        frame["label_known_at"] = frame["label_known_at"].mask(sooner, verdict)
     if dataset.scenarios is not None:
         frame[SCENARIO_COLUMN] = dataset.scenarios
     first_day = timestamps.min().floor("D").to_pydatetime()
