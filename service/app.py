@@ -28,6 +28,7 @@ from service.routers import (
     retrain,
     scoring,
     transactions,
+    whatif,
 )
 from service.settings import Settings, get_settings
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         health.router,
         metrics.router,
         dashboard.router,
+        whatif.router,
         api_docs.router,
     ):
         app.include_router(router)

@@ -3,36 +3,22 @@ budget, over the offline store's matured days, with no service running."""
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from models.operating_points import (
-    DEFAULT_BUDGETS,
-    DEFAULT_THRESHOLDS,
-    budget_points,
-    threshold_points,
-)
-from pipelines.retrain.matured_rows import matured_rows
+from models.operating_points import DEFAULT_BUDGETS, DEFAULT_THRESHOLDS
+from pipelines.retrain.matured_rows import what_if
 from service.cli_common import console, errors, user_errors
 from service.reporting import figures_table
+from service.responses import WhatIfResponse
 from service.retraining import offline_store
 from service.settings import Settings
 
 
 def _figure(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
-
-
-def _defined(point: object) -> dict[str, object]:
-    """A point as JSON has it: an undefined figure (nothing alerted, no fraud) as null."""
-    return {
-        name: None if isinstance(value, float) and math.isnan(value) else value
-        for name, value in asdict(point).items()  # type: ignore[call-overload]
-    }
 
 
 def whatif(
@@ -52,40 +38,32 @@ def whatif(
     settings = Settings()
     with user_errors():
         store = offline_store(settings, ())
-        matured = matured_rows(store, days, settings.label_delay)
-        if matured is None or matured.frame.empty:
-            errors.print(
-                f"[bold red]error:[/] no matured label in {store.root} yet: the service "
-                "writes one row per label it learns there",
-                highlight=False,
-            )
-            raise typer.Exit(code=1)
-        thresholds = threshold_points(
-            matured.frame, matured.days, sorted(threshold or DEFAULT_THRESHOLDS)
+        found = what_if(
+            store,
+            days,
+            settings.label_delay,
+            threshold or DEFAULT_THRESHOLDS,
+            budget or DEFAULT_BUDGETS,
         )
-        budgets = budget_points(matured.frame, sorted(budget or DEFAULT_BUDGETS))
-    frame = matured.frame
+    if found is None:
+        errors.print(
+            f"[bold red]error:[/] no matured label in {store.root} yet: the service writes one "
+            "row per label it learns there",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
     if as_json:
-        answer = {
-            "start": matured.start.isoformat(),
-            "end": matured.end.isoformat(),
-            "transactions": len(frame),
-            "frauds": int(frame["is_fraud"].sum()),
-            "alert_threshold": settings.alert_threshold,
-            "thresholds": [_defined(point) for point in thresholds],
-            "budgets": [_defined(point) for point in budgets],
-        }
-        print(json.dumps(answer, allow_nan=False))
+        print(WhatIfResponse.of(found, settings.alert_threshold).model_dump_json())
         return
     console.print(
-        f"{len(frame):,} labelled transactions ({int(frame['is_fraud'].sum()):,} fraud) from "
-        f"{matured.start:%Y-%m-%d %H:%M} to {matured.end:%Y-%m-%d %H:%M} UTC"
+        f"{found.transactions:,} labelled transactions ({found.frauds:,} fraud) from "
+        f"{found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC"
     )
     table = figures_table(
         "alerting every score at or above a threshold",
         ("threshold", "alerts a day", "precision", "recall", "legit cards bothered a day"),
     )
-    for point in thresholds:
+    for point in found.thresholds:
         marker = " (in force)" if point.threshold == settings.alert_threshold else ""
         table.add_row(
             f"{point.threshold:g}{marker}",
@@ -99,7 +77,7 @@ def whatif(
         "investigating the day's riskiest cards",
         ("cards a day", "card precision (CP@k)", "precision of flagged", "card recall"),
     )
-    for budgeted in budgets:
+    for budgeted in found.budgets:
         table.add_row(
             str(budgeted.cards_per_day),
             _figure(budgeted.card_precision),

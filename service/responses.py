@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.model_record import ModelRecord
 from models.schemas import Alert, Score
 from models.scored import Scored
+from pipelines.retrain.matured_rows import WhatIf
 
 
 class ScoreResponse(Score):
@@ -213,3 +214,69 @@ class VerdictResponse(BaseModel):
         description="The label's fate: as for POST /v1/labels in embedded mode; in distributed "
         "mode `accepted` (202): the learner learns it from the labels topic"
     )
+
+
+class ThresholdFigures(BaseModel):
+    threshold: float
+    alerts_per_day: float
+    precision: float | None = Field(description="null: nothing alerted")
+    recall: float | None = Field(description="null: no fraud")
+    legitimate_cards_bothered_per_day: float
+
+
+class BudgetFigures(BaseModel):
+    cards_per_day: int
+    card_precision: float | None
+    alert_precision: float | None
+    card_recall: float | None
+
+
+class WhatIfResponse(BaseModel):
+    """Each threshold's and card budget's figures over the offline store's matured days."""
+
+    start: datetime | None
+    end: datetime | None
+    transactions: int
+    frauds: int
+    alert_threshold: float
+    thresholds: list[ThresholdFigures]
+    budgets: list[BudgetFigures]
+
+    @classmethod
+    def of(cls, found: WhatIf | None, alert_threshold: float) -> WhatIfResponse:
+        if found is None:
+            return cls(
+                start=None,
+                end=None,
+                transactions=0,
+                frauds=0,
+                alert_threshold=alert_threshold,
+                thresholds=[],
+                budgets=[],
+            )
+        return cls(
+            start=found.start,
+            end=found.end,
+            transactions=found.transactions,
+            frauds=found.frauds,
+            alert_threshold=alert_threshold,
+            thresholds=[
+                ThresholdFigures(
+                    threshold=point.threshold,
+                    alerts_per_day=point.alerts_per_day,
+                    precision=finite_or_none(point.precision),
+                    recall=finite_or_none(point.recall),
+                    legitimate_cards_bothered_per_day=point.legitimate_cards_bothered_per_day,
+                )
+                for point in found.thresholds
+            ],
+            budgets=[
+                BudgetFigures(
+                    cards_per_day=point.cards_per_day,
+                    card_precision=finite_or_none(point.card_precision),
+                    alert_precision=finite_or_none(point.alert_precision),
+                    card_recall=finite_or_none(point.card_recall),
+                )
+                for point in found.budgets
+            ],
+        )

@@ -7,11 +7,20 @@ the store's latest label and reaches ``days`` whole days back from there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from models.operating_points import (
+    DEFAULT_BUDGETS,
+    DEFAULT_THRESHOLDS,
+    BudgetPoint,
+    ThresholdPoint,
+    budget_points,
+    threshold_points,
+)
 from pipelines.retrain.offline_store import ParquetOfflineStore
 
 
@@ -51,3 +60,37 @@ def matured_rows(
         }
     )
     return MaturedRows(frame, start, end)
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Each threshold's and each card budget's figures over a store's matured days."""
+
+    start: datetime
+    end: datetime
+    transactions: int
+    frauds: int
+    thresholds: list[ThresholdPoint]
+    budgets: list[BudgetPoint]
+
+
+def what_if(
+    store: ParquetOfflineStore,
+    days: int,
+    label_delay: timedelta,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+) -> WhatIf | None:
+    """The operating points of the last ``days`` matured days (``None``: no label stored)."""
+    matured = matured_rows(store, days, label_delay)
+    if matured is None or matured.frame.empty:
+        return None
+    frame = matured.frame
+    return WhatIf(
+        start=matured.start,
+        end=matured.end,
+        transactions=len(frame),
+        frauds=int(frame["is_fraud"].sum()),
+        thresholds=threshold_points(frame, matured.days, sorted(thresholds)),
+        budgets=budget_points(frame, sorted(budgets)),
+    )

@@ -138,6 +138,18 @@ def _assert_live_page(page: Page) -> None:
     expect(page.locator("#quality-chart path.line.champion")).to_have_attribute(
         "d", re.compile(r"^M[\d.,]+(L[\d.,]+){2,}$"), timeout=QUALITY_TIMEOUT_MS
     )
+    _assert_what_if(page)
+
+
+def _assert_what_if(page: Page) -> None:
+    """The what-if panel: a row per threshold, the one in force marked, precision drawn."""
+    rows = page.locator("#whatif-table tbody tr")
+    expect(rows).to_have_count(19, timeout=ALERT_TIMEOUT_MS)
+    expect(page.locator("#whatif-table tr.in-force td").first).to_have_text("0.5")
+    expect(page.locator("#whatif-chart path.line.precision")).to_have_attribute(
+        "d", re.compile(r"^M[\d.,]+(L[\d.,]+){5,}$")
+    )
+    expect(page.locator("#whatif-note")).to_contain_text("labelled transactions")
 
 
 def test_models_panel_snapshots_adds_a_challenger_rolls_back_and_retires(

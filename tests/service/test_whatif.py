@@ -1,4 +1,5 @@
-"""`fraudstream whatif` against an independent pandas computation over the same stored rows."""
+"""The what-if (`fraudstream whatif`, `GET /v1/whatif`) against an independent pandas
+computation over the same stored rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from tests.pipelines.retrain.retrain_data import parquet_store
+from tests.service.client import api_client
 
 runner = CliRunner()
 DAYS = 14
@@ -105,3 +107,24 @@ def test_whatif_prints_tables_and_says_when_there_is_nothing_to_read(tmp_path: P
     assert "alerting every score at or above a threshold" in shown.output
     assert "0.5 (in force)" in shown.output
     assert "investigating the day's riskiest cards" in shown.output
+
+
+@pytest.mark.anyio
+async def test_the_api_answers_what_the_command_prints(tmp_path: Path) -> None:
+    async with api_client(data_dir=tmp_path) as (client, _):
+        empty = await client.get("/v1/whatif")
+        assert empty.status_code == 200
+        assert (empty.json()["transactions"], empty.json()["thresholds"]) == (0, [])
+
+        parquet_store(tmp_path / "offline")
+        answer = await client.get("/v1/whatif", params={"days": DAYS})
+        assert answer.status_code == 200, answer.text
+        bad = await client.get("/v1/whatif", params={"days": 0})
+        assert bad.status_code == 422
+        assert "days" in bad.text
+    printed = runner.invoke(
+        app, ["whatif", "--days", str(DAYS), "--json"], env={"FRAUDSTREAM_DATA_DIR": str(tmp_path)}
+    )
+    assert printed.exit_code == 0, printed.output
+    assert answer.json() == json.loads(printed.stdout)
+    assert len(answer.json()["thresholds"]) == 19
