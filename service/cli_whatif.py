@@ -52,8 +52,10 @@ def whatif(
             highlight=False,
         )
         raise typer.Exit(code=1)
+    # Under an alert budget the threshold follows the scores: no fixed one is in force.
+    in_force = None if settings.alert_budget is not None else settings.alert_threshold
     if as_json:
-        print(WhatIfResponse.of(found, settings.alert_threshold).model_dump_json())
+        print(WhatIfResponse.of(found, in_force).model_dump_json())
         return
     console.print(
         f"{found.transactions:,} labelled transactions ({found.frauds:,} fraud) from "
@@ -64,7 +66,7 @@ def whatif(
         ("threshold", "alerts a day", "precision", "recall", "legit cards bothered a day"),
     )
     for point in found.thresholds:
-        marker = " (in force)" if point.threshold == settings.alert_threshold else ""
+        marker = " (in force)" if point.threshold == in_force else ""
         table.add_row(
             f"{point.threshold:g}{marker}",
             f"{point.alerts_per_day:,.1f}",

@@ -238,12 +238,15 @@ class WhatIfResponse(BaseModel):
     end: datetime | None
     transactions: int
     frauds: int
-    alert_threshold: float
+    alert_threshold: float | None = Field(
+        description="The threshold in force (null from the command line under an alert budget, "
+        "where it follows the scores)"
+    )
     thresholds: list[ThresholdFigures]
     budgets: list[BudgetFigures]
 
     @classmethod
-    def of(cls, found: WhatIf | None, alert_threshold: float) -> WhatIfResponse:
+    def of(cls, found: WhatIf | None, alert_threshold: float | None) -> WhatIfResponse:
         if found is None:
             return cls(
                 start=None,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 
 from pipelines.retrain.matured_rows import what_if
 from service.access import Access, GuardedRoute, access
-from service.deps import SettingsDep
+from service.deps import ReadyRuntimeDep, SettingsDep
 from service.responses import WhatIfResponse
 from service.retraining import offline_store
 
@@ -24,6 +24,7 @@ router = APIRouter(tags=["what-if"], route_class=GuardedRoute)
 
 @router.get("/v1/whatif", openapi_extra=access(Access.ANY_KEY))
 async def operating_points(
+    runtime: ReadyRuntimeDep,
     settings: SettingsDep,
     days: Annotated[int, Query(ge=1, le=365, description="Matured days to look back over")] = 28,
 ) -> WhatIfResponse:
@@ -31,4 +32,5 @@ async def operating_points(
     Card Precision and recall at each daily card budget, over the last matured days."""
     store = offline_store(settings, ())
     found = await asyncio.to_thread(what_if, store, days, settings.label_delay)
-    return WhatIfResponse.of(found, settings.alert_threshold)
+    # The threshold in force: it follows the scores when an alert budget is set.
+    return WhatIfResponse.of(found, runtime.dashboard().threshold)

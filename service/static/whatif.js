@@ -51,19 +51,22 @@ function chart(answer) {
     el("path", { d: path.join(""), class: className }, svg);
   }
   const t = answer.alert_threshold;
+  desc.textContent = "Precision (solid) and recall (dashed) against the alert threshold.";
+  if (t === null) return; // under an alert budget no fixed threshold is in force
   el("line", { x1: x(t), x2: x(t), y1: pad.top, y2: height - pad.bottom, class: "threshold" }, svg);
   el("text", { x: x(t) + 4, y: pad.top + 10, class: "threshold-label" }, svg, `in force ${t}`);
   const here = points.reduce((a, b) => (Math.abs(b.threshold - t) < Math.abs(a.threshold - t) ? b : a));
-  desc.textContent =
-    `Precision (solid) and recall (dashed) against the alert threshold; at ${here.threshold}, ` +
-    `${fixed(here.alerts_per_day, 1)} alerts a day, precision ${fixed(here.precision, 3)}, ` +
-    `recall ${fixed(here.recall, 3)}.`;
+  desc.textContent +=
+    ` At ${here.threshold}: ${fixed(here.alerts_per_day, 1)} alerts a day, ` +
+    `precision ${fixed(here.precision, 3)}, recall ${fixed(here.recall, 3)}.`;
 }
 
 function table(answer) {
   const rows = answer.thresholds.map((point) => {
     const row = document.createElement("tr");
-    if (Math.abs(point.threshold - answer.alert_threshold) < 1e-9) row.className = "in-force";
+    if (answer.alert_threshold !== null && Math.abs(point.threshold - answer.alert_threshold) < 1e-9) {
+      row.className = "in-force";
+    }
     cell(row, `${point.threshold}`, "num");
     cell(row, fixed(point.alerts_per_day, 1), "num");
     cell(row, fixed(point.precision, 3), "num");
