@@ -29,6 +29,7 @@ from service.cli_common import console, errors, progress_bar, user_errors
 from service.logs import configure_logging
 from service.reporting import (
     print_evaluation,
+    print_parts,
 )
 from service.retraining import retrain_options, standalone_jobs
 from service.settings import Settings
@@ -274,6 +275,7 @@ def _evaluate_with_retrain(
         seconds=looped.seconds,
     )
     print_evaluation(console, run, dataset)
+    print_parts(console, looped, online)
     online_metrics = looped.online_metrics
     console.print(
         f"online learner ({online}) on the same weeks: mean weekly AP "
