@@ -24,7 +24,8 @@ from pipelines.offline.evaluation import evaluate as run_evaluation
 from pipelines.offline.report import write_report
 from pipelines.retrain.book import RetrainJob
 from pipelines.retrain.job import RetrainOptions
-from pipelines.retrain.loop import RetrainStep, Served, evaluate_with_retrain
+from pipelines.retrain.loop import evaluate_with_retrain
+from pipelines.retrain.loop_run import RetrainStep, Served
 from service.cli_common import console, errors, progress_bar, user_errors
 from service.logs import configure_logging
 from service.reporting import (
@@ -125,7 +126,7 @@ def evaluate(
         str | None,
         typer.Option(
             help="With --retrain-every: champion (promotion policy), batch (latest batch "
-            "model) or blend (online and batch log-odds, weighted on each retrain's hold-out); "
+            "model) or blend (online and batch log-odds, weighted on the latest labels); "
             "default: batch for --model batch, else champion"
         ),
     ] = None,

@@ -15,7 +15,7 @@ from rich.table import Table
 from models.period_metrics import EvaluationMetrics, PeriodMetrics
 from pipelines.offline.datasets import LabelledDataset
 from pipelines.offline.evaluation import EvaluationRun
-from pipelines.retrain.loop import LoopRun
+from pipelines.retrain.loop_run import LoopRun
 
 SHOWN_REJECTED_ROWS = 5
 CHAMPION_TOLERANCE = 0.01

@@ -13,7 +13,8 @@ from models.simulator import SimulationConfig, simulate
 from pipelines.offline.datasets import LabelledDataset, dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions
 from pipelines.retrain.job import RetrainOptions
-from pipelines.retrain.loop import LoopRun, evaluate_with_retrain, schedule
+from pipelines.retrain.loop import evaluate_with_retrain, schedule
+from pipelines.retrain.loop_run import LoopRun
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
