@@ -24,11 +24,13 @@ from pipelines.offline.evaluation import EvaluationOptions, EvaluationRun, write
 from pipelines.offline.evaluation import evaluate as run_evaluation
 from pipelines.offline.report import write_report
 from pipelines.retrain.job import RetrainOptions
-from pipelines.retrain.loop import RetrainStep, Served, evaluate_with_retrain
+from pipelines.retrain.loop import evaluate_with_retrain
+from pipelines.retrain.loop_run import RetrainStep, Served
 from service.cli_common import console, errors, progress_bar, user_errors, utc_day
 from service.reporting import (
     print_evaluation,
     print_feedback_gain,
+    print_parts,
 )
 
 
@@ -113,7 +115,7 @@ def evaluate(
         str | None,
         typer.Option(
             help="With --retrain-every: champion (promotion policy), batch (latest batch "
-            "model) or blend (online and batch log-odds, weighted on each retrain's hold-out); "
+            "model) or blend (online and batch log-odds, weighted on the latest labels); "
             "default: batch for --model batch, else champion"
         ),
     ] = None,
@@ -318,6 +320,7 @@ def _evaluate_with_retrain(
         seconds=looped.seconds,
     )
     print_evaluation(console, run, dataset)
+    print_parts(console, looped, online)
     online_metrics = looped.online_metrics
     console.print(
         f"online learner ({online}) on the same weeks: mean weekly AP "

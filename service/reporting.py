@@ -8,14 +8,18 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from models.period_metrics import EvaluationMetrics, PeriodMetrics
 from pipelines.offline.datasets import LabelledDataset
 from pipelines.offline.evaluation import EvaluationRun
+from pipelines.retrain.loop_run import LoopRun
 
 SHOWN_REJECTED_ROWS = 5
+CHAMPION_TOLERANCE = 0.01
+"""How far below the better of its parts the served champion may be, in weekly AP."""
 
 
 def figures_table(title: str, headings: Iterable[str], labels: Collection[str] = ()) -> Table:
@@ -149,3 +153,49 @@ def print_feedback_gain(
         with_feedback.mean_weekly_card_precision_at_k - without.mean_weekly_card_precision_at_k
     )
     console.print(f"feedback gain: AP {ap_gain:+.3f}, CP@{k} {cp_gain:+.3f}")
+
+
+def _weights(scores: pd.DataFrame, start: object, end: object) -> str:
+    """The batch model's weights served in a week: one, or the lowest and highest."""
+    if "batch_weight" not in scores:
+        return ""
+    week = scores.loc[(scores["timestamp"] >= start) & (scores["timestamp"] < end), "batch_weight"]
+    week = week.dropna()
+    if week.empty:
+        return "n/a"
+    low, high = week.min(), week.max()
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def print_parts(console: Console, run: LoopRun, online: str) -> None:
+    """The served scores' weekly AP beside each part's alone, and how far below the better
+    part they fell: the served champion is to be the best of both in every full week."""
+    table = figures_table(
+        "served and its parts, weekly AP",
+        ("week of", "batch weight", "served", f"online ({online})", "batch", "below the better"),
+        ("week of",),
+    )
+    worst: tuple[float, str] = (-math.inf, "")
+    for served, alone, batch in zip(
+        run.metrics.weekly, run.online_metrics.weekly, run.batch_metrics.weekly, strict=True
+    ):
+        label = f"{served.start:%Y-%m-%d}{' (partial)' if served.partial else ''}"
+        gap = max(alone.average_precision, batch.average_precision) - served.average_precision
+        if not served.partial and not math.isnan(gap) and gap > worst[0]:
+            worst = (gap, label)
+        table.add_row(
+            label,
+            _weights(run.scores, served.start, served.end),
+            _figure(served.average_precision),
+            _figure(alone.average_precision),
+            _figure(batch.average_precision),
+            _figure(gap),
+        )
+    console.print(table)
+    if worst[1]:
+        met = "met" if worst[0] <= CHAMPION_TOLERANCE else "NOT met"
+        console.print(
+            f"at most {CHAMPION_TOLERANCE} AP below the better part in every full week: {met} "
+            f"(largest shortfall {worst[0]:.3f}, week of {worst[1]})",
+            highlight=False,
+        )

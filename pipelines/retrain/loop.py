@@ -15,10 +15,16 @@ What each transaction is scored with:
   hold-out AP beats the champion's recorded scores by the margin becomes the champion,
   otherwise it is only a challenger. The online learner keeps learning all along (displaced by
   a batch champion, it shadows it), as the service does.
-- ``served="blend"``: both, as `models.blend` combines them: at each retrain the batch model's
-  weight is chosen on the hold-out, from the online learner's scores recorded there and the
-  candidate's back-test scores, and the latest batch model is blended with the online learner
-  at that weight until the next retrain.
+- ``served="blend"``: both, as `models.blend` combines them: the latest batch model blended
+  with the online learner at the batch model's weight of the moment. At each retrain the
+  weight is chosen on the hold-out (the online learner's recorded scores against the
+  candidate's back-test), and then every day on the labels of the last days, each scored by
+  both parts as it arrives (`models.blend.RecentWeight`); the recent labels win when they hold
+  enough frauds.
+
+Every run also measures its two parts alone: the online learner, and the batch part (the
+latest batch model trained, whether or not it serves; the online learner's score before the
+first).
 
 Batch scores are computed in bulk at each retrain for the transactions since the previous one,
 each with the model that was serving when it arrived: a row's score does not depend on the rows
@@ -28,20 +34,21 @@ given, and the hold-out comparisons use the scores each transaction really got.
 
 from __future__ import annotations
 
-import math
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from models.batch_model import BatchLearner
-from models.blend import best_weight, blend
+from models.blend import RecentWeight, best_weight, blend
+from models.detector import FraudDetector
+from models.pending import PendingEntry
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
 from models.replay import revealed_label
 from models.schemas import Label
@@ -49,77 +56,232 @@ from models.state import event_second
 from pipelines.offline.datasets import LabelledDataset
 from pipelines.offline.evaluation import WARM_UP, EvaluationOptions, build_detector
 from pipelines.retrain.job import RetrainError, RetrainOptions, RetrainResult, retrain
+from pipelines.retrain.loop_run import LoopRun, RetrainStep, Served
 from pipelines.retrain.offline_store import MemoryOfflineStore
 
-Served = Literal["champion", "batch", "blend"]
 
+def schedule(
+    first: datetime,
+    last: datetime,
+    test_start: datetime,
+    test_end: datetime | None,
+    every: timedelta,
+    served: Served,
+) -> deque[datetime]:
+    """The retrain moments: every ``every`` from the test start, back to the first day and on
+    to the last transaction, none at or after the test end (it would score nothing measured).
 
-@dataclass(frozen=True)
-class RetrainStep:
-    """One scheduled retrain of the replay: its figures and decision, or why it failed."""
-
-    at: datetime
-    decision: str
-    """``promote``, ``challenger``, ``blend W`` (the batch model's weight) or ``failed``."""
-    detail: str = ""
-    candidate_ap: float = float("nan")
-    champion_ap: float = float("nan")
-    candidate_cp: float = float("nan")
-    champion_cp: float = float("nan")
-    training_rows: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "at": self.at.isoformat(),
-            "decision": self.decision,
-            "detail": self.detail,
-            "candidate_holdout_ap": _finite(self.candidate_ap),
-            "champion_holdout_ap": _finite(self.champion_ap),
-            "candidate_holdout_cp": _finite(self.candidate_cp),
-            "champion_holdout_cp": _finite(self.champion_cp),
-            "training_rows": self.training_rows,
-        }
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 6)
-
-
-@dataclass(frozen=True)
-class LoopRun:
-    """The outcome: served scores measured, the online learner's beside them, each retrain."""
-
-    served: Served
-    metrics: EvaluationMetrics
-    online_metrics: EvaluationMetrics
-    scores: pd.DataFrame
-    """One row per transaction: id, timestamp, card, served ``score``, ``online_score``, label,
-    label known at."""
-    steps: list[RetrainStep] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "served": self.served,
-            "transactions": len(self.scores),
-            "seconds": round(self.seconds, 1),
-            "retrains": [step.to_dict() for step in self.steps],
-            "online": self.online_metrics.to_dict(),
-        }
-
-
-def _boundaries(first: datetime, last: datetime, anchor: datetime, every: timedelta) -> list[Any]:
-    moment = anchor
+    Only a champion can serve from a retrain before the test period's own; in the other modes
+    the latest model serves, so those are dropped.
+    """
+    moment = test_start
     while moment - every > first:
         moment -= every
-    bounds = []
-    while moment <= last:
+    bounds: deque[datetime] = deque()
+    while moment <= last and (test_end is None or moment < test_end):
         bounds.append(moment)
         moment += every
+    if served != "champion":
+        while len(bounds) > 1 and bounds[1] <= test_start:
+            bounds.popleft()
     return bounds
 
 
-def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for reading
+class ServedSource:
+    """The offline store as the retrain job reads it, each row with a score it was given."""
+
+    def __init__(
+        self,
+        store: MemoryOfflineStore,
+        position: dict[str, int],
+        scores: npt.NDArray[np.float64],
+    ) -> None:
+        self.feature_names = store.feature_names
+        self._store = store
+        self._position = position
+        self._scores = scores
+
+    def read(self, start: datetime, end: datetime, known_by: datetime | None = None) -> Any:
+        rows = self._store.read(start, end, known_by)
+        at = rows["transaction_id"].map(self._position).to_numpy(dtype=np.int64)
+        return rows.assign(score=self._scores[at])
+
+
+class _Replay:
+    """One replay's state: the detector, the store, the batch models, the scores given."""
+
+    def __init__(
+        self,
+        dataset: LabelledDataset,
+        evaluation: EvaluationOptions,
+        options: RetrainOptions,
+        served: Served,
+        on_step: Callable[[RetrainStep], None] | None,
+        recent: RecentWeight,
+    ) -> None:
+        self.dataset, self.evaluation, self.options = dataset, evaluation, options
+        self.served, self.on_step = served, on_step
+        self.detector: FraudDetector = build_detector(evaluation, reasons=0)
+        self.store = MemoryOfflineStore(self.detector.features.names)
+        count = len(dataset.transactions)
+        self.online = np.empty(count)
+        self.batch = np.empty(count)
+        self.scores = np.empty(count)
+        self.weight_at = np.full(count, np.nan)
+        position = {tx.transaction_id: index for index, tx in enumerate(dataset.transactions)}
+        # A blend is measured against the online learner alone, whose scores it weighs.
+        self.source = ServedSource(
+            self.store, position, self.online if served == "blend" else self.scores
+        )
+        self.segment: list[array[float]] = []
+        self.segment_start = 0
+        self.latest: BatchLearner | None = None
+        """The latest batch model trained: the batch part."""
+        self.model: BatchLearner | None = None
+        """The batch model serving (the latest, or the champion's if promoted)."""
+        self.recent = recent
+        self.arrived: list[tuple[int, float, array[float], bool]] = []
+        """Labels arrived since the last choice: second, online score, vector, verdict."""
+        self.weights: list[tuple[datetime, float]] = []
+        self.steps: list[RetrainStep] = []
+        self.keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
+
+    def arrive(self, index: int, second: int, revealed: list[Label]) -> None:
+        """Learn the labels due by now, then score transaction ``index``."""
+        detector = self.detector
+        if revealed:
+            detector.learn(revealed, on_learned=self._learned)
+        if self.served == "blend" and self.latest is not None and self.recent.due(second):
+            self._choose(second)
+        tx = self.dataset.transactions[index]
+        self.online[index] = detector.score(tx).score
+        if self.latest is not None:
+            self.weight_at[index] = self.recent.weight
+        entry = detector.pending.get(tx.transaction_id)
+        assert entry is not None
+        self.segment.append(entry.values)
+
+    def _learned(self, entry: PendingEntry, label: Label) -> None:
+        self.store.append(entry, label)
+        if self.served == "blend" and self.latest is not None:
+            # Scored before the learner learns it: how the online part ranks it now.
+            vector = dict(zip(self.detector.features.names, entry.values, strict=True))
+            online = self.detector.learner.score(vector)
+            self.arrived.append(
+                (event_second(label.labelled_at), online, entry.values, label.is_fraud)
+            )
+
+    def _judge_arrived(self) -> None:
+        """Give the labels arrived so far to the weight's window, with the batch part's
+        scores by the model serving while they arrived."""
+        if not self.arrived or self.latest is None:
+            self.arrived = []
+            return
+        seconds, online, vectors, verdicts = zip(*self.arrived, strict=True)
+        batch = self.latest.predict_many(np.array(vectors, dtype=np.float64))
+        self.recent.add(seconds, online, batch, verdicts)
+        self.arrived = []
+
+    def _choose(self, second: int) -> None:
+        self._judge_arrived()
+        weight = self.recent.choose(second)
+        self.weights.append((datetime.fromtimestamp(second, UTC), weight))
+
+    def close_segment(self, end: int) -> None:
+        """Score the transactions since the last retrain with the batch models of their time."""
+        start, segment = self.segment_start, self.segment
+        online = self.online[start:end]
+        if self.latest is None or not segment:
+            self.batch[start:end] = online
+            self.scores[start:end] = online
+        else:
+            vectors = np.array(segment, dtype=np.float64)
+            batch = self.latest.predict_many(vectors)
+            self.batch[start:end] = batch
+            if self.served == "blend":
+                self.scores[start:end] = _blended(online, batch, self.weight_at[start:end])
+            elif self.model is None:
+                self.scores[start:end] = online
+            elif self.model is self.latest:
+                self.scores[start:end] = batch
+            else:
+                self.scores[start:end] = self.model.predict_many(vectors)
+        self.segment, self.segment_start = [], end
+
+    def retrain(self, now: datetime, end: int) -> None:
+        """Run the retrain job as of ``now``; transactions from ``end`` on see its outcome."""
+        self.close_segment(end)
+        if self.served == "blend":
+            self._judge_arrived()
+        self.store.forget_before(now - self.keep)
+        try:
+            result: RetrainResult = retrain(self.source, now, self.options)
+        except RetrainError as error:
+            step = RetrainStep(now, "failed", str(error))
+        else:
+            step = self._adopt(now, result)
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
+
+    def _adopt(self, now: datetime, result: RetrainResult) -> RetrainStep:
+        self.latest = result.model
+        # Batch mode serves the latest model whatever it measured; otherwise the candidate
+        # serves only if promoted (a batch champion is replaced by the same rule).
+        if self.served != "champion" or result.promote:
+            self.model = result.model
+        if self.served == "blend":
+            holdout = result.holdout
+            self.recent.weight = best_weight(
+                holdout["is_fraud"], holdout["score"], holdout["candidate_score"]
+            )
+            # The recent labels, when they hold enough frauds, say more than the hold-out.
+            self._choose(event_second(now))
+            decision = f"blend {self.recent.weight:g}"
+        else:
+            decision = "promote" if result.promote else "challenger"
+        return RetrainStep(
+            now,
+            decision,
+            candidate_ap=result.candidate.mean_weekly_average_precision,
+            champion_ap=result.champion.mean_weekly_average_precision,
+            candidate_cp=result.candidate.mean_weekly_card_precision_at_k,
+            champion_cp=result.champion.mean_weekly_card_precision_at_k,
+            training_rows=result.rows["final"],
+        )
+
+    def frame(self) -> pd.DataFrame:
+        dataset, transactions = self.dataset, self.dataset.transactions
+        timestamps = pd.to_datetime([tx.timestamp for tx in transactions], utc=True)
+        frame = pd.DataFrame(
+            {
+                "transaction_id": [tx.transaction_id for tx in transactions],
+                "timestamp": timestamps,
+                "card_id": [tx.card_id for tx in transactions],
+                "score": self.scores,
+                "online_score": self.online,
+                "batch_score": self.batch,
+                "is_fraud": dataset.is_fraud,
+                "label_known_at": timestamps + self.evaluation.label_delay,
+            }
+        )
+        if self.served == "blend":
+            frame["batch_weight"] = self.weight_at
+        if dataset.scenarios is not None:
+            frame[SCENARIO_COLUMN] = dataset.scenarios
+        return frame
+
+
+def _blended(online: npt.NDArray[np.float64], batch: Any, weights: Any) -> Any:
+    """Each row blended at its own weight (a handful of distinct weights)."""
+    served = np.empty(len(online))
+    for weight in np.unique(weights):
+        rows = weights == weight
+        served[rows] = blend(online[rows], batch[rows], float(weight))
+    return served
+
+
+def evaluate_with_retrain(
     dataset: LabelledDataset,
     evaluation: EvaluationOptions,
     options: RetrainOptions,
@@ -127,142 +289,56 @@ def evaluate_with_retrain(  # noqa: PLR0915 - one replay loop, kept whole for re
     served: Served = "champion",
     progress: Callable[[int], None] | None = None,
     on_step: Callable[[RetrainStep], None] | None = None,
+    recent: RecentWeight | None = None,
 ) -> LoopRun:
-    """Replay ``dataset`` with a retrain every ``every`` of event time; see the module."""
+    """Replay ``dataset`` with a retrain every ``every`` of event time; see the module.
+
+    ``recent`` chooses the blend's weight between retrains (default: `RecentWeight`'s).
+    """
     transactions = dataset.transactions
     if not transactions:
         raise ValueError("the data set holds no valid transaction to replay")
     if every <= timedelta(0):
         raise ValueError("the retrain period must be positive")
     started = time.perf_counter()
-    detector = build_detector(evaluation, reasons=0)
-    store = MemoryOfflineStore(detector.features.names)
-    delay_seconds = int(evaluation.label_delay.total_seconds())
     first_day = transactions[0].timestamp.replace(hour=0, minute=0, second=0, microsecond=0)
     test_start = evaluation.test_start or first_day + WARM_UP + evaluation.label_delay
-    bounds = deque(_boundaries(first_day, transactions[-1].timestamp, test_start, every))
-    if evaluation.test_end is not None:
-        # A model trained after the test period scores nothing that is measured.
-        bounds = deque(moment for moment in bounds if moment < evaluation.test_end)
-    if served != "champion":
-        # Only the latest model serves: retrains before the test period's own cannot reach it.
-        while len(bounds) > 1 and bounds[1] <= test_start:
-            bounds.popleft()
-
-    count = len(transactions)
-    online = np.empty(count)
-    scores = np.empty(count)
-    position = {tx.transaction_id: index for index, tx in enumerate(transactions)}
-    segment: list[array[float]] = []
-    segment_start = 0
-    model: BatchLearner | None = None
-    weight = 1.0
-    """The batch model's weight in the blend (``served="blend"`` only)."""
-    steps: list[RetrainStep] = []
-    keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
-
-    def close_segment(end: int) -> None:
-        nonlocal segment, segment_start
-        if model is None:
-            scores[segment_start:end] = online[segment_start:end]
-        elif segment:
-            batch = model.predict_many(np.array(segment, dtype=np.float64))
-            scores[segment_start:end] = (
-                blend(online[segment_start:end], batch, weight) if served == "blend" else batch
-            )
-        segment, segment_start = [], end
-
-    class ServedSource:
-        """The store as the job reads it, with each row's score as it was served."""
-
-        feature_names = store.feature_names
-
-        @staticmethod
-        def read(start: datetime, end: datetime, known_by: datetime | None = None) -> Any:
-            rows = store.read(start, end, known_by)
-            at = rows["transaction_id"].map(position).to_numpy(dtype=np.int64)
-            # A blend is measured against the online learner alone, whose scores it weighs.
-            return rows.assign(score=(online if served == "blend" else scores)[at])
-
-    def run_job(now: datetime, end: int) -> None:
-        nonlocal model, weight
-        close_segment(end)
-        store.forget_before(now - keep)
-        try:
-            result: RetrainResult = retrain(ServedSource(), now, options)
-        except RetrainError as error:
-            step = RetrainStep(now, "failed", str(error))
-        else:
-            if served == "blend":
-                holdout = result.holdout
-                weight = best_weight(
-                    holdout["is_fraud"], holdout["score"], holdout["candidate_score"]
-                )
-            step = RetrainStep(
-                now,
-                f"blend {weight:g}"
-                if served == "blend"
-                else ("promote" if result.promote else "challenger"),
-                candidate_ap=result.candidate.mean_weekly_average_precision,
-                champion_ap=result.champion.mean_weekly_average_precision,
-                candidate_cp=result.candidate.mean_weekly_card_precision_at_k,
-                champion_cp=result.champion.mean_weekly_card_precision_at_k,
-                training_rows=result.rows["final"],
-            )
-            # Batch mode serves the latest model whatever it measured; otherwise the candidate
-            # serves only if promoted (a batch champion is replaced by the same rule).
-            if served != "champion" or result.promote:
-                model = result.model
-        steps.append(step)
-        if on_step is not None:
-            on_step(step)
-
+    bounds = schedule(
+        first_day, transactions[-1].timestamp, test_start, evaluation.test_end, every, served
+    )
+    replay = _Replay(dataset, evaluation, options, served, on_step, recent or RecentWeight())
+    delay_seconds = int(evaluation.label_delay.total_seconds())
     due: deque[tuple[int, Label]] = deque()
-    pending = detector.pending
     for index, (tx, fraud) in enumerate(zip(transactions, dataset.is_fraud, strict=True)):
         while bounds and tx.timestamp >= bounds[0]:
-            run_job(bounds.popleft(), index)
+            replay.retrain(bounds.popleft(), index)
         second = event_second(tx.timestamp)
         revealed: list[Label] = []
         while due and due[0][0] <= second:
             revealed.append(due.popleft()[1])
-        if revealed:
-            detector.learn(revealed, on_learned=store.append)
-        online[index] = detector.score(tx).score
-        entry = pending.get(tx.transaction_id)
-        assert entry is not None
-        segment.append(entry.values)
+        replay.arrive(index, second, revealed)
         due.append((second + delay_seconds, revealed_label(tx, fraud, evaluation.label_delay)))
         if progress is not None and (index + 1) % 10_000 == 0:
             progress(index + 1)
-    close_segment(count)
+    replay.close_segment(len(transactions))
     if progress is not None:
-        progress(count)
+        progress(len(transactions))
 
-    timestamps = pd.to_datetime([tx.timestamp for tx in transactions], utc=True)
-    frame = pd.DataFrame(
-        {
-            "transaction_id": [tx.transaction_id for tx in transactions],
-            "timestamp": timestamps,
-            "card_id": [tx.card_id for tx in transactions],
-            "score": scores,
-            "online_score": online,
-            "is_fraud": dataset.is_fraud,
-            "label_known_at": timestamps + evaluation.label_delay,
-        }
-    )
-    if dataset.scenarios is not None:
-        frame[SCENARIO_COLUMN] = dataset.scenarios
+    frame = replay.frame()
     end = evaluation.test_end
-    metrics = evaluate_scores(frame, k=evaluation.k, start=test_start, end=end)
-    online_metrics = evaluate_scores(
-        frame.assign(score=online), k=evaluation.k, start=test_start, end=end
-    )
+
+    def measured(column: str) -> EvaluationMetrics:
+        return evaluate_scores(
+            frame.assign(score=frame[column]), k=evaluation.k, start=test_start, end=end
+        )
+
     return LoopRun(
         served=served,
-        metrics=metrics,
-        online_metrics=online_metrics,
+        metrics=measured("score"),
+        online_metrics=measured("online_score"),
+        batch_metrics=measured("batch_score"),
         scores=frame,
-        steps=steps,
+        steps=replay.steps,
+        weights=replay.weights,
         seconds=time.perf_counter() - started,
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import blend as blend_module
-from models.blend import BLEND_WEIGHTS, best_weight, blend
+from models.blend import BLEND_WEIGHTS, RecentWeight, best_weight, blend
 from models.metrics import average_precision
 
 
@@ -38,3 +38,73 @@ def test_the_chosen_blend_is_at_least_as_good_as_the_better_model(seed: int) -> 
 def test_a_weight_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         blend([0.5], [0.5], 1.5)
+
+
+def _labels(
+    rng: np.random.Generator, count: int, online_signal: float, batch_signal: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels scored by two parts that separate the frauds with the given strengths."""
+    is_fraud = rng.random(count) < 0.05
+    online = 1 / (1 + np.exp(-(rng.normal(-3, 1, count) + online_signal * is_fraud)))
+    batch = 1 / (1 + np.exp(-(rng.normal(-3, 1, count) + batch_signal * is_fraud)))
+    return online, batch, is_fraud
+
+
+def test_the_recent_weight_picks_the_online_part_when_it_ranks_the_recent_labels_better() -> None:
+    online, batch, is_fraud = _labels(np.random.default_rng(0), 2_000, 4.0, 0.5)
+    recent = RecentWeight(window_seconds=1_000, every_seconds=100, min_frauds=10, weight=1.0)
+
+    recent.add(np.arange(2_000) // 4, online, batch, is_fraud)
+
+    assert recent.choose(500) == 0.0
+    assert recent.weight == 0.0
+
+
+def test_the_recent_weight_picks_the_batch_part_when_it_ranks_the_recent_labels_better() -> None:
+    online, batch, is_fraud = _labels(np.random.default_rng(1), 2_000, 0.5, 4.0)
+    recent = RecentWeight(window_seconds=1_000, every_seconds=100, min_frauds=10, weight=0.0)
+
+    recent.add(np.arange(2_000) // 4, online, batch, is_fraud)
+
+    assert recent.choose(500) == 1.0
+
+
+def test_the_recent_weight_follows_the_newest_labels_once_the_old_leave_the_window() -> None:
+    rng = np.random.default_rng(2)
+    recent = RecentWeight(window_seconds=1_000, every_seconds=500, min_frauds=10)
+    # The batch part ranks the older labels; then a pattern only the online part knows.
+    recent.add(np.arange(0, 1_000), *_labels(rng, 1_000, 0.0, 4.0))
+    assert recent.choose(1_000) == 1.0
+    recent.add(np.arange(1_000, 1_500), *_labels(rng, 500, 4.0, 0.0))
+
+    assert not recent.due(1_499)
+    assert recent.due(1_500)
+    # The window still holds the old labels: the weight moves towards the online part.
+    assert 0.0 < recent.choose(1_500) < 1.0
+    recent.add(np.arange(1_500, 2_000), *_labels(rng, 500, 4.0, 0.0))
+    assert recent.choose(2_500) == 0.0  # the old labels have left the window
+    assert recent.labels == 500
+
+
+def test_the_recent_weight_is_kept_while_the_window_holds_too_few_frauds() -> None:
+    online, batch, is_fraud = _labels(np.random.default_rng(3), 200, 4.0, 0.0)
+    frauds = int(is_fraud.sum())
+    recent = RecentWeight(window_seconds=1_000, min_frauds=frauds + 1, weight=0.75)
+
+    recent.add(np.zeros(200), online, batch, is_fraud)
+
+    assert recent.choose(10) == 0.75
+    only_legit = RecentWeight(window_seconds=1_000, min_frauds=0, weight=0.5)
+    only_legit.add([1, 2], [0.1, 0.2], [0.3, 0.4], [False, False])
+    assert only_legit.choose(10) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("window", "every", "weight", "message"),
+    [(0, 10, 0.5, "positive"), (10, 0, 0.5, "positive"), (10, 10, 2.0, r"\[0, 1\]")],
+)
+def test_a_recent_weight_with_a_bad_setting_is_refused(
+    window: int, every: int, weight: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        RecentWeight(window_seconds=window, every_seconds=every, weight=weight)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from models.blend import BLEND_WEIGHTS
+from models.blend import BLEND_WEIGHTS, RecentWeight, blend
 from models.simulator import SimulationConfig, simulate
 from pipelines.offline.datasets import LabelledDataset, dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions
 from pipelines.retrain.job import RetrainOptions
-from pipelines.retrain.loop import evaluate_with_retrain
+from pipelines.retrain.loop import evaluate_with_retrain, schedule
+from pipelines.retrain.loop_run import LoopRun
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +28,8 @@ def dataset() -> LabelledDataset:
     return dataset_from_frame(frame)
 
 
-def test_a_blend_serves_both_models_at_the_weight_chosen_on_the_hold_out(
-    dataset: LabelledDataset,
-) -> None:
+@pytest.fixture(scope="module")
+def blended(dataset: LabelledDataset) -> LoopRun:
     evaluation = EvaluationOptions(
         learner="logistic",
         test_start=datetime(2018, 5, 27, tzinfo=UTC),
@@ -33,17 +37,86 @@ def test_a_blend_serves_both_models_at_the_weight_chosen_on_the_hold_out(
         k=10,
     )
     retraining = RetrainOptions(train_days=21, min_labels=500, min_frauds=5, k=10)
+    recent = RecentWeight(window_seconds=3 * 86_400, every_seconds=86_400, min_frauds=5)
+    return evaluate_with_retrain(dataset, evaluation, retraining, WEEK, "blend", recent=recent)
 
-    run = evaluate_with_retrain(dataset, evaluation, retraining, timedelta(days=7), "blend")
 
+def test_a_blend_serves_both_models_at_the_weight_of_the_moment(blended: LoopRun) -> None:
+    run = blended
     assert run.steps
     assert all(step.decision.startswith("blend ") for step in run.steps)
-    weights = {float(step.decision.split()[1]) for step in run.steps}
-    assert weights <= set(BLEND_WEIGHTS)
+    assert {float(step.decision.split()[1]) for step in run.steps} <= set(BLEND_WEIGHTS)
     scores = run.scores
     before = scores["timestamp"] < run.steps[0].at
-    # Before the first retrain only the online learner serves.
+    # Before the first retrain only the online learner serves, and is the batch part too.
     assert np.array_equal(scores.loc[before, "score"], scores.loc[before, "online_score"])
+    assert np.array_equal(scores.loc[before, "batch_score"], scores.loc[before, "online_score"])
+    assert scores.loc[before, "batch_weight"].isna().all()
+    after = scores.loc[~before]
+    assert after["batch_weight"].isin(BLEND_WEIGHTS).all()
+    for weight in after["batch_weight"].unique():
+        rows = after.loc[after["batch_weight"] == weight]
+        expected = blend(rows["online_score"], rows["batch_score"], float(weight))
+        assert np.allclose(rows["score"], expected)
     assert scores["score"].between(0.0, 1.0).all()
     assert scores["scenario"].isin([0, 1, 2, 3]).all()
     assert set(run.metrics.overall.scenario_average_precision) <= {1, 2, 3}
+
+
+def test_the_blend_weight_is_chosen_again_between_retrains_on_recent_labels(
+    blended: LoopRun,
+) -> None:
+    choices = blended.weights
+    assert choices
+    assert choices[0][0] == blended.steps[0].at
+    assert all(weight in BLEND_WEIGHTS for _, weight in choices)
+    # Chosen at each retrain, then about once a day until the next.
+    first, second = blended.steps[0].at, blended.steps[1].at
+    between = [at for at, _ in choices if first <= at < second]
+    assert len(between) == 7
+    assert all(later - earlier >= DAY for earlier, later in itertools.pairwise(between))
+    served = blended.scores.dropna(subset=["batch_weight"])
+    assert set(served["batch_weight"]) <= {weight for _, weight in choices}
+
+
+def test_each_part_is_measured_on_the_same_weeks_as_the_served_scores(blended: LoopRun) -> None:
+    weeks = [week.start for week in blended.metrics.weekly]
+    assert [week.start for week in blended.online_metrics.weekly] == weeks
+    assert [week.start for week in blended.batch_metrics.weekly] == weeks
+    summary = blended.summary()
+    assert summary["batch"] == blended.batch_metrics.to_dict()
+    assert summary["blend_weights"]
+
+
+def test_batch_mode_serves_the_batch_part(dataset: LabelledDataset) -> None:
+    evaluation = EvaluationOptions(
+        learner="logistic",
+        test_start=datetime(2018, 6, 3, tzinfo=UTC),
+        test_end=datetime(2018, 6, 10, tzinfo=UTC),
+        k=10,
+    )
+    retraining = RetrainOptions(train_days=21, min_labels=500, min_frauds=5, k=10)
+
+    run = evaluate_with_retrain(dataset, evaluation, retraining, WEEK, "batch")
+
+    assert run.steps
+    assert np.array_equal(run.scores["score"], run.scores["batch_score"])
+    assert "batch_weight" not in run.scores
+    assert run.metrics.weekly == run.batch_metrics.weekly
+
+
+def test_retrains_are_anchored_on_the_test_start_and_stop_before_its_end() -> None:
+    first = datetime(2018, 4, 1, tzinfo=UTC)
+    start = datetime(2018, 5, 27, tzinfo=UTC)
+    end = datetime(2018, 6, 17, tzinfo=UTC)
+    last = datetime(2018, 7, 1, tzinfo=UTC)
+
+    champion = schedule(first, last, start, end, WEEK, "champion")
+    latest = schedule(first, last, start, end, WEEK, "blend")
+
+    assert champion[0] == datetime(2018, 4, 8, tzinfo=UTC)
+    assert all((moment - start) % WEEK == timedelta(0) for moment in champion)
+    assert champion[-1] == datetime(2018, 6, 10, tzinfo=UTC)
+    # Only the latest model serves a blend: the retrains before the test start's are dropped.
+    assert list(latest) == [start, start + WEEK, start + 2 * WEEK]
+    assert list(schedule(first, last, start, None, WEEK, "batch"))[-1] == last
