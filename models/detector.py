@@ -265,58 +265,31 @@ class FraudDetector:
     def _new_quality(self) -> RollingQuality:
         return RollingQuality(self.policy.quality_window, self.policy.quality_k)
 
-    def score_many(
-        self,
-        transactions: Sequence[Transaction],
-        observed: Sequence[WindowAggregates] | None = None,
-        on_loaded: Callable[[], object] | None = None,
-        *,
-        write: bool = True,
-    ) -> list[Scored]:
+    def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once.
-
-        ``observed`` is what `FeatureState.observe` answered for exactly these transactions,
-        when the caller recorded them already: a stream worker records the next batch in
-        Redis while this one is scored. ``on_loaded`` is called once the stores have loaded
-        what the batch will ask of them: until its writes at the end, the batch makes no
-        other call on them. Without ``write``, the writes are left buffered for `writes`.
 
         A repeated id whose content differs from what was scored under it raises
         `ConflictingRepeatError` before anything is scored: feature state has recorded the
         batch's new transactions by then (a repeat it leaves alone), and scoring them again
         answers from that record, as after a crash.
         """
-        if observed is None:
-            observed = self.state.observe(transactions)
-        pending, book = self.pending, self.alerting.book
-        # Remote stores load what this batch will ask of them in one round trip each.
-        if pending.buffered:
-            pending.prefetch(
-                tx.transaction_id
-                for tx, aggregates in zip(transactions, observed, strict=True)
-                if aggregates.duplicate
-            )
-        if book.buffered:
-            book.prefetch(tx.card_id for tx in transactions)
-        if on_loaded is not None:
-            on_loaded()
+        return self.score_observed(transactions, self.state.observe(transactions))
+
+    def score_observed(
+        self, transactions: Sequence[Transaction], observed: Sequence[WindowAggregates]
+    ) -> list[Scored]:
+        """`score_many` for transactions feature state has recorded already: ``observed`` is
+        what `FeatureState.observe` answered for exactly these (a stream worker records a
+        batch in one step and scores it in another)."""
         if any(aggregates.duplicate for aggregates in observed):
-            refuse_conflicts(transactions, observed, pending)
+            refuse_conflicts(transactions, observed, self.pending)
+        vector = self.features.vector
         scores = [
-            self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
+            self.score_vector(tx, aggregates.duplicate, vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)
         ]
-        self._advance(transactions)
-        if write:
-            for made in self.writes():
-                made()
+        self.advance(transactions)
         return scores
-
-    def writes(self) -> tuple[Callable[[], None], ...]:
-        """The stores' buffered writes (vectors awaiting labels, then cooldowns), taken now,
-        each made when called: a stream worker makes them on a thread of its own while it
-        scores the next batch, whose reads see them meanwhile."""
-        return self.pending.flushing(), self.alerting.book.flushing()
 
     def learn(
         self,
@@ -331,8 +304,6 @@ class FraudDetector:
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
         pending = self.pending
-        if pending.buffered:
-            pending.prefetch(label.transaction_id for label in labels)
         names, learners = self.features.names, self._learners()
         judge = self._judge
         statuses = outcome.statuses
@@ -368,8 +339,6 @@ class FraudDetector:
             outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
-        if pending.buffered:
-            pending.flush()
         if outcome.learned:
             self._version = self._current_version()
         return outcome
@@ -380,7 +349,7 @@ class FraudDetector:
         return None if entry is None else dict(zip(self.features.names, entry.values, strict=True))
 
     def score_vector(self, tx: Transaction, duplicate: bool, vector: FeatureVector) -> Scored:
-        """The scoring half of `score_many`, for a vector already computed from state."""
+        """One transaction's step of `score_observed`, for its vector computed from state."""
         earlier = self.pending.get(tx.transaction_id) if duplicate else None
         if earlier is not None:
             # A replay re-emits the first answer instead of scoring with state it already
@@ -476,7 +445,9 @@ class FraudDetector:
             return FraudReport(entry.terminal_id, entry.second, -1)
         return None
 
-    def _advance(self, transactions: Sequence[Transaction]) -> None:
+    def advance(self, transactions: Sequence[Transaction]) -> None:
+        """Move event time to the latest of ``transactions`` scored: labels that never came
+        mature as legitimate, and pending vectors past their TTL expire."""
         if not transactions:
             return
         latest = max(event_second(tx.timestamp) for tx in transactions)
