@@ -7,8 +7,9 @@ exact vector is learned and the label's fraud count enters terminal risk at the 
 own event time.
 
 Input is not trusted to be consistent: a transaction id repeated with other content is refused
-(`ConflictingRepeatError`) before anything of its batch is scored, and a verdict reversed by a
-later label is learned again at most `DetectorPolicy.max_corrections` times.
+(`ConflictingRepeatError`, `models.idempotency`) before anything of its batch is scored, and a
+verdict reversed by a later label is learned again at most `DetectorPolicy.max_corrections`
+times (`models.label_outcome`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
 from models.idempotency import content_digest, refuse_conflicts
+from models.label_outcome import LabelStatus, LearnOutcome
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.quality import MaturedLabel, RollingQuality
@@ -28,8 +29,20 @@ from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, WindowAggregates, event_second
 
+__all__ = [
+    "CHAMPION",
+    "DetectorPolicy",
+    "DetectorState",
+    "FraudDetector",
+    "LabelStatus",
+    "LearnOutcome",
+    "ServingModels",
+]
+
 CHAMPION = "champion"
 """The quality window of whichever model is serving."""
+
+_TO_LEARN = (LabelStatus.LEARNED, LabelStatus.CORRECTED)
 
 _scored = Scored._make
 _matured = MaturedLabel._make
@@ -65,39 +78,6 @@ class DetectorPolicy:
             raise ValueError(
                 "implicit_legit_after_seconds must be positive and shorter than pending_ttl_seconds"
             )
-
-
-class LabelStatus(StrEnum):
-    """What became of one label."""
-
-    LEARNED = "learned"
-    CORRECTED = "corrected"
-    """It reversed the verdict learned before, and was learned again."""
-    REPEATED = "repeated"
-    """It repeated the verdict already learned: nothing to learn."""
-    UNKNOWN = "unknown"
-    """Its transaction was never scored here, or its vector expired."""
-    REFUSED = "refused"
-    """It would reverse a verdict already corrected as often as the policy allows."""
-
-
-@dataclass(slots=True)
-class LearnOutcome:
-    """What became of a batch of labels."""
-
-    learned: int = 0
-    corrected: int = 0
-    """Labels that reversed an earlier verdict on the same transaction (learned again)."""
-    repeated: int = 0
-    """Labels repeating the verdict already learned: ignored, so a replay learns nothing twice."""
-    unknown: list[str] = field(default_factory=list)
-    """Ids never scored here, or whose vector expired before the label came."""
-    refused: list[str] = field(default_factory=list)
-    """Ids whose verdict was reversed once more than `DetectorPolicy.max_corrections` allows."""
-    corrections: list[str] = field(default_factory=list)
-    """Ids whose verdict was reversed (and learned again), for the log."""
-    statuses: list[LabelStatus] = field(default_factory=list)
-    """Each label's fate, in the order given."""
 
 
 @dataclass
@@ -306,37 +286,20 @@ class FraudDetector:
         pending = self.pending
         names, learners = self.features.names, self._learners()
         judge = self._judge
-        statuses = outcome.statuses
         max_corrections = self.policy.max_corrections
         for label in labels:
             entry = pending.get(label.transaction_id)
-            if entry is None:
-                outcome.unknown.append(label.transaction_id)
-                statuses.append(LabelStatus.UNKNOWN)
+            status = outcome.add(label, entry, max_corrections)
+            if entry is None or status not in _TO_LEARN:
                 continue
-            is_fraud = label.is_fraud
-            if entry.verdict is is_fraud:
-                outcome.repeated += 1
-                statuses.append(LabelStatus.REPEATED)
-                continue
-            if entry.verdict is not None:
-                if entry.corrections >= max_corrections:
-                    outcome.refused.append(label.transaction_id)
-                    statuses.append(LabelStatus.REFUSED)
-                    continue
+            if status is LabelStatus.CORRECTED:
                 entry.corrections += 1
-                outcome.corrected += 1
-                outcome.corrections.append(label.transaction_id)
-                statuses.append(LabelStatus.CORRECTED)
-            else:
-                statuses.append(LabelStatus.LEARNED)
             judge(entry, label)
             if on_learned is not None:
                 on_learned(entry, label)
-            report = self._learn_entry(entry, is_fraud, names, learners)
+            report = self._learn_entry(entry, label.is_fraud, names, learners)
             if report is not None:
                 reports.append(report)
-            outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
         if outcome.learned:
