@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Protocol, runtime_checkable
+from functools import cache, partial
+from typing import Protocol, cast
 
 from models.schemas import Transaction
 from models.state import FeatureState, WindowAggregates
@@ -49,7 +49,6 @@ class RunWhenCalled:
         return self.run()
 
 
-@runtime_checkable
 class PreparedState(Protocol):
     """A feature state that can prepare a batch's request ahead (`RedisFeatureState`)."""
 
@@ -59,6 +58,12 @@ class PreparedState(Protocol):
 def observing(state: FeatureState, transactions: Sequence[Transaction]) -> Observation:
     """`FeatureState.observe` of ``transactions`` in steps: prepared now, sent by `start`,
     answered when called; a state with nothing to prepare observes when called."""
-    if isinstance(state, PreparedState):
-        return state.observing(transactions)
+    if _prepares(type(state)):
+        return cast(PreparedState, state).observing(transactions)
     return RunWhenCalled(partial(state.observe, transactions))
+
+
+@cache
+def _prepares(kind: type) -> bool:
+    """Whether states of ``kind`` follow `PreparedState` (asked once a batch: answered once)."""
+    return callable(getattr(kind, "observing", None))
