@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,33 +45,16 @@ class AlertPolicyConfig:
 
 class CooldownBook(Protocol):
     """When each card was last alerted, in event seconds: kept in memory, or in Redis so that
-    every worker of a deployment honours one cooldown per card."""
-
-    buffered: bool
-    """Whether `prefetch` and `flush` do anything (a remote book)."""
+    every worker of a deployment honours one cooldown per card (a remote book loads ahead and
+    writes behind on its own terms: `pipelines.state.buffering`)."""
 
     def last(self, card_id: str) -> int | None: ...
 
     def mark(self, card_id: str, second: int) -> None: ...
 
-    def prefetch(self, card_ids: Iterable[str]) -> None:
-        """Load the cards a batch is about to ask for in one go (a remote book's round trip)."""
-        ...
-
-    def flush(self) -> None:
-        """Write the marks buffered since the last flush."""
-        ...
-
-    def flushing(self) -> Callable[[], None]:
-        """The marks `flush` would write, taken now and written when the result is called;
-        until then the book's reads see them (`PendingStore.flushing`)."""
-        ...
-
 
 class MemoryCooldownBook:
     """The cooldown book of one process, pruned as event time moves past the cooldown."""
-
-    buffered = False
 
     def __init__(self, cooldown_seconds: int) -> None:
         self._cooldown = cooldown_seconds
@@ -88,15 +70,6 @@ class MemoryCooldownBook:
             cutoff = second - self._cooldown
             self._last = {card: at for card, at in self._last.items() if at > cutoff}
             self._next_prune = second + max(self._cooldown, 1)
-
-    def prefetch(self, card_ids: Iterable[str]) -> None:
-        """Nothing to load: the book is in memory."""
-
-    def flush(self) -> None:
-        """Nothing to write: marks act at once."""
-
-    def flushing(self) -> Callable[[], None]:
-        return self.flush
 
 
 class AlertPolicy:

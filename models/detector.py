@@ -7,8 +7,9 @@ exact vector is learned and the label's fraud count enters terminal risk at the 
 own event time.
 
 Input is not trusted to be consistent: a transaction id repeated with other content is refused
-(`ConflictingRepeatError`) before anything of its batch is scored, and a verdict reversed by a
-later label is learned again at most `DetectorPolicy.max_corrections` times.
+(`ConflictingRepeatError`, `models.idempotency`) before anything of its batch is scored, and a
+verdict reversed by a later label is learned again at most `DetectorPolicy.max_corrections`
+times (`models.label_outcome`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from models.alerting import AlertPolicy
 from models.features import FeatureSet, FeatureVector
 from models.idempotency import content_digest, refuse_conflicts
+from models.label_outcome import LabelStatus, LearnOutcome
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.quality import MaturedLabel, RollingQuality
@@ -28,8 +29,20 @@ from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, WindowAggregates, event_second
 
+__all__ = [
+    "CHAMPION",
+    "DetectorPolicy",
+    "DetectorState",
+    "FraudDetector",
+    "LabelStatus",
+    "LearnOutcome",
+    "ServingModels",
+]
+
 CHAMPION = "champion"
 """The quality window of whichever model is serving."""
+
+_TO_LEARN = (LabelStatus.LEARNED, LabelStatus.CORRECTED)
 
 _scored = Scored._make
 _matured = MaturedLabel._make
@@ -65,39 +78,6 @@ class DetectorPolicy:
             raise ValueError(
                 "implicit_legit_after_seconds must be positive and shorter than pending_ttl_seconds"
             )
-
-
-class LabelStatus(StrEnum):
-    """What became of one label."""
-
-    LEARNED = "learned"
-    CORRECTED = "corrected"
-    """It reversed the verdict learned before, and was learned again."""
-    REPEATED = "repeated"
-    """It repeated the verdict already learned: nothing to learn."""
-    UNKNOWN = "unknown"
-    """Its transaction was never scored here, or its vector expired."""
-    REFUSED = "refused"
-    """It would reverse a verdict already corrected as often as the policy allows."""
-
-
-@dataclass(slots=True)
-class LearnOutcome:
-    """What became of a batch of labels."""
-
-    learned: int = 0
-    corrected: int = 0
-    """Labels that reversed an earlier verdict on the same transaction (learned again)."""
-    repeated: int = 0
-    """Labels repeating the verdict already learned: ignored, so a replay learns nothing twice."""
-    unknown: list[str] = field(default_factory=list)
-    """Ids never scored here, or whose vector expired before the label came."""
-    refused: list[str] = field(default_factory=list)
-    """Ids whose verdict was reversed once more than `DetectorPolicy.max_corrections` allows."""
-    corrections: list[str] = field(default_factory=list)
-    """Ids whose verdict was reversed (and learned again), for the log."""
-    statuses: list[LabelStatus] = field(default_factory=list)
-    """Each label's fate, in the order given."""
 
 
 @dataclass
@@ -265,58 +245,31 @@ class FraudDetector:
     def _new_quality(self) -> RollingQuality:
         return RollingQuality(self.policy.quality_window, self.policy.quality_k)
 
-    def score_many(
-        self,
-        transactions: Sequence[Transaction],
-        observed: Sequence[WindowAggregates] | None = None,
-        on_loaded: Callable[[], object] | None = None,
-        *,
-        write: bool = True,
-    ) -> list[Scored]:
+    def score_many(self, transactions: Sequence[Transaction]) -> list[Scored]:
         """Score a batch in order, recording each transaction in feature state once.
-
-        ``observed`` is what `FeatureState.observe` answered for exactly these transactions,
-        when the caller recorded them already: a stream worker records the next batch in
-        Redis while this one is scored. ``on_loaded`` is called once the stores have loaded
-        what the batch will ask of them: until its writes at the end, the batch makes no
-        other call on them. Without ``write``, the writes are left buffered for `writes`.
 
         A repeated id whose content differs from what was scored under it raises
         `ConflictingRepeatError` before anything is scored: feature state has recorded the
         batch's new transactions by then (a repeat it leaves alone), and scoring them again
         answers from that record, as after a crash.
         """
-        if observed is None:
-            observed = self.state.observe(transactions)
-        pending, book = self.pending, self.alerting.book
-        # Remote stores load what this batch will ask of them in one round trip each.
-        if pending.buffered:
-            pending.prefetch(
-                tx.transaction_id
-                for tx, aggregates in zip(transactions, observed, strict=True)
-                if aggregates.duplicate
-            )
-        if book.buffered:
-            book.prefetch(tx.card_id for tx in transactions)
-        if on_loaded is not None:
-            on_loaded()
+        return self.score_observed(transactions, self.state.observe(transactions))
+
+    def score_observed(
+        self, transactions: Sequence[Transaction], observed: Sequence[WindowAggregates]
+    ) -> list[Scored]:
+        """`score_many` for transactions feature state has recorded already: ``observed`` is
+        what `FeatureState.observe` answered for exactly these (a stream worker records a
+        batch in one step and scores it in another)."""
         if any(aggregates.duplicate for aggregates in observed):
-            refuse_conflicts(transactions, observed, pending)
+            refuse_conflicts(transactions, observed, self.pending)
+        vector = self.features.vector
         scores = [
-            self.score_vector(tx, aggregates.duplicate, self.features.vector(tx, aggregates))
+            self.score_vector(tx, aggregates.duplicate, vector(tx, aggregates))
             for tx, aggregates in zip(transactions, observed, strict=True)
         ]
-        self._advance(transactions)
-        if write:
-            for made in self.writes():
-                made()
+        self.advance(transactions)
         return scores
-
-    def writes(self) -> tuple[Callable[[], None], ...]:
-        """The stores' buffered writes (vectors awaiting labels, then cooldowns), taken now,
-        each made when called: a stream worker makes them on a thread of its own while it
-        scores the next batch, whose reads see them meanwhile."""
-        return self.pending.flushing(), self.alerting.book.flushing()
 
     def learn(
         self,
@@ -331,45 +284,24 @@ class FraudDetector:
         outcome = LearnOutcome()
         reports: list[FraudReport] = []
         pending = self.pending
-        if pending.buffered:
-            pending.prefetch(label.transaction_id for label in labels)
         names, learners = self.features.names, self._learners()
         judge = self._judge
-        statuses = outcome.statuses
         max_corrections = self.policy.max_corrections
         for label in labels:
             entry = pending.get(label.transaction_id)
-            if entry is None:
-                outcome.unknown.append(label.transaction_id)
-                statuses.append(LabelStatus.UNKNOWN)
+            status = outcome.add(label, entry, max_corrections)
+            if entry is None or status not in _TO_LEARN:
                 continue
-            is_fraud = label.is_fraud
-            if entry.verdict is is_fraud:
-                outcome.repeated += 1
-                statuses.append(LabelStatus.REPEATED)
-                continue
-            if entry.verdict is not None:
-                if entry.corrections >= max_corrections:
-                    outcome.refused.append(label.transaction_id)
-                    statuses.append(LabelStatus.REFUSED)
-                    continue
+            if status is LabelStatus.CORRECTED:
                 entry.corrections += 1
-                outcome.corrected += 1
-                outcome.corrections.append(label.transaction_id)
-                statuses.append(LabelStatus.CORRECTED)
-            else:
-                statuses.append(LabelStatus.LEARNED)
             judge(entry, label)
             if on_learned is not None:
                 on_learned(entry, label)
-            report = self._learn_entry(entry, is_fraud, names, learners)
+            report = self._learn_entry(entry, label.is_fraud, names, learners)
             if report is not None:
                 reports.append(report)
-            outcome.learned += 1
         if reports:
             self.state.record_frauds(reports)
-        if pending.buffered:
-            pending.flush()
         if outcome.learned:
             self._version = self._current_version()
         return outcome
@@ -380,7 +312,7 @@ class FraudDetector:
         return None if entry is None else dict(zip(self.features.names, entry.values, strict=True))
 
     def score_vector(self, tx: Transaction, duplicate: bool, vector: FeatureVector) -> Scored:
-        """The scoring half of `score_many`, for a vector already computed from state."""
+        """One transaction's step of `score_observed`, for its vector computed from state."""
         earlier = self.pending.get(tx.transaction_id) if duplicate else None
         if earlier is not None:
             # A replay re-emits the first answer instead of scoring with state it already
@@ -476,7 +408,9 @@ class FraudDetector:
             return FraudReport(entry.terminal_id, entry.second, -1)
         return None
 
-    def _advance(self, transactions: Sequence[Transaction]) -> None:
+    def advance(self, transactions: Sequence[Transaction]) -> None:
+        """Move event time to the latest of ``transactions`` scored: labels that never came
+        mature as legitimate, and pending vectors past their TTL expire."""
         if not transactions:
             return
         latest = max(event_second(tx.timestamp) for tx in transactions)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import TypeVar
 
 from models.schemas import Transaction
 from models.state import (
     FraudReport,
-    RunWhenCalled,
     WindowAggregates,
     WindowSpec,
     event_second,
@@ -138,10 +136,6 @@ class InMemoryFeatureState:
             self._evict(watermark)
             self._next_sweep = watermark + EVICTION_STEP_SECONDS
         return results
-
-    def observing(self, transactions: Sequence[Transaction]) -> RunWhenCalled:
-        """Nothing to prepare in memory."""
-        return RunWhenCalled(partial(self.observe, transactions))
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         for report in reports:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,13 +47,9 @@ class PendingEntry:
 class PendingStore(Protocol):
     """Where scored vectors wait for their labels: this process's memory, or Redis.
 
-    A store may buffer: `prefetch` loads the entries a batch is about to ask for in one go, and
-    `flush` writes what `put` and `set_verdict` buffered. The in-memory store does neither, and
-    says so in ``buffered``, so callers skip the two calls (and building their arguments).
+    A remote store may also load ahead and write behind; how is its own business
+    (`pipelines.state.buffering`): to the detector every store reads and writes at once.
     """
-
-    buffered: bool
-    """Whether `prefetch` and `flush` do anything."""
 
     @property
     def awaiting_label(self) -> int | None:
@@ -70,20 +65,6 @@ class PendingStore(Protocol):
         ...
 
     def expire(self, watermark: int) -> None: ...
-
-    def prefetch(self, transaction_ids: Iterable[str]) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def flushing(self) -> Callable[[], None]:
-        """What `flush` would write, taken from the buffer now and written when the result is
-        called; until then the store's reads see it. A stream worker writes a batch's vectors
-        this way on a thread of its own, in batch order, while it scores the next batch."""
-        ...
-
-    def discard(self) -> None:
-        """Drop what was prefetched or buffered: the batch failed and will be redone."""
-        ...
 
 
 class PendingVectors:
@@ -102,8 +83,6 @@ class PendingVectors:
     >>> pending.get("t1") is None
     True
     """
-
-    buffered = False
 
     def __init__(self, ttl_seconds: int, max_entries: int = 2_000_000) -> None:
         self.ttl_seconds = ttl_seconds
@@ -143,18 +122,6 @@ class PendingVectors:
         entries = self._entries
         while entries and next(iter(entries.values())).second <= cutoff:
             self._forget(entries.popitem(last=False)[1])
-
-    def prefetch(self, transaction_ids: Iterable[str]) -> None:
-        """Nothing to load: every entry is already in memory."""
-
-    def flush(self) -> None:
-        """Nothing to write: `put` and `set_verdict` act at once."""
-
-    def flushing(self) -> Callable[[], None]:
-        return self.flush
-
-    def discard(self) -> None:
-        """Nothing buffered to drop."""
 
     def _forget(self, entry: PendingEntry) -> None:
         self._awaiting -= entry.verdict is None

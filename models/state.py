@@ -9,7 +9,7 @@ stream, the HTTP path and the offline evaluation all read identical numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -92,31 +92,6 @@ class FraudReport:
     change: int = 1
 
 
-class Observation(Protocol):
-    """A batch's observation, prepared (`FeatureState.observing`)."""
-
-    def start(self) -> None:
-        """Send the request now, from whichever thread calls; once only."""
-        ...
-
-    def __call__(self) -> list[WindowAggregates]:
-        """The answers, the request started first if nobody has."""
-        ...
-
-
-@dataclass(frozen=True)
-class RunWhenCalled:
-    """An `Observation` with nothing to send ahead: it runs when called (in memory)."""
-
-    run: Callable[[], list[WindowAggregates]]
-
-    def start(self) -> None:
-        """Nothing to send."""
-
-    def __call__(self) -> list[WindowAggregates]:
-        return self.run()
-
-
 class FeatureState(Protocol):
     """Event-time window state shared by every scorer of a deployment."""
 
@@ -132,14 +107,6 @@ class FeatureState(Protocol):
         the very same features); one that does not reads the aggregates as they stand at the
         transaction's time (in memory, where the detector keeps the first score itself).
         """
-        ...
-
-    def observing(self, transactions: Sequence[Transaction]) -> Observation:
-        """`observe` in steps: the request is prepared now, sent by `Observation.start` (from
-        any thread), and answered when the observation is called. A caller that waits for its
-        turn to record (the stream worker's state lane) has the request ready the moment the
-        turn comes, and the thread that ends the wait sends it: a remote store never idles
-        while the arguments are built or the waiting thread wakes."""
         ...
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:

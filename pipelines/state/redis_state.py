@@ -82,13 +82,12 @@ from models.schemas import Transaction
 from models.state import (
     DAY,
     FraudReport,
-    Observation,
-    RunWhenCalled,
     WindowAggregates,
     WindowSpec,
     event_second,
     hundredths,
 )
+from pipelines.state.observation import Observation, RunWhenCalled
 from pipelines.state.script_call import ScriptCall
 
 TTL_MARGIN_SECONDS = DAY

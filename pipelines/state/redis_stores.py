@@ -9,7 +9,8 @@
 
 Each batch costs at most one round trip per store: reads are prefetched together, writes are
 buffered and flushed together (a batch's pending vectors in one script call, the rest in one
-pipeline). Every key carries a TTL, so nothing grows without end.
+pipeline), by whoever drives the batch (`pipelines.state.buffering`). Every key carries a TTL,
+so nothing grows without end.
 
 A stream worker makes a batch's writes on a thread of its own while it scores the next batch
 (`flushing`): until Redis acknowledges them, this process's reads of the pending vectors and
@@ -108,13 +109,11 @@ def decode_entry(raw: bytes | str) -> PendingEntry:
 class RedisPendingStore:
     """`PendingStore` in Redis: one key per transaction, expiring after the pending TTL.
 
-    Entries read or written in this process are cached until the next `flush`, so a batch sees
-    its own writes (two labels for one transaction in one batch) without a round trip. With
-    ``deferred``, `flush` writes nothing: the learner writes the verdicts itself, in the same
+    Entries read or written in this process are cached until the next `flushing`, so a batch
+    sees its own writes (two labels for one transaction in one batch) without a round trip. With
+    ``deferred``, `flushing` writes nothing: the learner writes the verdicts itself, in the same
     transaction as the model version that learned them (`queue_flush`, then `discard`).
     """
-
-    buffered = True
 
     def __init__(
         self, client: redis.Redis, *, prefix: str, ttl_seconds: int, deferred: bool = False
@@ -173,9 +172,6 @@ class RedisPendingStore:
         self._cache.clear()
         self._dirty.clear()
 
-    def flush(self) -> None:
-        self.flushing()()
-
     def flushing(self) -> Callable[[], None]:
         """The buffered writes, taken now (the buffer empties), encoded and written when called
         (a `RedisWrite`): off the caller's thread, when it makes them on another. This store's
@@ -203,8 +199,6 @@ class RedisPendingStore:
 
 class RedisCooldownBook:
     """`CooldownBook` in Redis: the second each card was last alerted, for every worker."""
-
-    buffered = True
 
     def __init__(self, client: redis.Redis, *, prefix: str, cooldown_seconds: int) -> None:
         self._client = client
@@ -240,8 +234,10 @@ class RedisCooldownBook:
         self._known[card_id] = second
         self._marks[card_id] = second
 
-    def flush(self) -> None:
-        self.flushing()()
+    def discard(self) -> None:
+        """Drop the cards loaded and the marks buffered: the batch failed and is scored again."""
+        self._known = {}
+        self._marks = {}
 
     def flushing(self) -> Callable[[], None]:
         """The buffered marks, taken now, written when called (a `RedisWrite`); this book's

@@ -1,11 +1,10 @@
 """A Lua script call split in two: sent by one thread, answered on another.
 
 The stream worker records a batch in feature state once the batch ahead has read its
-cooldowns. Woken by that signal, the state lane's thread had to win the GIL from the threads
-scoring and writing before it could send the request: 2 to 8 ms a batch on the path every
-batch takes. So the request is packed when the batch is decoded, the thread that gives the
-signal sends it (`ScriptCall.start`, one socket write), and the state lane only reads the
-answer (`ScriptCall.answer`).
+cooldowns. So that the state lane's thread need not wake and win the GIL before the request
+goes (docs/design.md, "Stream worker"), the request is packed when the batch is decoded, the
+thread that gives the signal sends it (`ScriptCall.start`, one socket write), and the state
+lane only reads the answer (`ScriptCall.answer`).
 
 The call is made on a connection of its own, taken from the client's pool when the call is
 sent and given back with its answer. It is not retried by the client: a failure reaches

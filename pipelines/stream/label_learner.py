@@ -34,7 +34,7 @@ from aiokafka.structs import TopicPartition
 from models.detector import CHAMPION, FraudDetector, LearnOutcome, ServingModels
 from models.event_time import EventTimeBounds
 from models.schemas import Label, Transaction
-from models.state import FeatureState, FraudReport, Observation, WindowAggregates, WindowSpec
+from models.state import FeatureState, FraudReport, WindowAggregates, WindowSpec
 from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_channel import ModelChannel
 from pipelines.lifecycle.model_commands import ModelCommands, execute
@@ -65,9 +65,6 @@ class DeferredFrauds(FeatureState):
 
     def observe(self, transactions: Sequence[Transaction]) -> list[WindowAggregates]:
         return self.state.observe(transactions)
-
-    def observing(self, transactions: Sequence[Transaction]) -> Observation:
-        return self.state.observing(transactions)
 
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self.reports.extend(reports)
@@ -230,6 +227,8 @@ class LabelLearner:
             self.stats.dead_letters += len(dead)
         offline = self.offline
         on_learned = None if offline is None else offline.append
+        # The labels' vectors in one round trip; kept, with the verdicts, until `_publish`.
+        self.pending.prefetch(label.transaction_id for label in labels)
         outcome = self.detector.learn(labels, on_learned=on_learned) if labels else LearnOutcome()
         self._count(outcome)
         for partition, offset in next_offsets(records).items():

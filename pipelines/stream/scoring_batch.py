@@ -34,9 +34,9 @@ from models.idempotency import ConflictingRepeatError
 from models.schemas import Alert, Decision, Transaction
 from models.scored import Scored
 from models.state import WindowAggregates
-from pipelines.state.redis_stores import written_together
 from pipelines.stream.kafka_clients import OutgoingRecord
 from pipelines.stream.record_decoding import Record, dead_letter, decode_batch
+from pipelines.stream.scoring_unit import ScoringUnit
 from pipelines.stream.topics import Topics
 
 
@@ -111,57 +111,50 @@ def score_batch(
     skip_conflicts: bool = False,
 ) -> Verdicts:
     """Score ``transactions`` in order and pick out their alerts; ``observed``, when given, is
-    what feature state answered for them, and ``on_loaded`` is called once the stores have
-    read what the batch needs (`FraudDetector.score_many`). The stores' writes (vectors,
-    cooldowns) go in one round trip (`written_together`); with ``write_later`` they are
-    returned to be made, not made.
+    what feature state answered for them (recorded here otherwise), and ``on_loaded`` is called
+    once the stores have read what the batch needs (`ScoringUnit.score`). The stores' writes
+    (vectors, cooldowns) go in one round trip; with ``write_later`` they are returned to be
+    made, not made.
 
     A repeated id with other content than it was scored with raises `ConflictingRepeatError`
     (nothing scored); with ``skip_conflicts`` the others are scored and the conflicting ones
     named in `Verdicts.conflicts`.
 
-    On failure the detector's buffered pending vectors are dropped: the batch is scored again
-    whole, and a half-written batch must not reach the store.
+    On failure what the stores loaded and buffered is dropped: the batch is scored again whole,
+    and a half-written batch must not reach the stores.
     """
+    unit = ScoringUnit(detector)
     conflicts: tuple[int, ...] = ()
+    if observed is None:
+        observed = detector.state.observe(transactions) if transactions else []
     try:
-        if skip_conflicts and observed is None and transactions:
-            observed = detector.state.observe(transactions)
         try:
-            scored = (
-                detector.score_many(transactions, observed, on_loaded, write=False)
-                if transactions
-                else []
-            )
+            scored = unit.score(transactions, observed, on_loaded) if transactions else []
         except ConflictingRepeatError as error:
-            if not skip_conflicts or observed is None:
+            if not skip_conflicts:
                 raise
             conflicts = error.positions
             refused = set(conflicts)
             kept = [i for i in range(len(transactions)) if i not in refused]
             transactions = [transactions[i] for i in kept]
             observed = [observed[i] for i in kept]
-            scored = detector.score_many(transactions, observed, write=False)
-        writes = written_together(detector.writes())
+            scored = unit.score(transactions, observed)
+        writes = unit.writes()
         if not write_later:
             writes()
             writes = _made_already
     except BaseException:
-        detector.pending.discard()
+        unit.discard()
         raise
     alerts = [
         (tx, result)
         for tx, result in zip(transactions, scored, strict=True)
         if result.decision is Decision.ALERT
     ]
-    repeats = (
-        None
-        if observed is None
-        else frozenset(
-            tx.transaction_id
-            for tx, aggregates in zip(transactions, observed, strict=True)
-            if aggregates.duplicate
-        )
+    repeats = frozenset(
+        tx.transaction_id
+        for tx, aggregates in zip(transactions, observed, strict=True)
+        if aggregates.duplicate
     )
     return Verdicts(scored, alerts, repeats, writes, conflicts)
 

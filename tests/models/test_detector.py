@@ -240,3 +240,21 @@ def test_no_corrections_at_all_when_the_policy_allows_none() -> None:
     assert detector.learner.labels_learned == 1
     with pytest.raises(ValueError, match="max_corrections"):
         DetectorPolicy(max_corrections=-1)
+
+
+def test_a_batch_recorded_in_state_ahead_scores_as_one_the_detector_records_itself() -> None:
+    """A stream worker records a batch in one step and scores it in another."""
+    ahead, itself = _detector(), _detector()
+    batches = [
+        [make_tx(i, hours=i, amount=50.0 * i) for i in range(4)],
+        [make_tx(2, hours=2, amount=100.0), make_tx(9, hours=9)],
+    ]
+    for batch in batches:
+        recorded = ahead.state.observe(batch)
+        scored = ahead.score_observed(batch, recorded)
+        assert [s.document() for s in scored] == [s.document() for s in itself.score_many(batch)]
+    assert ahead.watermark == itself.watermark
+    conflicting = [make_tx(1, hours=1, amount=7.0)]
+    recorded = ahead.state.observe(conflicting)
+    with pytest.raises(ConflictingRepeatError):
+        ahead.score_observed(conflicting, recorded)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-import math
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +25,8 @@ from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.schemas import Transaction
-from models.state import FraudReport, RunWhenCalled, WindowAggregates, WindowSpec
+from models.state import FraudReport, WindowAggregates, WindowSpec
 from pipelines.retrying import Backoff
-from pipelines.stream import worker as stream_worker
-from pipelines.stream.lanes import Signal
 from pipelines.stream.topics import Topics
 from pipelines.stream.worker import TransactionWorker, WorkerOptions
 from tests.builders import make_tx
@@ -153,9 +148,6 @@ class RecordingState:
         self.observed.append(ids)
         return self._inner.observe(transactions)
 
-    def observing(self, transactions: Sequence[Transaction]) -> RunWhenCalled:
-        return RunWhenCalled(lambda: self.observe(transactions))
-
     def record_frauds(self, reports: Sequence[FraudReport]) -> None:
         self._inner.record_frauds(reports)
 
@@ -274,10 +266,22 @@ async def test_no_batch_is_observed_before_a_failed_one_is_redone() -> None:
     assert worker.stats.healthy
 
 
-class LoggingBook(MemoryCooldownBook):
-    """A cooldown book read like a remote one: each batch's cards are loaded in one go."""
+class BufferedBook(MemoryCooldownBook):
+    """A cooldown book in memory that follows the remote stores' protocol
+    (`pipelines.state.buffering.BufferedStore`): its writes are made at once all the same."""
 
-    buffered = True
+    def prefetch(self, card_ids: Iterable[str]) -> None:
+        """Nothing to load."""
+
+    def flushing(self) -> Callable[[], None]:
+        return lambda: None
+
+    def discard(self) -> None:
+        """Nothing to drop."""
+
+
+class LoggingBook(BufferedBook):
+    """A cooldown book read like a remote one: each batch's cards are loaded in one go."""
 
     def __init__(self, log: list[tuple[str, str]]) -> None:
         super().__init__(cooldown_seconds=3_600)
@@ -317,72 +321,9 @@ async def test_a_batch_is_recorded_once_the_batch_ahead_has_read_its_cooldowns()
         assert recorded[turn] > read[turn - 1], f"batch {turn} recorded too early"
 
 
-def test_a_batch_ahead_that_never_loads_holds_the_next_one_back_only_so_long(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The wait before recording is for speed alone: it must never wedge the state lane."""
-    monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 0.05)
-    first = TimedObservation()
-    ahead = Signal()
-    started = time.monotonic()
-    TransactionWorker._gated(ahead, first)
-    assert first.answered - started >= 0.04
-    # The request is ready before the wait, and sent by the waiting thread once it gives up.
-    assert first.answered - first.prepared >= 0.04
-    assert first.started_by == [threading.current_thread().name]
-    ahead.set()  # too late: it was sent already, and is not sent again
-    assert first.started_by == [threading.current_thread().name]
-
-
-def test_the_batch_ahead_sends_the_next_ones_request_the_moment_it_has_loaded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The thread that raises the signal sends the request: the waiting thread need not win
-    the GIL first."""
-    monkeypatch.setattr(stream_worker, "RECORD_GATE_SECONDS", 60.0)
-    observation = TimedObservation()
-    ahead = Signal()
-    recorder = threading.Thread(
-        target=TransactionWorker._gated, args=(ahead, observation), name="state"
-    )
-    recorder.start()
-    while not ahead._hooks:  # the state lane is waiting, its request hung on the signal
-        time.sleep(0.001)
-    assert observation.started_by == []
-    started = time.monotonic()
-    ahead.set()
-    assert observation.started_by == [threading.current_thread().name]
-    recorder.join(5)
-    assert observation.answered - started < 30
-    # Already loaded: the request goes at once, from the state lane itself.
-    late = TimedObservation()
-    TransactionWorker._gated(ahead, late)
-    assert late.started_by == [threading.current_thread().name]
-
-
-class TimedObservation:
-    """An observation that notes when it was prepared and answered, and who started it."""
-
-    def __init__(self) -> None:
-        self.prepared = time.monotonic()
-        self.answered = math.inf
-        self.started_by: list[str] = []
-
-    def start(self) -> None:
-        if not self.started_by:
-            self.started_by.append(threading.current_thread().name)
-
-    def __call__(self) -> list[WindowAggregates]:
-        self.start()
-        self.answered = time.monotonic()
-        return []
-
-
-class FlakyBook(MemoryCooldownBook):
+class FlakyBook(BufferedBook):
     """A cooldown book read like a remote one, whose reads fail on the given calls: a batch's
     scoring fails after it was recorded in state."""
-
-    buffered = True
 
     def __init__(self, failing_calls: set[int]) -> None:
         super().__init__(cooldown_seconds=3_600)
@@ -395,11 +336,9 @@ class FlakyBook(MemoryCooldownBook):
             raise redis.ConnectionError("Redis went away")
 
 
-class FlakyWritesBook(MemoryCooldownBook):
+class FlakyWritesBook(BufferedBook):
     """A cooldown book written like a remote one, whose writes fail on the given calls; each
     write made is logged with the first card of its batch."""
-
-    buffered = True
 
     def __init__(self, log: list[Any], failing_calls: set[int]) -> None:
         super().__init__(cooldown_seconds=3_600)
