@@ -20,6 +20,7 @@ from models.binned import (
     BinnedExplainer,
     BinnedLogisticRegression,
 )
+from models.boosted import BoostedBinnedLogisticRegression
 from models.explain import (
     Explainer,
     FeatureVector,
@@ -72,6 +73,10 @@ def _binned(params: Mapping[str, Any], _seed: int) -> RiverModel:
     return BinnedLogisticRegression(**params)
 
 
+def _boosted(params: Mapping[str, Any], seed: int) -> RiverModel:
+    return BoostedBinnedLogisticRegression(seed=seed, **params)
+
+
 def _forest(params: Mapping[str, Any], seed: int) -> RiverModel:
     # River's trees only split a leaf whose majority class is at most `max_share_to_split` of
     # it; with fraud under 1 % the default 0.99 means they never split at all.
@@ -113,6 +118,18 @@ _BINNED_DEFAULTS = {
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
 }
 
+_BOOSTED_DEFAULTS = {
+    **_BINNED_DEFAULTS,
+    "window": 280_000,
+    "legit_share": 0.1,
+    "refit_every": 10_000,
+    "install_after": 1_000,
+    "trees": 30,
+    "max_depth": 3,
+    "tree_learning_rate": 0.1,
+    "min_samples_leaf": 20,
+}
+
 RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
     {
         recipe.name: recipe
@@ -129,6 +146,14 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
                 "logistic regression (SGD) over standardised values and quantile-bin indicators",
                 _BINNED_DEFAULTS,
                 _binned,
+                linear=True,
+            ),
+            LearnerRecipe(
+                "boosted",
+                "binned logistic regression learning on top of shallow gradient-boosted trees "
+                "it refits on its recent labels in the background",
+                _BOOSTED_DEFAULTS,
+                _boosted,
                 linear=True,
             ),
             LearnerRecipe(
@@ -180,7 +205,7 @@ _LEARN_PAIRS = (LinearExplainer, BinnedExplainer)
 
 
 def _explainer(model: RiverModel, linear: bool) -> Explainer:
-    if isinstance(model, BinnedLogisticRegression):
+    if isinstance(model, BinnedLogisticRegression | BoostedBinnedLogisticRegression):
         return BinnedExplainer(model)
     return LinearExplainer(model) if linear else OcclusionExplainer(model)
 
