@@ -4,10 +4,10 @@ The binned learner (`models.binned`) is nonlinear per feature but additive: it c
 sharp joint threshold such as "large amount, and unusual for this card", which trees find at
 once. Here the learner keeps a buffer of its recent labelled vectors (every fraud, a sample of
 the legitimate ones) and, every ``refit_every`` labels, fits a small scikit-learn
-gradient-boosted ensemble on it in a background thread. The trees' log-odds is an offset under
-the binned layer, which learns every label as it arrives what the trees leave to explain: it
-adapts between refits (a new pattern's first labels count at once) and the trees bring the
-interactions.
+gradient-boosted ensemble on it in a background thread. The score is a logistic stack of the
+two log-odds, the binned layer's and the trees', whose three weights are learned online too:
+the binned layer learns every label as it arrives (a new pattern's first labels count at once),
+the trees bring the interactions, and the stack moves weight to whichever ranks better now.
 
 Determinism: a refit starts at a label count and its trees are installed exactly
 ``install_after`` labels later (waiting for the fit if it is not done), so a replay gives the
@@ -96,7 +96,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         Labels the buffer spans: a kept vector older than this many labels is dropped.
     legit_share
         Share of legitimate vectors kept in the buffer (every fraud is kept); the kept ones
-        are weighted back up in the fit, so the trees' log-odds stays calibrated.
+        are weighted back up in the fit, and the frauds weighted to balance them.
     refit_every
         Labels between two refits; the first refit waits for this many too.
     install_after
@@ -104,6 +104,8 @@ class BoostedBinnedLogisticRegression(base.Classifier):
     trees, max_depth, tree_learning_rate, min_samples_leaf
         The ensemble's size and shape (scikit-learn's ``max_iter``, ``max_depth``,
         ``learning_rate``, ``min_samples_leaf``).
+    stack_rate
+        Learning rate of the stack's bias and two weights.
     seed
         Seeds the sampling of legitimate vectors and the fit.
 
@@ -142,6 +144,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         max_depth: int = 3,
         tree_learning_rate: float = 0.1,
         min_samples_leaf: int = 20,
+        stack_rate: float = 0.001,
         seed: int = 0,
     ) -> None:
         self.learning_rate = learning_rate
@@ -159,6 +162,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.max_depth = max_depth
         self.tree_learning_rate = tree_learning_rate
         self.min_samples_leaf = min_samples_leaf
+        self.stack_rate = stack_rate
         self.seed = seed
         self.binned = BinnedLogisticRegression(
             learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles
@@ -176,6 +180,8 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self._fit: _Fit | None = None
         self._fit_installs_at = 0
         self.trees_installed = 0
+        self._stack = [0.0, 1.0, 1.0]
+        """Bias and weights of the binned layer's and the trees' log-odds in the score."""
 
     @property
     def _multiclass(self) -> bool:
@@ -204,28 +210,34 @@ class BoostedBinnedLogisticRegression(base.Classifier):
     def score_and_explain(self, x: FeatureVector, top: int) -> tuple[float, tuple[ReasonCode, ...]]:
         """The fraud probability and the ``top`` features that pushed it up most.
 
-        Pushes are exact: a feature's push in the binned layer (see
-        `BinnedLogisticRegression.score_and_explain`) plus its share of the trees' log-odds
-        (each step down a tree belongs to the feature it splits on) less its share at the
-        means the trees were installed with. The log-odds is the score of an all-average
-        transaction plus the sum of the pushes.
+        Pushes are exact: the binned layer's weight times the feature's push there (see
+        `BinnedLogisticRegression.score_and_explain`), plus the trees' weight times its share
+        of their log-odds (each step down a tree belongs to the feature it splits on) less
+        its share at the means the trees were installed with. The log-odds is the score of
+        an all-average transaction plus the sum of the pushes.
         """
         binned, basis = self.binned, self._basis
+        bias, binned_weight, trees_weight = self._stack
         if top <= 0:
-            return _sigmoid(binned.log_odds(x) + self._margin(x)), ()
+            return _sigmoid(
+                bias + binned_weight * binned.log_odds(x) + trees_weight * self._margin(x)
+            ), ()
         log_odds, pushes = binned.explain_log_odds(x)
+        log_odds = bias + binned_weight * log_odds
+        pushes = [binned_weight * push for push in pushes]
         names = list(x)
         if basis is not None:
             get = x.get
             shares = basis.contributions([get(name, 0.0) for name in basis.features])
-            log_odds += self._basis_average + sum(shares) - sum(self._basis_at_mean)
+            margin = self._basis_average + sum(shares) - sum(self._basis_at_mean)
+            log_odds += trees_weight * margin
             position = {name: index for index, name in enumerate(names)}
             for feature, share, average in zip(
                 basis.features, shares, self._basis_at_mean, strict=True
             ):
                 index = position.get(feature)
                 if index is not None:
-                    pushes[index] += share - average
+                    pushes[index] += trees_weight * (share - average)
         return _sigmoid(log_odds), strongest(names, pushes, x, top)
 
     # --- learning --------------------------------------------------------------------------
@@ -239,7 +251,9 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         if self._features is None:
             self._features = tuple(vector)
         self._labels += 1
-        self.binned.learn_pairs(vector.items(), is_fraud, self._margin(vector))
+        binned = self.binned
+        self._learn_stack(binned.log_odds(vector), self._margin(vector), is_fraud)
+        binned.learn_pairs(vector.items(), is_fraud)
         if is_fraud or self._random.random() < self.legit_share:
             get = vector.get
             self._kept.append(
@@ -253,6 +267,17 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         if self._fit is None and self._labels % self.refit_every == 0:
             self._start_fit()
 
+    def _learn_stack(self, binned_log_odds: float, margin: float, is_fraud: bool) -> None:
+        """One SGD step of the log loss on the weights of the two log-odds."""
+        stack = self._stack
+        bias, binned_weight, trees_weight = stack
+        log_odds = bias + binned_weight * binned_log_odds + trees_weight * margin
+        gradient = _sigmoid(log_odds) - 1.0 if is_fraud else _sigmoid(log_odds)
+        step = self.stack_rate * gradient
+        stack[0] = bias - step
+        stack[1] = binned_weight - step * binned_log_odds
+        stack[2] = trees_weight - step * margin
+
     def _start_fit(self) -> None:
         kept, features = self._kept, self._features
         if features is None:
@@ -262,7 +287,10 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         if frauds < 2 or frauds == len(labels):
             return
         rows = np.array([values for _, values, _ in kept], dtype=np.float64)
-        weights = np.where(labels, 1.0, 1.0 / self.legit_share)
+        # Frauds weighted to balance the (sampled, weighted back up) legitimate ones: the fit
+        # is stable and ranks well; the stack's bias takes the shift of the log-odds out.
+        legit = (len(labels) - frauds) / self.legit_share
+        weights = np.where(labels, legit / frauds, 1.0 / self.legit_share)
         params = {
             "max_iter": self.trees,
             "max_depth": self.max_depth,

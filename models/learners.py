@@ -124,10 +124,11 @@ _BOOSTED_DEFAULTS = {
     "legit_share": 0.1,
     "refit_every": 10_000,
     "install_after": 1_000,
-    "trees": 30,
+    "trees": 40,
     "max_depth": 3,
-    "tree_learning_rate": 0.1,
+    "tree_learning_rate": 0.3,
     "min_samples_leaf": 20,
+    "stack_rate": 0.001,
 }
 
 RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
@@ -150,8 +151,8 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
             ),
             LearnerRecipe(
                 "boosted",
-                "binned logistic regression learning on top of shallow gradient-boosted trees "
-                "it refits on its recent labels in the background",
+                "binned logistic regression and shallow gradient-boosted trees it refits on its "
+                "recent labels in the background, stacked online",
                 _BOOSTED_DEFAULTS,
                 _boosted,
                 linear=True,

@@ -81,13 +81,16 @@ def test_reasons_are_exact_shares_of_the_log_odds() -> None:
     vector = {"amount": 350.0, "night": 1.0, "noise": 0.4}
     probability, reasons = model.score_and_explain(vector, top=3)
     row = [vector[name] for name in basis.features]
-    log_odds = model.binned.log_odds(vector) + basis.margin(row)
+    bias, binned_weight, trees_weight = model._stack
+    log_odds = (
+        bias + binned_weight * model.binned.log_odds(vector) + trees_weight * basis.margin(row)
+    )
     assert math.log(probability / (1 - probability)) == pytest.approx(log_odds)
     binned_pushes = dict(zip(vector, model.binned.explain_log_odds(vector)[1], strict=True))
     shares = basis.contributions(row)
     at_mean = basis.contributions([model.binned._means[name] for name in basis.features])
     expected = {
-        name: binned_pushes[name] + shares[index] - at_mean[index]
+        name: binned_weight * binned_pushes[name] + trees_weight * (shares[index] - at_mean[index])
         for index, name in enumerate(basis.features)
     }
     assert {reason.feature for reason in reasons[:2]} == {"amount", "night"}
@@ -120,6 +123,7 @@ def test_a_model_saved_during_a_refit_loads_safely_and_replays_the_same() -> Non
         model.learn_one(x, _joint(x))
     assert model._fit is not None
     copy = restricted_loads(pickle.dumps(model))
+    assert isinstance(copy, BoostedBinnedLogisticRegression)
     for x in stream[2_100:]:
         model.learn_one(x, _joint(x))
         copy.learn_one(x, _joint(x))
