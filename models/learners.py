@@ -150,14 +150,6 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
                 linear=True,
             ),
             LearnerRecipe(
-                "boosted",
-                "binned logistic regression and shallow gradient-boosted trees it refits on its "
-                "recent labels in the background, stacked online",
-                _BOOSTED_DEFAULTS,
-                _boosted,
-                linear=True,
-            ),
-            LearnerRecipe(
                 "forest",
                 "Adaptive Random Forest (ADWIN-monitored Hoeffding trees)",
                 {"n_models": 10, "max_share_to_split": 1.0},
@@ -179,6 +171,14 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
                 {**_LOGISTIC_DEFAULTS, "n_models": 5},
                 _bagging,
                 linear=False,
+            ),
+            LearnerRecipe(
+                "boosted",
+                "binned logistic regression and shallow gradient-boosted trees it refits on its "
+                "recent labels in the background, stacked online",
+                _BOOSTED_DEFAULTS,
+                _boosted,
+                linear=True,
             ),
         )
     }
