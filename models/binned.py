@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from river import base
@@ -163,6 +163,23 @@ class BinnedLogisticRegression(base.Classifier):
         plus its bin's weight) minus the same terms at the feature's mean, so the log-odds is
         the score of an all-average transaction plus the sum of the pushes.
         """
+        log_odds, terms, crossed = self._terms(x)
+        probability = _sigmoid(log_odds)
+        if top <= 0:
+            return probability, ()
+        names = list(x)
+        return probability, strongest(names, self.pushes(names, terms, crossed), x, top)
+
+    def log_odds(self, x: FeatureVector) -> float:
+        return self._terms(x)[0]
+
+    def explain_log_odds(self, x: FeatureVector) -> tuple[float, list[float]]:
+        """The log-odds and each feature's push (in ``x``'s order), not ranked."""
+        log_odds, terms, crossed = self._terms(x)
+        return log_odds, self.pushes(list(x), terms, crossed)
+
+    def _terms(self, x: FeatureVector) -> tuple[float, list[float], list[float]]:
+        """The log-odds, each feature's own terms and each cross's weight."""
         weight = self._weights.get
         means, scales, edges, bins = self._means, self._scales, self._edges, self._bin_names
         terms: list[float] = []
@@ -177,11 +194,12 @@ class BinnedLogisticRegression(base.Classifier):
             if cuts is not None:
                 total += weight(bins[name][bisect_right(cuts, value)], 0.0)
             term(total)
-        crossed = self._cross_weights(x) if self._cross_names else ()
-        probability = _sigmoid(self._intercept + math.fsum(terms) + math.fsum(crossed))
-        if top <= 0:
-            return probability, ()
-        names = list(x)
+        crossed = self._cross_weights(x) if self._cross_names else []
+        return self._intercept + math.fsum(terms) + math.fsum(crossed), terms, crossed
+
+    def pushes(self, names: list[str], terms: list[float], crossed: list[float]) -> list[float]:
+        """Each feature's terms less the same terms at its mean, with half of each cross."""
+        scales = self._scales
         pushes = [
             value - self._bin_weight_at_mean(name) if name in scales else 0.0
             for name, value in zip(names, terms, strict=True)
@@ -196,7 +214,7 @@ class BinnedLogisticRegression(base.Classifier):
                     half = (value - average) / 2
                     pushes[position[first]] += half
                     pushes[position[second]] += half
-        return probability, strongest(names, pushes, x, top)
+        return pushes
 
     def _cross_weights(self, x: dict[str, float]) -> list[float]:
         """Each cross's weight for ``x`` (0 for a cross whose features ``x`` lacks)."""
@@ -223,8 +241,14 @@ class BinnedLogisticRegression(base.Classifier):
     def learn_one(self, x: dict[Any, Any], y: base.typing.ClfTarget, **kwargs: Any) -> None:
         self.learn_pairs(x.items(), bool(y))
 
-    def learn_pairs(self, pairs: Iterable[tuple[str, float]], is_fraud: bool) -> None:
-        """`learn_one` on (name, value) pairs: a kept vector is learned without a dict."""
+    def learn_pairs(
+        self, pairs: Iterable[tuple[str, float]], is_fraud: bool, offset: float = 0.0
+    ) -> None:
+        """`learn_one` on (name, value) pairs: a kept vector is learned without a dict.
+
+        ``offset`` is added to the log-odds before the loss: the model then learns what another
+        model's log-odds leaves to explain.
+        """
         counts, means, variances, scales = self._counts, self._means, self._variances, self._scales
         edges, bins, weights = self._edges, self._bin_names, self._weights
         weight = weights.get
@@ -258,7 +282,7 @@ class BinnedLogisticRegression(base.Classifier):
                 if a is not None and b is not None:
                     row, column = bisect_right(coarse[first], a), bisect_right(coarse[second], b)
                     active.append((cells[row][column], 1.0))
-        log_odds = self._intercept
+        log_odds = self._intercept + offset
         for name, value in active:
             log_odds += weight(name, 0.0) * value
         # The log loss's gradient in the log-odds, a fraud weighted `positive_weight` times.
@@ -300,10 +324,21 @@ class BinnedLogisticRegression(base.Classifier):
         self._warming = None
 
 
-class BinnedExplainer:
-    """The service's calls on a `BinnedLogisticRegression`: it explains itself exactly."""
+class ExplainsItself(Protocol):
+    """A model that scores with exact reasons and learns from (name, value) pairs."""
 
-    def __init__(self, model: BinnedLogisticRegression) -> None:
+    def score_and_explain(
+        self, x: FeatureVector, top: int
+    ) -> tuple[float, tuple[ReasonCode, ...]]: ...
+
+    def learn_pairs(self, pairs: Iterable[tuple[str, float]], is_fraud: bool) -> None: ...
+
+
+class BinnedExplainer:
+    """The service's calls on a `BinnedLogisticRegression` (or a model built on one, such as
+    `models.boosted.BoostedBinnedLogisticRegression`): it explains itself exactly."""
+
+    def __init__(self, model: ExplainsItself) -> None:
         self._model = model
 
     def score(self, features: FeatureVector) -> float:

@@ -20,6 +20,7 @@ from models.binned import (
     BinnedExplainer,
     BinnedLogisticRegression,
 )
+from models.boosted import BoostedBinnedLogisticRegression
 from models.explain import (
     Explainer,
     FeatureVector,
@@ -72,6 +73,10 @@ def _binned(params: Mapping[str, Any], _seed: int) -> RiverModel:
     return BinnedLogisticRegression(**params)
 
 
+def _boosted(params: Mapping[str, Any], seed: int) -> RiverModel:
+    return BoostedBinnedLogisticRegression(seed=seed, **params)
+
+
 def _forest(params: Mapping[str, Any], seed: int) -> RiverModel:
     # River's trees only split a leaf whose majority class is at most `max_share_to_split` of
     # it; with fraud under 1 % the default 0.99 means they never split at all.
@@ -111,6 +116,19 @@ _BINNED_DEFAULTS = {
     "warm_up": 10_000,
     "crosses": FRAUD_CROSSES,
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
+}
+
+_BOOSTED_DEFAULTS = {
+    **_BINNED_DEFAULTS,
+    "window": 280_000,
+    "legit_share": 0.1,
+    "refit_every": 10_000,
+    "install_after": 1_000,
+    "trees": 40,
+    "max_depth": 3,
+    "tree_learning_rate": 0.3,
+    "min_samples_leaf": 20,
+    "stack_rate": 0.001,
 }
 
 RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
@@ -154,6 +172,14 @@ RECIPES: Mapping[str, LearnerRecipe] = MappingProxyType(
                 _bagging,
                 linear=False,
             ),
+            LearnerRecipe(
+                "boosted",
+                "binned logistic regression and shallow gradient-boosted trees it refits on its "
+                "recent labels in the background, stacked online",
+                _BOOSTED_DEFAULTS,
+                _boosted,
+                linear=True,
+            ),
         )
     }
 )
@@ -180,7 +206,7 @@ _LEARN_PAIRS = (LinearExplainer, BinnedExplainer)
 
 
 def _explainer(model: RiverModel, linear: bool) -> Explainer:
-    if isinstance(model, BinnedLogisticRegression):
+    if isinstance(model, BinnedLogisticRegression | BoostedBinnedLogisticRegression):
         return BinnedExplainer(model)
     return LinearExplainer(model) if linear else OcclusionExplainer(model)
 
