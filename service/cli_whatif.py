@@ -3,7 +3,6 @@ budget, over the offline store's matured days, with no service running."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
@@ -11,14 +10,10 @@ import typer
 from models.operating_points import DEFAULT_BUDGETS, DEFAULT_THRESHOLDS
 from pipelines.retrain.matured_rows import what_if
 from service.cli_common import console, errors, user_errors
-from service.reporting import figures_table
+from service.reporting import figure, figures_table
 from service.responses import WhatIfResponse
 from service.retraining import offline_store
 from service.settings import Settings
-
-
-def _figure(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
 def whatif(
@@ -70,8 +65,8 @@ def whatif(
         table.add_row(
             f"{point.threshold:g}{marker}",
             f"{point.alerts_per_day:,.1f}",
-            _figure(point.precision),
-            _figure(point.recall),
+            figure(point.precision),
+            figure(point.recall),
             f"{point.legitimate_cards_bothered_per_day:,.1f}",
         )
     console.print(table)
@@ -82,8 +77,8 @@ def whatif(
     for budgeted in found.budgets:
         table.add_row(
             str(budgeted.cards_per_day),
-            _figure(budgeted.card_precision),
-            _figure(budgeted.alert_precision),
-            _figure(budgeted.card_recall),
+            figure(budgeted.card_precision),
+            figure(budgeted.alert_precision),
+            figure(budgeted.card_recall),
         )
     console.print(table)

@@ -31,7 +31,7 @@ def figures_table(title: str, headings: Iterable[str], labels: Collection[str] =
     return table
 
 
-def _figure(value: float) -> str:
+def figure(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
@@ -40,12 +40,12 @@ def _period_row(label: str, period: PeriodMetrics) -> list[str]:
         label,
         f"{period.transactions:,}",
         f"{period.frauds:,}",
-        _figure(period.average_precision),
-        _figure(period.roc_auc),
-        _figure(period.card_precision_at_k),
-        _figure(period.alert_precision),
-        _figure(period.transaction_recall),
-        _figure(period.card_recall),
+        figure(period.average_precision),
+        figure(period.roc_auc),
+        figure(period.card_precision_at_k),
+        figure(period.alert_precision),
+        figure(period.transaction_recall),
+        figure(period.card_recall),
     ]
 
 
@@ -66,7 +66,7 @@ def print_scenarios(console: Console, metrics: EvaluationMetrics) -> None:
         ("whole period", metrics.overall),
     ):
         by_kind = period.scenario_average_precision
-        table.add_row(label, *(_figure(by_kind.get(kind, math.nan)) for kind in scenarios))
+        table.add_row(label, *(figure(by_kind.get(kind, math.nan)) for kind in scenarios))
     console.print(table)
 
 
@@ -98,10 +98,10 @@ def print_evaluation(console: Console, run: EvaluationRun, dataset: LabelledData
     table.add_row(*_period_row(f"{overall.start:%Y-%m-%d} to {overall.end:%Y-%m-%d}", overall))
     console.print(table)
     console.print(
-        f"mean weekly AP {_figure(metrics.mean_weekly_average_precision)}, "
-        f"mean weekly CP@{k} {_figure(metrics.mean_weekly_card_precision_at_k)} "
+        f"mean weekly AP {figure(metrics.mean_weekly_average_precision)}, "
+        f"mean weekly CP@{k} {figure(metrics.mean_weekly_card_precision_at_k)} "
         f"(handbook's rule for known cards: "
-        f"{_figure(metrics.mean_weekly_card_precision_at_k_detected)}); "
+        f"{figure(metrics.mean_weekly_card_precision_at_k_detected)}); "
         f"alert budget {k} cards a day"
     )
     print_scenarios(console, metrics)
@@ -134,18 +134,18 @@ def print_feedback_gain(
         partial = " (partial)" if before.partial else ""
         table.add_row(
             f"week of {before.start:%Y-%m-%d}{partial}",
-            _figure(before.average_precision),
-            _figure(after.average_precision),
-            _figure(before.card_precision_at_k),
-            _figure(after.card_precision_at_k),
+            figure(before.average_precision),
+            figure(after.average_precision),
+            figure(before.card_precision_at_k),
+            figure(after.card_precision_at_k),
         )
     table.add_section()
     table.add_row(
         "mean of full weeks",
-        _figure(without.mean_weekly_average_precision),
-        _figure(with_feedback.mean_weekly_average_precision),
-        _figure(without.mean_weekly_card_precision_at_k),
-        _figure(with_feedback.mean_weekly_card_precision_at_k),
+        figure(without.mean_weekly_average_precision),
+        figure(with_feedback.mean_weekly_average_precision),
+        figure(without.mean_weekly_card_precision_at_k),
+        figure(with_feedback.mean_weekly_card_precision_at_k),
     )
     console.print(table)
     ap_gain = with_feedback.mean_weekly_average_precision - without.mean_weekly_average_precision
@@ -186,10 +186,10 @@ def print_parts(console: Console, run: LoopRun, online: str) -> None:
         table.add_row(
             label,
             _weights(run.scores, served.start, served.end),
-            _figure(served.average_precision),
-            _figure(alone.average_precision),
-            _figure(batch.average_precision),
-            _figure(gap),
+            figure(served.average_precision),
+            figure(alone.average_precision),
+            figure(batch.average_precision),
+            figure(gap),
         )
     console.print(table)
     if worst[1]:

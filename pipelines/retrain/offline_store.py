@@ -158,8 +158,10 @@ def _by_date(table: pa.Table) -> dict[date, pa.Table]:
 
 def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
     """A file as ``schema`` has it. Columns a file written before them lacks read as null, but
-    its sequence as 0: it comes before any position a snapshot recorded."""
-    table = pq.read_table(path)
+    its sequence as 0: it comes before any position a snapshot recorded. Only the schema's
+    columns are read: a reader of the metadata alone (the what-if) skips the features."""
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[name for name in schema.names if name in present])
     for field in schema:
         if field.name not in table.column_names:
             missing = (
