@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from models.detector import FraudDetector
 from models.feedback import Investigators
+from models.pending import PendingEntry
 from models.schemas import Label, LabelSource, Transaction
 from models.state import event_second
 
@@ -36,11 +37,13 @@ def replay(
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
     investigators: Investigators | None = None,
+    on_learned: Callable[[PendingEntry, Label], None] | None = None,
 ) -> list[float]:
     """Score ``transactions`` (sorted by time) in order; return each one's score at arrival.
 
     With ``investigators``, the cards they check each day get analyst labels on their
     feedback delay as well (`models.feedback`); the chargeback that follows repeats them.
+    ``on_learned`` sees each label learned with its entry, as `FraudDetector.learn` gives them.
 
     Examples
     --------
@@ -70,9 +73,11 @@ def replay(
         second = event_second(tx.timestamp)
         early, late = _due(checked, second), _due(due, second)
         if early and late:
-            detector.learn(sorted(early + late, key=lambda label: label.labelled_at))
+            detector.learn(
+                sorted(early + late, key=lambda label: label.labelled_at), on_learned=on_learned
+            )
         elif early or late:
-            detector.learn(early or late)
+            detector.learn(early or late, on_learned=on_learned)
         score = detector.score(tx).score
         scores.append(score)
         due.append((second + label_delay_seconds, revealed_label(tx, fraud, delay)))

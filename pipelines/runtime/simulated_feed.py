@@ -2,10 +2,11 @@
 
 The simulator's history (``history_days`` ending today) is replayed through the detector at
 start-up, labels revealed after the label delay, so the model has learned something before the
-first live transaction. The rest is then fed live at ``rate`` transactions a second through
-the same queue `POST /v1/transactions` uses, each label following once event time has moved
-``delay`` past its transaction: event time runs faster than the wall clock, so labels come
-minutes, not days, later.
+first live transaction; the labels it learns go to the offline store as live ones do, so the
+batch retrain, the what-if and backtests have history from the start. The rest is then fed live
+at ``rate`` transactions a second through the same queue `POST /v1/transactions` uses, each
+label following once event time has moved ``delay`` past its transaction: event time runs
+faster than the wall clock, so labels come minutes, not days, later.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from models.schemas import Label, Transaction
 from models.simulator import SimulationConfig, simulate
 from models.state import event_second
 from pipelines.offline.datasets import dataset_from_frame
+from pipelines.retrain.offline_store import ExampleSink
 from pipelines.runtime.protocol import QueueFullError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ class FeedTarget(Protocol):
 
     @property
     def detector(self) -> FraudDetector: ...
+
+    @property
+    def offline(self) -> ExampleSink | None: ...
 
     def enqueue(self, transactions: Sequence[Transaction]) -> None: ...
 
@@ -103,7 +108,16 @@ class SimulatedFeed:
     def warm_up(self) -> int:
         """Replay the history through the detector; returns how many transactions it held."""
         transactions, is_fraud = self._history
-        replay(transactions, is_fraud, self.runtime.detector, self.label_delay_seconds)
+        offline = self.runtime.offline
+        replay(
+            transactions,
+            is_fraud,
+            self.runtime.detector,
+            self.label_delay_seconds,
+            on_learned=None if offline is None else offline.append,
+        )
+        if offline is not None:
+            offline.flush()
         return len(transactions)
 
     async def run(self) -> None:

@@ -135,13 +135,19 @@ async def test_models_lists_the_champion_and_health_answers() -> None:
         assert (await client.get("/openapi.json")).status_code == 200
 
 
-async def test_simulated_history_is_learned_before_ready() -> None:
+async def test_simulated_history_is_learned_before_ready_and_kept_in_the_offline_store() -> None:
     async with api_client(simulate_rate=10, simulate_customers=50, simulate_terminals=100) as (
         client,
         app,
     ):
         assert (await client.get("/readyz")).status_code == 200
-        assert app.state.runtime.detector.learner.labels_learned > 0
+        learned = app.state.runtime.detector.learner.labels_learned
+        assert learned > 0
+        assert app.state.runtime.offline.position == learned  # one row per label learned
+        # The what-if has matured days to answer over from the first minute.
+        whatif = (await client.get("/v1/whatif?days=7")).json()
+        assert 0 < whatif["transactions"] < learned
+        assert whatif["thresholds"]
 
 
 async def test_scoring_answers_503_while_the_runtime_is_not_running() -> None:
