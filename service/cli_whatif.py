@@ -26,6 +26,10 @@ def whatif(
         list[int] | None,
         typer.Option(help="A daily card budget to show (repeatable)", min=1),
     ] = None,
+    challenger: Annotated[
+        str | None,
+        typer.Option(help="A shadow challenger's version: its scores instead of the champion's"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
 ) -> None:
     """What each alert threshold and each daily card budget would have given over the last
@@ -39,21 +43,24 @@ def whatif(
             settings.label_delay,
             threshold or DEFAULT_THRESHOLDS,
             budget or DEFAULT_BUDGETS,
+            challenger,
         )
     if found is None:
+        scored = "" if challenger is None else f" of a transaction {challenger} scored"
         errors.print(
-            f"[bold red]error:[/] no matured label in {store.root} yet: the service writes one "
-            "row per label it learns there",
+            f"[bold red]error:[/] no matured label{scored} in {store.root} yet: the service "
+            "writes one row per label it learns there",
             highlight=False,
         )
         raise typer.Exit(code=1)
     # Under an alert budget the threshold follows the scores: no fixed one is in force.
     in_force = None if settings.alert_budget is not None else settings.alert_threshold
     if as_json:
-        print(WhatIfResponse.of(found, in_force).model_dump_json())
+        print(WhatIfResponse.of(found, in_force, challenger).model_dump_json())
         return
+    whose = "the champion as served" if challenger is None else f"challenger {challenger}"
     console.print(
-        f"{found.transactions:,} labelled transactions ({found.frauds:,} fraud) from "
+        f"{whose}: {found.transactions:,} labelled transactions ({found.frauds:,} fraud) from "
         f"{found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC"
     )
     table = figures_table(

@@ -234,6 +234,10 @@ class BudgetFigures(BaseModel):
 class WhatIfResponse(BaseModel):
     """Each threshold's and card budget's figures over the offline store's matured days."""
 
+    challenger: str | None = Field(
+        default=None,
+        description="The shadow challenger whose scores these are (null: the champion as served)",
+    )
     start: datetime | None
     end: datetime | None
     transactions: int
@@ -246,9 +250,12 @@ class WhatIfResponse(BaseModel):
     budgets: list[BudgetFigures]
 
     @classmethod
-    def of(cls, found: WhatIf | None, alert_threshold: float | None) -> WhatIfResponse:
+    def of(
+        cls, found: WhatIf | None, alert_threshold: float | None, challenger: str | None = None
+    ) -> WhatIfResponse:
         if found is None:
             return cls(
+                challenger=challenger,
                 start=None,
                 end=None,
                 transactions=0,
@@ -258,6 +265,7 @@ class WhatIfResponse(BaseModel):
                 budgets=[],
             )
         return cls(
+            challenger=challenger,
             start=found.start,
             end=found.end,
             transactions=found.transactions,

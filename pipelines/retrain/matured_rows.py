@@ -38,10 +38,18 @@ class MaturedRows:
 
 
 def matured_rows(
-    store: ParquetOfflineStore, days: int, label_delay: timedelta, now: datetime | None = None
+    store: ParquetOfflineStore,
+    days: int,
+    label_delay: timedelta,
+    now: datetime | None = None,
+    challenger: str | None = None,
 ) -> MaturedRows | None:
     """The last ``days`` matured days of ``store`` as of ``now`` (default: its latest label),
-    each transaction with its latest label known by then; ``None`` for an empty store."""
+    each transaction with its latest label known by then; ``None`` for an empty store.
+
+    The scores are the champion's as served, or with ``challenger`` that shadow challenger's,
+    over the transactions it scored (it was not shadowing the others).
+    """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     now = now or store.latest_label_time()
@@ -50,16 +58,33 @@ def matured_rows(
     end = pd.Timestamp(now - label_delay).floor("D").to_pydatetime()
     start = end - timedelta(days=days)
     rows = store.read(start, end, known_by=now)
+    scores = rows["score"] if challenger is None else _shadow_scores(rows, challenger)
+    if challenger is not None:
+        rows, scores = rows.loc[scores.notna()], scores.dropna()
     frame = pd.DataFrame(
         {
             "timestamp": rows["event_time"],
             "card_id": rows["card_id"],
-            "score": rows["score"],
+            "score": scores,
             "is_fraud": rows["is_fraud"].astype(bool),
             "label_known_at": rows["label_time"],
         }
     )
-    return MaturedRows(frame, start, end)
+    return MaturedRows(frame.reset_index(drop=True), start, end)
+
+
+def _shadow_scores(rows: pd.DataFrame, challenger: str) -> pd.Series[float]:
+    """Each row's score by ``challenger`` (NaN where it did not shadow the transaction)."""
+    return pd.Series(
+        [
+            next((score for name, score in pairs if name == challenger), None)
+            if pairs is not None
+            else None
+            for pairs in rows["challenger_scores"]
+        ],
+        index=rows.index,
+        dtype="float64",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,9 +105,11 @@ def what_if(
     label_delay: timedelta,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     budgets: Sequence[int] = DEFAULT_BUDGETS,
+    challenger: str | None = None,
 ) -> WhatIf | None:
-    """The operating points of the last ``days`` matured days (``None``: no label stored)."""
-    matured = matured_rows(store, days, label_delay)
+    """The operating points of the last ``days`` matured days (``None``: no label stored, or
+    none the ``challenger`` scored), the champion's as served or a shadow challenger's."""
+    matured = matured_rows(store, days, label_delay, challenger=challenger)
     if matured is None or matured.frame.empty:
         return None
     frame = matured.frame

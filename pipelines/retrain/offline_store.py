@@ -106,6 +106,9 @@ def _schema(names: Sequence[str]) -> pa.Schema:
         pa.field("model_version", pa.string()),
         pa.field("decision", pa.string()),
         pa.field("threshold", pa.float64()),
+        # The shadow challengers' scores of the same vector, by name (null: none shadowed):
+        # what-ifs of a challenger read its own scores, given before it learned the label.
+        pa.field("challenger_scores", pa.map_(pa.string(), pa.float64())),
         pa.field("sequence", pa.int64()),
     ]
     fields += [pa.field(column, pa.float64()) for column in feature_columns(names)]
@@ -140,6 +143,7 @@ class _Buffer:
         columns["model_version"].append(entry.scored.model_version)
         columns["decision"].append(str(entry.scored.decision.value))
         columns["threshold"].append(entry.scored.threshold)
+        columns["challenger_scores"].append(list(entry.shadow) if entry.shadow else None)
         for column, value in zip(feature_columns(self.names), entry.values, strict=True):
             columns[column].append(value)
 
@@ -211,7 +215,7 @@ class ParquetOfflineStore:
     >>> import tempfile
     >>> store = ParquetOfflineStore(Path(tempfile.mkdtemp()), ["amount"])
     >>> store.read(datetime(2018, 1, 1, tzinfo=UTC), datetime(2019, 1, 1, tzinfo=UTC)).shape
-    (0, 13)
+    (0, 14)
     """
 
     def __init__(self, root: Path, feature_names: Sequence[str]) -> None:

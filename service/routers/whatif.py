@@ -27,10 +27,21 @@ async def operating_points(
     runtime: ReadyRuntimeDep,
     settings: SettingsDep,
     days: Annotated[int, Query(ge=1, le=365, description="Matured days to look back over")] = 28,
+    challenger: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+            description="A shadow challenger's version (GET /v1/models): its own scores over "
+            "the transactions it shadowed, instead of the champion's as served",
+        ),
+    ] = None,
 ) -> WhatIfResponse:
     """Alerts a day, precision, recall and legitimate cards bothered at each threshold, and
     Card Precision and recall at each daily card budget, over the last matured days."""
     store = offline_store(settings, ())
-    found = await asyncio.to_thread(what_if, store, days, settings.label_delay)
+    found = await asyncio.to_thread(
+        what_if, store, days, settings.label_delay, challenger=challenger
+    )
     # The threshold in force: it follows the scores when an alert budget is set.
-    return WhatIfResponse.of(found, runtime.dashboard().threshold)
+    return WhatIfResponse.of(found, runtime.dashboard().threshold, challenger)

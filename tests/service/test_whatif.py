@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from tests.pipelines.retrain.retrain_data import parquet_store
+from tests.pipelines.retrain.retrain_data import SHADOW, parquet_store
 from tests.service.client import api_client
 
 runner = CliRunner()
@@ -20,8 +20,9 @@ THRESHOLDS = (0.3, 0.6)
 BUDGETS = (5, 20)
 
 
-def _stored_rows(root: Path) -> pd.DataFrame:
-    """The matured window, read straight from the Parquet files with pandas alone."""
+def _stored_rows(root: Path, challenger: str | None = None) -> pd.DataFrame:
+    """The matured window, read straight from the Parquet files with pandas alone (with
+    ``challenger``, its scores in place of the champion's, over the rows it scored)."""
     rows = pd.concat(pd.read_parquet(path) for path in sorted(root.glob("date=*/*.parquet")))
     end = (rows["label_time"].max() - pd.Timedelta(days=7)).floor("D")
     start = end - pd.Timedelta(days=DAYS)
@@ -30,6 +31,9 @@ def _stored_rows(root: Path) -> pd.DataFrame:
         "transaction_id", keep="last"
     )
     window: pd.DataFrame = rows.assign(day=rows["event_time"].dt.floor("D"))
+    if challenger is not None:
+        shadowed = window["challenger_scores"].map(lambda pairs: dict(pairs or ()).get(challenger))
+        window = window.assign(score=shadowed).dropna(subset=["score"])
     return window.reset_index(drop=True)
 
 
@@ -95,6 +99,36 @@ def test_whatif_equals_pandas_over_the_stored_rows(tmp_path: Path) -> None:
         assert got == pytest.approx(want)
 
 
+def test_a_challengers_whatif_equals_pandas_over_its_own_stored_scores(tmp_path: Path) -> None:
+    parquet_store(tmp_path / "offline")
+    env = {"FRAUDSTREAM_DATA_DIR": str(tmp_path)}
+    arguments = ["whatif", "--days", str(DAYS), "--json", "--challenger", SHADOW]
+    arguments += [f"--threshold={value}" for value in THRESHOLDS]
+    arguments += [f"--budget={value}" for value in BUDGETS]
+    result = runner.invoke(app, arguments, env=env)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+
+    rows = _stored_rows(tmp_path / "offline", SHADOW)
+    assert answer["challenger"] == SHADOW
+    assert answer["transactions"] == len(rows) > 0
+    for got, want in zip(answer["thresholds"], _expected_thresholds(rows), strict=True):
+        assert got == pytest.approx(want)
+    for got, want in zip(answer["budgets"], _expected_budgets(rows), strict=True):
+        assert got == pytest.approx(want)
+    champion = json.loads(
+        runner.invoke(
+            app, [a for a in arguments if a not in ("--challenger", SHADOW)], env=env
+        ).stdout
+    )
+    assert champion["challenger"] is None
+    assert champion["thresholds"] != answer["thresholds"]  # another model's scores
+
+    unknown = runner.invoke(app, ["whatif", "--challenger", "m-nobody"], env=env)
+    assert unknown.exit_code == 1
+    assert "no matured label of a transaction m-nobody scored" in unknown.output
+
+
 def test_whatif_prints_tables_and_says_when_there_is_nothing_to_read(tmp_path: Path) -> None:
     env = {"FRAUDSTREAM_DATA_DIR": str(tmp_path)}
     empty = runner.invoke(app, ["whatif"], env=env)
@@ -122,6 +156,12 @@ async def test_the_api_answers_what_the_command_prints(tmp_path: Path) -> None:
         bad = await client.get("/v1/whatif", params={"days": 0})
         assert bad.status_code == 422
         assert "days" in bad.text
+        shadow = await client.get("/v1/whatif", params={"days": DAYS, "challenger": SHADOW})
+        assert shadow.json()["challenger"] == SHADOW
+        assert shadow.json()["transactions"] > 0
+        hostile = await client.get("/v1/whatif", params={"challenger": "../etc"})
+        assert hostile.status_code == 422
+        assert "challenger" in hostile.text
     printed = runner.invoke(
         app, ["whatif", "--days", str(DAYS), "--json"], env={"FRAUDSTREAM_DATA_DIR": str(tmp_path)}
     )

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
-from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from models.learners import OnlineLearner
 from models.pending import PendingEntry
-from models.replay import revealed_label
+from models.replay import replay
 from models.schemas import Label
 from models.simulator import SimulationConfig, simulate
-from models.state import event_second
 from pipelines.offline.datasets import dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
 from pipelines.retrain.offline_store import ExampleSink, MemoryOfflineStore, ParquetOfflineStore
 
 DELAY = timedelta(days=7)
+SHADOW = "m-shadow"
+"""The version of the shadow challenger the replay scores beside the champion."""
 
 
 @functools.lru_cache
@@ -27,17 +28,16 @@ def _replay(days: int) -> tuple[list[tuple[PendingEntry, Label]], datetime, tupl
         simulate(SimulationConfig(customers=300, terminals=600, days=days, seed=0))
     )
     detector = build_detector(EvaluationOptions(label_delay=DELAY), reasons=0)
+    # A shadow challenger from the start: the rows carry its scores beside the champion's.
+    detector.add_challenger(SHADOW, OnlineLearner("logistic", {"l2": 0.01}))
     learned: list[tuple[PendingEntry, Label]] = []
-    due: deque[tuple[int, Label]] = deque()
-    for tx, fraud in zip(dataset.transactions, dataset.is_fraud, strict=True):
-        second = event_second(tx.timestamp)
-        revealed = []
-        while due and due[0][0] <= second:
-            revealed.append(due.popleft()[1])
-        if revealed:
-            detector.learn(revealed, on_learned=lambda entry, label: learned.append((entry, label)))
-        detector.score(tx)
-        due.append((second + int(DELAY.total_seconds()), revealed_label(tx, fraud, DELAY)))
+    replay(
+        dataset.transactions,
+        dataset.is_fraud,
+        detector,
+        int(DELAY.total_seconds()),
+        on_learned=lambda entry, label: learned.append((entry, label)),
+    )
     return learned, dataset.transactions[-1].timestamp, detector.features.names
 
 
