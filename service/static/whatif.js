@@ -1,11 +1,13 @@
 // fraudstream dashboard, the what-if panel: for each alert threshold, what it would have given
 // over the last matured days (GET /v1/whatif): precision and recall drawn against the threshold,
-// alerts a day and customers bothered in the table, the threshold in force marked.
+// alerts a day and customers bothered in the table, the threshold in force marked. The
+// champion's scores as served, or a shadow challenger's own (picked from GET /v1/models).
 // Every value from the API is written as text or an SVG attribute, never markup.
 
-import { KEY_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
+import { KEY_CHANGED, MODELS_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
 
 const URL = document.body.dataset.whatifUrl;
+const MODELS_URL = document.body.dataset.modelsUrl;
 // The figures change with each day of matured labels, not by the second; until the first
 // labels have matured the panel asks more often, so a fresh service fills it soon.
 const REFRESH_MS = 60_000;
@@ -79,10 +81,35 @@ function table(answer) {
 
 let filled = false;
 
+// The challengers shadowing now, as options; the one picked stays picked while it serves.
+async function loadModels() {
+  const select = byId("whatif-model");
+  try {
+    const response = await fetch(MODELS_URL, { headers: withKey(), cache: "no-store" });
+    if (!response.ok) return;
+    const challengers = (await response.json()).models.filter((m) => m.role === "challenger");
+    const picked = select.value;
+    const options = [new Option("the champion, as served", "")];
+    for (const model of challengers) {
+      // A challenger serves under its registered version, which names its stored scores.
+      options.push(new Option(`challenger ${model.name} (${model.learner})`, model.name));
+    }
+    select.replaceChildren(...options);
+    select.value = challengers.some((m) => m.name === picked) ? picked : "";
+  } catch {
+    // The figures say when the server does not answer; the menu keeps what it had.
+  }
+}
+
+function whatifUrl() {
+  const challenger = byId("whatif-model").value;
+  return challenger ? `${URL}?challenger=${encodeURIComponent(challenger)}` : URL;
+}
+
 async function load() {
   const note = byId("whatif-note");
   try {
-    const response = await fetch(URL, { headers: withKey(), cache: "no-store" });
+    const response = await fetch(whatifUrl(), { headers: withKey(), cache: "no-store" });
     if (!response.ok) {
       note.textContent = response.status === 401 || response.status === 403
         ? `needs a key the API knows (${response.status})`
@@ -103,9 +130,17 @@ async function load() {
 }
 
 async function loop() {
+  await loadModels();
   await load();
   setTimeout(loop, filled ? REFRESH_MS : WAITING_MS);
 }
 
-document.addEventListener(KEY_CHANGED, load);
+async function reload() {
+  await loadModels();
+  await load();
+}
+
+document.addEventListener(KEY_CHANGED, reload);
+document.addEventListener(MODELS_CHANGED, reload);
+byId("whatif-model").addEventListener("change", load);
 loop();

@@ -238,6 +238,22 @@ def _snapshot_and_add_a_challenger(page: Page) -> None:
     expect(page.locator('#quality-chart path.line.challenger[data-model="m000003"]')).to_have_count(
         1
     )
+    _what_if_of_the_challenger(page)
+
+
+def _what_if_of_the_challenger(page: Page) -> None:
+    """The what-if offers the new challenger; its own scores have no matured day yet, the
+    champion's (the simulated history's) have."""
+    thresholds = page.locator("#whatif-table tbody tr")
+    expect(thresholds).to_have_count(19, timeout=ALERT_TIMEOUT_MS)
+    expect(page.locator('#whatif-model option[value="m000003"]')).to_have_text(
+        "challenger m000003 (hoeffding)"
+    )
+    page.select_option("#whatif-model", "m000003")
+    expect(page.locator("#whatif-note")).to_contain_text("no matured labels yet")
+    expect(thresholds).to_have_count(0)
+    page.select_option("#whatif-model", "")
+    expect(thresholds).to_have_count(19)
 
 
 def _confirm_the_rollback(page: Page, api: httpx.Client) -> None:
