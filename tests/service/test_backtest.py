@@ -7,12 +7,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.bench.server_process import serve
+from pipelines.stream.kafka_clients import KafkaSettings
+from pipelines.stream.topics import Topics
 from service.cli import app
 from tests.pipelines.retrain.retrain_data import parquet_store
+from tests.pipelines.stream.distributed_harness import (
+    ADMIN,
+    ALERT_THRESHOLD,
+    publish_model,
+    role_env,
+    trained_learner,
+)
 from tests.service.client import api_client
 
 runner = CliRunner()
@@ -216,4 +227,32 @@ async def test_the_api_answers_what_the_command_prints_and_names_a_bad_field(
     assert printed.exit_code == 0, printed.output
     assert answer.json() == json.loads(printed.stdout)
     assert answer.json()["action"] == "review"
+    assert answer.json()["overall"]["change"]["frauds_added"] > 0
+
+
+def test_the_api_role_backtests_over_the_learners_data_directory(
+    tmp_path: Path, kafka_settings: KafkaSettings, redis_url: str, topics: Topics
+) -> None:
+    """Distributed mode: an API replica sharing the learner's data directory reads its store."""
+    parquet_store(tmp_path / "offline")
+    publish_model(redis_url, topics, trained_learner())
+    env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_DATA_DIR=str(tmp_path))
+    body = {"rule": "card_terminal_first_use == 1 -> alert", "days": DAYS}
+    with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+        assert http.post("/v1/rules/backtest", json=body).status_code == 401
+        answer = http.post("/v1/rules/backtest", json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        bad = http.post(
+            "/v1/rules/backtest", json={"rule": 'country == "FR" -> alert'}, headers=ADMIN
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "rule"]
+    printed = runner.invoke(
+        app,
+        ["backtest", "--rule", body["rule"], "--days", str(DAYS), "--json"],
+        env={"FRAUDSTREAM_DATA_DIR": str(tmp_path), **env},
+    )
+    assert printed.exit_code == 0, printed.output
+    assert answer.json() == json.loads(printed.stdout)
+    assert answer.json()["alert_threshold"] == ALERT_THRESHOLD != IN_FORCE
     assert answer.json()["overall"]["change"]["frauds_added"] > 0
