@@ -237,7 +237,8 @@ def test_the_api_role_backtests_over_the_learners_data_directory(
     parquet_store(tmp_path / "offline")
     publish_model(redis_url, topics, trained_learner())
     env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_DATA_DIR=str(tmp_path))
-    body = {"rule": "card_terminal_first_use == 1 -> alert", "days": DAYS}
+    rule = "card_terminal_first_use == 1 -> alert"
+    body = {"rule": rule, "days": DAYS}
     with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
         assert http.post("/v1/rules/backtest", json=body).status_code == 401
         answer = http.post("/v1/rules/backtest", json=body, headers=ADMIN)
@@ -249,7 +250,7 @@ def test_the_api_role_backtests_over_the_learners_data_directory(
         assert bad.json()["detail"][0]["loc"] == ["body", "rule"]
     printed = runner.invoke(
         app,
-        ["backtest", "--rule", body["rule"], "--days", str(DAYS), "--json"],
+        ["backtest", "--rule", rule, "--days", str(DAYS), "--json"],
         env={"FRAUDSTREAM_DATA_DIR": str(tmp_path), **env},
     )
     assert printed.exit_code == 0, printed.output
