@@ -3,22 +3,13 @@
 // alerts a day and customers bothered in the table, the threshold in force marked.
 // Every value from the API is written as text or an SVG attribute, never markup.
 
-import { KEY_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
+import { KEY_CHANGED, byId, cell, fixed, integer, svgEl as el, withKey } from "./shared.js";
 
 const URL = document.body.dataset.whatifUrl;
 // The figures change with each day of matured labels, not by the second; until the first
 // labels have matured the panel asks more often, so a fresh service fills it soon.
 const REFRESH_MS = 60_000;
 const WAITING_MS = 5_000;
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-function el(name, attributes, parent, text) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  parent.append(node);
-  return node;
-}
 
 function chart(answer) {
   const svg = byId("whatif-chart");
