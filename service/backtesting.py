@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.backtest import Backtest, Change, Draft, Figures, Period, draft_rule
+from models.backtest import Backtest, Draft, draft_rule
 from models.features import FeatureSet, FeatureSpec
 from models.rules.grammar import MAX_RULE_CHARS
 from models.state import WindowSpec
@@ -71,6 +71,8 @@ def run_backtest(
 
 
 class FiguresBody(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     alerts: int
     alerts_per_day: float
     precision: float | None = Field(description="Alerted transactions that were fraud")
@@ -79,20 +81,15 @@ class FiguresBody(BaseModel):
     card_recall: float | None = Field(description="Compromised card-days alerted")
     legitimate_cards_bothered_per_day: float
 
+    @field_validator("precision", "recall", "card_precision", "card_recall", mode="before")
     @classmethod
-    def of(cls, figures: Figures) -> FiguresBody:
-        return cls(
-            alerts=figures.alerts,
-            alerts_per_day=figures.alerts_per_day,
-            precision=finite_or_none(figures.precision),
-            recall=finite_or_none(figures.recall),
-            card_precision=finite_or_none(figures.card_precision),
-            card_recall=finite_or_none(figures.card_recall),
-            legitimate_cards_bothered_per_day=figures.legitimate_cards_bothered_per_day,
-        )
+    def _defined(cls, value: float | None) -> float | None:
+        return None if value is None else finite_or_none(value)
 
 
 class ChangeBody(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     frauds_added: int = Field(description="Fraud transactions alerted only with the draft")
     frauds_lost: int = Field(description="Fraud transactions the draft no longer alerts")
     fraud_cards_added: int
@@ -102,19 +99,12 @@ class ChangeBody(BaseModel):
     )
     legitimate_cards_spared: int
 
-    @classmethod
-    def of(cls, change: Change) -> ChangeBody:
-        return cls(
-            frauds_added=change.frauds_added,
-            frauds_lost=change.frauds_lost,
-            fraud_cards_added=change.fraud_cards_added,
-            fraud_cards_lost=change.fraud_cards_lost,
-            legitimate_cards_bothered=change.legitimate_cards_bothered,
-            legitimate_cards_spared=change.legitimate_cards_spared,
-        )
-
 
 class PeriodBody(BaseModel):
+    """A period's figures, read off `models.backtest.Period` attribute by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     start: datetime
     days: float
     transactions: int
@@ -122,18 +112,6 @@ class PeriodBody(BaseModel):
     model: FiguresBody = Field(description="The model alone at the threshold in force")
     with_draft: FiguresBody
     change: ChangeBody
-
-    @classmethod
-    def of(cls, period: Period) -> PeriodBody:
-        return cls(
-            start=period.start,
-            days=period.days,
-            transactions=period.transactions,
-            frauds=period.frauds,
-            model=FiguresBody.of(period.model),
-            with_draft=FiguresBody.of(period.with_draft),
-            change=ChangeBody.of(period.change),
-        )
 
 
 class BacktestResponse(BaseModel):
@@ -160,6 +138,6 @@ class BacktestResponse(BaseModel):
             days=request.days,
             alert_threshold=in_force,
             matched=None if found is None else found.matched,
-            overall=None if found is None else PeriodBody.of(found.overall),
-            daily=[] if found is None else [PeriodBody.of(day) for day in found.daily],
+            overall=None if found is None else PeriodBody.model_validate(found.overall),
+            daily=[] if found is None else [PeriodBody.model_validate(d) for d in found.daily],
         )

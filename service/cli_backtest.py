@@ -10,7 +10,7 @@ import typer
 
 from models.backtest import Backtest, Figures
 from service.backtesting import MAX_DAYS, BacktestRequest, BacktestResponse, run_backtest
-from service.cli_common import console, errors, user_errors
+from service.cli_common import console, errors, no_matured_labels, user_errors
 from service.reporting import figure, figures_table
 from service.retraining import offline_store
 from service.settings import Settings
@@ -43,12 +43,7 @@ def backtest(
         draft = request.draft(settings)
         found = run_backtest(settings, draft, days, in_force)
     if found is None:
-        errors.print(
-            f"[bold red]error:[/] no matured label in {offline_store(settings, ()).root} yet: "
-            "the service writes one row per label it learns there",
-            highlight=False,
-        )
-        raise typer.Exit(code=1)
+        no_matured_labels(offline_store(settings, ()).root)
     if as_json:
         print(BacktestResponse.of(request, draft, in_force, found).model_dump_json())
         return
