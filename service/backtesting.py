@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.backtest import Backtest, Draft, draft_rule
 from models.features import FeatureSet, FeatureSpec
 from models.rules.grammar import MAX_RULE_CHARS
+from models.rules.ruleset import Rule
 from models.state import WindowSpec
 from pipelines.retrain.matured_rows import backtest_store
 from service.responses import finite_or_none
@@ -133,7 +134,7 @@ class BacktestResponse(BaseModel):
     ) -> BacktestResponse:
         return cls(
             rule=request.rule,
-            action=None if isinstance(draft, float) else draft.action.value,
+            action=draft.action.value if isinstance(draft, Rule) else None,
             threshold=request.threshold,
             days=request.days,
             alert_threshold=in_force,
