@@ -19,6 +19,7 @@ from service.origins import install_origin_checks
 from service.routers import (
     alerts,
     api_docs,
+    backtest,
     bench,
     dashboard,
     health,
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         alerts.router,
         models.router,
         retrain.router,
+        # Before any /v1/rules/{name} route, which would take "backtest" for a rule's name.
+        backtest.router,
         health.router,
         metrics.router,
         dashboard.router,

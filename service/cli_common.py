@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -42,6 +44,17 @@ def user_errors() -> Iterator[None]:
     except USER_ERRORS as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False)
         raise typer.Exit(code=2) from None
+
+
+def no_matured_labels(store: Path, which: str = "") -> NoReturn:
+    """What a command over the offline store says, and exits 1 with, when it holds no label
+    (``which`` narrows what it looked for)."""
+    errors.print(
+        f"[bold red]error:[/] no matured label{which} in {store} yet: the service writes one "
+        "row per label it learns there",
+        highlight=False,
+    )
+    raise typer.Exit(code=1)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import typer
 
 from models.operating_points import DEFAULT_BUDGETS, DEFAULT_THRESHOLDS
 from pipelines.retrain.matured_rows import what_if
-from service.cli_common import console, errors, user_errors
+from service.cli_common import console, no_matured_labels, user_errors
 from service.reporting import figure, figures_table
 from service.responses import WhatIfResponse
 from service.retraining import offline_store
@@ -46,13 +46,9 @@ def whatif(
             challenger,
         )
     if found is None:
-        scored = "" if challenger is None else f" of a transaction {challenger} scored"
-        errors.print(
-            f"[bold red]error:[/] no matured label{scored} in {store.root} yet: the service "
-            "writes one row per label it learns there",
-            highlight=False,
+        no_matured_labels(
+            store.root, "" if challenger is None else f" of a transaction {challenger} scored"
         )
-        raise typer.Exit(code=1)
     # Under an alert budget the threshold follows the scores: no fixed one is in force.
     in_force = None if settings.alert_budget is not None else settings.alert_threshold
     if as_json:

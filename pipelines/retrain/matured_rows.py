@@ -1,4 +1,5 @@
-"""The offline store's matured days as the metrics read them: what a what-if is taken over.
+"""The offline store's matured days as the metrics read them: what a what-if or a backtest is
+taken over.
 
 A transaction's label is final once the label delay has passed (a chargeback, or the implicit
 legitimate label at maturity), so the window ends at the last midnight (UTC) one delay before
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from models.backtest import Backtest, Draft, backtest
 from models.operating_points import (
     DEFAULT_BUDGETS,
     DEFAULT_THRESHOLDS,
@@ -21,13 +23,14 @@ from models.operating_points import (
     budget_points,
     threshold_points,
 )
-from pipelines.retrain.offline_store import ParquetOfflineStore
+from pipelines.retrain.offline_store import ParquetOfflineStore, feature_columns
 
 
 @dataclass(frozen=True)
 class MaturedRows:
     frame: pd.DataFrame
-    """``timestamp, card_id, score, is_fraud, label_known_at``: one row per transaction."""
+    """``timestamp, card_id, terminal_id, score, is_fraud, label_known_at`` and the store's
+    features, each under its own name: one row per transaction."""
     start: datetime
     end: datetime
     """Exclusive."""
@@ -65,12 +68,18 @@ def matured_rows(
         {
             "timestamp": rows["event_time"],
             "card_id": rows["card_id"],
+            "terminal_id": rows["terminal_id"],
             "score": scores,
             "is_fraud": rows["is_fraud"].astype(bool),
             "label_known_at": rows["label_time"],
         }
     )
-    return MaturedRows(frame.reset_index(drop=True), start, end)
+    # A store opened without feature names (the what-if's) reads no feature column.
+    features = rows[feature_columns(store.feature_names)].set_axis(
+        list(store.feature_names), axis="columns"
+    )
+    frame = pd.concat([frame, features], axis="columns").reset_index(drop=True)
+    return MaturedRows(frame, start, end)
 
 
 def _shadow_scores(rows: pd.DataFrame, challenger: str) -> pd.Series[float]:
@@ -121,3 +130,18 @@ def what_if(
         thresholds=threshold_points(frame, matured.days, sorted(thresholds)),
         budgets=budget_points(frame, sorted(budgets)),
     )
+
+
+def backtest_store(
+    store: ParquetOfflineStore,
+    days: int,
+    label_delay: timedelta,
+    draft: Draft,
+    threshold_in_force: float,
+) -> Backtest | None:
+    """The draft against the model alone over the last ``days`` matured days of ``store``,
+    opened with the feature names a rule reads (``None``: no label stored)."""
+    matured = matured_rows(store, days, label_delay)
+    if matured is None or matured.frame.empty:
+        return None
+    return backtest(matured.frame, matured.start, matured.end, draft, threshold_in_force)

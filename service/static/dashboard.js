@@ -4,11 +4,12 @@
 // No library, no build step. Every value from the API is written as text (textContent, SVG
 // attributes), never as markup.
 
-import { KEY_CHANGED, MODELS_CHANGED, byId, cell, every, fixed, integer, millis, withKey } from "./shared.js";
+import {
+  KEY_CHANGED, MODELS_CHANGED, byId, cell, every, fixed, integer, millis, svgEl as el, withKey,
+} from "./shared.js";
 
 const FEED_ROWS = 50;
 const RECONNECT_MS = 3000;
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 const urls = {
   alerts: document.body.dataset.alertsUrl,
@@ -274,14 +275,6 @@ async function loadRecent() {
 }
 
 // ---- SVG charts -------------------------------------------------------------------------
-
-function el(name, attributes, parent, text) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.append(node);
-  return node;
-}
 
 // Clears a chart but its <desc>, sizes its coordinates to its box, and says what it shows.
 function canvas(id, description) {

@@ -2,7 +2,9 @@
 // versions, and the admin actions (snapshot, challenger, promotion, rollback, retirement) with
 // the API key typed into the page. Every value from the API is written as text, never markup.
 
-import { MODELS_CHANGED, byId, cell, every, fixed, integer, keyStore, millis, withKey } from "./shared.js";
+import {
+  MODELS_CHANGED, byId, cell, detailOf, every, fixed, integer, keyStore, millis, withKey,
+} from "./shared.js";
 
 const urls = { models: document.body.dataset.modelsUrl };
 
@@ -11,19 +13,6 @@ class ApiError extends Error {
     super(`${status}: ${detail}`);
     this.status = status;
   }
-}
-
-// FastAPI's detail is a message, or for a body that does not validate, a list of them.
-function detailOf(body, fallback) {
-  const detail = body && body.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((item) => {
-      const where = (item.loc || []).filter((part) => part !== "body").join(".");
-      return where ? `${where}: ${item.msg}` : item.msg;
-    }).join("; ");
-  }
-  return fallback;
 }
 
 async function api(method, url, body) {

@@ -1,5 +1,6 @@
 // What the dashboard's modules share: the API key of this tab, element look-up, number and
-// time formats, table cells, and the polling loop. Every value from the API is written as text, never as markup.
+// time formats, table cells and SVG elements, the API's error details, and the polling loop.
+// Every value from the API is written as text, never as markup.
 
 export const REFRESH_MS = 3000;
 
@@ -11,6 +12,29 @@ export const integer = new Intl.NumberFormat("en-US");
 export const millis = (iso) => Date.parse(iso.replace(/(\.\d{3})\d+/, "$1"));
 
 export const fixed = (value, digits) => (value === null || value === undefined ? "–" : value.toFixed(digits));
+
+// An SVG element with its attributes (and text), appended to ``parent`` if one is given.
+const SVG_NS = "http://www.w3.org/2000/svg";
+export function svgEl(name, attributes, parent, text) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  if (parent) parent.append(node);
+  return node;
+}
+
+// FastAPI's detail is a message, or for a body that does not validate, a list of them.
+export function detailOf(body, fallback) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((item) => {
+      const where = (item.loc || []).filter((part) => part !== "body").join(".");
+      return where ? `${where}: ${item.msg}` : item.msg;
+    }).join("; ");
+  }
+  return fallback;
+}
 
 export function cell(row, text, className) {
   const td = document.createElement("td");

@@ -4,7 +4,7 @@
 // champion's scores as served, or a shadow challenger's own (picked from GET /v1/models).
 // Every value from the API is written as text or an SVG attribute, never markup.
 
-import { KEY_CHANGED, MODELS_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
+import { KEY_CHANGED, MODELS_CHANGED, byId, cell, fixed, integer, svgEl as el, withKey } from "./shared.js";
 
 const URL = document.body.dataset.whatifUrl;
 const MODELS_URL = document.body.dataset.modelsUrl;
@@ -12,15 +12,6 @@ const MODELS_URL = document.body.dataset.modelsUrl;
 // labels have matured the panel asks more often, so a fresh service fills it soon.
 const REFRESH_MS = 60_000;
 const WAITING_MS = 5_000;
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-function el(name, attributes, parent, text) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  parent.append(node);
-  return node;
-}
 
 function chart(answer) {
   const svg = byId("whatif-chart");

@@ -30,6 +30,7 @@ from playwright.sync_api import (
 from models.learners import DEFAULT_LEARNER
 from pipelines.bench.server_process import serve
 from service.auth import hash_key
+from tests.pipelines.retrain.retrain_data import parquet_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,6 +60,7 @@ SETTINGS = {
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 SCREENSHOT = REPORTS / "dashboard.png"
 MODELS_SCREENSHOT = REPORTS / "dashboard-models.png"
+BACKTEST_SCREENSHOT = REPORTS / "dashboard-backtest.png"
 ALERT_TIMEOUT_MS = 60_000
 QUALITY_TIMEOUT_MS = 20_000
 ACTION_TIMEOUT_MS = 10_000
@@ -150,6 +152,77 @@ def _assert_what_if(page: Page) -> None:
         "d", re.compile(r"^M[\d.,]+(L[\d.,]+){5,}$")
     )
     expect(page.locator("#whatif-note")).to_contain_text("labelled transactions")
+
+
+BACKTEST_RULE = "amount > 100 and card_tx_count_1d >= 3 -> alert"
+
+
+def test_backtest_panel_shows_a_draft_beside_the_model_and_names_a_bad_field(
+    browser: BrowserContext, tmp_path: Path
+) -> None:
+    """Over a store of matured labels: the figures the API gives, refusals said in the panel."""
+    parquet_store(tmp_path / "data" / "offline")
+    problems: list[str] = []
+    settings = {**KEYED_SETTINGS, "FRAUDSTREAM_DATA_DIR": str(tmp_path / "data")}
+    # No traffic but the stored labels, which came a week late.
+    settings.pop("FRAUDSTREAM_SIMULATE_RATE")
+    settings["FRAUDSTREAM_LABEL_DELAY"] = "7d"
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    with serve(settings=settings) as server, httpx.Client(base_url=server.url) as api:
+        body = {"rule": BACKTEST_RULE, "days": 10}
+        expected = api.post("/v1/rules/backtest", json=body, headers=admin).json()["overall"]
+        page = browser.new_page()
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda message: _console_error(message, problems, refused=True))
+        try:
+            page.goto(f"{server.url}/")
+            message = page.locator("#backtest-message")
+            # A key without the admin role is refused, and the panel says so.
+            _use_key(page, SCORER_KEY)
+            _backtest(page, BACKTEST_RULE, 10)
+            expect(message).to_contain_text("Refused (403")
+            expect(page.locator("#backtest-results")).to_be_hidden()
+
+            _use_key(page, ADMIN_KEY)
+            _backtest(page, BACKTEST_RULE, 10)
+            expect(page.locator("#backtest-results")).to_be_visible(timeout=ACTION_TIMEOUT_MS)
+            expect(message).to_be_hidden()
+            first = page.locator("#backtest-table tbody tr").first.locator("td")
+            expect(first).to_have_text(
+                [
+                    "Alerts a day",
+                    f"{expected['model']['alerts_per_day']:.1f}",
+                    f"{expected['with_draft']['alerts_per_day']:.1f}",
+                ]
+            )
+            added = expected["change"]["frauds_added"]
+            assert added > 0
+            expect(
+                page.locator('#backtest-changes li[data-change="frauds-added"]')
+            ).to_contain_text(f"{added} frauds added")
+            expect(page.locator("#backtest-daily tbody tr")).to_have_count(10)
+            expect(page.locator("#backtest-summary")).to_contain_text("the alert rule")
+            page.locator("#backtest-panel").screenshot(path=tmp_path / "backtest.png")
+
+            # A threshold is a number alone; a field the store does not keep is named.
+            _backtest(page, "0.3", 10)
+            expect(page.locator("#backtest-summary")).to_contain_text("with threshold 0.3")
+            _backtest(page, 'country == "RU" -> alert', 10)
+            expect(message).to_contain_text("Refused (422: rule: the offline store does not keep")
+            expect(message).to_contain_text("'country'")
+            expect(page.locator("#backtest-results")).to_be_hidden()
+        finally:
+            page.close()
+    BACKTEST_SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(tmp_path / "backtest.png", BACKTEST_SCREENSHOT)
+    # Chromium logs the refused draft's 422, which the panel said (checked above).
+    assert [problem for problem in problems if "status of 422" not in problem] == []
+
+
+def _backtest(page: Page, draft: str, days: int) -> None:
+    page.fill("#backtest-draft", draft)
+    page.fill("#backtest-days", str(days))
+    page.get_by_role("button", name="Backtest").click()
 
 
 def test_models_panel_snapshots_adds_a_challenger_rolls_back_and_retires(
