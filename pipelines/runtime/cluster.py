@@ -87,6 +87,7 @@ class ClusterRuntime:
         self.follower = follower
         self.board = Scoreboard(detector, alerts, self.telemetry)
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()

@@ -76,6 +76,7 @@ class EmbeddedRuntime:
             quality_history=quality_history,
         )
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._consumer: asyncio.Task[None] | None = None
 

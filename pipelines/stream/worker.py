@@ -54,7 +54,7 @@ from aiokafka.structs import TopicPartition
 from models.detector import FraudDetector
 from models.event_time import EventTimeBounds
 from models.quality import QualityFigures
-from models.schemas import Transaction
+from models.schemas import Decision, Transaction
 from models.snapshots import SnapshotError
 from models.state import WindowAggregates
 from pipelines.lifecycle.model_channel import ModelFollower
@@ -183,6 +183,7 @@ class TransactionWorker:
         self.stats = WorkerStats(model_version=detector.model_version)
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._lag: dict[TopicPartition, int] = {}
         self._clock = clock
         # Alerts this worker sent lately: a delivery retried after its alerts were sent, and
@@ -409,8 +410,9 @@ class TransactionWorker:
         while len(sent) > _SENT_ALERTS_KEPT:
             sent.popitem(last=False)
         self.stats.scored += sum(len(verdicts.scored) for _, verdicts in group)
-        self.stats.alerts += len(fresh)
-        self.telemetry.alerted(len(fresh))
+        raised = sum(result.decision is Decision.ALERT for _, result in fresh)
+        self.stats.alerts += raised
+        self.telemetry.alerted(raised)
         return fresh
 
     async def _not_in_topic(self, alerts: Alerts, repeats: frozenset[str] | None) -> Alerts:
