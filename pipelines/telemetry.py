@@ -213,7 +213,7 @@ class _RuleCollector:
     def collect(self) -> Iterable[Metric]:
         family = self._family()
         # A copy first: the scoring thread may add a rule while a scrape reads.
-        for (rule, action), count in sorted(list(self._read().items())):
+        for (rule, action), count in sorted(dict(self._read()).items()):
             family.add_metric([rule, action], count)
         return [family]
 
