@@ -15,6 +15,8 @@ from models.state import FeatureState, WindowSpec
 from pipelines.lifecycle.model_lifecycle import LifecyclePolicy, ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
+from pipelines.rules.book import RuleBook, rules_at_start
+from pipelines.rules.storage import FileRuleStorage
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.embedded import EmbeddedRuntime
 from pipelines.runtime.simulated_feed import FeedConfig, FeedTarget, SimulatedFeed
@@ -120,6 +122,14 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         lifecycle=lifecycle,
     )
     runtime.resumed = resumed
+    runtime.rules = RuleBook(
+        FileRuleStorage(settings.data_dir / "rules.json"),
+        key,
+        detector.rule_fields(),
+        keep=settings.rules_history,
+        on_change=detector.apply_rules,
+    )
+    detector.apply_rules(rules_at_start(runtime.rules))
     runtime.event_time = event_time_bounds(settings)
     runtime.offline = offline
     runtime.jobs = serving_jobs(settings, offline, lifecycle)

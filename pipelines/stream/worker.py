@@ -59,6 +59,7 @@ from models.snapshots import SnapshotError
 from models.state import WindowAggregates
 from pipelines.lifecycle.model_channel import ModelFollower
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
+from pipelines.rules.book import RuleFollower
 from pipelines.state.observation import observing
 from pipelines.stream.kafka_clients import (
     Consumer,
@@ -179,6 +180,8 @@ class TransactionWorker:
         self.detector = detector
         self.delivered = delivered
         self.follower = follower
+        self.rule_follower: RuleFollower | None = None
+        """Keeps the scoring on the deployment's rule set in force (none: no rules)."""
         self.options = options or WorkerOptions()
         self.stats = WorkerStats(model_version=detector.model_version)
         self.telemetry = telemetry or Telemetry()
@@ -480,6 +483,17 @@ class TransactionWorker:
             ),
         )
 
+    def _follow_rules(self) -> None:
+        if self.rule_follower is None:
+            return
+        try:
+            rules = self.rule_follower.newer()
+        except TRANSIENT_ERRORS as error:
+            logger.warning("could not check for a newer rule set: %s", error)
+            return
+        if rules is not None:
+            self.detector.apply_rules(rules)
+
     def _published_quality(self) -> dict[str, QualityFigures]:
         assert self.follower is not None
         try:
@@ -488,6 +502,7 @@ class TransactionWorker:
             return {}
 
     def _follow_model(self) -> None:
+        self._follow_rules()
         if self.follower is None:
             return
         try:
