@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from playwright.sync_api import (
 
 from pipelines.bench.server_process import serve
 from service.auth import hash_key
+from tests.service.client import transaction
 from tests.service.test_dashboard_browser import (
     ACTION_TIMEOUT_MS,
     ADMIN_KEY,
@@ -90,6 +92,19 @@ def _save(page: Page, version: int) -> None:
     page.get_by_role("button", name="Save as new version").click()
     expect(page.locator("#rules-message")).to_contain_text("is in force", timeout=ACTION_TIMEOUT_MS)
     expect(page.locator("#rules-note")).to_contain_text(f"version {version},")
+
+
+def _a_review_in_the_feed(page: Page, api: httpx.Client) -> None:
+    """A review a rule asked for reaches the alert feed, marked and naming its rule."""
+    review = {"rules": [{"name": "web", "text": 'channel == "ecommerce" -> review'}]}
+    assert api.put("/v1/rules", json=review, headers=HEADERS).status_code == 200
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    body = transaction(1, timestamp=now.isoformat(), channel="ecommerce")
+    scored = api.post("/v1/score", json=body, headers=HEADERS)
+    assert scored.json()["decision"] == "review", scored.text
+    row = page.locator('#alert-feed tbody tr[data-transaction-id="tx-1"]')
+    expect(row.locator(".badge.review")).to_have_text("review", timeout=ACTION_TIMEOUT_MS)
+    expect(row.locator(".reason.rule")).to_have_text("rule web")
 
 
 def test_rules_panel_adds_edits_refuses_disables_deletes_and_rolls_back(
@@ -161,6 +176,7 @@ def test_rules_panel_adds_edits_refuses_disables_deletes_and_rolls_back(
             expect(page.locator('#rules-versions tr[data-version="4"]')).to_contain_text(
                 re.compile("in force")
             )
+            _a_review_in_the_feed(page, api)
         finally:
             page.close()
     RULES_SCREENSHOT.parent.mkdir(exist_ok=True)
