@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from models.rules.grammar import RuleFields, RuleSyntaxError
-from models.rules.ruleset import Rule, RuleSet
+from models.rules.ruleset import RULE_NAME, Rule, RuleSet
 from pipelines.rules.sealed import (
     RuleSetRecord,
     RuleSpec,
@@ -88,7 +88,7 @@ class RuleBook:
             try:
                 rules.append(Rule.parse(spec.name, spec.text, self.fields, enabled=spec.enabled))
             except RuleSyntaxError as error:
-                field = "name" if str(error).startswith("rule name") else "text"
+                field = "text" if RULE_NAME.match(spec.name) else "name"
                 raise InvalidRuleError(str(error), index, field) from None
         try:
             return RuleSet(tuple(rules), version)
