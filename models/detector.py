@@ -10,6 +10,9 @@ Input is not trusted to be consistent: a transaction id repeated with other cont
 (`ConflictingRepeatError`, `models.idempotency`) before anything of its batch is scored, and a
 verdict reversed by a later label is learned again at most `DetectorPolicy.max_corrections`
 times (`models.label_outcome`).
+
+Rules an administrator wrote (`models.rules`) decide beside the model once one is enabled: the
+score stays the model's, the decision may be the rule's, and the rule is named in the reasons.
 """
 
 from __future__ import annotations

@@ -92,8 +92,9 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
 
     Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
     serving holds is saved beside them as ``state.snapshot`` at every snapshot, and the labels
-    acknowledged after it are learned again from the offline store at start-up. With
-    ``simulate_rate`` set, the simulated traffic comes with it.
+    acknowledged after it are learned again from the offline store at start-up; the rule sets
+    are kept signed in ``rules.json`` beside them. With ``simulate_rate`` set, the simulated
+    traffic comes with it.
     """
     detector = build_detector(settings)
     models = settings.data_dir / "models"
