@@ -108,6 +108,21 @@ class AlertPolicy:
         # and must not alert on every card.
         if score <= self._threshold:
             return False
+        return self.force(card_id, second)
+
+    def observe(self, score: float, second: int) -> None:
+        """Count a score the policy does not decide (a rule did), so that a daily budget
+        still sees every score."""
+        if self.config.daily_budget is not None:
+            self._track(score, second)
+
+    def force(self, card_id: str, second: int) -> bool:
+        """Alert whatever the score, unless the card is in its cooldown (an alert rule).
+
+        >>> policy = AlertPolicy(AlertPolicyConfig(threshold=0.8, cooldown_seconds=3600))
+        >>> policy.force("card", second=0), policy.force("card", second=60)
+        (True, False)
+        """
         last = self.book.last(card_id)
         if last is not None and second - last < self.config.cooldown_seconds:
             return False

@@ -10,6 +10,9 @@ Input is not trusted to be consistent: a transaction id repeated with other cont
 (`ConflictingRepeatError`, `models.idempotency`) before anything of its batch is scored, and a
 verdict reversed by a later label is learned again at most `DetectorPolicy.max_corrections`
 times (`models.label_outcome`).
+
+Rules an administrator wrote (`models.rules`) decide beside the model once one is enabled: the
+score stays the model's, the decision may be the rule's, and the rule is named in the reasons.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.alerting import AlertPolicy
+from models.explain import ReasonCode
 from models.features import FeatureSet, FeatureVector
 from models.idempotency import content_digest, refuse_conflicts
 from models.label_outcome import LabelStatus, LearnOutcome
 from models.learners import OnlineLearner
 from models.pending import MaturityQueue, PendingEntry, PendingStore, PendingVectors
 from models.quality import MaturedLabel, RollingQuality
+from models.rules.grammar import RuleAction, RuleFields
+from models.rules.ruleset import RuleSet
 from models.schemas import Decision, Label, Transaction
 from models.scored import Scored
 from models.state import DAY, FeatureState, FraudReport, WindowAggregates, event_second
@@ -157,6 +163,10 @@ class FraudDetector:
         their scores are only recorded, never returned or alerted on."""
         self.quality: dict[str, RollingQuality] = {CHAMPION: self._new_quality()}
         """Each model's quality on matured labels: the champion's, then each challenger's."""
+        self._rules = RuleSet()
+        self._active_rules: RuleSet | None = None
+        self.rule_decisions: dict[tuple[str, str], int] = {}
+        """Transactions each rule decided, by (rule, action): a counter the metrics read."""
 
     @property
     def watermark(self) -> int | None:
@@ -170,6 +180,21 @@ class FraudDetector:
 
     def _current_version(self) -> str:
         return self.learner.version
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rule set applied beside the model (empty: the model alone decides)."""
+        return self._rules
+
+    def apply_rules(self, rules: RuleSet) -> None:
+        """Decide with ``rules`` from the next transaction on."""
+        self._rules = rules
+        # Scoring asks only this: with no rule enabled it builds no row.
+        self._active_rules = rules if rules.active else None
+
+    def rule_fields(self) -> RuleFields:
+        """What a rule may read: the transaction's text fields and this feature vector."""
+        return RuleFields.of_features(self.features.names)
 
     def score(self, transaction: Transaction) -> Scored:
         return self.score_many([transaction])[0]
@@ -325,8 +350,12 @@ class FraudDetector:
         probability, reasons = self.learner.score_and_explain(vector, self.policy.reasons)
         second = event_second(tx.timestamp)
         alerting = self.alerting
-        alert = alerting.decide(tx.card_id, probability, second)
-        decision = Decision.ALERT if alert else Decision.PASS
+        rules = self._active_rules
+        if rules is None:
+            alert = alerting.decide(tx.card_id, probability, second)
+            decision = Decision.ALERT if alert else Decision.PASS
+        else:
+            decision, reasons = self._ruled(rules, tx, vector, probability, second, reasons)
         scored = _scored(
             (
                 tx.transaction_id,
@@ -363,6 +392,52 @@ class FraudDetector:
             if self._maturity is not None:
                 self._maturity.push(tx.transaction_id, second)
         return scored
+
+    def _ruled(
+        self,
+        rules: RuleSet,
+        tx: Transaction,
+        vector: FeatureVector,
+        probability: float,
+        second: int,
+        reasons: tuple[ReasonCode, ...],
+    ) -> tuple[Decision, tuple[ReasonCode, ...]]:
+        """The decision when rules are active, and the reasons, the deciding rule's first.
+
+        ``allow`` passes whatever the score and marks no cooldown; ``alert`` alerts whatever
+        the score, unless the card is in its cooldown; ``review`` asks for a look unless the
+        model alerts anyway. The deciding rule is named even when the model agreed with it.
+        """
+        row = {
+            **vector,
+            "card_id": tx.card_id,
+            "terminal_id": tx.terminal_id,
+            "currency": tx.currency,
+            "merchant_category": tx.merchant_category,
+            "channel": tx.channel,
+            "country": tx.country,
+        }
+        match = rules.decide(row)
+        alerting = self.alerting
+        if match is None:
+            alert = alerting.decide(tx.card_id, probability, second)
+            return (Decision.ALERT if alert else Decision.PASS), reasons
+        action = match.action
+        counted = (match.rule, action.value)
+        self.rule_decisions[counted] = self.rule_decisions.get(counted, 0) + 1
+        if action is RuleAction.ALLOW:
+            alerting.observe(probability, second)
+            decision = Decision.PASS
+        elif action is RuleAction.ALERT:
+            alert = alerting.decide(tx.card_id, probability, second) or alerting.force(
+                tx.card_id, second
+            )
+            decision = Decision.ALERT if alert else Decision.PASS
+        else:
+            alert = alerting.decide(tx.card_id, probability, second)
+            decision = Decision.ALERT if alert else Decision.REVIEW
+        named = ReasonCode(f"rule:{match.rule}", float(match.version), 0.0)
+        return decision, (named, *reasons)
 
     def refuse_conflicting(self, transactions: Sequence[Transaction]) -> None:
         """Raise `ConflictingRepeatError` for those whose id was scored with other content:

@@ -128,8 +128,12 @@ class Verdict(_Contract):
 
 
 class Decision(StrEnum):
+    """What a score became: an alert, a review a rule asked for, or nothing."""
+
     ALERT = "alert"
     PASS = "pass"
+    REVIEW = "review"
+    """A rule asked an investigator to look; not an alert (it counts in no alert rate)."""
 
 
 class Reason(_Contract):
@@ -168,3 +172,9 @@ class Alert(_Contract):
     threshold: Probability
     reasons: tuple[Reason, ...] = Field(default=(), strict=False)
     raised_at: UtcDatetime
+    decision: Decision = Field(
+        default=Decision.ALERT,
+        strict=False,
+        description="alert, or review when a rule asked an investigator to look at a "
+        "transaction the model did not alert on",
+    )

@@ -21,7 +21,7 @@ Two kinds of series:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -100,6 +100,11 @@ class Telemetry:
     def watch(self, read: Callable[[], StateGauges]) -> None:
         """Expose the state that ``read`` snapshots, read anew at every scrape."""
         self.registry.register(_StateCollector(read))
+
+    def watch_rules(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Expose the transactions each rule decided, by (rule, action), as ``read`` counts
+        them (the detector's own counter, read at every scrape)."""
+        self.registry.register(_RuleCollector(read))
 
     def scored(self, transactions: int, seconds: float, alerts: int) -> None:
         """Count one scoring call: ``transactions`` scored in ``seconds``, raising ``alerts``.
@@ -194,6 +199,32 @@ class _EventCollector:
 
     def describe(self) -> Iterable[Metric]:
         return self.collect()
+
+
+class _RuleCollector:
+    """The rules' decisions, as one counter family labelled by rule and action."""
+
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        # A copy first: the scoring thread may add a rule while a scrape reads.
+        for (rule, action), count in sorted(dict(self._read()).items()):
+            family.add_metric([rule, action], count)
+        return [family]
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "fraudstream_rule_decisions",
+            "Transactions a rule decided (the first rule matching, by precedence), by rule "
+            "and its action; the decision may still be the model's (review when it alerts)",
+            labels=["rule", "action"],
+        )
 
 
 class _StateCollector:

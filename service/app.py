@@ -27,6 +27,7 @@ from service.routers import (
     metrics,
     models,
     retrain,
+    rules,
     scoring,
     transactions,
     whatif,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         retrain.router,
         # Before any /v1/rules/{name} route, which would take "backtest" for a rule's name.
         backtest.router,
+        rules.router,
         health.router,
         metrics.router,
         dashboard.router,

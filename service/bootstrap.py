@@ -15,6 +15,8 @@ from models.state import FeatureState, WindowSpec
 from pipelines.lifecycle.model_lifecycle import LifecyclePolicy, ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
+from pipelines.rules.book import RuleBook, rules_at_start
+from pipelines.rules.storage import FileRuleStorage
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.embedded import EmbeddedRuntime
 from pipelines.runtime.simulated_feed import FeedConfig, FeedTarget, SimulatedFeed
@@ -90,8 +92,9 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
 
     Models live in ``<data dir>/models`` (artefacts and a JSON index); the rest of what
     serving holds is saved beside them as ``state.snapshot`` at every snapshot, and the labels
-    acknowledged after it are learned again from the offline store at start-up. With
-    ``simulate_rate`` set, the simulated traffic comes with it.
+    acknowledged after it are learned again from the offline store at start-up; the rule sets
+    are kept signed in ``rules.json`` beside them. With ``simulate_rate`` set, the simulated
+    traffic comes with it.
     """
     detector = build_detector(settings)
     models = settings.data_dir / "models"
@@ -120,6 +123,14 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
         lifecycle=lifecycle,
     )
     runtime.resumed = resumed
+    runtime.rules = RuleBook(
+        FileRuleStorage(settings.data_dir / "rules.json"),
+        key,
+        detector.rule_fields(),
+        keep=settings.rules_history,
+        on_change=detector.apply_rules,
+    )
+    detector.apply_rules(rules_at_start(runtime.rules))
     runtime.event_time = event_time_bounds(settings)
     runtime.offline = offline
     runtime.jobs = serving_jobs(settings, offline, lifecycle)

@@ -31,6 +31,8 @@ from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import RedisIndex
 from pipelines.retrain.jobs import RetrainJobs
 from pipelines.retrain.offline_store import LabelClock
+from pipelines.rules.book import RuleBook, RuleFollower
+from pipelines.rules.storage import RedisRuleStorage
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.cluster import ClusterRuntime
 from pipelines.state.redis_state import RedisFeatureState
@@ -197,6 +199,29 @@ def following_scorer(
     return client, follower, detector
 
 
+def redis_rules(
+    settings: Settings, client: redis.Redis, detector: FraudDetector
+) -> tuple[RuleBook, RuleFollower]:
+    """The deployment's rule sets in Redis, and a follower that keeps ``detector`` on the one
+    in force; the one in force at start-up is applied now."""
+    book = RuleBook(
+        RedisRuleStorage(client, prefix=key_prefix(settings)),
+        deployment_key(settings),
+        detector.rule_fields(),
+        keep=settings.rules_history,
+        on_change=detector.apply_rules,
+    )
+    follower = RuleFollower(book, poll_seconds=settings.model_poll.total_seconds())
+    try:
+        rules = follower.newer(force=True)
+    except redis.RedisError as error:
+        logger.warning("Redis unreachable at start-up; rules apply once it answers: %s", error)
+        rules = None
+    if rules is not None:
+        detector.apply_rules(rules)
+    return book, follower
+
+
 def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
     """The API role's runtime: Redis state, the published models, Kafka for the rest."""
     conn = connections(settings)
@@ -220,6 +245,7 @@ def build_cluster_runtime(settings: Settings) -> ClusterRuntime:
         lifecycle=lifecycle,
     )
     runtime.event_time = event_time_bounds(settings)
+    runtime.rules, runtime.rule_follower = redis_rules(settings, client, detector)
     runtime.retraining = RemoteRetrainJobs(
         commands,
         RedisJobBook(client, prefix=prefix),
@@ -276,6 +302,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             ),
             alerts_topic=alerts_topic,
         )
+        _, worker.rule_follower = redis_rules(settings, client, detector)
         serve_metrics(settings, telemetry)
         settle_after_start_up()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     snapshot_every_labels: Annotated[int, Field(gt=0)] = 10_000
     snapshot_every: Duration = timedelta(minutes=10)
     keep_versions: Annotated[int, Field(gt=0)] = 100
+    rules_history: Annotated[int, Field(gt=0, le=10_000)] = 50
+    """Rule-set versions kept for `GET /v1/rules/versions` and rollback."""
     challengers: list[ChallengerSpec] = Field(default_factory=list)
     """Learners to shadow from start-up, e.g. ``[{"learner": "forest"}]``."""
     auto_promote: bool = False

@@ -14,11 +14,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
-from models.schemas import Alert
+from models.schemas import Alert, Decision
 
 
 class AlertLog:
-    """The last ``capacity`` alerts, newest last, with live subscriptions."""
+    """The last ``capacity`` alerts, newest last, with live subscriptions.
+
+    Reviews a rule asked for travel with the alerts (investigators work from one list) and
+    say so in their ``decision``; `raised` counts the alerts alone.
+    """
 
     def __init__(self, capacity: int = 10_000, subscriber_buffer: int = 1_000) -> None:
         self._alerts: deque[Alert] = deque(maxlen=capacity)
@@ -27,6 +31,9 @@ class AlertLog:
         self._subscribers: set[asyncio.Queue[Alert]] = set()
         self._subscriber_buffer = subscriber_buffer
         self.published = 0
+        """Alerts and reviews published."""
+        self.raised = 0
+        """Alerts published, reviews left out: what an alert rate counts."""
 
     @property
     def capacity(self) -> int:
@@ -42,6 +49,8 @@ class AlertLog:
             self._alerts.append(alert)
             self._by_id[alert.transaction.transaction_id] = alert
             self.published += 1
+            if alert.decision is Decision.ALERT:
+                self.raised += 1
             for queue in self._subscribers:
                 if queue.full():
                     queue.get_nowait()  # a slow subscriber loses its oldest alert

@@ -37,6 +37,7 @@ from pipelines.lifecycle.model_lifecycle import Lifecycle
 from pipelines.retrain.book import Retraining
 from pipelines.retrain.jobs import RetrainJobs
 from pipelines.retrying import TRANSIENT_ERRORS
+from pipelines.rules.book import RuleBook, RuleFollower
 from pipelines.runtime import loops
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.model_status import ModelStatus, model_statuses
@@ -81,12 +82,17 @@ class ClusterRuntime:
         """The learner's retrain jobs, asked through Redis (none: not available)."""
         self.event_time: EventTimeBounds | None = None
         """Bounds on the timestamps clients send, against this runtime's clock (none: any)."""
+        self.rules: RuleBook | None = None
+        """The deployment's rule sets in Redis, written here (none: not kept)."""
+        self.rule_follower: RuleFollower | None = None
+        """Keeps this replica's scoring on the rule set in force (none: no rules)."""
         self.kafka = kafka
         self.topics = topics
         self.client = client
         self.follower = follower
         self.board = Scoreboard(detector, alerts, self.telemetry)
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
@@ -166,10 +172,15 @@ class ClusterRuntime:
         return self.board.score(transactions)
 
     def _follow_models(self) -> None:
-        """Serve the learner's latest publication, checked at most every poll period."""
+        """Serve the learner's latest publication and the rule set in force, each checked at
+        most every poll period."""
         models = self.follower.newer()
         if models is not None:
             self.detector.serve(models)
+        if self.rule_follower is not None:
+            rules = self.rule_follower.newer()
+            if rules is not None:
+                self.detector.apply_rules(rules)
 
     def model_statuses(self) -> list[ModelStatus]:
         """The serving models with the quality the learner published (it sees the labels)."""

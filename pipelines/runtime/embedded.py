@@ -26,6 +26,7 @@ from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.retrain.jobs import RetrainJobs
 from pipelines.retrain.offline_store import ExampleSink
+from pipelines.rules.book import RuleBook
 from pipelines.runtime import loops
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.model_status import ModelStatus, model_statuses
@@ -66,6 +67,9 @@ class EmbeddedRuntime:
         self.event_time: EventTimeBounds | None = None
         """Bounds on the timestamps clients send, against this runtime's clock (none: any)."""
         self.feed: SimulatedFeed | None = None
+        self.rules: RuleBook | None = None
+        """The rule sets, in the data directory; a version written applies at once (none:
+        not kept)."""
         """Simulated traffic warmed up on at start and fed through the queue (none: off)."""
         self.board = Scoreboard(
             detector,
@@ -76,6 +80,7 @@ class EmbeddedRuntime:
             quality_history=quality_history,
         )
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._consumer: asyncio.Task[None] | None = None
 

@@ -19,6 +19,7 @@ from models.scored import Scored
 from pipelines.lifecycle.model_lifecycle import Lifecycle
 from pipelines.retrain.book import Retraining
 from pipelines.retrain.jobs import RetrainJobs
+from pipelines.rules.book import RuleBook
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.model_status import ModelStatus
 from pipelines.runtime.scoreboard import DashboardSnapshot
@@ -66,6 +67,12 @@ class Runtime(Protocol):
     @property
     def retraining(self) -> Retraining | None:
         """The batch retrain jobs, run here or asked of the learner (none: not available)."""
+        ...
+
+    @property
+    def rules(self) -> RuleBook | None:
+        """The rule sets beside the model, written here and applied by every scorer (none:
+        not kept)."""
         ...
 
     @property

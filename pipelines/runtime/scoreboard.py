@@ -96,9 +96,10 @@ class Scoreboard:
         alerts = [
             self._alert(tx, result)
             for tx, result in zip(transactions, scored, strict=True)
-            if result.decision is Decision.ALERT and not result.replayed
+            if result.decision is not Decision.PASS and not result.replayed
         ]
-        self.telemetry.scored(len(scored), time.perf_counter() - started, len(alerts))
+        raised = sum(alert.decision is Decision.ALERT for alert in alerts) if alerts else 0
+        self.telemetry.scored(len(scored), time.perf_counter() - started, raised)
         self.telemetry.learned(learner.labels_learned - learned_before)
         return scored, alerts
 
@@ -128,12 +129,12 @@ class Scoreboard:
             at=now,
             model=model,
             transactions_scored=self.scored,
-            alerts_raised=self.alerts.published,
+            alerts_raised=self.alerts.raised,
             threshold=self.detector.alerting.threshold,
             scores=len(self.recent_scores),
             histogram=score_histogram(self.recent_scores, bins),
             alert_rate=alert_rate(
-                (alert.raised_at for alert in raised),
+                (alert.raised_at for alert in raised if alert.decision is Decision.ALERT),
                 now=now,
                 minutes=minutes,
                 observed_since=observed_since,
@@ -166,4 +167,5 @@ class Scoreboard:
             threshold=result.threshold,
             reasons=tuple(reason.to_contract() for reason in result.reasons),
             raised_at=self.clock(),
+            decision=result.decision,
         )

@@ -78,7 +78,8 @@ def _made_already() -> None:
 class Verdicts:
     scored: list[Scored]
     alerts: Alerts
-    """The batch's alerts, delivered before or not (a replay re-emits its first decisions)."""
+    """The batch's alerts and reviews, delivered before or not (a replay re-emits its first
+    decisions)."""
     repeats: frozenset[str] | None = None
     """The ids feature state had seen before (None: not known, any may be a repeat)."""
     writes: Callable[[], None] = _made_already
@@ -149,7 +150,7 @@ def score_batch(
     alerts = [
         (tx, result)
         for tx, result in zip(transactions, scored, strict=True)
-        if result.decision is Decision.ALERT
+        if result.decision is not Decision.PASS
     ]
     repeats = frozenset(
         tx.transaction_id
@@ -251,6 +252,7 @@ def alert_record(
         threshold=scored.threshold,
         reasons=tuple(reason.to_contract() for reason in scored.reasons),
         raised_at=raised_at,
+        decision=scored.decision,
     )
     return OutgoingRecord(
         topic=topics.alerts,

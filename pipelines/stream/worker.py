@@ -54,11 +54,12 @@ from aiokafka.structs import TopicPartition
 from models.detector import FraudDetector
 from models.event_time import EventTimeBounds
 from models.quality import QualityFigures
-from models.schemas import Transaction
+from models.schemas import Decision, Transaction
 from models.snapshots import SnapshotError
 from models.state import WindowAggregates
 from pipelines.lifecycle.model_channel import ModelFollower
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
+from pipelines.rules.book import RuleFollower
 from pipelines.state.observation import observing
 from pipelines.stream.kafka_clients import (
     Consumer,
@@ -179,10 +180,13 @@ class TransactionWorker:
         self.detector = detector
         self.delivered = delivered
         self.follower = follower
+        self.rule_follower: RuleFollower | None = None
+        """Keeps the scoring on the deployment's rule set in force (none: no rules)."""
         self.options = options or WorkerOptions()
         self.stats = WorkerStats(model_version=detector.model_version)
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)
+        self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
         self._lag: dict[TopicPartition, int] = {}
         self._clock = clock
         # Alerts this worker sent lately: a delivery retried after its alerts were sent, and
@@ -409,8 +413,9 @@ class TransactionWorker:
         while len(sent) > _SENT_ALERTS_KEPT:
             sent.popitem(last=False)
         self.stats.scored += sum(len(verdicts.scored) for _, verdicts in group)
-        self.stats.alerts += len(fresh)
-        self.telemetry.alerted(len(fresh))
+        raised = sum(result.decision is Decision.ALERT for _, result in fresh)
+        self.stats.alerts += raised
+        self.telemetry.alerted(raised)
         return fresh
 
     async def _not_in_topic(self, alerts: Alerts, repeats: frozenset[str] | None) -> Alerts:
@@ -478,6 +483,17 @@ class TransactionWorker:
             ),
         )
 
+    def _follow_rules(self) -> None:
+        if self.rule_follower is None:
+            return
+        try:
+            rules = self.rule_follower.newer()
+        except TRANSIENT_ERRORS as error:
+            logger.warning("could not check for a newer rule set: %s", error)
+            return
+        if rules is not None:
+            self.detector.apply_rules(rules)
+
     def _published_quality(self) -> dict[str, QualityFigures]:
         assert self.follower is not None
         try:
@@ -486,6 +502,7 @@ class TransactionWorker:
             return {}
 
     def _follow_model(self) -> None:
+        self._follow_rules()
         if self.follower is None:
             return
         try:

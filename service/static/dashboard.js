@@ -112,7 +112,23 @@ function alertRow({ alert, at }) {
   const why = cell(row, "", "");
   const list = document.createElement("div");
   list.className = "reasons";
+  if (alert.decision === "review") {
+    // A rule asked for a look at a transaction the model did not alert on.
+    row.classList.add("review-row");
+    const badge = document.createElement("span");
+    badge.className = "badge review";
+    badge.textContent = "review";
+    list.append(badge);
+  }
   for (const reason of alert.reasons) {
+    if (reason.feature.startsWith("rule:")) {
+      const chip = document.createElement("span");
+      chip.className = "reason rule";
+      chip.textContent = `rule ${reason.feature.slice(5)}`;
+      chip.title = `decided by this rule of rule set version ${reason.value}`;
+      list.append(chip);
+      continue;
+    }
     const chip = document.createElement("span");
     chip.className = "reason";
     chip.textContent = `${reason.feature} = ${reasonValue(reason)}`;

@@ -54,6 +54,8 @@ async ([base, artefact, schema, label, scored]) => {
     ["/v1/models/snapshots", undefined],
     ["/v1/score", JSON.stringify(scored)],
     ["/v1/transactions", JSON.stringify(scored)],
+    ["/v1/rules/rollback/1", undefined],
+    ["/v1/rules/rollback/1", "{}", {"content-type": "application/json"}],
   ];
   for (const [path, body, headers] of sends) {
     await fetch(base + path, {method: "POST", mode: "no-cors", body, headers: headers || {}});
@@ -122,6 +124,7 @@ def _state(api: httpx.Client) -> dict[str, Any]:
         "events": api.get("/v1/models/events").json(),
         "tx-1": _audit(api, "tx-1"),
         "tx-2": _audit(api, "tx-2"),
+        "rules": api.get("/v1/rules").json(),
     }
 
 
@@ -139,8 +142,12 @@ def test_a_page_of_another_origin_changes_nothing(
         assert api.post("/v1/models/snapshots").status_code == 201  # m000002 serves
         download = api.get("/v1/models/m000002/artifact")
         artefact, schema = download.content, download.headers["x-fraudstream-feature-schema"]
+        rules = {"rules": [{"name": "big", "text": "amount > 900 -> alert"}]}
+        assert api.put("/v1/rules", json=rules).status_code == 200
+        assert api.put("/v1/rules", json={"rules": []}).status_code == 200
         before = _state(api)
         assert before["champion"] == "m000002"
+        assert before["rules"]["version"] == 2
         assert before["tx-1"] == (200, None)  # scored, no label yet
         assert before["tx-2"][0] == 404
 
@@ -176,6 +183,7 @@ def test_a_page_of_another_origin_changes_nothing(
         )
         assert uploaded.status_code == 201, uploaded.text
         assert api.post("/v1/labels", json=LABEL).json()["learned"] == 1
+        assert api.post("/v1/rules/rollback/1").json()["version"] == 3
 
 
 def _record(response: Response, base: str, answers: dict[str, list[int]]) -> None:

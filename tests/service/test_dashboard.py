@@ -29,12 +29,16 @@ async def test_the_page_is_html_that_names_the_alert_stream_and_loads_its_own_fi
         assert 'data-whatif-url="/v1/whatif"' in html
         assert 'data-backtest-url="/v1/rules/backtest"' in html
         # The challenger menu offers every learner recipe, and only those.
-        assert re.findall(r'<option value="([a-z_]+)"', html) == list(RECIPES)
+        menu = html[html.index('<select id="challenger-learner">') :]
+        menu = menu[: menu.index("</select>")]
+        assert re.findall(r'<option value="([a-z_]+)"', menu) == list(RECIPES)
+        assert 'data-rules-url="/v1/rules"' in html
         for asset, media_type in [
             ("/static/dashboard.js", "text/javascript"),
             ("/static/models.js", "text/javascript"),
             ("/static/whatif.js", "text/javascript"),
             ("/static/backtest.js", "text/javascript"),
+            ("/static/rules.js", "text/javascript"),
             ("/static/dashboard.css", "text/css"),
             ("/static/favicon.svg", "image/svg+xml"),
         ]:

@@ -13,6 +13,8 @@ from models.detector import FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
+from models.rules.ruleset import Rule, RuleSet
+from models.schemas import Decision
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.dashboard import (
     QualityPoint,
@@ -178,3 +180,33 @@ async def test_the_alert_rate_is_observed_from_the_start_or_the_oldest_alert_kep
         assert [minute.alerts for minute in rate.minutes] == [None, None, None, 1, 1]
     finally:
         await subject.stop()
+
+
+def test_reviews_reach_the_alert_log_but_count_in_no_alert_figure() -> None:
+    subject = runtime(Clock())
+    subject.board.start()
+    fields = subject.detector.rule_fields()
+    rules = (
+        Rule.parse("quiet", 'terminal_id == "p-quiet" -> allow', fields),
+        Rule.parse("web", 'channel == "ecommerce" -> review', fields),
+    )
+    subject.detector.apply_rules(RuleSet(rules, 1))
+    # A threshold the fresh model never passes: every decision here is a rule's.
+    subject.detector.alerting = AlertPolicy(AlertPolicyConfig(threshold=0.99))
+    web = make_tx(0).model_copy(update={"channel": "ecommerce"})
+    quiet = make_tx(1, terminal="p-quiet")
+    scored = subject.score([web, quiet, make_tx(2)])
+    assert [result.decision for result in scored] == [
+        Decision.REVIEW,
+        Decision.PASS,
+        Decision.PASS,
+    ]
+    [review] = subject.alerts.recent(since=NOW - timedelta(days=1), limit=10)
+    assert review.decision is Decision.REVIEW
+    assert review.reasons[0].feature == "rule:web"
+    assert (subject.alerts.published, subject.alerts.raised) == (1, 0)
+    assert subject.telemetry.alerts == 0
+    snapshot = subject.dashboard()
+    assert snapshot.alerts_raised == 0
+    assert sum(minute.alerts or 0 for minute in snapshot.alert_rate.minutes) == 0
+    assert subject.detector.rule_decisions == {("web", "review"): 1, ("quiet", "allow"): 1}
