@@ -178,4 +178,12 @@ def test_analyst_notebook_runs(tmp_path: Path, kernel_specs: KernelSpecManager) 
     reasons = _text(_tagged(notebook, "reasons-table"))
     assert re.search(r"^[1-9][\d,]* alerts$", reasons, flags=re.MULTILINE), reasons
     assert "share of alerts" in reasons
+    # The rule the replay applies decided reviews, and they name it.
+    assert re.search(r"^\s*rule:large-at-new-terminal\s+[1-9]", reasons, flags=re.MULTILINE), (
+        reasons
+    )
+    drafted = _text(_tagged(notebook, "backtest"))
+    assert re.search(r"^the draft matches [1-9][\d,]* transactions$", drafted, flags=re.MULTILINE)
+    assert "with the draft" in drafted
+    assert "frauds_added" in drafted
     assert _figures(notebook) == 1  # alert volume; precision and recall
