@@ -1,0 +1,299 @@
+"""Drift alarms that need no label: the scored vectors of a recent window against a reference.
+
+A new fraud pattern shows in the features days before its first chargeback. `DriftMonitor`
+keeps, per event-time day, a uniform sample of the vectors scored that day (at most
+`DriftPolicy.rows_per_day`, so memory is bounded whatever the traffic); when event time passes
+midnight the day just ended becomes the recent window and is compared with the reference
+window, the `DriftPolicy.reference_days` days that ended `DriftPolicy.gap_days` days before
+it (the gap keeps a pattern that started a few days ago out of its own reference). The
+comparison (`models.drift_stats`): each watched feature's and the score's PSI, and the most
+surprising cells of `DriftPolicy.ways` binned features; the alarm is on while a cell's
+corrected surprise is past `DriftPolicy.alarm_surprise`.
+
+Only features that need no label are watched (`watched_features`): terminal fraud rates move
+when chargebacks arrive, which is the very thing this alarm must not wait for, and a calendar
+flag such as ``is_weekend`` is constant over a day, so one day against a week always differs.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from models.drift_stats import Cell, bin_index, cell_surprises, psi, quantile_edges
+from models.state import DAY
+
+__all__ = [
+    "Cell",
+    "DriftEvent",
+    "DriftMonitor",
+    "DriftPolicy",
+    "DriftReport",
+    "FeatureDrift",
+    "watched_features",
+]
+
+_UNWATCHED_PREFIXES = ("terminal_fraud_rate_", "is_weekend")
+
+
+def watched_features(names: Sequence[str]) -> tuple[str, ...]:
+    """The features a label-free drift alarm can watch (see the module docstring).
+
+    >>> watched_features(["amount", "is_weekend", "terminal_fraud_rate_7d", "is_night"])
+    ('amount', 'is_night')
+    """
+    return tuple(name for name in names if not name.startswith(_UNWATCHED_PREFIXES))
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """Windows, bins and the alarm's threshold."""
+
+    reference_days: int = 7
+    gap_days: int = 7
+    """Days between the reference window's end and the recent day (0: adjacent)."""
+    quantiles: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+    """Bin edges of each feature, at these quantiles of the reference window."""
+    ways: int = 3
+    """Features combined into one cell."""
+    min_cards: int = 3
+    """A cell with fewer recent cards is never surprising."""
+    alarm_surprise: float = 2.0
+    """The alarm is on while a cell's ``-log10`` corrected p-value is past this."""
+    warmup_days: int = 0
+    """Days after the first vector before any report: features over windows of N days
+    drift by construction until N days of history fill them."""
+    rows_per_day: int = 50_000
+    """Vectors kept a day, sampled uniformly over the day beyond it."""
+    top_cells: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reference_days < 1 or self.gap_days < 0:
+            raise ValueError("reference_days must be positive and gap_days not negative")
+        if self.ways < 1 or self.min_cards < 1 or self.rows_per_day < 1:
+            raise ValueError("ways, min_cards and rows_per_day must be positive")
+        if not all(0 < q < 1 for q in self.quantiles):
+            raise ValueError("quantiles must lie strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    psi: float
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """One recent day against its reference window."""
+
+    day: int
+    """The recent day, in days since 1970-01-01 UTC."""
+    reference_first_day: int
+    reference_last_day: int
+    transactions: int
+    """Transactions scored on the recent day (the sample may hold fewer)."""
+    features: tuple[FeatureDrift, ...]
+    score_psi: float
+    cells: tuple[Cell, ...]
+    """The most surprising cells, most surprising first."""
+    alarm: bool
+
+
+class DriftEventKind(StrEnum):
+    RAISED = "drift_alarm_raised"
+    CLEARED = "drift_alarm_cleared"
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """The alarm went on or off with the report of ``day``."""
+
+    kind: DriftEventKind
+    day: int
+    reason: str
+
+
+@dataclass
+class _Day:
+    rows: array[float] = field(default_factory=lambda: array("d"))
+    cards: list[int] = field(default_factory=list)
+    scores: array[float] = field(default_factory=lambda: array("d"))
+    seen: int = 0
+
+
+class DriftMonitor:
+    """Feeds on scored vectors, keeps a bounded sample per day, reports at each day's end.
+
+    Examples
+    --------
+    >>> from array import array
+    >>> monitor = DriftMonitor(["amount"], DriftPolicy(reference_days=1, gap_days=0))
+    >>> for day in range(3):
+    ...     for i in range(20):
+    ...         monitor.observe(day * 86_400 + i, array("d", [i % 5]), f"c{i}", 0.1)
+    >>> report = monitor.report
+    >>> report.day, report.reference_first_day, report.alarm
+    (1, 0, False)
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        policy: DriftPolicy | None = None,
+        *,
+        watched: Sequence[str] | None = None,
+    ) -> None:
+        self.features = tuple(features)
+        """The names of each vector's values, in order."""
+        self.names = tuple(features if watched is None else watched)
+        """The features compared (a subset of `features`)."""
+        self.policy = policy or DriftPolicy()
+        self._columns = [self.features.index(name) for name in self.names]
+        self._first_day: int | None = None
+        self.report: DriftReport | None = None
+        """The latest closed day's report (none: not enough days seen yet)."""
+        self._days: dict[int, _Day] = {}
+        self._latest: int | None = None
+        self._events: list[DriftEvent] = []
+        self._random = random.Random(self.policy.seed)
+
+    def observe(self, second: int, values: array[float], card: str, score: float) -> None:
+        """Take one scored vector (``values`` in `features` order) at its event second."""
+        day = second // DAY
+        latest = self._latest
+        if self._first_day is None:
+            self._first_day = day
+        if latest is None or day > latest:
+            if latest is not None:
+                self._close(latest, day)
+            self._latest = latest = day
+        bucket = self._days.get(day)
+        if bucket is None:
+            if day < latest - self.policy.reference_days - self.policy.gap_days:
+                return  # Too late to count in any window still to come.
+            bucket = self._days[day] = _Day()
+        bucket.seen += 1
+        width = len(self.features)
+        kept = len(bucket.scores)
+        if kept < self.policy.rows_per_day:
+            bucket.rows.extend(values)
+            bucket.cards.append(hash(card))
+            bucket.scores.append(score)
+            return
+        # Reservoir sampling: every vector of the day is kept with the same chance.
+        slot = self._random.randrange(bucket.seen)
+        if slot < kept:
+            bucket.rows[slot * width : (slot + 1) * width] = values
+            bucket.cards[slot] = hash(card)
+            bucket.scores[slot] = score
+
+    def take_events(self) -> list[DriftEvent]:
+        """The alarm's changes since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def days_kept(self) -> int:
+        return len(self._days)
+
+    def _close(self, recent: int, now: int) -> None:
+        """Report on day ``recent`` (the latest day with data, now over) and forget the days
+        no window starting from ``now`` needs."""
+        report = self.evaluate(recent)
+        if report is not None:
+            was = self.report is not None and self.report.alarm
+            if report.alarm != was:
+                self._events.append(_event(report))
+            self.report = report
+        oldest_needed = now - self.policy.gap_days - self.policy.reference_days
+        for day in [day for day in self._days if day < oldest_needed]:
+            del self._days[day]
+
+    def evaluate(self, recent: int) -> DriftReport | None:
+        """The report of day ``recent`` against its reference window, from the days kept
+        (none when the recent day or any reference day has no vector)."""
+        policy = self.policy
+        if self._first_day is None or recent - self._first_day < policy.warmup_days:
+            return None
+        last = recent - 1 - policy.gap_days
+        first = last - policy.reference_days + 1
+        reference_days = [self._days.get(day) for day in range(first, last + 1)]
+        recent_day = self._days.get(recent)
+        if recent_day is None or not recent_day.scores or any(
+            day is None or not day.scores for day in reference_days
+        ):
+            return None
+        width, columns = len(self.features), self._columns
+        ref_rows = np.concatenate(
+            [np.frombuffer(day.rows, dtype=np.float64) for day in reference_days if day]
+        ).reshape(-1, width)[:, columns]
+        rec_rows = np.frombuffer(recent_day.rows, dtype=np.float64).reshape(-1, width)[:, columns]
+        width = len(columns)
+        # A card-day counts once in a reference cell: the day goes into the card's key.
+        ref_cards = np.concatenate(
+            [
+                np.asarray(day.cards, dtype=np.int64) ^ (index * 0x9E3779B97F4A7C15 % 2**63)
+                for index, day in enumerate(reference_days)
+                if day
+            ]
+        )
+        rec_cards = np.asarray(recent_day.cards, dtype=np.int64)
+        edges = [quantile_edges(ref_rows[:, i], policy.quantiles) for i in range(width)]
+        ref_bins = np.stack([bin_index(ref_rows[:, i], e) for i, e in enumerate(edges)], 1)
+        rec_bins = np.stack([bin_index(rec_rows[:, i], e) for i, e in enumerate(edges)], 1)
+        features = tuple(
+            FeatureDrift(name, _psi_of(ref_bins[:, i], rec_bins[:, i], len(edges[i]) + 1))
+            for i, name in enumerate(self.names)
+        )
+        ref_scores = np.concatenate(
+            [np.frombuffer(day.scores, dtype=np.float64) for day in reference_days if day]
+        )
+        rec_scores = np.frombuffer(recent_day.scores, dtype=np.float64)
+        score_edges = quantile_edges(ref_scores, [i / 10 for i in range(1, 10)])
+        score_psi = _psi_of(
+            bin_index(ref_scores, score_edges),
+            bin_index(rec_scores, score_edges),
+            len(score_edges) + 1,
+        )
+        cells = tuple(
+            cell_surprises(
+                self.names,
+                edges,
+                ref_bins,
+                ref_cards,
+                rec_bins,
+                rec_cards,
+                ways=min(policy.ways, width),
+                min_cards=policy.min_cards,
+                top=policy.top_cells,
+            )
+        )
+        alarm = bool(cells) and cells[0].surprise > policy.alarm_surprise
+        return DriftReport(
+            recent, first, last, recent_day.seen, features, score_psi, cells, alarm
+        )
+
+
+def _psi_of(reference: np.ndarray, recent: np.ndarray, bins: int) -> float:
+    return psi(np.bincount(reference, minlength=bins), np.bincount(recent, minlength=bins))
+
+
+def _event(report: DriftReport) -> DriftEvent:
+    if not report.alarm:
+        return DriftEvent(DriftEventKind.CLEARED, report.day, "no cell past the threshold")
+    cell = report.cells[0]
+    where = ", ".join(
+        f"{name} in [{low:g}, {high:g})"
+        for name, low, high in zip(cell.features, cell.lower, cell.upper, strict=True)
+    )
+    return DriftEvent(
+        DriftEventKind.RAISED,
+        report.day,
+        f"{cell.cards} cards where {cell.expected:.1f} were expected: {where}",
+    )
