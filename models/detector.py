@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.alerting import AlertPolicy
+from models.drift import DriftMonitor
 from models.features import FeatureSet, FeatureVector
 from models.idempotency import content_digest, refuse_conflicts
 from models.label_outcome import LabelStatus, LearnOutcome
@@ -157,6 +158,9 @@ class FraudDetector:
         their scores are only recorded, never returned or alerted on."""
         self.quality: dict[str, RollingQuality] = {CHAMPION: self._new_quality()}
         """Each model's quality on matured labels: the champion's, then each challenger's."""
+        self.drift: DriftMonitor | None = None
+        """Given every first-scored vector with its score, for the label-free drift alarm
+        (none: not watched)."""
 
     @property
     def watermark(self) -> int | None:
@@ -347,10 +351,13 @@ class FraudDetector:
                 if challengers
                 else ()
             )
+            values = array("d", [*vector.values()])
+            if self.drift is not None:
+                self.drift.observe(second, values, tx.card_id, probability)
             self.pending.put(
                 tx.transaction_id,
                 PendingEntry(
-                    array("d", [*vector.values()]),
+                    values,
                     tx.terminal_id,
                     second,
                     scored,

@@ -21,6 +21,7 @@ from service.routers import (
     api_docs,
     bench,
     dashboard,
+    drift,
     health,
     labels,
     metrics,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         health.router,
         metrics.router,
         dashboard.router,
+        drift.router,
         whatif.router,
         api_docs.router,
     ):

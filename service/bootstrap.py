@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from models.alerting import AlertPolicy, AlertPolicyConfig, CooldownBook
 from models.detector import DetectorPolicy, FraudDetector
+from models.drift import DriftMonitor, DriftPolicy, watched_features
 from models.event_time import EventTimeBounds
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -49,7 +50,7 @@ def build_detector(
     """
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
     implicit = settings.implicit_legit_after if pending is None else None
-    return FraudDetector(
+    detector = FraudDetector(
         FeatureSet(FeatureSpec(windows=windows)),
         state or InMemoryFeatureState(windows, max_cards=settings.max_cards),
         learner or OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
@@ -71,6 +72,25 @@ def build_detector(
             cooldowns,
         ),
         pending,
+    )
+    if settings.drift_watch:
+        names = detector.features.names
+        detector.drift = DriftMonitor(
+            names, drift_policy(settings), watched=watched_features(names)
+        )
+    return detector
+
+
+def drift_policy(settings: Settings) -> DriftPolicy:
+    return DriftPolicy(
+        reference_days=settings.drift_reference_days,
+        gap_days=settings.drift_gap_days,
+        warmup_days=settings.drift_warmup_days,
+        ways=settings.drift_cell_features,
+        min_cards=settings.drift_min_cards,
+        alarm_surprise=settings.drift_alarm_surprise,
+        rows_per_day=settings.drift_rows_per_day,
+        seed=settings.seed,
     )
 
 

@@ -18,10 +18,12 @@ from collections.abc import Collection, Coroutine, Sequence
 from typing import Any
 
 from models.detector import FraudDetector, LearnOutcome
+from models.drift import DriftReport
 from models.event_time import EventTimeBounds
 from models.idempotency import ConflictingRepeatError
 from models.schemas import Label, Transaction
 from models.scored import Scored
+from pipelines.drift_watch import log_drift_events, watch_drift
 from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.retrain.jobs import RetrainJobs
@@ -76,6 +78,7 @@ class EmbeddedRuntime:
             quality_history=quality_history,
         )
         self.telemetry.watch(self.gauges)
+        watch_drift(self.telemetry, detector)
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._consumer: asyncio.Task[None] | None = None
 
@@ -114,6 +117,8 @@ class EmbeddedRuntime:
         scored, alerts = self.board.score(transactions)
         if alerts:
             self.alerts.publish(alerts)
+        if self.lifecycle is not None:
+            log_drift_events(self.detector, self.lifecycle.registry.log_event)
         return scored
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
@@ -159,6 +164,10 @@ class EmbeddedRuntime:
 
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         return self.board.dashboard(self.model_status(), bins=bins, minutes=minutes)
+
+    def drift_report(self) -> DriftReport | None:
+        monitor = self.detector.drift
+        return None if monitor is None else monitor.report
 
     def gauges(self) -> StateGauges:
         """The state Prometheus reads at each scrape."""
