@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -66,16 +66,21 @@ class DriftPolicy:
     alarm_surprise: float = 2.0
     """The alarm is on while a cell's ``-log10`` corrected p-value is past this."""
     warmup_days: int = 0
-    """Days after the first vector before any report: features over windows of N days
-    drift by construction until N days of history fill them."""
+    """Days after the first vector before a reference window may start: features over
+    windows of N days drift by construction until N days of history fill them."""
+    lateness_seconds: int = 3_600
+    """A day is reported once event time is this far past its end: transactions from
+    partitions a little behind still count in it."""
     rows_per_day: int = 50_000
     """Vectors kept a day, sampled uniformly over the day beyond it."""
     top_cells: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.reference_days < 1 or self.gap_days < 0:
-            raise ValueError("reference_days must be positive and gap_days not negative")
+        if self.reference_days < 1 or self.gap_days < 0 or self.lateness_seconds < 0:
+            raise ValueError(
+                "reference_days must be positive, gap_days and lateness_seconds not negative"
+            )
         if self.ways < 1 or self.min_cards < 1 or self.rows_per_day < 1:
             raise ValueError("ways, min_cards and rows_per_day must be positive")
         if not all(0 < q < 1 for q in self.quantiles):
@@ -133,7 +138,8 @@ class DriftMonitor:
     Examples
     --------
     >>> from array import array
-    >>> monitor = DriftMonitor(["amount"], DriftPolicy(reference_days=1, gap_days=0))
+    >>> monitor = DriftMonitor(["amount"], DriftPolicy(reference_days=1, gap_days=0,
+    ...                                                lateness_seconds=0))
     >>> for day in range(3):
     ...     for i in range(20):
     ...         monitor.observe(day * 86_400 + i, array("d", [i % 5]), f"c{i}", 0.1)
@@ -159,23 +165,26 @@ class DriftMonitor:
         self.report: DriftReport | None = None
         """The latest closed day's report (none: not enough days seen yet)."""
         self._days: dict[int, _Day] = {}
-        self._latest: int | None = None
+        self._open: int | None = None
+        """The oldest day not reported yet."""
+        self._closes_at = 0
+        """The event second from which `_open` is reported."""
         self._events: list[DriftEvent] = []
         self._random = random.Random(self.policy.seed)
+        self.on_report: Callable[[DriftReport], None] | None = None
+        """Called with each day's report as it is made (an offline replay's per-day table)."""
 
     def observe(self, second: int, values: array[float], card: str, score: float) -> None:
         """Take one scored vector (``values`` in `features` order) at its event second."""
         day = second // DAY
-        latest = self._latest
-        if self._first_day is None:
-            self._first_day = day
-        if latest is None or day > latest:
-            if latest is not None:
-                self._close(latest, day)
-            self._latest = latest = day
+        if self._open is None:
+            self._first_day = self._open = day
+            self._closes_at = (day + 1) * DAY + self.policy.lateness_seconds
+        if second >= self._closes_at:
+            self._advance(second)
         bucket = self._days.get(day)
         if bucket is None:
-            if day < latest - self.policy.reference_days - self.policy.gap_days:
+            if day < self._open - self.policy.reference_days - self.policy.gap_days:
                 return  # Too late to count in any window still to come.
             bucket = self._days[day] = _Day()
         bucket.seen += 1
@@ -202,16 +211,23 @@ class DriftMonitor:
     def days_kept(self) -> int:
         return len(self._days)
 
-    def _close(self, recent: int, now: int) -> None:
-        """Report on day ``recent`` (the latest day with data, now over) and forget the days
-        no window starting from ``now`` needs."""
-        report = self.evaluate(recent)
-        if report is not None:
-            was = self.report is not None and self.report.alarm
-            if report.alarm != was:
-                self._events.append(_event(report))
-            self.report = report
-        oldest_needed = now - self.policy.gap_days - self.policy.reference_days
+    def _advance(self, second: int) -> None:
+        """Report on every open day whose end (plus the lateness allowed) ``second`` has
+        passed, then forget the days no window still to come needs."""
+        policy = self.policy
+        assert self._open is not None
+        while second >= self._closes_at:
+            report = self.evaluate(self._open)
+            if report is not None:
+                was = self.report is not None and self.report.alarm
+                if report.alarm != was:
+                    self._events.append(_event(report))
+                self.report = report
+                if self.on_report is not None:
+                    self.on_report(report)
+            self._open += 1
+            self._closes_at += DAY
+        oldest_needed = self._open - policy.gap_days - policy.reference_days
         for day in [day for day in self._days if day < oldest_needed]:
             del self._days[day]
 
@@ -219,14 +235,16 @@ class DriftMonitor:
         """The report of day ``recent`` against its reference window, from the days kept
         (none when the recent day or any reference day has no vector)."""
         policy = self.policy
-        if self._first_day is None or recent - self._first_day < policy.warmup_days:
-            return None
         last = recent - 1 - policy.gap_days
         first = last - policy.reference_days + 1
+        if self._first_day is None or first - self._first_day < policy.warmup_days:
+            return None
         reference_days = [self._days.get(day) for day in range(first, last + 1)]
         recent_day = self._days.get(recent)
-        if recent_day is None or not recent_day.scores or any(
-            day is None or not day.scores for day in reference_days
+        if (
+            recent_day is None
+            or not recent_day.scores
+            or any(day is None or not day.scores for day in reference_days)
         ):
             return None
         width, columns = len(self.features), self._columns
@@ -275,9 +293,7 @@ class DriftMonitor:
             )
         )
         alarm = bool(cells) and cells[0].surprise > policy.alarm_surprise
-        return DriftReport(
-            recent, first, last, recent_day.seen, features, score_psi, cells, alarm
-        )
+        return DriftReport(recent, first, last, recent_day.seen, features, score_psi, cells, alarm)
 
 
 def _psi_of(reference: np.ndarray, recent: np.ndarray, bins: int) -> float:

@@ -186,8 +186,11 @@ def _cell(
     cards: int,
     expected: float,
 ) -> Cell:
-    lower = tuple(float(edges[i][b - 1]) if b > 0 else -np.inf for i, b in zip(combo, bins))
+    lower = tuple(
+        float(edges[i][b - 1]) if b > 0 else -np.inf for i, b in zip(combo, bins, strict=True)
+    )
     upper = tuple(
-        float(edges[i][b]) if b < len(edges[i]) else np.inf for i, b in zip(combo, bins)
+        float(edges[i][b]) if b < len(edges[i]) else np.inf
+        for i, b in zip(combo, bins, strict=True)
     )
     return Cell(tuple(names[i] for i in combo), bins, lower, upper, cards, expected, surprise)

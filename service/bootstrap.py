@@ -85,7 +85,11 @@ def drift_policy(settings: Settings) -> DriftPolicy:
     return DriftPolicy(
         reference_days=settings.drift_reference_days,
         gap_days=settings.drift_gap_days,
-        warmup_days=settings.drift_warmup_days,
+        warmup_days=(
+            settings.drift_warmup_days
+            if settings.drift_warmup_days is not None
+            else WindowSpec().windows_days[-1] + settings.label_delay.days
+        ),
         ways=settings.drift_cell_features,
         min_cards=settings.drift_min_cards,
         alarm_surprise=settings.drift_alarm_surprise,

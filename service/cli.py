@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from service import cli_offline, cli_retrain, cli_whatif
+from service import cli_drift, cli_offline, cli_retrain, cli_whatif
 from service.app import create_app
 from service.auth import refuse_unsafe_start
 from service.cli_bench import bench_app
@@ -42,6 +42,7 @@ for offline_command in (
     cli_offline.evaluate,
     cli_retrain.retrain,
     cli_whatif.whatif,
+    cli_drift.drift,
 ):
     app.command()(offline_command)
 

@@ -152,8 +152,9 @@ class Settings(BaseSettings):
     drift_reference_days: Annotated[int, Field(gt=0)] = 7
     drift_gap_days: Annotated[int, Field(ge=0)] = 7
     """Days between the reference window's end and the day compared with it."""
-    drift_warmup_days: Annotated[int, Field(ge=0)] = 30
-    """Days of history before the first comparison: the 30-day features fill up until then."""
+    drift_warmup_days: Annotated[int, Field(ge=0)] | None = None
+    """Days of history before a reference window may start; unset: the longest feature window
+    (30 days) plus the label delay, which the terminal windows are shifted by."""
     drift_cell_features: Annotated[int, Field(ge=1, le=4)] = 3
     drift_min_cards: Annotated[int, Field(gt=0)] = 3
     drift_alarm_surprise: Annotated[float, Field(ge=0.0)] = 2.0

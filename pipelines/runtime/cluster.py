@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 import redis
 
-from models.drift import DriftReport
 from models.detector import FraudDetector, LearnOutcome
+from models.drift import DriftReport
 from models.event_time import EventTimeBounds
 from models.schemas import Alert, Label, Transaction
 from models.scored import Scored

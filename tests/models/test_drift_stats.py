@@ -61,8 +61,15 @@ def test_cell_surprises_equal_a_pandas_count_of_distinct_cards() -> None:
     edges = [np.array([1.0, 2.0])] * 3
 
     cells = cell_surprises(
-        names, edges, reference, reference_cards, recent, recent_cards,
-        ways=2, min_cards=3, top=3,
+        names,
+        edges,
+        reference,
+        reference_cards,
+        recent,
+        recent_cards,
+        ways=2,
+        min_cards=3,
+        top=3,
     )
 
     ref = pd.DataFrame(reference, columns=names).assign(card=reference_cards)
@@ -84,7 +91,8 @@ def test_cell_surprises_equal_a_pandas_count_of_distinct_cards() -> None:
     assert cells[0].expected == pytest.approx(best[4])
     assert cells[0].surprise == pytest.approx(best[0])
     # The crowd's cells come first, past chance.
-    assert cells[0].bins[-1] == 0 and cells[0].surprise > 0
+    assert cells[0].bins[-1] == 0
+    assert cells[0].surprise > 0
     edges_of = dict(zip(names, edges, strict=True))
     for feature, bin_, low, high in zip(
         cells[0].features, cells[0].bins, cells[0].lower, cells[0].upper, strict=True

@@ -45,7 +45,9 @@ def _day(rng: np.random.Generator, day: int, crowd: int = 0) -> list[dict[str, A
     bodies += [
         {
             "transaction_id": f"d{day}-new-{i}",
-            "timestamp": (midnight + timedelta(hours=2, minutes=i)).isoformat().replace("+00:00", "Z"),
+            "timestamp": (midnight + timedelta(hours=2, minutes=i))
+            .isoformat()
+            .replace("+00:00", "Z"),
             "card_id": f"stolen-{i // 3}",
             "terminal_id": f"far-{i}",
             "amount": 0.5 + (i % 3) / 10,
@@ -61,7 +63,9 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
     days = [_day(rng, 0), _day(rng, 1), _day(rng, 2, crowd=20), _day(rng, 3)]
     async with api_client(**DRIFT) as (client, _):
         before = (await client.get("/v1/drift")).json()
-        assert before["watched"] and before["day"] is None and not before["alarm"]
+        assert before["watched"]
+        assert before["day"] is None
+        assert not before["alarm"]
         for bodies in days:
             response = await client.post("/v1/score/batch", json=bodies)
             assert response.status_code == 200
@@ -72,9 +76,11 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
     assert drift["day"] == "2026-11-03"
     assert (drift["reference_start"], drift["reference_end"]) == ("2026-11-01", "2026-11-02")
     assert drift["transactions"] == 260
-    assert drift["alarm"] and drift["threshold"] == 2.0
+    assert drift["alarm"]
+    assert drift["threshold"] == 2.0
     top = drift["cells"][0]
-    assert top["cards"] >= 20 and top["surprise"] > 2.0
+    assert top["cards"] >= 20
+    assert top["surprise"] > 2.0
     assert value(series, "fraudstream_drift_alarm") == 1.0
     assert value(series, "fraudstream_drift_surprise") == pytest.approx(top["surprise"])
 
@@ -93,7 +99,8 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
     assert not any(name.startswith("terminal_fraud_rate") for name in by_feature)
 
     raised = [event for event in events if event["event"] == "drift_alarm_raised"]
-    assert len(raised) == 1 and raised[0]["detail"].startswith("2026-11-03: ")
+    assert len(raised) == 1
+    assert raised[0]["detail"].startswith("2026-11-03: ")
 
 
 async def test_drift_off_answers_unwatched() -> None:
