@@ -64,8 +64,10 @@ def test_the_report_compares_the_day_just_ended_with_the_reference_before_the_ga
         bins = [-np.inf, *edges, np.inf]
         p = pd.cut(reference[feature.name], bins, right=False).value_counts(sort=False)
         q = pd.cut(recent[feature.name], bins, right=False).value_counts(sort=False)
-        p, q = (p / p.sum()).clip(lower=1e-4), (q / q.sum()).clip(lower=1e-4)
-        assert feature.psi == pytest.approx(float(((q - p) * np.log(q / p)).sum()))
+        p_share, q_share = (p / p.sum()).clip(lower=1e-4), (q / q.sum()).clip(lower=1e-4)
+        assert feature.psi == pytest.approx(
+            float(((q_share - p_share) * np.log(q_share / p_share)).sum())
+        )
 
 
 def test_a_day_keeps_at_most_its_sample_of_vectors() -> None:
@@ -129,7 +131,7 @@ def test_a_day_is_reported_only_once_event_time_is_past_its_end_and_the_lateness
     monitor = DriftMonitor(NAMES, DriftPolicy(reference_days=1, gap_days=0))
     for day in range(2):
         _feed(monitor, day, *_quiet_day(rng, 100))
-    rows, cards = _quiet_day(rng, 3)
+    rows, _ = _quiet_day(rng, 3)
     late = array("d", rows[0].tolist())
     monitor.observe(2 * DAY + 3_599, late, "late", 0.0)
     assert monitor.report is None

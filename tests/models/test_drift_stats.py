@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,8 @@ def test_cell_surprises_equal_a_pandas_count_of_distinct_cards() -> None:
     for x, y in itertools.combinations(names, 2):
         ref_cards = ref.groupby([x, y])["card"].nunique()
         rec_cards = rec.groupby([x, y])["card"].nunique()
-        for (i, j), cards in rec_cards.items():
+        for key, cards in rec_cards.items():
+            i, j = cast(tuple[int, int], key)
             mean = (ref_cards.get((i, j), 0) + 1) / ref["card"].nunique() * rec["card"].nunique()
             surprise = -np.log10(poisson.sf(cards - 1, mean)) - np.log10(n_cells)
             scored.append((surprise, (x, y), (i, j), cards, mean))

@@ -25,7 +25,7 @@ DRIFT = {
 }
 
 
-def _day(rng: np.random.Generator, day: int, crowd: int = 0) -> list[dict[str, Any]]:
+def day_of_traffic(rng: np.random.Generator, day: int, crowd: int = 0) -> list[dict[str, Any]]:
     """A quiet day of 200 payments by 80 cards in the afternoon; plus ``crowd`` new cards
     paying a few cents three times each at 2 a.m."""
     midnight = START + timedelta(days=day)
@@ -60,7 +60,12 @@ def _day(rng: np.random.Generator, day: int, crowd: int = 0) -> list[dict[str, A
 
 async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_events() -> None:
     rng = np.random.default_rng(0)
-    days = [_day(rng, 0), _day(rng, 1), _day(rng, 2, crowd=20), _day(rng, 3)]
+    days = [
+        day_of_traffic(rng, 0),
+        day_of_traffic(rng, 1),
+        day_of_traffic(rng, 2, crowd=20),
+        day_of_traffic(rng, 3),
+    ]
     async with api_client(**DRIFT) as (client, _):
         before = (await client.get("/v1/drift")).json()
         assert before["watched"]
@@ -90,8 +95,8 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
     edges = [-np.inf, *np.unique(np.quantile(reference, [0.05, 0.25, 0.5, 0.75, 0.95])), np.inf]
     p = pd.cut(reference, edges, right=False).value_counts(sort=False)
     q = pd.cut(recent, edges, right=False).value_counts(sort=False)
-    p, q = (p / p.sum()).clip(lower=1e-4), (q / q.sum()).clip(lower=1e-4)
-    amount_psi = float(((q - p) * np.log(q / p)).sum())
+    p_share, q_share = (p / p.sum()).clip(lower=1e-4), (q / q.sum()).clip(lower=1e-4)
+    amount_psi = float(((q_share - p_share) * np.log(q_share / p_share)).sum())
     by_feature = {f["feature"]: f["psi"] for f in drift["features"]}
     assert by_feature["amount"] == pytest.approx(amount_psi)
     assert value(series, "fraudstream_drift_psi", feature="amount") == pytest.approx(amount_psi)
