@@ -44,15 +44,15 @@ def drift(
     out take the service's FRAUDSTREAM_DRIFT_* settings."""
     with user_errors():
         policy = drift_policy(Settings())
-        overrides = {
-            "reference_days": reference_days,
-            "gap_days": gap_days,
-            "warmup_days": warmup_days,
-            "ways": cell_features,
-            "min_cards": min_cards,
-            "alarm_surprise": threshold,
-        }
-        policy = replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+        policy = replace(
+            policy,
+            reference_days=_or(reference_days, policy.reference_days),
+            gap_days=_or(gap_days, policy.gap_days),
+            warmup_days=_or(warmup_days, policy.warmup_days),
+            ways=_or(cell_features, policy.ways),
+            min_cards=_or(min_cards, policy.min_cards),
+            alarm_surprise=policy.alarm_surprise if threshold is None else threshold,
+        )
         options = EvaluationOptions(learner=model, label_delay=parse_duration(label_delay))
         dataset = read_dataset(data)
         with progress_bar("replaying", len(dataset.transactions)) as advance:
@@ -63,6 +63,10 @@ def drift(
         f"{len(alarms)} alarm day(s) of {len(days)} reported"
         + (f"; first: {_date(alarms[0].report.day)}" if alarms else "")
     )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _date(day: int) -> str:
