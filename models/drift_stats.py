@@ -77,13 +77,14 @@ def poisson_upper_log10(observed: Floats, expected: Floats) -> Floats:
     """``-log10 P(X >= observed)`` for X Poisson with mean ``expected`` (0 where observed is 0).
 
     >>> poisson_upper_log10(np.array([0.0, 1.0]), np.array([1.0, 1.0])).round(4).tolist()
-    [0.0, 0.2008]
+    [0.0, 0.1992]
     """
     tail = np.ones_like(observed, dtype=np.float64)
     positive = observed > 0
     # P(X >= k) is the regularised lower incomplete gamma function P(k, mean).
     tail[positive] = gammainc(observed[positive], expected[positive])
-    return -np.log10(np.maximum(tail, np.finfo(np.float64).tiny))
+    # 0 - x rather than -x: a certain tail gives 0.0, not -0.0.
+    return 0.0 - np.log10(np.maximum(tail, np.finfo(np.float64).tiny))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from models.alerting import AlertPolicy, AlertPolicyConfig, CooldownBook
@@ -133,6 +134,13 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     # Resumes the saved state, then learns the labels acknowledged after it: before the
     # server listens, so it is never ready without them.
     resumed = lifecycle.resume()
+    if resumed and detector.drift is not None:
+        # The feature state resumed is warm already; the windows only need days scored anew
+        # (the monitor's samples are not kept in the snapshot).
+        monitor = detector.drift
+        detector.drift = DriftMonitor(
+            monitor.features, replace(monitor.policy, warmup_days=0), watched=monitor.names
+        )
     if not resumed:
         for spec in settings.challengers:
             lifecycle.add_challenger(OnlineLearner(spec.learner, spec.params, seed=settings.seed))
