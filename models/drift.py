@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+import numpy.typing as npt
 
 from models.drift_stats import Cell, bin_index, cell_surprises, psi, quantile_edges
 from models.state import DAY
@@ -127,7 +128,7 @@ class DriftEvent:
 @dataclass
 class _Day:
     rows: array[float] = field(default_factory=lambda: array("d"))
-    cards: list[int] = field(default_factory=list)
+    cards: list[str] = field(default_factory=list)
     scores: array[float] = field(default_factory=lambda: array("d"))
     seen: int = 0
 
@@ -167,8 +168,11 @@ class DriftMonitor:
         self._days: dict[int, _Day] = {}
         self._open: int | None = None
         """The oldest day not reported yet."""
-        self._closes_at = 0
-        """The event second from which `_open` is reported."""
+        self._closes_at = -(2**62)
+        """The event second from which `_open` is reported (at first: any, to start)."""
+        self._oldest_kept = 0
+        """Days before this one are no longer counted."""
+        self._rows_per_day = self.policy.rows_per_day
         self._events: list[DriftEvent] = []
         self._random = random.Random(self.policy.seed)
         self.on_report: Callable[[DriftReport], None] | None = None
@@ -176,30 +180,28 @@ class DriftMonitor:
 
     def observe(self, second: int, values: array[float], card: str, score: float) -> None:
         """Take one scored vector (``values`` in `features` order) at its event second."""
-        day = second // DAY
-        if self._open is None:
-            self._first_day = self._open = day
-            self._closes_at = (day + 1) * DAY + self.policy.lateness_seconds
+        # On the scoring hot path: one comparison, one look-up and three appends, mostly.
         if second >= self._closes_at:
             self._advance(second)
+        day = second // DAY
         bucket = self._days.get(day)
         if bucket is None:
-            if day < self._open - self.policy.reference_days - self.policy.gap_days:
+            if day < self._oldest_kept:
                 return  # Too late to count in any window still to come.
             bucket = self._days[day] = _Day()
         bucket.seen += 1
-        width = len(self.features)
         kept = len(bucket.scores)
-        if kept < self.policy.rows_per_day:
+        if kept < self._rows_per_day:
             bucket.rows.extend(values)
-            bucket.cards.append(hash(card))
+            bucket.cards.append(card)
             bucket.scores.append(score)
             return
         # Reservoir sampling: every vector of the day is kept with the same chance.
         slot = self._random.randrange(bucket.seen)
         if slot < kept:
+            width = len(self.features)
             bucket.rows[slot * width : (slot + 1) * width] = values
-            bucket.cards[slot] = hash(card)
+            bucket.cards[slot] = card
             bucket.scores[slot] = score
 
     def take_events(self) -> list[DriftEvent]:
@@ -215,7 +217,12 @@ class DriftMonitor:
         """Report on every open day whose end (plus the lateness allowed) ``second`` has
         passed, then forget the days no window still to come needs."""
         policy = self.policy
-        assert self._open is not None
+        if self._open is None:
+            day = second // DAY
+            self._first_day = self._open = day
+            self._closes_at = (day + 1) * DAY + policy.lateness_seconds
+            self._oldest_kept = day - policy.reference_days - policy.gap_days
+            return
         while second >= self._closes_at:
             report = self.evaluate(self._open)
             if report is not None:
@@ -227,8 +234,8 @@ class DriftMonitor:
                     self.on_report(report)
             self._open += 1
             self._closes_at += DAY
-        oldest_needed = self._open - policy.gap_days - policy.reference_days
-        for day in [day for day in self._days if day < oldest_needed]:
+        self._oldest_kept = self._open - policy.gap_days - policy.reference_days
+        for day in [day for day in self._days if day < self._oldest_kept]:
             del self._days[day]
 
     def evaluate(self, recent: int) -> DriftReport | None:
@@ -256,12 +263,12 @@ class DriftMonitor:
         # A card-day counts once in a reference cell: the day goes into the card's key.
         ref_cards = np.concatenate(
             [
-                np.asarray(day.cards, dtype=np.int64) ^ (index * 0x9E3779B97F4A7C15 % 2**63)
+                _card_keys(day.cards) ^ (index * 0x9E3779B97F4A7C15 % 2**63)
                 for index, day in enumerate(reference_days)
                 if day
             ]
         )
-        rec_cards = np.asarray(recent_day.cards, dtype=np.int64)
+        rec_cards = _card_keys(recent_day.cards)
         edges = [quantile_edges(ref_rows[:, i], policy.quantiles) for i in range(width)]
         ref_bins = np.stack([bin_index(ref_rows[:, i], e) for i, e in enumerate(edges)], 1)
         rec_bins = np.stack([bin_index(rec_rows[:, i], e) for i, e in enumerate(edges)], 1)
@@ -294,6 +301,11 @@ class DriftMonitor:
         )
         alarm = bool(cells) and cells[0].surprise > policy.alarm_surprise
         return DriftReport(recent, first, last, recent_day.seen, features, score_psi, cells, alarm)
+
+
+def _card_keys(cards: list[str]) -> npt.NDArray[np.int64]:
+    """Integer keys of the cards, hashed when a day is compared rather than when scored."""
+    return np.fromiter((hash(card) for card in cards), dtype=np.int64, count=len(cards))
 
 
 def _psi_of(reference: np.ndarray, recent: np.ndarray, bins: int) -> float:
