@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -133,6 +134,22 @@ class _Day:
     seen: int = 0
 
 
+@dataclass(frozen=True)
+class _Window:
+    """What one day is compared with and on, copied out of the monitor."""
+
+    day: int
+    reference_first_day: int
+    reference_last_day: int
+    transactions: int
+    reference_rows: npt.NDArray[np.float64]
+    recent_rows: npt.NDArray[np.float64]
+    reference_cards: npt.NDArray[np.int64]
+    recent_cards: npt.NDArray[np.int64]
+    reference_scores: npt.NDArray[np.float64]
+    recent_scores: npt.NDArray[np.float64]
+
+
 class DriftMonitor:
     """Feeds on scored vectors, keeps a bounded sample per day, reports at each day's end.
 
@@ -155,12 +172,16 @@ class DriftMonitor:
         policy: DriftPolicy | None = None,
         *,
         watched: Sequence[str] | None = None,
+        deferred: bool = False,
     ) -> None:
         self.features = tuple(features)
         """The names of each vector's values, in order."""
         self.names = tuple(features if watched is None else watched)
         """The features compared (a subset of `features`)."""
         self.policy = policy or DriftPolicy()
+        self.deferred = deferred
+        """Leave each ended day's comparison to `run_due` (off the scoring path) rather than
+        making it when the day is reported."""
         self._columns = [self.features.index(name) for name in self.names]
         self._first_day: int | None = None
         self.report: DriftReport | None = None
@@ -173,7 +194,10 @@ class DriftMonitor:
         self._oldest_kept = 0
         """Days before this one are no longer counted."""
         self._rows_per_day = self.policy.rows_per_day
-        self._events: list[DriftEvent] = []
+        self._events: deque[DriftEvent] = deque()
+        # Bounded: a comparison running behind keeps the latest ended days, whose reports
+        # supersede the older ones anyway.
+        self._due: deque[_Window] = deque(maxlen=2)
         self._random = random.Random(self.policy.seed)
         self.on_report: Callable[[DriftReport], None] | None = None
         """Called with each day's report as it is made (an offline replay's per-day table)."""
@@ -206,7 +230,9 @@ class DriftMonitor:
 
     def take_events(self) -> list[DriftEvent]:
         """The alarm's changes since the last call, oldest first."""
-        events, self._events = self._events, []
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
         return events
 
     @property
@@ -224,23 +250,45 @@ class DriftMonitor:
             self._oldest_kept = day - policy.reference_days - policy.gap_days
             return
         while second >= self._closes_at:
-            report = self.evaluate(self._open)
-            if report is not None:
-                was = self.report is not None and self.report.alarm
-                if report.alarm != was:
-                    self._events.append(_event(report))
-                self.report = report
-                if self.on_report is not None:
-                    self.on_report(report)
+            window = self.window(self._open)
+            if window is not None:
+                if self.deferred:
+                    self._due.append(window)
+                else:
+                    self._publish(self.compare(window))
             self._open += 1
             self._closes_at += DAY
         self._oldest_kept = self._open - policy.gap_days - policy.reference_days
         for day in [day for day in self._days if day < self._oldest_kept]:
             del self._days[day]
 
+    def run_due(self) -> int:
+        """Compare the days ended since the last call (`deferred` monitors); how many.
+
+        Safe in another thread than the one scoring: the windows were copied when due.
+        """
+        done = 0
+        while self._due:
+            self._publish(self.compare(self._due.popleft()))
+            done += 1
+        return done
+
+    def _publish(self, report: DriftReport) -> None:
+        was = self.report is not None and self.report.alarm
+        if report.alarm != was:
+            self._events.append(_event(report))
+        self.report = report
+        if self.on_report is not None:
+            self.on_report(report)
+
     def evaluate(self, recent: int) -> DriftReport | None:
         """The report of day ``recent`` against its reference window, from the days kept
         (none when the recent day or any reference day has no vector)."""
+        window = self.window(recent)
+        return None if window is None else self.compare(window)
+
+    def window(self, recent: int) -> _Window | None:
+        """Copies of what day ``recent`` is compared with and on (none: not enough kept)."""
         policy = self.policy
         last = recent - 1 - policy.gap_days
         first = last - policy.reference_days + 1
@@ -255,11 +303,11 @@ class DriftMonitor:
         ):
             return None
         width, columns = len(self.features), self._columns
+        # Copies, all of them: the comparison may run in another thread while scoring goes on.
         ref_rows = np.concatenate(
             [np.frombuffer(day.rows, dtype=np.float64) for day in reference_days if day]
         ).reshape(-1, width)[:, columns]
         rec_rows = np.frombuffer(recent_day.rows, dtype=np.float64).reshape(-1, width)[:, columns]
-        width = len(columns)
         # A card-day counts once in a reference cell: the day goes into the card's key.
         ref_cards = np.concatenate(
             [
@@ -269,6 +317,30 @@ class DriftMonitor:
             ]
         )
         rec_cards = _card_keys(recent_day.cards)
+        ref_scores = np.concatenate(
+            [np.frombuffer(day.scores, dtype=np.float64) for day in reference_days if day]
+        )
+        rec_scores = np.array(recent_day.scores, dtype=np.float64)
+        return _Window(
+            recent,
+            first,
+            last,
+            recent_day.seen,
+            ref_rows,
+            rec_rows,
+            ref_cards,
+            rec_cards,
+            ref_scores,
+            rec_scores,
+        )
+
+    def compare(self, window: _Window) -> DriftReport:
+        """The report on what `window` took (the costly part, reading no state)."""
+        policy = self.policy
+        ref_rows, rec_rows = window.reference_rows, window.recent_rows
+        ref_cards, rec_cards = window.reference_cards, window.recent_cards
+        ref_scores, rec_scores = window.reference_scores, window.recent_scores
+        width = ref_rows.shape[1]
         edges = [quantile_edges(ref_rows[:, i], policy.quantiles) for i in range(width)]
         ref_bins = np.stack([bin_index(ref_rows[:, i], e) for i, e in enumerate(edges)], 1)
         rec_bins = np.stack([bin_index(rec_rows[:, i], e) for i, e in enumerate(edges)], 1)
@@ -276,10 +348,6 @@ class DriftMonitor:
             FeatureDrift(name, _psi_of(ref_bins[:, i], rec_bins[:, i], len(edges[i]) + 1))
             for i, name in enumerate(self.names)
         )
-        ref_scores = np.concatenate(
-            [np.frombuffer(day.scores, dtype=np.float64) for day in reference_days if day]
-        )
-        rec_scores = np.frombuffer(recent_day.scores, dtype=np.float64)
         score_edges = quantile_edges(ref_scores, [i / 10 for i in range(1, 10)])
         score_psi = _psi_of(
             bin_index(ref_scores, score_edges),
@@ -300,7 +368,16 @@ class DriftMonitor:
             )
         )
         alarm = bool(cells) and cells[0].surprise > policy.alarm_surprise
-        return DriftReport(recent, first, last, recent_day.seen, features, score_psi, cells, alarm)
+        return DriftReport(
+            window.day,
+            window.reference_first_day,
+            window.reference_last_day,
+            window.transactions,
+            features,
+            score_psi,
+            cells,
+            alarm,
+        )
 
 
 def _card_keys(cards: list[str]) -> npt.NDArray[np.int64]:

@@ -134,12 +134,14 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     # Resumes the saved state, then learns the labels acknowledged after it: before the
     # server listens, so it is never ready without them.
     resumed = lifecycle.resume()
-    if resumed and detector.drift is not None:
-        # The feature state resumed is warm already; the windows only need days scored anew
-        # (the monitor's samples are not kept in the snapshot).
+    if detector.drift is not None:
         monitor = detector.drift
+        # The feature state resumed is warm already; the windows only need days scored anew
+        # (the monitor's samples are not kept in the snapshot). The comparisons run in a
+        # background task, off the event loop that serves requests.
+        policy = replace(monitor.policy, warmup_days=0) if resumed else monitor.policy
         detector.drift = DriftMonitor(
-            monitor.features, replace(monitor.policy, warmup_days=0), watched=monitor.names
+            monitor.features, policy, watched=monitor.names, deferred=True
         )
     if not resumed:
         for spec in settings.challengers:

@@ -117,9 +117,12 @@ class EmbeddedRuntime:
         scored, alerts = self.board.score(transactions)
         if alerts:
             self.alerts.publish(alerts)
+        self._log_drift()
+        return scored
+
+    def _log_drift(self) -> None:
         if self.lifecycle is not None:
             log_drift_events(self.detector, self.lifecycle.registry.log_event)
-        return scored
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
         self.detector.refuse_conflicting(transactions)
@@ -185,12 +188,15 @@ class EmbeddedRuntime:
 
     def background_tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The quality sampler; the lifecycle's clock, kept here where the models are; the
-        simulated feed, when on."""
+        simulated feed, when on; the drift comparisons, off the loop."""
         tasks = {"quality-sampler": loops.sample_quality(self.sample_quality)}
         if self.lifecycle is not None:
             tasks["model-lifecycle"] = loops.tick_lifecycle(self.lifecycle)
         if self.feed is not None:
             tasks["simulated-feed"] = self.feed.run()
+        monitor = self.detector.drift
+        if monitor is not None and monitor.deferred:
+            tasks["drift-comparison"] = loops.compare_drift(monitor, self._log_drift)
         return tasks
 
     async def stop(self) -> None:

@@ -3,6 +3,7 @@ in embedded mode, from traffic scored through the API."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,7 +75,12 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
         for bodies in days:
             response = await client.post("/v1/score/batch", json=bodies)
             assert response.status_code == 200
-        drift = (await client.get("/v1/drift")).json()
+        # The day is compared in a background task, off the event loop.
+        for _ in range(300):
+            drift = (await client.get("/v1/drift")).json()
+            if drift["day"] is not None:
+                break
+            await asyncio.sleep(0.1)
         series = await scrape(client)
         events = (await client.get("/v1/models/events")).json()
 
