@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from models.alerting import AlertPolicy
+from models.drift import DriftMonitor
 from models.explain import ReasonCode
 from models.features import FeatureSet, FeatureVector
 from models.idempotency import content_digest, refuse_conflicts
@@ -167,6 +168,9 @@ class FraudDetector:
         self._active_rules: RuleSet | None = None
         self.rule_decisions: dict[tuple[str, str], int] = {}
         """Transactions each rule decided, by (rule, action): a counter the metrics read."""
+        self.drift: DriftMonitor | None = None
+        """Given every first-scored vector with its score, for the label-free drift alarm
+        (none: not watched)."""
 
     @property
     def watermark(self) -> int | None:
@@ -376,10 +380,13 @@ class FraudDetector:
                 if challengers
                 else ()
             )
+            values = array("d", [*vector.values()])
+            if self.drift is not None:
+                self.drift.observe(second, values, tx.card_id, probability)
             self.pending.put(
                 tx.transaction_id,
                 PendingEntry(
-                    array("d", [*vector.values()]),
+                    values,
                     tx.terminal_id,
                     second,
                     scored,

@@ -22,6 +22,7 @@ from service.routers import (
     backtest,
     bench,
     dashboard,
+    drift,
     health,
     labels,
     metrics,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, build: RuntimeBuilder = build_r
         health.router,
         metrics.router,
         dashboard.router,
+        drift.router,
         whatif.router,
         api_docs.router,
     ):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from models.alerting import AlertPolicy, AlertPolicyConfig, CooldownBook
 from models.detector import DetectorPolicy, FraudDetector
+from models.drift import DriftMonitor, DriftPolicy, watched_features
 from models.event_time import EventTimeBounds
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -51,7 +53,7 @@ def build_detector(
     """
     windows = WindowSpec(label_delay_seconds=seconds(settings.label_delay))
     implicit = settings.implicit_legit_after if pending is None else None
-    return FraudDetector(
+    detector = FraudDetector(
         FeatureSet(FeatureSpec(windows=windows)),
         state or InMemoryFeatureState(windows, max_cards=settings.max_cards),
         learner or OnlineLearner(settings.learner, settings.learner_params, seed=settings.seed),
@@ -73,6 +75,29 @@ def build_detector(
             cooldowns,
         ),
         pending,
+    )
+    if settings.drift_watch:
+        names = detector.features.names
+        detector.drift = DriftMonitor(
+            names, drift_policy(settings), watched=watched_features(names)
+        )
+    return detector
+
+
+def drift_policy(settings: Settings) -> DriftPolicy:
+    return DriftPolicy(
+        reference_days=settings.drift_reference_days,
+        gap_days=settings.drift_gap_days,
+        warmup_days=(
+            settings.drift_warmup_days
+            if settings.drift_warmup_days is not None
+            else WindowSpec().windows_days[-1] + settings.label_delay.days
+        ),
+        ways=settings.drift_cell_features,
+        min_cards=settings.drift_min_cards,
+        alarm_surprise=settings.drift_alarm_surprise,
+        rows_per_day=settings.drift_rows_per_day,
+        seed=settings.seed,
     )
 
 
@@ -112,6 +137,15 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     # Resumes the saved state, then learns the labels acknowledged after it: before the
     # server listens, so it is never ready without them.
     resumed = lifecycle.resume()
+    if detector.drift is not None:
+        monitor = detector.drift
+        # The feature state resumed is warm already; the windows only need days scored anew
+        # (the monitor's samples are not kept in the snapshot). The comparisons run in a
+        # background task, off the event loop that serves requests.
+        policy = replace(monitor.policy, warmup_days=0) if resumed else monitor.policy
+        detector.drift = DriftMonitor(
+            monitor.features, policy, watched=monitor.names, deferred=True
+        )
     if not resumed:
         for spec in settings.challengers:
             lifecycle.add_challenger(OnlineLearner(spec.learner, spec.params, seed=settings.seed))

@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from service import cli_backtest, cli_offline, cli_retrain, cli_whatif
+from service import cli_backtest, cli_drift, cli_offline, cli_retrain, cli_whatif
 from service.app import create_app
 from service.auth import refuse_unsafe_start
 from service.cli_bench import bench_app
@@ -43,6 +43,7 @@ for offline_command in (
     cli_retrain.retrain,
     cli_whatif.whatif,
     cli_backtest.backtest,
+    cli_drift.drift,
 ):
     app.command()(offline_command)
 

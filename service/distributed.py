@@ -303,6 +303,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             alerts_topic=alerts_topic,
         )
         _, worker.rule_follower = redis_rules(settings, client, detector)
+        # The alarm's changes go to the deployment's event log, beside the models' events.
+        worker.drift_events = registry_of(settings, client).log_event
         serve_metrics(settings, telemetry)
         settle_after_start_up()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)

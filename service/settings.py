@@ -149,6 +149,20 @@ class Settings(BaseSettings):
     """Also replay a fresh online learner over each retrain's window, as a challenger."""
     quality_window: Annotated[int, Field(gt=0)] = 10_000
     quality_k: Annotated[int, Field(gt=0)] = 100
+    drift_watch: bool = True
+    """Compare each day's scored vectors with a reference window for the drift alarm."""
+    drift_reference_days: Annotated[int, Field(gt=0)] = 7
+    drift_gap_days: Annotated[int, Field(ge=0)] = 7
+    """Days between the reference window's end and the day compared with it."""
+    drift_warmup_days: Annotated[int, Field(ge=0)] | None = None
+    """Days of history before a reference window may start; unset: the longest feature window
+    (30 days) plus the label delay, which the terminal windows are shifted by."""
+    drift_cell_features: Annotated[int, Field(ge=1, le=4)] = 3
+    drift_min_cards: Annotated[int, Field(gt=0)] = 3
+    drift_alarm_surprise: Annotated[float, Field(ge=0.0)] = 2.0
+    """The alarm's threshold: -log10 of a cell's Bonferroni-corrected p-value."""
+    drift_rows_per_day: Annotated[int, Field(gt=0)] = 50_000
+    """Scored vectors kept a day for the comparison (a uniform sample past it)."""
     log_level: str = "info"
     allowed_hosts: list[str] | None = None
     """``Host`` names the API answers to (``*.example.com`` for subdomains, ``*``: any); unset:

@@ -29,6 +29,7 @@ import orjson
 import redis
 
 from models.detector import FraudDetector, LearnOutcome
+from models.drift import DriftReport
 from models.event_time import EventTimeBounds
 from models.schemas import Alert, Label, Transaction
 from models.scored import Scored
@@ -199,6 +200,11 @@ class ClusterRuntime:
 
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         return self.board.dashboard(self.model_statuses()[0], bins=bins, minutes=minutes)
+
+    def drift_report(self) -> DriftReport | None:
+        """None: the workers watch drift over the stream they score, in their own metrics
+        and in the registry's events; a replica sees only the scores asked of it."""
+        return None
 
     def gauges(self) -> StateGauges:
         """The state Prometheus reads at each scrape."""

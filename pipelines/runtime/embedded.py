@@ -18,10 +18,12 @@ from collections.abc import Collection, Coroutine, Sequence
 from typing import Any
 
 from models.detector import FraudDetector, LearnOutcome
+from models.drift import DriftReport
 from models.event_time import EventTimeBounds
 from models.idempotency import ConflictingRepeatError
 from models.schemas import Label, Transaction
 from models.scored import Scored
+from pipelines.drift_watch import log_drift_events, watch_drift
 from pipelines.label_log import log_corrections
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.retrain.jobs import RetrainJobs
@@ -81,6 +83,7 @@ class EmbeddedRuntime:
         )
         self.telemetry.watch(self.gauges)
         self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
+        watch_drift(self.telemetry, detector)
         self._queue: asyncio.Queue[Transaction] = asyncio.Queue(maxsize=queue_size)
         self._consumer: asyncio.Task[None] | None = None
 
@@ -119,7 +122,12 @@ class EmbeddedRuntime:
         scored, alerts = self.board.score(transactions)
         if alerts:
             self.alerts.publish(alerts)
+        self._log_drift()
         return scored
+
+    def _log_drift(self) -> None:
+        if self.lifecycle is not None:
+            log_drift_events(self.detector, self.lifecycle.registry.log_event)
 
     async def accept(self, transactions: Sequence[Transaction]) -> None:
         self.detector.refuse_conflicting(transactions)
@@ -165,6 +173,10 @@ class EmbeddedRuntime:
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         return self.board.dashboard(self.model_status(), bins=bins, minutes=minutes)
 
+    def drift_report(self) -> DriftReport | None:
+        monitor = self.detector.drift
+        return None if monitor is None else monitor.report
+
     def gauges(self) -> StateGauges:
         """The state Prometheus reads at each scrape."""
         return self.board.gauges(self.backlog, self.model_statuses())
@@ -181,12 +193,15 @@ class EmbeddedRuntime:
 
     def background_tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The quality sampler; the lifecycle's clock, kept here where the models are; the
-        simulated feed, when on."""
+        simulated feed, when on; the drift comparisons, off the loop."""
         tasks = {"quality-sampler": loops.sample_quality(self.sample_quality)}
         if self.lifecycle is not None:
             tasks["model-lifecycle"] = loops.tick_lifecycle(self.lifecycle)
         if self.feed is not None:
             tasks["simulated-feed"] = self.feed.run()
+        monitor = self.detector.drift
+        if monitor is not None and monitor.deferred:
+            tasks["drift-comparison"] = loops.compare_drift(monitor, self._log_drift)
         return tasks
 
     async def stop(self) -> None:

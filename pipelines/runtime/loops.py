@@ -6,12 +6,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from models.drift import DriftMonitor
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 
 logger = logging.getLogger(__name__)
 
 QUALITY_SAMPLE_SECONDS = 5.0
 """How often the dashboard's quality history samples the live model's rolling AP."""
+
+DRIFT_CHECK_SECONDS = 1.0
+"""How often ended days waiting for their drift comparison are looked for."""
 
 LIFECYCLE_TICK_SECONDS = 1.0
 """How often the snapshot schedule and the promotion policy are checked."""
@@ -35,3 +39,15 @@ async def tick_lifecycle(lifecycle: ModelLifecycle) -> None:
             await lifecycle.tick_in_background()
         except Exception:
             logger.exception("the model lifecycle's periodic step failed; retrying next tick")
+
+
+async def compare_drift(monitor: DriftMonitor, after: Callable[[], None]) -> None:
+    """Make the drift comparisons of the days ended, in a thread: a day's comparison takes
+    seconds of numpy, which the event loop must not wait for. ``after`` runs on the loop."""
+    while True:
+        await asyncio.sleep(DRIFT_CHECK_SECONDS)
+        try:
+            if await asyncio.to_thread(monitor.run_due):
+                after()
+        except Exception:
+            logger.exception("the drift comparison failed; the next ended day is compared anew")

@@ -14,6 +14,7 @@ from collections.abc import Collection, Coroutine, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from models.detector import LearnOutcome
+from models.drift import DriftReport
 from models.schemas import Label, Transaction
 from models.scored import Scored
 from pipelines.lifecycle.model_lifecycle import Lifecycle
@@ -109,6 +110,10 @@ class Runtime(Protocol):
 
     def dashboard(self, *, bins: int = ..., minutes: int = ...) -> DashboardSnapshot:
         """The score distribution, the alert rate over ``minutes`` and the quality history."""
+        ...
+
+    def drift_report(self) -> DriftReport | None:
+        """The latest day's label-free drift report (none: not watched, or too few days)."""
         ...
 
     async def start(self) -> None:

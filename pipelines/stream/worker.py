@@ -57,6 +57,7 @@ from models.quality import QualityFigures
 from models.schemas import Decision, Transaction
 from models.snapshots import SnapshotError
 from models.state import WindowAggregates
+from pipelines.drift_watch import log_drift_events, watch_drift
 from pipelines.lifecycle.model_channel import ModelFollower
 from pipelines.retrying import TRANSIENT_ERRORS, Backoff, retry_until_done
 from pipelines.rules.book import RuleFollower
@@ -187,6 +188,10 @@ class TransactionWorker:
         self.telemetry = telemetry or Telemetry()
         self.telemetry.watch(self.gauges)
         self.telemetry.watch_rules(lambda: self.detector.rule_decisions)
+        watch_drift(self.telemetry, detector)
+        self.drift_events: Callable[[str, str, str], None] | None = None
+        """Where the drift alarm's changes are written (the registry's event log; none: not
+        written)."""
         self._lag: dict[TopicPartition, int] = {}
         self._clock = clock
         # Alerts this worker sent lately: a delivery retried after its alerts were sent, and
@@ -291,6 +296,8 @@ class TransactionWorker:
         )
         lanes.start_writes(batch.lanes, verdicts.writes)
         self.telemetry.scored(len(verdicts.scored), time.perf_counter() - started, alerts=0)
+        if self.drift_events is not None:
+            log_drift_events(self.detector, self.drift_events)
         return verdicts
 
     async def _until_ready(

@@ -406,3 +406,47 @@ REFUSED = re.compile(r"^Failed to load resource: the server responded with a sta
 def _console_error(message: ConsoleMessage, problems: list[str], *, refused: bool = False) -> None:
     if message.type == "error" and not (refused and REFUSED.match(message.text)):
         problems.append(f"console: {message.text}")
+
+
+DRIFT_SETTINGS = {
+    **SETTINGS,
+    # The simulated history is ten days: windows of two days, no gap or warm-up, so the
+    # history replayed at start-up already gives reports.
+    "FRAUDSTREAM_DRIFT_REFERENCE_DAYS": "2",
+    "FRAUDSTREAM_DRIFT_GAP_DAYS": "0",
+    "FRAUDSTREAM_DRIFT_WARMUP_DAYS": "0",
+    "FRAUDSTREAM_DRIFT_CELL_FEATURES": "2",
+}
+DRIFT_SCREENSHOT = REPORTS / "dashboard-drift.png"
+
+
+def test_drift_panel_shows_the_latest_report_as_the_api_gives_it(
+    browser: BrowserContext, tmp_path: Path
+) -> None:
+    problems: list[str] = []
+    with serve(settings=DRIFT_SETTINGS) as server:
+        page = browser.new_page()
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda message: _console_error(message, problems))
+        try:
+            page.goto(f"{server.url}/")
+            features = page.locator("#drift-features tbody tr")
+            expect(features.first).to_be_visible(timeout=ALERT_TIMEOUT_MS)
+            answer = httpx.get(f"{server.url}/v1/drift", timeout=10).json()
+            assert answer["day"] is not None
+            # The report is the same unless a simulated day ended in between.
+            if httpx.get(f"{server.url}/v1/drift", timeout=10).json()["day"] == answer["day"]:
+                expect(page.locator("#drift-note")).to_contain_text(answer["day"])
+            expect(features).to_have_count(len(answer["features"]) + 1)
+            expect(features.first.locator("td").first).to_have_text("score")
+            badge = page.locator("#drift-alarm")
+            expect(badge).to_have_text(re.compile(r"^(ALARM|quiet)$"))
+            state = "on" if badge.text_content() == "ALARM" else "off"
+            expect(badge).to_have_attribute("data-alarm", state)
+            expect(page.locator("#drift-cells tbody tr")).to_have_count(len(answer["cells"]))
+            page.locator("#drift-panel").screenshot(path=tmp_path / "drift.png")
+        finally:
+            page.close()
+    DRIFT_SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(tmp_path / "drift.png", DRIFT_SCREENSHOT)
+    assert problems == []
