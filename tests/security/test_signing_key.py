@@ -8,9 +8,11 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
+from typer.testing import CliRunner, Result
 
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -20,34 +22,36 @@ from pipelines.bench.server_process import free_port, serve
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
 from pipelines.signing_key import KEY_FILE
+from service import cli
 from tests.service.client import transaction
 
 FRAUDSTREAM = str(Path(sys.executable).with_name("fraudstream"))
 SHORT = "a-secret-of-31-bytes-only-here!"
+_UNREACHABLE = {
+    "FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0",
+}
 
 
-def _start(*arguments: str, data: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    """Run a role that should refuse to start; it must exit by itself, not serve."""
-    environment = {
-        name: value for name, value in os.environ.items() if not name.startswith("FRAUDSTREAM_")
-    }
-    environment |= {
-        "FRAUDSTREAM_DATA_DIR": str(data),
-        "FRAUDSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
-        "FRAUDSTREAM_REDIS_URL": "redis://127.0.0.1:1/0",
-        **settings,
-    }
-    return subprocess.run(
-        [FRAUDSTREAM, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _start(monkeypatch: pytest.MonkeyPatch, *arguments: str, data: Path, **settings: str) -> Result:
+    """Run a role that should refuse to start, in this process: every refusal here comes before
+    a server or a client starts, so a role that got past it fails the test instead of serving.
+    `test_the_real_process_refuses_in_one_line_with_status_2` runs one as its own process."""
+    for name in os.environ:
+        if name.startswith("FRAUDSTREAM_"):
+            monkeypatch.delenv(name)
+    for name, value in {**_UNREACHABLE, "FRAUDSTREAM_DATA_DIR": str(data), **settings}.items():
+        monkeypatch.setenv(name, value)
+    for started in ("_run_http", "run_worker", "run_learner"):
+        monkeypatch.setattr(cli, started, _started_anyway)
+    return CliRunner().invoke(cli.app, list(arguments))
 
 
-def _said(result: subprocess.CompletedProcess[str]) -> str:
+def _started_anyway(*_: object) -> NoReturn:
+    raise AssertionError("the role got past its refusal and started")
+
+
+def _said(result: Result | subprocess.CompletedProcess[str]) -> str:
     """The error as one line (the console wraps it to the terminal's width)."""
     return " ".join(result.stderr.split())
 
@@ -68,27 +72,57 @@ def test_serve_makes_a_private_key_on_first_start_and_keeps_it(tmp_path: Path) -
         assert client.post(f"/v1/models/{snapshot}/promote").status_code == 200
 
 
-@pytest.mark.parametrize("role", ["serve", "worker"])
-def test_a_key_under_32_bytes_refuses_to_start(tmp_path: Path, role: str) -> None:
-    arguments = [role, "--port", str(free_port())] if role in {"serve", "api"} else [role]
-    result = _start(*arguments, data=tmp_path, FRAUDSTREAM_SECRET_KEY=SHORT)
+def test_the_real_process_refuses_in_one_line_with_status_2(tmp_path: Path) -> None:
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("FRAUDSTREAM_")
+    }
+    environment |= {
+        **_UNREACHABLE,
+        "FRAUDSTREAM_DATA_DIR": str(tmp_path),
+        "FRAUDSTREAM_SECRET_KEY": SHORT,
+    }
+    result = subprocess.run(
+        [FRAUDSTREAM, "serve", "--port", str(free_port())],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "FRAUDSTREAM_SECRET_KEY is shorter than 32 bytes" in _said(result)
+    assert "Traceback" not in result.stderr
     assert SHORT not in result.stdout + result.stderr  # a secret is never echoed
     assert not (tmp_path / KEY_FILE).exists()
 
 
+@pytest.mark.parametrize("role", ["serve", "worker"])
+def test_a_key_under_32_bytes_refuses_to_start(
+    tmp_path: Path, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arguments = [role, "--port", str(free_port())] if role in {"serve", "api"} else [role]
+    result = _start(monkeypatch, *arguments, data=tmp_path, FRAUDSTREAM_SECRET_KEY=SHORT)
+    assert result.exit_code == 2, result.output
+    assert "FRAUDSTREAM_SECRET_KEY is shorter than 32 bytes" in _said(result)
+    assert SHORT not in result.output  # a secret is never echoed
+    assert not (tmp_path / KEY_FILE).exists()
+
+
 @pytest.mark.parametrize("role", ["api", "worker", "learner"])
-def test_a_distributed_role_without_a_key_refuses_to_start(tmp_path: Path, role: str) -> None:
+def test_a_distributed_role_without_a_key_refuses_to_start(
+    tmp_path: Path, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arguments = [role, "--port", str(free_port())] if role == "api" else [role]
-    result = _start(*arguments, data=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
+    result = _start(monkeypatch, *arguments, data=tmp_path)
+    assert result.exit_code == 2, result.output
     assert "needs the deployment's secret: set FRAUDSTREAM_SECRET_KEY" in _said(result)
     assert not (tmp_path / KEY_FILE).exists()  # never a key of its own
 
 
 @pytest.mark.parametrize("exposure", ["group-readable", "symbolic link"])
-def test_serve_refuses_a_key_file_others_could_read_or_swap(tmp_path: Path, exposure: str) -> None:
+def test_serve_refuses_a_key_file_others_could_read_or_swap(
+    tmp_path: Path, exposure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = tmp_path / KEY_FILE
     if exposure == "symbolic link":
         (tmp_path / "elsewhere").write_text("k" * 64)
@@ -97,14 +131,16 @@ def test_serve_refuses_a_key_file_others_could_read_or_swap(tmp_path: Path, expo
     else:
         key.write_text("k" * 64)
         key.chmod(0o640)
-    result = _start("serve", "--port", str(free_port()), data=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
+    result = _start(monkeypatch, "serve", "--port", str(free_port()), data=tmp_path)
+    assert result.exit_code == 2, result.output
     assert "refused" in _said(result)
-    assert "k" * 64 not in result.stdout + result.stderr
+    assert "k" * 64 not in result.output
     assert not (tmp_path / "models").exists()  # nothing was signed with it
 
 
-def test_serve_refuses_models_another_key_signed_and_says_what_to_do(tmp_path: Path) -> None:
+def test_serve_refuses_models_another_key_signed_and_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     models = tmp_path / "models"
     models.mkdir()
     registry = ModelRegistry(models, FileIndex(models / "index.json"), b"another-key-" * 4)
@@ -123,8 +159,8 @@ def test_serve_refuses_models_another_key_signed_and_says_what_to_do(tmp_path: P
         ),
     )
     registry.set_champion(record.version, detail="an earlier release")
-    result = _start("serve", "--port", str(free_port()), data=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
+    result = _start(monkeypatch, "serve", "--port", str(free_port()), data=tmp_path)
+    assert result.exit_code == 2, result.output
     assert "signed with another key" in _said(result)
     assert "set FRAUDSTREAM_SECRET_KEY to the key that signed them" in _said(result)
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.output

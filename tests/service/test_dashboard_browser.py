@@ -291,14 +291,16 @@ def _snapshot_and_add_a_challenger(page: Page) -> None:
     expect(champion.locator("button")).to_have_count(0)
 
     page.get_by_role("button", name="Snapshot now").click()
-    expect(message).to_contain_text("Registered m000002 (on demand)")
+    expect(message).to_contain_text("Registered m000002 (on demand)", timeout=ACTION_TIMEOUT_MS)
     expect(champion).to_have_attribute("data-version", "m000002")
     expect(_row(page, "m000001").locator("td").nth(1)).to_have_text("registered")
     expect(_row(page, "m000001").get_by_role("button")).to_have_text(["Roll back"])
 
     page.select_option("#challenger-learner", "hoeffding")
     page.get_by_role("button", name="Add challenger").click()
-    expect(message).to_contain_text("m000003 (hoeffding) shadows the champion")
+    expect(message).to_contain_text(
+        "m000003 (hoeffding) shadows the champion", timeout=ACTION_TIMEOUT_MS
+    )
     shadow = page.locator('#serving-models tr[data-role="challenger"]')
     expect(shadow.locator("td").nth(1)).to_have_text("m000003")
     expect(shadow.locator("td").nth(3)).to_have_text("hoeffding")
@@ -331,7 +333,9 @@ def _what_if_of_the_challenger(page: Page) -> None:
 
 def _confirm_the_rollback(page: Page, api: httpx.Client) -> None:
     _row(page, "m000001").get_by_role("button", name="Confirm").click()
-    expect(page.locator("#models-message")).to_contain_text("m000001 serves from now on")
+    expect(page.locator("#models-message")).to_contain_text(
+        "m000001 serves from now on", timeout=ACTION_TIMEOUT_MS
+    )
     champion = page.locator('#model-versions tr[data-status="champion"]')
     expect(champion).to_have_attribute("data-version", "m000001")
     expect(page.locator("#model-versions")).to_have_attribute("data-champion", "m000001")
@@ -349,7 +353,9 @@ def _confirm_the_rollback(page: Page, api: httpx.Client) -> None:
 def _retire_the_challenger(page: Page, api: httpx.Client) -> None:
     _row(page, "m000003").get_by_role("button", name="Retire").click()
     _row(page, "m000003").get_by_role("button", name="Confirm").click()
-    expect(page.locator("#models-message")).to_contain_text("m000003 is retired")
+    expect(page.locator("#models-message")).to_contain_text(
+        "m000003 is retired", timeout=ACTION_TIMEOUT_MS
+    )
     expect(_row(page, "m000003")).to_have_count(0)
     expect(page.locator('#serving-models tr[data-role="challenger"]')).to_have_count(0)
     assert [model["role"] for model in _listed(api)["models"]] == ["champion"]

@@ -139,6 +139,11 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
     }
 
 
+ROLE_START_TIMEOUT = 60.0
+"""A role's first act comes after its imports and connections: on a loaded machine (parallel
+tests, other work) that alone can take half a minute."""
+
+
 def start_role(role: str, env: dict[str, str], directory: Path, name: str) -> RoleProcess:
     return RoleProcess(role, env, directory / f"{name}.log").start()
 
@@ -164,6 +169,7 @@ def start_learner(
             lambda: published_model(redis_url, topics),
             lambda model: model is not None and model.version == "m000001+0",
             what="the learner's first version",
+            timeout=ROLE_START_TIMEOUT,
         )
     except BaseException:
         learner.kill()
