@@ -46,4 +46,4 @@ def test_drift_prints_a_report_for_each_ended_day(tmp_path: Path) -> None:
 def test_drift_refuses_a_missing_data_set(tmp_path: Path) -> None:
     result = runner.invoke(app, ["drift", "--data", str(tmp_path / "none.csv")])
     assert result.exit_code == 2
-    assert "none.csv" in result.output
+    assert "none.csv" in result.output.replace("\n", "")  # the console wraps a long path
