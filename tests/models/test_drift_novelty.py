@@ -94,9 +94,9 @@ def test_the_count_and_its_surprise_match_a_direct_computation() -> None:
 
 def test_a_few_cards_unlike_any_of_the_reference_are_surprising_and_ordinary_days_not() -> None:
     rng = np.random.default_rng(2)
-    reference = card_day_profiles(*_payments(rng, 3_000, 7))
-    quiet = [card_day_profiles(*_payments(rng, 3_000, 1)) for _ in range(3)]
-    rows, cards = _payments(rng, 3_000, 1)
+    reference = card_day_profiles(*_payments(rng, 1_500, 7))
+    quiet = [card_day_profiles(*_payments(rng, 1_500, 1)) for _ in range(3)]
+    rows, cards = _payments(rng, 1_500, 1)
     tested_rows, tested_cards = _tested(rng, 5, 10_000)
     tested = card_day_profiles(
         np.vstack([rows, tested_rows]), np.concatenate([cards, tested_cards])
