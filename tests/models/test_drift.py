@@ -85,7 +85,7 @@ def test_a_day_keeps_at_most_its_sample_of_vectors() -> None:
 
 def test_the_alarm_is_raised_by_a_crowded_cell_and_cleared_when_it_goes() -> None:
     rng = np.random.default_rng(2)
-    policy = DriftPolicy(reference_days=3, gap_days=0, ways=2, min_cards=5)
+    policy = DriftPolicy(reference_days=3, gap_days=0, ways=2, min_cards=5, novelty_surprise=None)
     monitor = DriftMonitor(NAMES, policy, watched=watched_features(NAMES))
     for day in range(5):
         _feed(monitor, day, *_quiet_day(rng))
