@@ -6,9 +6,12 @@ keeps, per event-time day, a uniform sample of the vectors scored that day (at m
 midnight the day just ended becomes the recent window and is compared with the reference
 window, the `DriftPolicy.reference_days` days that ended `DriftPolicy.gap_days` days before
 it (the gap keeps a pattern that started a few days ago out of its own reference). The
-comparison (`models.drift_stats`): each watched feature's and the score's PSI, and the most
-surprising cells of `DriftPolicy.ways` binned features; the alarm is on while a cell's
-corrected surprise is past `DriftPolicy.alarm_surprise`.
+comparison: each watched feature's and the score's PSI and the most surprising cells of
+`DriftPolicy.ways` binned features (`models.drift_stats`), and the count of the day's novel
+card-days (`models.drift_novelty`). The alarm is on while the novelty's surprise is past
+`DriftPolicy.novelty_surprise` (it sees a few cards behaving as none did, the first days of a
+pattern) or the top cell's past `DriftPolicy.alarm_surprise` (a crowd of cards each ordinary
+alone); the cells tell where.
 
 Only features that need no label are watched (`watched_features`): terminal fraud rates move
 when chargebacks arrive, which is the very thing this alarm must not wait for, and a calendar
@@ -27,6 +30,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from models.drift_novelty import Novelty, card_day_profiles, novelty, profiled_features
 from models.drift_stats import Cell, bin_index, cell_surprises, psi, quantile_edges
 from models.state import DAY
 
@@ -65,8 +69,15 @@ class DriftPolicy:
     """Features combined into one cell."""
     min_cards: int = 3
     """A cell with fewer recent cards is never surprising."""
-    alarm_surprise: float = 2.0
-    """The alarm is on while a cell's ``-log10`` corrected p-value is past this."""
+    alarm_surprise: float | None = 4.0
+    """The alarm is on while a cell's ``-log10`` corrected p-value is past this (none: the
+    cells explain, never raise it)."""
+    novelty_surprise: float | None = 2.0
+    """The alarm is on while the novel card-days' ``-log10`` p-value is past this (none:
+    novelty is not computed)."""
+    novelty_tail: float = 1e-4
+    """A card-day is novel when it is more isolated than this share of the reference's."""
+    novelty_trees: int = 200
     warmup_days: int = 0
     """Days after the first vector before a reference window may start: features over
     windows of N days drift by construction until N days of history fill them."""
@@ -85,6 +96,8 @@ class DriftPolicy:
             )
         if self.ways < 1 or self.min_cards < 1 or self.rows_per_day < 1:
             raise ValueError("ways, min_cards and rows_per_day must be positive")
+        if not 0 < self.novelty_tail < 1 or self.novelty_trees < 1:
+            raise ValueError("novelty_tail must lie in (0, 1), novelty_trees be positive")
         if not all(0 < q < 1 for q in self.quantiles):
             raise ValueError("quantiles must lie strictly between 0 and 1")
 
@@ -110,6 +123,8 @@ class DriftReport:
     cells: tuple[Cell, ...]
     """The most surprising cells, most surprising first."""
     alarm: bool
+    novelty: Novelty | None = None
+    """The recent day's novel card-days (none: not computed)."""
 
 
 class DriftEventKind(StrEnum):
@@ -183,6 +198,8 @@ class DriftMonitor:
         """Leave each ended day's comparison to `run_due` (off the scoring path) rather than
         making it when the day is reported."""
         self._columns = [self.features.index(name) for name in self.names]
+        self._profiled = [self.names.index(name) for name in profiled_features(self.names)]
+        """Columns of the compared rows that card-day profiles summarise."""
         self._first_day: int | None = None
         self.report: DriftReport | None = None
         """The latest closed day's report (none: not enough days seen yet)."""
@@ -367,7 +384,16 @@ class DriftMonitor:
                 top=policy.top_cells,
             )
         )
-        alarm = bool(cells) and cells[0].surprise > policy.alarm_surprise
+        found = None if policy.novelty_surprise is None else self._novelty(window)
+        alarm = (
+            policy.alarm_surprise is not None
+            and bool(cells)
+            and cells[0].surprise > policy.alarm_surprise
+        ) or (
+            found is not None
+            and policy.novelty_surprise is not None
+            and found.surprise > policy.novelty_surprise
+        )
         return DriftReport(
             window.day,
             window.reference_first_day,
@@ -377,6 +403,18 @@ class DriftMonitor:
             score_psi,
             cells,
             alarm,
+            found,
+        )
+
+    def _novelty(self, window: _Window) -> Novelty:
+        """The recent day's card-days against the reference window's (`models.drift_novelty`)."""
+        columns = self._profiled
+        return novelty(
+            card_day_profiles(window.reference_rows[:, columns], window.reference_cards),
+            card_day_profiles(window.recent_rows[:, columns], window.recent_cards),
+            quantile_tail=self.policy.novelty_tail,
+            trees=self.policy.novelty_trees,
+            seed=self.policy.seed,
         )
 
 
@@ -391,14 +429,19 @@ def _psi_of(reference: np.ndarray, recent: np.ndarray, bins: int) -> float:
 
 def _event(report: DriftReport) -> DriftEvent:
     if not report.alarm:
-        return DriftEvent(DriftEventKind.CLEARED, report.day, "no cell past the threshold")
-    cell = report.cells[0]
-    where = ", ".join(
-        f"{name} in [{low:g}, {high:g})"
-        for name, low, high in zip(cell.features, cell.lower, cell.upper, strict=True)
-    )
-    return DriftEvent(
-        DriftEventKind.RAISED,
-        report.day,
-        f"{cell.cards} cards where {cell.expected:.1f} were expected: {where}",
-    )
+        return DriftEvent(DriftEventKind.CLEARED, report.day, "nothing past the thresholds")
+    reasons = []
+    found = report.novelty
+    if found is not None:
+        reasons.append(
+            f"{found.novel} novel card-days of {found.card_days} where "
+            f"{found.expected:.1f} were expected"
+        )
+    if report.cells:
+        cell = report.cells[0]
+        where = ", ".join(
+            f"{name} in [{low:g}, {high:g})"
+            for name, low, high in zip(cell.features, cell.lower, cell.upper, strict=True)
+        )
+        reasons.append(f"{cell.cards} cards where {cell.expected:.1f} were expected: {where}")
+    return DriftEvent(DriftEventKind.RAISED, report.day, "; ".join(reasons))

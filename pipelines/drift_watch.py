@@ -51,12 +51,14 @@ class _DriftCollector:
         report: DriftReport | None = None if monitor is None else monitor.report
         if report is None:
             return families
-        alarm, feature_psi, score_psi, surprise = families
+        alarm, feature_psi, score_psi, surprise, novelty = families
         alarm.add_metric([], 1.0 if report.alarm else 0.0)
         for feature in report.features:
             feature_psi.add_metric([feature.name], feature.psi)
         score_psi.add_metric([], report.score_psi)
         surprise.add_metric([], report.cells[0].surprise if report.cells else 0.0)
+        if report.novelty is not None:
+            novelty.add_metric([], report.novelty.surprise)
         return families
 
     @staticmethod
@@ -78,5 +80,9 @@ class _DriftCollector:
             GaugeMetricFamily(
                 "fraudstream_drift_surprise",
                 "The most surprising cell's -log10 corrected p-value (alarm past the threshold)",
+            ),
+            GaugeMetricFamily(
+                "fraudstream_drift_novelty_surprise",
+                "The novel card-days' -log10 Poisson p-value (alarm past the threshold)",
             ),
         )

@@ -96,6 +96,7 @@ def drift_policy(settings: Settings) -> DriftPolicy:
         ways=settings.drift_cell_features,
         min_cards=settings.drift_min_cards,
         alarm_surprise=settings.drift_alarm_surprise,
+        novelty_surprise=settings.drift_novelty_surprise,
         rows_per_day=settings.drift_rows_per_day,
         seed=settings.seed,
     )

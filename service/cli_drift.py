@@ -36,12 +36,17 @@ def drift(
     cell_features: Annotated[int | None, typer.Option(min=1, max=4)] = None,
     min_cards: Annotated[int | None, typer.Option(min=1)] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Alarm past this surprise (-log10 corrected p)", min=0)
+        float | None,
+        typer.Option(help="Alarm past this cell surprise (-log10 corrected p)", min=0),
+    ] = None,
+    novelty_threshold: Annotated[
+        float | None,
+        typer.Option(help="Alarm past this novelty surprise (-log10 Poisson p)", min=0),
     ] = None,
 ) -> None:
     """Replay a data set as the service scores it and print each day's drift report: the
-    largest feature PSI, the score's PSI, the most surprising cell and the alarm. Options left
-    out take the service's FRAUDSTREAM_DRIFT_* settings."""
+    largest feature PSI, the score's PSI, the novel card-days, the most surprising cell and
+    the alarm. Options left out take the service's FRAUDSTREAM_DRIFT_* settings."""
     with user_errors():
         policy = drift_policy(Settings())
         policy = replace(
@@ -52,6 +57,9 @@ def drift(
             ways=_or(cell_features, policy.ways),
             min_cards=_or(min_cards, policy.min_cards),
             alarm_surprise=policy.alarm_surprise if threshold is None else threshold,
+            novelty_surprise=(
+                policy.novelty_surprise if novelty_threshold is None else novelty_threshold
+            ),
         )
         options = EvaluationOptions(learner=model, label_delay=parse_duration(label_delay))
         dataset = read_dataset(data)
@@ -80,6 +88,8 @@ def _table(days: list[DriftDay]) -> Table:
         "fraud tx by scenario",
         "max PSI",
         "score PSI",
+        "novel card-days",
+        "novelty",
         "surprise",
         "alarm",
         "most surprising cell",
@@ -87,6 +97,7 @@ def _table(days: list[DriftDay]) -> Table:
     for day in days:
         report = day.report
         cell = report.cells[0] if report.cells else None
+        found = report.novelty
         worst = max(report.features, key=lambda feature: feature.psi, default=None)
         table.add_row(
             _date(report.day),
@@ -94,6 +105,8 @@ def _table(days: list[DriftDay]) -> Table:
             ", ".join(f"{s}: {n}" for s, n in day.scenario_transactions.items()) or "-",
             "-" if worst is None else f"{worst.psi:.3f} {worst.name}",
             f"{report.score_psi:.3f}",
+            "-" if found is None else f"{found.novel} of {found.card_days:,}",
+            "-" if found is None else f"{found.surprise:.1f}",
             "-" if cell is None else f"{cell.surprise:.1f}",
             "ALARM" if report.alarm else "",
             "-" if cell is None else _cell_text(cell),

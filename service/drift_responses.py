@@ -53,7 +53,10 @@ class DriftResponse(BaseModel):
 
     watched: bool = Field(description="Whether this process watches drift")
     alarm: bool
-    threshold: float | None = Field(description="The surprise past which the alarm is on")
+    threshold: float | None = Field(description="The cell surprise past which the alarm is on")
+    novelty_threshold: float | None = Field(
+        default=None, description="The novelty surprise past which the alarm is on"
+    )
     day: date | None = None
     reference_start: date | None = None
     reference_end: date | None = None
@@ -61,15 +64,38 @@ class DriftResponse(BaseModel):
     score_psi: float | None = None
     features: list[FeaturePsi] = Field(default_factory=list)
     cells: list[SurprisingCell] = Field(default_factory=list)
+    card_days: int = Field(default=0, description="Cards that paid on the day")
+    novel_card_days: int | None = Field(
+        default=None, description="Card-days more isolated than nearly all the reference's"
+    )
+    novelty_expected: float | None = Field(
+        default=None, description="Novel card-days a day like the reference would have"
+    )
+    novelty_surprise: float | None = Field(
+        default=None, description="-log10 of the novel count's Poisson p-value"
+    )
 
     @classmethod
-    def of(cls, report: DriftReport | None, threshold: float | None) -> DriftResponse:
+    def of(
+        cls,
+        report: DriftReport | None,
+        threshold: float | None,
+        novelty_threshold: float | None = None,
+    ) -> DriftResponse:
+        """``threshold`` none: the process does not watch drift."""
         if report is None:
-            return cls(watched=threshold is not None, alarm=False, threshold=threshold)
+            return cls(
+                watched=threshold is not None,
+                alarm=False,
+                threshold=threshold,
+                novelty_threshold=novelty_threshold,
+            )
+        found = report.novelty
         return cls(
             watched=True,
             alarm=report.alarm,
             threshold=threshold,
+            novelty_threshold=novelty_threshold,
             day=_day(report.day),
             reference_start=_day(report.reference_first_day),
             reference_end=_day(report.reference_last_day),
@@ -77,4 +103,8 @@ class DriftResponse(BaseModel):
             score_psi=_finite(report.score_psi),
             features=[FeaturePsi(feature=f.name, psi=_finite(f.psi)) for f in report.features],
             cells=[SurprisingCell.of(cell) for cell in report.cells],
+            card_days=0 if found is None else found.card_days,
+            novel_card_days=None if found is None else found.novel,
+            novelty_expected=None if found is None else found.expected,
+            novelty_surprise=None if found is None else found.surprise,
         )

@@ -159,8 +159,10 @@ class Settings(BaseSettings):
     (30 days) plus the label delay, which the terminal windows are shifted by."""
     drift_cell_features: Annotated[int, Field(ge=1, le=4)] = 3
     drift_min_cards: Annotated[int, Field(gt=0)] = 3
-    drift_alarm_surprise: Annotated[float, Field(ge=0.0)] = 2.0
-    """The alarm's threshold: -log10 of a cell's Bonferroni-corrected p-value."""
+    drift_alarm_surprise: Annotated[float, Field(ge=0.0)] = 4.0
+    """A cell raises the alarm past this: -log10 of its Bonferroni-corrected p-value."""
+    drift_novelty_surprise: Annotated[float, Field(ge=0.0)] = 2.0
+    """The novel card-days raise the alarm past this: -log10 of their Poisson p-value."""
     drift_rows_per_day: Annotated[int, Field(gt=0)] = 50_000
     """Scored vectors kept a day for the comparison (a uniform sample past it)."""
     log_level: str = "info"

@@ -14,9 +14,13 @@ router = APIRouter(tags=["drift"], route_class=GuardedRoute)
 @router.get("/v1/drift", openapi_extra=access(Access.ANY_KEY))
 async def drift(runtime: ReadyRuntimeDep, settings: SettingsDep) -> DriftResponse:
     """Each watched feature's and the score's PSI, the most surprising cells of binned
-    features, and whether the alarm is on, for the latest day against its reference window.
+    features, the novel card-days, and whether the alarm is on, for the latest day against
+    its reference window.
 
     ``async`` on purpose: the report is read from the runtime, which only the event loop writes.
     """
-    threshold = settings.drift_alarm_surprise if settings.drift_watch else None
-    return DriftResponse.of(runtime.drift_report(), threshold)
+    if not settings.drift_watch:
+        return DriftResponse.of(runtime.drift_report(), None)
+    return DriftResponse.of(
+        runtime.drift_report(), settings.drift_alarm_surprise, settings.drift_novelty_surprise
+    )

@@ -1,6 +1,7 @@
 // fraudstream dashboard, the drift panel: the latest day against its reference window
-// (GET /v1/drift): whether the alarm is on, each watched feature's PSI and the score's, and
-// the cells of binned features holding more cards than the reference predicts.
+// (GET /v1/drift): whether the alarm is on, the day's novel card-days, each watched feature's
+// PSI and the score's, and the cells of binned features holding more cards than the reference
+// predicts.
 // Every value from the API is written as text, never markup.
 
 import { KEY_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
@@ -27,6 +28,16 @@ function show(answer) {
   const badge = byId("drift-alarm");
   badge.dataset.alarm = answer.alarm ? "on" : "off";
   badge.textContent = answer.day === null ? "no report yet" : answer.alarm ? "ALARM" : "quiet";
+  const novelty = byId("drift-novelty");
+  const novel = answer.novel_card_days;
+  novelty.dataset.past = String(
+    novel !== null && answer.novelty_threshold !== null &&
+      answer.novelty_surprise > answer.novelty_threshold,
+  );
+  novelty.textContent = novel === null ? "" :
+    `novel card-days: ${integer.format(novel)} of ${integer.format(answer.card_days)} ` +
+    `(${fixed(answer.novelty_expected, 1)} expected), surprise ${fixed(answer.novelty_surprise, 1)}` +
+    (answer.novelty_threshold === null ? "" : `; alarm past ${answer.novelty_threshold}`);
   const features = [...answer.features].sort((a, b) => (b.psi ?? -1) - (a.psi ?? -1));
   const rows = [["score", answer.score_psi], ...features.map((f) => [f.feature, f.psi])].map(
     ([name, psi]) => {
@@ -68,7 +79,7 @@ async function load() {
     else {
       note.textContent =
         `${answer.day} (${integer.format(answer.transactions)} transactions) against ` +
-        `${answer.reference_start} to ${answer.reference_end}; alarm past a surprise of ${answer.threshold}`;
+        `${answer.reference_start} to ${answer.reference_end}; a cell raises the alarm past a surprise of ${answer.threshold}`;
     }
     show(answer);
   } catch {

@@ -85,7 +85,7 @@ def test_a_day_keeps_at_most_its_sample_of_vectors() -> None:
 
 def test_the_alarm_is_raised_by_a_crowded_cell_and_cleared_when_it_goes() -> None:
     rng = np.random.default_rng(2)
-    policy = DriftPolicy(reference_days=3, gap_days=0, ways=2, min_cards=5)
+    policy = DriftPolicy(reference_days=3, gap_days=0, ways=2, min_cards=5, novelty_surprise=None)
     monitor = DriftMonitor(NAMES, policy, watched=watched_features(NAMES))
     for day in range(5):
         _feed(monitor, day, *_quiet_day(rng))
@@ -140,3 +140,37 @@ def test_a_day_is_reported_only_once_event_time_is_past_its_end_and_the_lateness
     monitor.observe(2 * DAY + 3_600, late, "late", 0.0)
     assert monitor.report is not None
     assert (monitor.report.day, monitor.report.transactions) == (1, 101)
+
+
+def _testing_day(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """A quiet day and five cards each paying a euro seven times at night, minutes apart."""
+    rows, cards = _quiet_day(rng)
+    tested = np.tile([1.0, 0.0, 1.0, 120.0], (35, 1))
+    return np.vstack([rows, tested]), cards + [f"tested{i // 7}" for i in range(35)]
+
+
+def test_a_few_cards_unlike_the_reference_raise_the_alarm_by_their_novelty() -> None:
+    rng = np.random.default_rng(3)
+    # Cells explain but never alarm here: the novelty alone decides.
+    policy = DriftPolicy(reference_days=3, gap_days=0, ways=2, alarm_surprise=None)
+    monitor = DriftMonitor(NAMES, policy, watched=watched_features(NAMES))
+    for day in range(5):
+        _feed(monitor, day, *_quiet_day(rng))
+    quiet = monitor.report
+    assert quiet is not None
+    assert quiet.novelty is not None
+    assert not quiet.alarm
+    assert quiet.novelty.card_days > 0
+    assert quiet.novelty.surprise <= 2.0
+    _feed(monitor, 5, *_testing_day(rng))
+    _feed(monitor, 6, *_quiet_day(rng))
+    report = monitor.report
+    assert report is not None
+    assert report.novelty is not None
+    assert report.day == 5
+    assert report.novelty.novel >= 3
+    assert report.novelty.surprise > 2.0
+    assert report.alarm
+    raised = monitor.take_events()[-1]
+    assert raised.kind is DriftEventKind.RAISED
+    assert f"{report.novelty.novel} novel card-days of {report.novelty.card_days}" in raised.reason

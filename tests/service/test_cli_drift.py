@@ -41,6 +41,8 @@ def test_drift_prints_a_report_for_each_ended_day(tmp_path: Path) -> None:
     days = re.findall(r"2018-04-0(\d)", result.output.split("alarm day(s)")[0])
     assert sorted(set(days)) == ["3", "4", "5", "6", "7"]
     assert re.search(r"\d+ alarm day\(s\) of 5 reported", result.output)
+    # Each day's novel card-days among the cards that paid that day.
+    assert len(re.findall(r"\d+ of [\d,]+", result.output)) == 5
 
 
 def test_drift_refuses_a_missing_data_set(tmp_path: Path) -> None:

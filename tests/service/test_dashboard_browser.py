@@ -450,6 +450,12 @@ def test_drift_panel_shows_the_latest_report_as_the_api_gives_it(
             state = "on" if badge.text_content() == "ALARM" else "off"
             expect(badge).to_have_attribute("data-alarm", state)
             expect(page.locator("#drift-cells tbody tr")).to_have_count(len(answer["cells"]))
+            # The novel card-days, as the API counts them.
+            novelty = page.locator("#drift-novelty")
+            expect(novelty).to_contain_text(re.compile(r"novel card-days: [\d,]+ of [\d,]+"))
+            if httpx.get(f"{server.url}/v1/drift", timeout=10).json()["day"] == answer["day"]:
+                novel = f"novel card-days: {answer['novel_card_days']:,} of {answer['card_days']:,}"
+                expect(novelty).to_contain_text(novel)
             page.locator("#drift-panel").screenshot(path=tmp_path / "drift.png")
         finally:
             page.close()

@@ -88,12 +88,21 @@ async def test_a_crowd_of_new_cards_raises_the_alarm_in_the_route_metrics_and_ev
     assert (drift["reference_start"], drift["reference_end"]) == ("2026-11-01", "2026-11-02")
     assert drift["transactions"] == 260
     assert drift["alarm"]
-    assert drift["threshold"] == 2.0
+    assert (drift["threshold"], drift["novelty_threshold"]) == (4.0, 2.0)
     top = drift["cells"][0]
     assert top["cards"] >= 20
-    assert top["surprise"] > 2.0
+    assert top["surprise"] > 4.0
     assert value(series, "fraudstream_drift_alarm") == 1.0
     assert value(series, "fraudstream_drift_surprise") == pytest.approx(top["surprise"])
+    # The novelty figures of the day: its cards (the afternoon's and the 20 stolen ones).
+    # The reference has no night payment at all, and a forest does not extrapolate past its
+    # reference: here the crowded cell raises the alarm.
+    assert drift["card_days"] == len({b["card_id"] for b in days[2]})
+    assert drift["novelty_expected"] == pytest.approx(1e-4 * drift["card_days"])
+    assert 0 <= drift["novel_card_days"] <= drift["card_days"]
+    assert value(series, "fraudstream_drift_novelty_surprise") == pytest.approx(
+        drift["novelty_surprise"]
+    )
 
     # The amount's PSI, computed apart from the service from the amounts sent.
     reference = pd.Series([b["amount"] for bodies in days[:2] for b in bodies])
@@ -129,5 +138,10 @@ async def test_drift_off_answers_unwatched() -> None:
         "score_psi": None,
         "features": [],
         "cells": [],
+        "novelty_threshold": None,
+        "card_days": 0,
+        "novel_card_days": None,
+        "novelty_expected": None,
+        "novelty_surprise": None,
     }
     assert not any(name.startswith("fraudstream_drift") for name, _ in series)
