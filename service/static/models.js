@@ -3,41 +3,10 @@
 // the API key typed into the page. Every value from the API is written as text, never markup.
 
 import {
-  MODELS_CHANGED, byId, cell, detailOf, every, fixed, integer, keyStore, millis, withKey,
+  MODELS_CHANGED, api, byId, cell, every, fixed, integer, keyStore, millis,
 } from "./shared.js";
 
 const urls = { models: document.body.dataset.modelsUrl };
-
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(`${status}: ${detail}`);
-    this.status = status;
-  }
-}
-
-async function api(method, url, body) {
-  const headers = withKey({ Accept: "application/json" });
-  const init = { method, headers, cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, init);
-  } catch {
-    throw new Error("the server did not answer");
-  }
-  const text = response.status === 204 ? "" : await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!response.ok) throw new ApiError(response.status, detailOf(data, response.statusText || "refused"));
-  return data;
-}
 
 const stamp = new Intl.DateTimeFormat("en-GB", {
   day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,

@@ -3,7 +3,7 @@
 // kept with a roll back to each (POST /v1/rules/rollback/{version}). A rule the grammar refuses
 // is said next to its field. Every value from the API is written as text, never markup.
 
-import { KEY_CHANGED, byId, cell, every, withKey } from "./shared.js";
+import { KEY_CHANGED, api, byId, cell, every } from "./shared.js";
 
 const URL = document.body.dataset.rulesUrl;
 const ACTIONS = ["alert", "review", "allow"];
@@ -18,37 +18,6 @@ const panel = {
   errors: {}, // field errors of the last save, by "index.field"
   busy: false,
 };
-
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(`${status}`);
-    this.status = status;
-    this.detail = detail;
-  }
-}
-
-async function api(method, url, body) {
-  const headers = withKey({ Accept: "application/json" });
-  const init = { method, headers, cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, init);
-  } catch {
-    throw new ApiError(0, "the server did not answer");
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) throw new ApiError(response.status, data && data.detail);
-  return data;
-}
 
 // "amount > 1000 -> review" as its condition and action: the panel edits them apart.
 function split(rule) {

@@ -36,6 +36,44 @@ export function detailOf(body, fallback) {
   return fallback;
 }
 
+// An answer the API refused: its status, FastAPI's raw detail (a 422's list says which field),
+// and a message for people ("422: rules.2.text: ..."); status 0 when no answer came.
+export class ApiError extends Error {
+  constructor(status, detail, message) {
+    super(message);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+// A JSON call with the tab's key: the parsed answer, or an ApiError.
+export async function api(method, url, body) {
+  const headers = withKey({ Accept: "application/json" });
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    throw new ApiError(0, undefined, "the server did not answer");
+  }
+  const text = response.status === 204 ? "" : await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const reason = detailOf(data, response.statusText || "refused");
+    throw new ApiError(response.status, data && data.detail, `${response.status}: ${reason}`);
+  }
+  return data;
+}
+
 export function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text;
