@@ -3,11 +3,13 @@ beside the model alone at the threshold in force, so that a team enables it know
 
 The rows are those of `models.metrics` (``timestamp``, ``card_id``, ``score``, ``is_fraud``,
 ``label_known_at``), with the fields a rule reads: ``terminal_id`` and one column per feature,
-as the offline store keeps them. The model alone alerts every score at or above the threshold
-in force; with the draft:
+as the offline store keeps them. The baseline is the service as it decides today: every score
+at or above the threshold in force, then the enabled rules in force, which decide as when
+scoring (allow beats alert beats review, then their order). With the draft:
 
-- a threshold alerts every score at or above it instead;
-- an ``alert`` rule adds its matches to the model's alerts, an ``allow`` rule removes them;
+- a threshold alerts every score at or above it instead, the rules in force still deciding;
+- a rule joins the rules in force, last: an ``alert`` rule adds its matches to the alerts, an
+  ``allow`` rule removes them (even from an alert rule in force);
 - a ``review`` rule adds its matches too: a review puts the transaction before an investigator,
   so it costs the team's time and catches a fraud as an alert does. The legitimate cards it
   brings count as bothered, an upper bound (an investigator may clear one without a call).
@@ -35,7 +37,7 @@ import pandas as pd
 from models.metrics import checked
 from models.rules.conditions import Mask, column_mask, fields_of
 from models.rules.grammar import TEXT_FIELDS, RuleAction, RuleFields, RuleSyntaxError
-from models.rules.ruleset import Rule
+from models.rules.ruleset import PRECEDENCE, Rule
 
 STORED_TEXT_FIELDS = frozenset({"card_id", "terminal_id"})
 """The transaction fields the offline store keeps beside the feature vector."""
@@ -104,7 +106,7 @@ class Period:
     transactions: int
     frauds: int
     model: Figures
-    """The model alone at the threshold in force."""
+    """The model at the threshold in force, with the rules in force."""
     with_draft: Figures
     """The model with the draft rule, or at the draft threshold."""
     change: Change
@@ -113,6 +115,10 @@ class Period:
 @dataclass(frozen=True)
 class Backtest:
     threshold_in_force: float
+    rules_in_force: tuple[str, ...]
+    """The enabled rules the baseline applied, in the set's order."""
+    rules_not_stored: tuple[str, ...]
+    """Enabled rules left out: they read a field the store does not keep."""
     matched: int | None
     """Transactions the draft rule's condition matches (None: a draft threshold)."""
     overall: Period
@@ -120,19 +126,50 @@ class Backtest:
     """One period per UTC day of the window, a day without rows included."""
 
 
-def alerted_with(draft: Draft, rows: pd.DataFrame, model: Mask) -> Mask:
-    """Which of ``rows`` the draft alerts, given which ``model`` alerts alone."""
-    if isinstance(draft, Rule):
-        matches = column_mask(draft.condition, rows)
-        return model & ~matches if draft.action is RuleAction.ALLOW else model | matches
-    alerted: Mask = (rows["score"] >= draft).to_numpy(dtype=bool)
+def ruled(rules: Sequence[Rule], rows: pd.DataFrame, scored: Mask) -> Mask:
+    """Which of ``rows`` alert once ``rules`` decide beside the ``scored`` alerts, as scoring
+    decides: allow beats alert beats review (a review counts as an alert here), then order."""
+    alerted = scored.copy()
+    undecided = np.ones(len(rows), dtype=bool)
+    for action in PRECEDENCE:
+        for rule in (rule for rule in rules if rule.enabled and rule.action is action):
+            matches = column_mask(rule.condition, rows) & undecided
+            alerted[matches] = action is not RuleAction.ALLOW
+            undecided &= ~matches
     return alerted
 
 
+def stored_rules(rules: Sequence[Rule]) -> tuple[tuple[Rule, ...], tuple[str, ...]]:
+    """The enabled rules a backtest can apply, and the names of those reading a field the
+    store does not keep (applied, they would never match: better left out and named)."""
+    enabled = [rule for rule in rules if rule.enabled]
+    kept = tuple(rule for rule in enabled if not fields_of(rule.condition) & UNSTORED_FIELDS)
+    return kept, tuple(rule.name for rule in enabled if rule not in kept)
+
+
+def alerted_with(
+    draft: Draft, rows: pd.DataFrame, in_force: Sequence[Rule], threshold_in_force: float
+) -> tuple[Mask, Mask]:
+    """Which of ``rows`` alert today (the threshold in force and the rules ``in_force``), and
+    which with the draft."""
+    scores = rows["score"]
+    scored: Mask = (scores >= threshold_in_force).to_numpy(dtype=bool)
+    today = ruled(in_force, rows, scored)
+    if isinstance(draft, Rule):
+        return today, ruled((*in_force, draft), rows, scored)
+    return today, ruled(in_force, rows, (scores >= draft).to_numpy(dtype=bool))
+
+
 def backtest(
-    frame: pd.DataFrame, start: datetime, end: datetime, draft: Draft, threshold_in_force: float
+    frame: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    draft: Draft,
+    threshold_in_force: float,
+    rules_in_force: Sequence[Rule] = (),
 ) -> Backtest:
-    """The draft against the model alone over ``frame``, the rows of ``[start, end)``.
+    """The draft against what the service decides today over ``frame``, the rows of
+    ``[start, end)``: the threshold in force and the enabled ``rules_in_force``.
 
     Examples
     --------
@@ -151,8 +188,8 @@ def backtest(
     if not end > start:
         raise ValueError(f"the window must end after it starts, got {start} to {end}")
     rows = checked(frame)
-    model: Mask = (rows["score"] >= threshold_in_force).to_numpy(dtype=bool)
-    with_draft = alerted_with(draft, frame, model)
+    in_force, not_stored = stored_rules(rules_in_force)
+    model, with_draft = alerted_with(draft, frame, in_force, threshold_in_force)
     day = rows["timestamp"].dt.floor("D")
     days = pd.date_range(pd.Timestamp(start).floor("D"), end, freq="D", inclusive="left")
     daily = []
@@ -163,6 +200,8 @@ def backtest(
         )
     return Backtest(
         threshold_in_force=threshold_in_force,
+        rules_in_force=tuple(rule.name for rule in in_force),
+        rules_not_stored=not_stored,
         matched=int(column_mask(draft.condition, frame).sum()) if isinstance(draft, Rule) else None,
         overall=_period(rows, model, with_draft, start, (end - start) / timedelta(days=1)),
         daily=tuple(daily),

@@ -3,11 +3,13 @@ answer it: the request, the answer, and the wiring from settings to the offline 
 
 The draft is taken over the offline store of this process's data directory (the embedded
 service's own, or in distributed mode the learner's when the API shares its data directory),
-against the model alone at the threshold in force.
+against what the service decides today: the model at the threshold in force and the enabled
+rules in force.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Self
 
@@ -15,13 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.backtest import Backtest, Draft, draft_rule
 from models.features import FeatureSet, FeatureSpec
-from models.rules.grammar import MAX_RULE_CHARS
+from models.rules.grammar import MAX_RULE_CHARS, RuleFields
 from models.rules.ruleset import Rule
 from models.state import WindowSpec
 from pipelines.retrain.matured_rows import backtest_store
+from pipelines.rules.book import RuleBook, rules_at_start
+from pipelines.rules.storage import RULES_FILE, FileRuleStorage
 from service.responses import finite_or_none
 from service.retraining import offline_store
 from service.settings import Settings
+from service.signing import embedded_key
 
 MAX_DAYS = 365
 
@@ -64,11 +69,28 @@ def stored_features(settings: Settings) -> tuple[str, ...]:
 
 
 def run_backtest(
-    settings: Settings, draft: Draft, days: int, threshold_in_force: float
+    settings: Settings,
+    draft: Draft,
+    days: int,
+    threshold_in_force: float,
+    rules_in_force: Sequence[Rule] = (),
 ) -> Backtest | None:
     """Reads the store's matured rows with their features: a blocking call, off the loop."""
     store = offline_store(settings, stored_features(settings))
-    return backtest_store(store, days, settings.label_delay, draft, threshold_in_force)
+    return backtest_store(
+        store, days, settings.label_delay, draft, threshold_in_force, rules_in_force
+    )
+
+
+def rules_of_data_dir(settings: Settings) -> tuple[Rule, ...]:
+    """The rule set in force that an embedded service keeps in the data directory (none
+    there, or one that does not verify: no rule), for a backtest run with no service."""
+    path = settings.data_dir / RULES_FILE
+    if not path.exists():
+        return ()
+    fields = RuleFields.of_features(stored_features(settings))
+    book = RuleBook(FileRuleStorage(path), embedded_key(settings), fields)
+    return rules_at_start(book).rules
 
 
 class FiguresBody(BaseModel):
@@ -110,20 +132,27 @@ class PeriodBody(BaseModel):
     days: float
     transactions: int
     frauds: int
-    model: FiguresBody = Field(description="The model alone at the threshold in force")
+    model: FiguresBody = Field(description="Today's model and rules at the threshold in force")
     with_draft: FiguresBody
     change: ChangeBody
 
 
 class BacktestResponse(BaseModel):
-    """The draft beside the model alone over the offline store's matured days (no period when
-    no label has matured yet)."""
+    """The draft beside what the service decides today (the model at the threshold in force and
+    the enabled rules in force) over the offline store's matured days (no period when no label
+    has matured yet)."""
 
     rule: str | None
     action: str | None = Field(description="The draft rule's action (null: a threshold)")
     threshold: float | None
     days: int
-    alert_threshold: float = Field(description="The threshold in force, the model's alone")
+    alert_threshold: float = Field(description="The threshold in force")
+    rules_in_force: list[str] = Field(
+        description="The enabled rules in force that the baseline (`model`) and the draft apply"
+    )
+    rules_not_stored: list[str] = Field(
+        description="Enabled rules in force left out: they read a field the store does not keep"
+    )
     matched: int | None = Field(description="Transactions the draft rule's condition matches")
     overall: PeriodBody | None
     daily: list[PeriodBody]
@@ -138,6 +167,8 @@ class BacktestResponse(BaseModel):
             threshold=request.threshold,
             days=request.days,
             alert_threshold=in_force,
+            rules_in_force=[] if found is None else list(found.rules_in_force),
+            rules_not_stored=[] if found is None else list(found.rules_not_stored),
             matched=None if found is None else found.matched,
             overall=None if found is None else PeriodBody.model_validate(found.overall),
             daily=[] if found is None else [PeriodBody.model_validate(d) for d in found.daily],

@@ -18,7 +18,7 @@ from pipelines.lifecycle.model_lifecycle import LifecyclePolicy, ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry
 from pipelines.lifecycle.registry_index import FileIndex
 from pipelines.rules.book import RuleBook, rules_at_start
-from pipelines.rules.storage import FileRuleStorage
+from pipelines.rules.storage import RULES_FILE, FileRuleStorage
 from pipelines.runtime.alert_log import AlertLog
 from pipelines.runtime.embedded import EmbeddedRuntime
 from pipelines.runtime.simulated_feed import FeedConfig, FeedTarget, SimulatedFeed
@@ -159,7 +159,7 @@ def build_runtime(settings: Settings) -> EmbeddedRuntime:
     )
     runtime.resumed = resumed
     runtime.rules = RuleBook(
-        FileRuleStorage(settings.data_dir / "rules.json"),
+        FileRuleStorage(settings.data_dir / RULES_FILE),
         key,
         detector.rule_fields(),
         keep=settings.rules_history,

@@ -1,5 +1,5 @@
 """`fraudstream backtest`: a draft rule or alert threshold over the offline store's matured
-days, beside the model alone at the threshold in force, with no service running."""
+days, beside today's model and rules at the threshold in force, with no service running."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from models.backtest import Backtest, Figures
-from service.backtesting import MAX_DAYS, BacktestRequest, BacktestResponse, run_backtest
+from service.backtesting import (
+    MAX_DAYS,
+    BacktestRequest,
+    BacktestResponse,
+    rules_of_data_dir,
+    run_backtest,
+)
 from service.cli_common import console, errors, no_matured_labels, user_errors
 from service.reporting import figure, figures_table
 from service.retraining import offline_store
@@ -30,7 +36,8 @@ def backtest(
 ) -> None:
     """What a draft rule (or threshold) would have changed over the last matured days of the
     offline store: alerts a day, precision, recall, frauds added or lost, legitimate cards
-    bothered or spared, beside the model alone at FRAUDSTREAM_ALERT_THRESHOLD."""
+    bothered or spared, beside the model at FRAUDSTREAM_ALERT_THRESHOLD and the rules in force
+    in the data directory."""
     settings = Settings()
     # The configured threshold: under an alert budget the live one follows the scores, and
     # only a running service knows it (`POST /v1/rules/backtest` uses it).
@@ -41,7 +48,7 @@ def backtest(
     with user_errors():
         request = BacktestRequest(rule=rule, threshold=threshold, days=days)
         draft = request.draft(settings)
-        found = run_backtest(settings, draft, days, in_force)
+        found = run_backtest(settings, draft, days, in_force, rules_of_data_dir(settings))
     if found is None:
         no_matured_labels(offline_store(settings, ()).root)
     if as_json:
@@ -50,16 +57,29 @@ def backtest(
     _print(found, rule or f"threshold {threshold:g}")
 
 
+def _rules_said(found: Backtest) -> str:
+    said = ""
+    if found.rules_in_force:
+        said += f" with the rules in force ({', '.join(found.rules_in_force)})"
+    if found.rules_not_stored:
+        said += (
+            f"; left out, reading fields the store does not keep: "
+            f"{', '.join(found.rules_not_stored)}"
+        )
+    return said
+
+
 def _print(found: Backtest, draft: str) -> None:
     overall = found.overall
     console.print(
         f"{overall.transactions:,} labelled transactions ({overall.frauds:,} fraud) over "
-        f"{overall.days:g} days from {overall.start:%Y-%m-%d}; the model alone alerts at "
+        f"{overall.days:g} days from {overall.start:%Y-%m-%d}; today the model alerts at "
         f"{found.threshold_in_force:g}"
+        + _rules_said(found)
         + ("" if found.matched is None else f"; the rule matches {found.matched:,}"),
         highlight=False,
     )
-    table = figures_table(draft, ("", "model alone", "with the draft"), labels=("",))
+    table = figures_table(draft, ("", "today", "with the draft"), labels=("",))
     for label, value in _FIGURES:
         table.add_row(label, value(overall.model), value(overall.with_draft))
     console.print(table)
@@ -71,7 +91,7 @@ def _print(found: Backtest, draft: str) -> None:
         highlight=False,
     )
     table = figures_table(
-        "day by day (model alone -> with the draft)",
+        "day by day (today -> with the draft)",
         (
             "day",
             "transactions",

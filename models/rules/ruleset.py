@@ -19,7 +19,8 @@ from models.rules.grammar import RuleAction, RuleFields, RuleSyntaxError, parse_
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_RULES = 200
 
-_PRECEDENCE = (RuleAction.ALLOW, RuleAction.ALERT, RuleAction.REVIEW)
+PRECEDENCE = (RuleAction.ALLOW, RuleAction.ALERT, RuleAction.REVIEW)
+"""The order in which actions decide: an exception for known-good traffic holds first."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class RuleSet:
     def _by_precedence(self) -> tuple[tuple[RuleAction, tuple[Rule, ...]], ...]:
         return tuple(
             (action, tuple(r for r in self.rules if r.enabled and r.action is action))
-            for action in _PRECEDENCE
+            for action in PRECEDENCE
         )
 
     @property

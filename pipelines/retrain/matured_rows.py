@@ -23,6 +23,7 @@ from models.operating_points import (
     budget_points,
     threshold_points,
 )
+from models.rules.ruleset import Rule
 from pipelines.retrain.offline_store import ParquetOfflineStore, feature_columns
 
 
@@ -138,10 +139,14 @@ def backtest_store(
     label_delay: timedelta,
     draft: Draft,
     threshold_in_force: float,
+    rules_in_force: Sequence[Rule] = (),
 ) -> Backtest | None:
-    """The draft against the model alone over the last ``days`` matured days of ``store``,
-    opened with the feature names a rule reads (``None``: no label stored)."""
+    """The draft against what the service decides today (the threshold and the rules in
+    force) over the last ``days`` matured days of ``store``, opened with the feature names a
+    rule reads (``None``: no label stored)."""
     matured = matured_rows(store, days, label_delay)
     if matured is None or matured.frame.empty:
         return None
-    return backtest(matured.frame, matured.start, matured.end, draft, threshold_in_force)
+    return backtest(
+        matured.frame, matured.start, matured.end, draft, threshold_in_force, rules_in_force
+    )

@@ -15,6 +15,9 @@ import redis
 
 from pipelines.durable_files import write_atomically
 
+RULES_FILE = "rules.json"
+"""The embedded service's rule sets, in its data directory."""
+
 
 class RuleStorage(Protocol):
     """Sealed rule-set versions, oldest first."""

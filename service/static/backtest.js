@@ -46,13 +46,13 @@ function changes(overall) {
   const change = overall.change;
   const items = [
     ["frauds-added", `${integer.format(change.frauds_added)} frauds added`,
-      `on ${integer.format(change.fraud_cards_added)} cards the model alone missed`],
+      `on ${integer.format(change.fraud_cards_added)} cards today's model and rules missed`],
     ["frauds-lost", `${integer.format(change.frauds_lost)} frauds lost`,
-      `on ${integer.format(change.fraud_cards_lost)} cards the model alone caught`],
+      `on ${integer.format(change.fraud_cards_lost)} cards today's model and rules caught`],
     ["cards-bothered", `${integer.format(change.legitimate_cards_bothered)} legitimate cards bothered`,
-      "that the model alone left alone"],
+      "that today's model and rules left alone"],
     ["cards-spared", `${integer.format(change.legitimate_cards_spared)} legitimate cards spared`,
-      "that the model alone alerted"],
+      "that today's model and rules alerted"],
   ].map(([key, figure, note]) => {
     const item = document.createElement("li");
     item.dataset.change = key;
@@ -98,7 +98,7 @@ function shown(answer) {
   byId("backtest-summary").textContent =
     `${integer.format(overall.transactions)} labelled transactions ` +
     `(${integer.format(overall.frauds)} fraud) from ${overall.start.slice(0, 10)} over ` +
-    `${overall.days} days: the model alone at ${answer.alert_threshold}, and with ${draft}.`;
+    `${overall.days} days: today's model and rules at ${answer.alert_threshold}, and with ${draft}.`;
   figures(overall);
   changes(overall);
   daily(answer);

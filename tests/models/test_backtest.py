@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from models.backtest import UNSTORED_FIELDS, Backtest, backtest, draft_rule
-from models.rules.grammar import RuleSyntaxError
+from models.rules.grammar import RuleFields, RuleSyntaxError
+from models.rules.ruleset import Rule
 
 DAY = datetime(2018, 8, 1, tzinfo=UTC)
 FEATURES = ("amount", "card_terminal_first_use")
@@ -112,3 +113,36 @@ def test_a_rule_that_does_not_parse_says_where() -> None:
         draft_rule("velocity > 3 -> alert", FEATURES)
     with pytest.raises(RuleSyntaxError, match="ends early"):
         draft_rule("amount > 3", FEATURES)
+
+
+def test_rules_in_force_decide_with_the_draft_last_and_allow_first() -> None:
+    t = pd.Timestamp("2018-08-01 12:00", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "timestamp": [t] * 4,
+            "card_id": ["a", "b", "c", "d"],
+            "score": [0.9, 0.1, 0.1, 0.9],
+            "amount": [5.0, 2_000.0, 20.0, 3_000.0],
+            "is_fraud": [True, True, False, False],
+            "label_known_at": [t] * 4,
+        }
+    )
+    fields = RuleFields.of_features(("amount",))
+    in_force = [
+        Rule.parse("large", "amount > 1000 -> alert", fields),
+        Rule.parse("abroad", 'country == "RU" -> alert', fields),
+    ]
+    day = t.floor("D").to_pydatetime()
+    found = backtest(
+        frame,
+        day,
+        day + timedelta(days=1),
+        draft_rule("amount > 2500 -> allow", ["amount"]),
+        0.5,
+        in_force,
+    )
+    # Today: a (score), b and d (the alert rule); with the draft, d is allowed.
+    assert found.overall.model.alerts == 3
+    assert found.overall.with_draft.alerts == 2
+    assert found.overall.change.legitimate_cards_spared == 1
+    assert (found.rules_in_force, found.rules_not_stored) == (("large",), ("abroad",))
