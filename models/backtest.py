@@ -37,7 +37,7 @@ import pandas as pd
 from models.metrics import checked
 from models.rules.conditions import Mask, column_mask, fields_of
 from models.rules.grammar import TEXT_FIELDS, RuleAction, RuleFields, RuleSyntaxError
-from models.rules.ruleset import PRECEDENCE, Rule
+from models.rules.ruleset import Rule, column_decisions
 
 STORED_TEXT_FIELDS = frozenset({"card_id", "terminal_id"})
 """The transaction fields the offline store keeps beside the feature vector."""
@@ -128,14 +128,10 @@ class Backtest:
 
 def ruled(rules: Sequence[Rule], rows: pd.DataFrame, scored: Mask) -> Mask:
     """Which of ``rows`` alert once ``rules`` decide beside the ``scored`` alerts, as scoring
-    decides: allow beats alert beats review (a review counts as an alert here), then order."""
+    decides (a review counts as an alert here)."""
     alerted = scored.copy()
-    undecided = np.ones(len(rows), dtype=bool)
-    for action in PRECEDENCE:
-        for rule in (rule for rule in rules if rule.enabled and rule.action is action):
-            matches = column_mask(rule.condition, rows) & undecided
-            alerted[matches] = action is not RuleAction.ALLOW
-            undecided &= ~matches
+    for rule, decided in column_decisions(rules, rows):
+        alerted[decided] = rule.action is not RuleAction.ALLOW
     return alerted
 
 

@@ -9,11 +9,14 @@ draft can be backtested and switched on later, but never match.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from models.rules.conditions import Condition, Row, compile_condition
+import numpy as np
+import pandas as pd
+
+from models.rules.conditions import Condition, Mask, Row, column_mask, compile_condition
 from models.rules.grammar import RuleAction, RuleFields, RuleSyntaxError, parse_rule
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -21,6 +24,22 @@ MAX_RULES = 200
 
 PRECEDENCE = (RuleAction.ALLOW, RuleAction.ALERT, RuleAction.REVIEW)
 """The order in which actions decide: an exception for known-good traffic holds first."""
+
+
+def in_precedence(rules: Iterable[Rule]) -> tuple[Rule, ...]:
+    """The enabled rules in the order they decide: by action (`PRECEDENCE`), then as given."""
+    enabled = [rule for rule in rules if rule.enabled]
+    return tuple(rule for action in PRECEDENCE for rule in enabled if rule.action is action)
+
+
+def column_decisions(rules: Iterable[Rule], rows: pd.DataFrame) -> Iterator[tuple[Rule, Mask]]:
+    """Each enabled rule with the rows it decides, column-wise: what `RuleSet.decide` answers
+    row by row (a row is decided by the first rule, in precedence, that matches it)."""
+    undecided = np.ones(len(rows), dtype=bool)
+    for rule in in_precedence(rules):
+        decided = column_mask(rule.condition, rows) & undecided
+        undecided &= ~decided
+        yield rule, decided
 
 
 @dataclass(frozen=True)
@@ -83,11 +102,8 @@ class RuleSet:
             raise RuleSyntaxError(f"rule names must be unique: {', '.join(repeated)}")
 
     @cached_property
-    def _by_precedence(self) -> tuple[tuple[RuleAction, tuple[Rule, ...]], ...]:
-        return tuple(
-            (action, tuple(r for r in self.rules if r.enabled and r.action is action))
-            for action in PRECEDENCE
-        )
+    def _deciding(self) -> tuple[Rule, ...]:
+        return in_precedence(self.rules)
 
     @property
     def active(self) -> bool:
@@ -96,10 +112,9 @@ class RuleSet:
 
     def decide(self, row: Row) -> RuleMatch | None:
         """The rule that decides ``row`` (a transaction's fields and feature vector), if any."""
-        for action, rules in self._by_precedence:
-            for rule in rules:
-                if rule.matches(row):
-                    return RuleMatch(rule.name, action, self.version)
+        for rule in self._deciding:
+            if rule.matches(row):
+                return RuleMatch(rule.name, rule.action, self.version)
         return None
 
     def named(self, name: str) -> Rule | None:

@@ -201,6 +201,9 @@ class ClusterRuntime:
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         return self.board.dashboard(self.model_statuses()[0], bins=bins, minutes=minutes)
 
+    def alert_threshold(self) -> float:
+        return self.detector.alerting.threshold
+
     def drift_report(self) -> DriftReport | None:
         """None: the workers watch drift over the stream they score, in their own metrics
         and in the registry's events; a replica sees only the scores asked of it."""

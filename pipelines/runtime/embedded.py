@@ -170,6 +170,9 @@ class EmbeddedRuntime:
         """Add the serving models' rolling AP, as of now, to the quality history."""
         self.board.sample_quality(self.model_statuses())
 
+    def alert_threshold(self) -> float:
+        return self.detector.alerting.threshold
+
     def dashboard(self, *, bins: int = 20, minutes: int = 15) -> DashboardSnapshot:
         return self.board.dashboard(self.model_status(), bins=bins, minutes=minutes)
 

@@ -112,6 +112,10 @@ class Runtime(Protocol):
         """The score distribution, the alert rate over ``minutes`` and the quality history."""
         ...
 
+    def alert_threshold(self) -> float:
+        """The alert threshold in force now (it follows the scores under an alert budget)."""
+        ...
+
     def drift_report(self) -> DriftReport | None:
         """The latest day's label-free drift report (none: not watched, or too few days)."""
         ...

@@ -38,7 +38,7 @@ async def backtest(
             [{"loc": ("body", "rule"), "msg": str(error), "type": "rule_syntax"}]
         ) from None
     # The live threshold in force: it follows the scores when an alert budget is set.
-    in_force = runtime.dashboard().threshold
+    in_force = runtime.alert_threshold()
     rules = runtime.rules
     # A stored set that does not verify applies nowhere (GET /v1/rules says why): none here.
     in_force_rules = () if rules is None else rules_at_start(rules).rules

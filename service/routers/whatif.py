@@ -44,4 +44,4 @@ async def operating_points(
         what_if, store, days, settings.label_delay, challenger=challenger
     )
     # The threshold in force: it follows the scores when an alert budget is set.
-    return WhatIfResponse.of(found, runtime.dashboard().threshold, challenger)
+    return WhatIfResponse.of(found, runtime.alert_threshold(), challenger)

@@ -4,7 +4,7 @@
 // predicts.
 // Every value from the API is written as text, never markup.
 
-import { KEY_CHANGED, byId, cell, fixed, integer, withKey } from "./shared.js";
+import { KEY_CHANGED, byId, cell, fixed, integer, readFigures } from "./shared.js";
 
 const URL = document.body.dataset.driftUrl;
 // A report comes once an event-time day has ended; until the first, ask more often.
@@ -64,27 +64,17 @@ let reported = false;
 
 async function load() {
   const note = byId("drift-note");
-  try {
-    const response = await fetch(URL, { headers: withKey(), cache: "no-store" });
-    if (!response.ok) {
-      note.textContent = response.status === 401 || response.status === 403
-        ? `needs a key the API knows (${response.status})`
-        : `not available (${response.status})`;
-      return;
-    }
-    const answer = await response.json();
-    reported = answer.day !== null;
-    if (!answer.watched) note.textContent = "not watched (FRAUDSTREAM_DRIFT_WATCH is off)";
-    else if (!reported) note.textContent = "no report yet: one comes once enough days have been scored";
-    else {
-      note.textContent =
-        `${answer.day} (${integer.format(answer.transactions)} transactions) against ` +
-        `${answer.reference_start} to ${answer.reference_end}; a cell raises the alarm past a surprise of ${answer.threshold}`;
-    }
-    show(answer);
-  } catch {
-    note.textContent = "the server did not answer";
+  const answer = await readFigures(URL, note);
+  if (answer === null) return;
+  reported = answer.day !== null;
+  if (!answer.watched) note.textContent = "not watched (FRAUDSTREAM_DRIFT_WATCH is off)";
+  else if (!reported) note.textContent = "no report yet: one comes once enough days have been scored";
+  else {
+    note.textContent =
+      `${answer.day} (${integer.format(answer.transactions)} transactions) against ` +
+      `${answer.reference_start} to ${answer.reference_end}; a cell raises the alarm past a surprise of ${answer.threshold}`;
   }
+  show(answer);
 }
 
 async function loop() {

@@ -74,6 +74,20 @@ export async function api(method, url, body) {
   return data;
 }
 
+// A panel's figures (a GET with the tab's key), or null with the reason said in its note.
+export async function readFigures(url, note) {
+  try {
+    const response = await fetch(url, { headers: withKey(), cache: "no-store" });
+    if (response.ok) return await response.json();
+    note.textContent = response.status === 401 || response.status === 403
+      ? `needs a key the API knows (${response.status})`
+      : `not available (${response.status})`;
+  } catch {
+    note.textContent = "the server did not answer";
+  }
+  return null;
+}
+
 export function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text;

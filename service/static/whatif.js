@@ -4,7 +4,9 @@
 // champion's scores as served, or a shadow challenger's own (picked from GET /v1/models).
 // Every value from the API is written as text or an SVG attribute, never markup.
 
-import { KEY_CHANGED, MODELS_CHANGED, byId, cell, fixed, integer, svgEl as el, withKey } from "./shared.js";
+import {
+  KEY_CHANGED, MODELS_CHANGED, byId, cell, fixed, integer, readFigures, svgEl as el, withKey,
+} from "./shared.js";
 
 const URL = document.body.dataset.whatifUrl;
 const MODELS_URL = document.body.dataset.modelsUrl;
@@ -99,25 +101,15 @@ function whatifUrl() {
 
 async function load() {
   const note = byId("whatif-note");
-  try {
-    const response = await fetch(whatifUrl(), { headers: withKey(), cache: "no-store" });
-    if (!response.ok) {
-      note.textContent = response.status === 401 || response.status === 403
-        ? `needs a key the API knows (${response.status})`
-        : `not available (${response.status})`;
-      return;
-    }
-    const answer = await response.json();
-    note.textContent = answer.transactions
-      ? `over ${integer.format(answer.transactions)} labelled transactions ` +
-        `(${integer.format(answer.frauds)} fraud), ${answer.start.slice(0, 10)} to ${answer.end.slice(0, 10)}`
-      : "no matured labels yet: they come a label delay after the first transactions";
-    filled = answer.transactions > 0;
-    chart(answer);
-    table(answer);
-  } catch {
-    note.textContent = "the server did not answer";
-  }
+  const answer = await readFigures(whatifUrl(), note);
+  if (answer === null) return;
+  note.textContent = answer.transactions
+    ? `over ${integer.format(answer.transactions)} labelled transactions ` +
+      `(${integer.format(answer.frauds)} fraud), ${answer.start.slice(0, 10)} to ${answer.end.slice(0, 10)}`
+    : "no matured labels yet: they come a label delay after the first transactions";
+  filled = answer.transactions > 0;
+  chart(answer);
+  table(answer);
 }
 
 async function loop() {

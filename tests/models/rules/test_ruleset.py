@@ -1,7 +1,8 @@
+import pandas as pd
 import pytest
 
 from models.rules.grammar import RuleAction, RuleFields, RuleSyntaxError
-from models.rules.ruleset import MAX_RULES, Rule, RuleMatch, RuleSet
+from models.rules.ruleset import MAX_RULES, Rule, RuleMatch, RuleSet, column_decisions
 
 FIELDS = RuleFields.of_features(("amount", "card_terminal_first_use", "is_night"))
 
@@ -62,3 +63,31 @@ def test_replaced_moves_to_the_next_version() -> None:
     assert [r.name for r in later.rules] == ["big-first-use"]
     assert RULES.named("draft") is not None
     assert RULES.named("nope") is None
+
+
+def test_columns_are_decided_by_the_rule_that_decides_each_row() -> None:
+    rows = pd.DataFrame(
+        {
+            "amount": [1.0, 1.0, 5_000.0, 5.0, 50.0],
+            "is_night": [1.0, 1.0, 1.0, 1.0, 0.0],
+            "card_terminal_first_use": [1.0, 0.0, 1.0, 0.0, 0.0],
+            "terminal_id": ["T1", "T2", "T2", "T3", None],
+        }
+    )
+    by_column: dict[int, str | None] = dict.fromkeys(range(len(rows)))
+    for rule, decided in column_decisions(RULES.rules, rows):
+        for index in decided.nonzero()[0].tolist():
+            assert by_column[index] is None  # one rule decides a row
+            by_column[index] = rule.name
+    by_row = {}
+    for index, record in enumerate(rows.to_dict("records")):
+        match = RULES.decide({str(k): v for k, v in record.items() if v is not None})
+        by_row[index] = None if match is None else match.rule
+    assert by_column == by_row
+    assert set(by_row.values()) == {
+        "house-terminal",
+        "night-small",
+        "big-first-use",
+        "any-night",
+        None,
+    }

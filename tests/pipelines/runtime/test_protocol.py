@@ -95,3 +95,10 @@ def test_only_the_embedded_runtime_keeps_the_models_clock_and_runs_jobs_here(
         finally:
             for loop in loops.values():
                 loop.close()
+
+
+def test_the_threshold_in_force_is_the_one_the_dashboard_draws(
+    runtimes: tuple[Runtime, Runtime],
+) -> None:
+    embedded, _ = runtimes  # the cluster's dashboard reads Redis, which this fixture lacks
+    assert embedded.alert_threshold() == embedded.dashboard().threshold == 0.5
