@@ -12,19 +12,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Locator,
     Page,
     expect,
-    sync_playwright,
 )
 
 from models.learners import DEFAULT_LEARNER
@@ -77,26 +74,6 @@ KEYED_SETTINGS = {
     "FRAUDSTREAM_SNAPSHOT_EVERY_LABELS": "100000000",
     "FRAUDSTREAM_SNAPSHOT_EVERY": "1d",
 }
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    """Debian's Chromium, headless, on a fresh profile under ``tmp_path``."""
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: ./scripts/test installs it (apt-get install chromium)"
-    )
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def test_dashboard_shows_live_alerts_scores_and_the_model(

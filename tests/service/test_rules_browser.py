@@ -7,20 +7,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Locator,
     Page,
     expect,
-    sync_playwright,
 )
 
 from pipelines.bench.server_process import serve
@@ -29,8 +26,6 @@ from tests.service.client import transaction
 from tests.service.test_dashboard_browser import (
     ACTION_TIMEOUT_MS,
     ADMIN_KEY,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REFUSED,
     REPORTS,
     _use_key,
@@ -51,23 +46,6 @@ def _console_error(message: ConsoleMessage, problems: list[str]) -> None:
     expected = REFUSED.match(message.text) or REFUSED_RULE.match(message.text)
     if message.type == "error" and not expected:
         problems.append(f"console: {message.text}")
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def _in_force(api: httpx.Client) -> dict[str, Any]:
