@@ -11,6 +11,11 @@ feature's push is its term for this transaction minus its term at the feature's 
 
 Edges are frozen once ``warm_up`` labelled vectors have been seen: a bin's weight keeps one
 meaning for the life of the model. Before that the model is a plain scaled logistic regression.
+
+With ``adaptive`` steps each weight moves by the learning rate over the root of its own summed
+squared gradients (AdaGrad): the bin of a fraud pattern never seen before has had only the small
+gradients of legitimate payments, so its first frauds move it far, while a weight that many
+labels have pushed settles and is not dragged away by the new pattern.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ DEFAULT_CROSS_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
 
 _MAX_LOG_ODDS = 35.0
 
+_ADAPTIVE_FLOOR = 0.01
+"""Added to each weight's summed squared gradients: bounds a fresh weight's first step to ten
+learning rates."""
+
 
 def _sigmoid(log_odds: float) -> float:
     clipped = _MAX_LOG_ODDS if log_odds > _MAX_LOG_ODDS else max(log_odds, -_MAX_LOG_ODDS)
@@ -80,6 +89,8 @@ class BinnedLogisticRegression(base.Classifier):
         its two features in reason codes.
     cross_quantiles
         Where the coarse edges of crossed features go.
+    adaptive
+        Scale each weight's step by the root of its summed squared gradients (see the module).
 
     Examples
     --------
@@ -105,6 +116,7 @@ class BinnedLogisticRegression(base.Classifier):
         warm_up: int = 10_000,
         crosses: Sequence[tuple[str, str]] = (),
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
+        adaptive: bool = False,
     ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
@@ -113,6 +125,7 @@ class BinnedLogisticRegression(base.Classifier):
         self.warm_up = warm_up
         self.crosses = tuple((str(first), str(second)) for first, second in crosses)
         self.cross_quantiles = tuple(cross_quantiles)
+        self.adaptive = adaptive
         self._counts: dict[str, int] = {}
         self._means: dict[str, float] = {}
         self._variances: dict[str, float] = {}
@@ -128,6 +141,16 @@ class BinnedLogisticRegression(base.Classifier):
         cell (i, j) of a cross of ``a`` and ``b`` is named ``a&b#i,j``."""
         self._weights: dict[str, float] = {}
         self._intercept = 0.0
+        self._squares: dict[str, float] = {}
+        """Each weight's summed squared gradients, for adaptive steps."""
+        self._intercept_squares = 0.0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model saved before adaptive steps existed goes on learning as it did.
+        state.setdefault("adaptive", False)
+        state.setdefault("_squares", {})
+        state.setdefault("_intercept_squares", 0.0)
+        self.__dict__.update(state)
 
     @property
     def _multiclass(self) -> bool:
@@ -290,14 +313,30 @@ class BinnedLogisticRegression(base.Classifier):
         if is_fraud:
             gradient *= self.positive_weight
         rate, l2 = self.learning_rate, self.l2
-        self._intercept -= rate * gradient
-        for name, value in active:
-            old = weight(name, 0.0)
-            weights[name] = old - rate * (gradient * value + l2 * old)
+        if self.adaptive:
+            self._step_adaptively(active, gradient)
+        else:
+            self._intercept -= rate * gradient
+            for name, value in active:
+                old = weight(name, 0.0)
+                weights[name] = old - rate * (gradient * value + l2 * old)
         if warming is not None:
             self._seen += 1
             if self._seen >= self.warm_up:
                 self._freeze(warming)
+
+    def _step_adaptively(self, active: list[tuple[str, float]], gradient: float) -> None:
+        """One AdaGrad step: each weight's step shrinks with the gradients it has had."""
+        rate, l2, floor = self.learning_rate, self.l2, _ADAPTIVE_FLOOR
+        weights, squares = self._weights, self._squares
+        weight, square = weights.get, squares.get
+        self._intercept_squares += gradient * gradient
+        self._intercept -= rate * gradient / math.sqrt(floor + self._intercept_squares)
+        for name, value in active:
+            old = weight(name, 0.0)
+            step = gradient * value + l2 * old
+            total = squares[name] = square(name, 0.0) + step * step
+            weights[name] = old - rate * step / math.sqrt(floor + total)
 
     def _freeze(self, warming: dict[str, list[float]]) -> None:
         """Set every warmed-up feature's edges; a feature first seen later gets none."""

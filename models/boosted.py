@@ -90,7 +90,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
 
     Parameters
     ----------
-    learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles
+    learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles, adaptive
         The binned layer's (see `BinnedLogisticRegression`).
     window
         Labels the buffer spans: a kept vector older than this many labels is dropped.
@@ -136,6 +136,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         warm_up: int = 10_000,
         crosses: Sequence[tuple[str, str]] = (),
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
+        adaptive: bool = False,
         window: int = 280_000,
         legit_share: float = 0.1,
         refit_every: int = 10_000,
@@ -154,6 +155,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.warm_up = warm_up
         self.crosses = tuple((str(first), str(second)) for first, second in crosses)
         self.cross_quantiles = tuple(cross_quantiles)
+        self.adaptive = adaptive
         self.window = window
         self.legit_share = legit_share
         self.refit_every = refit_every
@@ -165,7 +167,14 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.stack_rate = stack_rate
         self.seed = seed
         self.binned = BinnedLogisticRegression(
-            learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles
+            learning_rate,
+            l2,
+            positive_weight,
+            quantiles,
+            warm_up,
+            crosses,
+            cross_quantiles,
+            adaptive,
         )
         self._features: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, tuple[float, ...], bool]] = deque()
@@ -182,6 +191,11 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.trees_installed = 0
         self._stack = [0.0, 1.0, 1.0]
         """Bias and weights of the binned layer's and the trees' log-odds in the score."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model saved before adaptive steps existed goes on learning as it did.
+        state.setdefault("adaptive", False)
+        self.__dict__.update(state)
 
     @property
     def _multiclass(self) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from models import binned
 from models.binned import BinnedLogisticRegression
 from models.learners import OnlineLearner
+from models.safe_pickle import restricted_loads
 
 
 def _two_sided(model: BinnedLogisticRegression, rows: int, seed: int = 0) -> None:
@@ -119,3 +120,80 @@ def test_a_vector_without_a_crossed_feature_is_scored_and_explained() -> None:
     probability, reasons = model.score_and_explain({"amount": 395.0}, top=2)
     assert 0.0 < probability < 1.0
     assert [reason.feature for reason in reasons] == ["amount"]
+
+
+def test_an_adaptive_step_divides_by_the_weights_own_summed_squares() -> None:
+    """Two labels before the warm-up ends: the intercept and each standardised weight move by
+    the learning rate times the gradient over the root of the floor plus its squares."""
+    model = BinnedLogisticRegression(learning_rate=0.5, warm_up=100, adaptive=True)
+    model.learn_one({"amount": 10.0}, True)
+    first = -0.5  # the log loss's gradient at log-odds 0 for a fraud
+    assert model.intercept == pytest.approx(-0.5 * first / math.sqrt(0.01 + first**2))
+    log_odds = model.intercept  # the amount's weight is still 0: its variance was 0 so far
+    model.learn_one({"amount": 30.0}, False)
+    second = 1 / (1 + math.exp(-log_odds))
+    squares = first**2 + second**2
+    assert model.intercept == pytest.approx(log_odds - 0.5 * second / math.sqrt(0.01 + squares))
+    scaled = (30.0 - 20.0) / 10.0  # the running mean and standard deviation of 10 and 30
+    assert model.weights["amount"] == pytest.approx(
+        -0.5 * second * scaled / math.sqrt(0.01 + (second * scaled) ** 2)
+    )
+
+
+def _rise_of_a_new_pattern(model: BinnedLogisticRegression) -> tuple[float, float]:
+    """Large amounts are fraud for 30,000 labels; then tiny amounts turn fraud, 15 of them among
+    1,500 payments. Returns how far a tiny amount's log-odds rose over those, and how many times
+    a large amount's score then still is a middling one's."""
+    rng = random.Random(11)
+    for _ in range(30_000):
+        amount = rng.uniform(0, 400)
+        model.learn_one({"amount": amount}, amount > 380)
+
+    def log_odds(amount: float) -> float:
+        probability = model.predict_proba_one({"amount": amount})[True]
+        return math.log(probability / (1 - probability))
+
+    before = log_odds(1.0)
+    for step in range(1_500):
+        fraud = step % 100 == 0
+        amount = rng.uniform(0, 2) if fraud else rng.uniform(0, 400)
+        model.learn_one({"amount": amount}, fraud or amount > 380)
+    return log_odds(1.0) - before, math.exp(log_odds(390.0) - log_odds(200.0))
+
+
+def test_adaptive_steps_learn_a_new_pattern_from_its_first_frauds_and_keep_the_old() -> None:
+    """The tiny amounts' bin has had only legitimate payments' small gradients, so its first
+    frauds move it far; plain steps at the rate that suits them barely move it."""
+    adaptive_rise, adaptive_odds = _rise_of_a_new_pattern(
+        BinnedLogisticRegression(learning_rate=0.5, adaptive=True)
+    )
+    plain_rise, plain_odds = _rise_of_a_new_pattern(BinnedLogisticRegression(learning_rate=0.01))
+    assert adaptive_rise > 3 * plain_rise > 0
+    assert adaptive_odds > 5
+    assert plain_odds > 5
+
+
+def test_a_model_saved_before_adaptive_steps_learns_as_it_did() -> None:
+    saved, fresh = BinnedLogisticRegression(warm_up=50), BinnedLogisticRegression(warm_up=50)
+    _two_sided(saved, 200)
+    _two_sided(fresh, 200)
+    state = pickle.loads(pickle.dumps(saved)).__dict__
+    for added in ("adaptive", "_squares", "_intercept_squares"):
+        del state[added]
+    old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
+    old.__setstate__(state)
+    _two_sided(old, 300, seed=1)
+    _two_sided(fresh, 300, seed=1)
+    assert old.weights == fresh.weights
+    assert old.intercept == fresh.intercept
+
+
+def test_an_adaptive_model_loads_safely_and_goes_on_learning_the_same() -> None:
+    model = BinnedLogisticRegression(learning_rate=0.5, warm_up=50, adaptive=True)
+    _two_sided(model, 500)
+    copy = restricted_loads(pickle.dumps(model))
+    _two_sided(model, 300, seed=2)
+    _two_sided(copy, 300, seed=2)
+    probe = {"amount": 390.0, "noise": 0.5}
+    assert copy.predict_proba_one(probe) == model.predict_proba_one(probe)
+    assert copy._squares == model._squares
