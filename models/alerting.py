@@ -11,12 +11,32 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, overload
 
 from models.state import DAY
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 RECOMPUTE_EVERY = 1_000
 """Scores between two recomputations of the budget threshold (a sort of the recent window)."""
+
+
+@overload
+def exceeds(score: float, threshold: float) -> bool: ...
+@overload
+def exceeds(score: pd.Series[float], threshold: float) -> pd.Series[bool]: ...
+def exceeds(score: float | pd.Series[float], threshold: float) -> bool | pd.Series[bool]:
+    """Whether a score, or each of a column of scores, alerts at ``threshold``: strictly above.
+
+    The one comparison the service decides with and the what-if and backtest count with, so
+    their figures are the alerts the service would raise. Strictly: a model that knows nothing
+    scores exactly its prior (0.5 when fresh) and must not alert on every card.
+
+    >>> exceeds(0.5, 0.5), exceeds(0.51, 0.5)
+    (False, True)
+    """
+    return score > threshold
 
 
 @dataclass(frozen=True)
@@ -104,9 +124,7 @@ class AlertPolicy:
         """Whether this score alerts, given the card's cooldown; updates the policy."""
         if self.config.daily_budget is not None:
             self._track(score, second)
-        # Strictly above: a model that knows nothing scores exactly its prior (0.5 when fresh)
-        # and must not alert on every card.
-        if score <= self._threshold:
+        if not exceeds(score, self._threshold):
             return False
         return self.force(card_id, second)
 

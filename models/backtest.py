@@ -4,10 +4,11 @@ beside the model alone at the threshold in force, so that a team enables it know
 The rows are those of `models.metrics` (``timestamp``, ``card_id``, ``score``, ``is_fraud``,
 ``label_known_at``), with the fields a rule reads: ``terminal_id`` and one column per feature,
 as the offline store keeps them. The baseline is the service as it decides today: every score
-at or above the threshold in force, then the enabled rules in force, which decide as when
-scoring (allow beats alert beats review, then their order). With the draft:
+strictly above the threshold in force (`models.alerting.exceeds`), then the enabled rules in
+force, which decide as when scoring (allow beats alert beats review, then their order). With
+the draft:
 
-- a threshold alerts every score at or above it instead, the rules in force still deciding;
+- a threshold alerts every score above it instead, the rules in force still deciding;
 - a rule joins the rules in force, last: an ``alert`` rule adds its matches to the alerts, an
   ``allow`` rule removes them (even from an alert rule in force);
 - a ``review`` rule adds its matches too: a review puts the transaction before an investigator,
@@ -34,6 +35,7 @@ from typing import TypeAlias
 import numpy as np
 import pandas as pd
 
+from models.alerting import exceeds
 from models.metrics import checked
 from models.rules.conditions import Mask, column_mask, fields_of
 from models.rules.grammar import TEXT_FIELDS, RuleAction, RuleFields, RuleSyntaxError
@@ -149,11 +151,11 @@ def alerted_with(
     """Which of ``rows`` alert today (the threshold in force and the rules ``in_force``), and
     which with the draft."""
     scores = rows["score"]
-    scored: Mask = (scores >= threshold_in_force).to_numpy(dtype=bool)
+    scored: Mask = exceeds(scores, threshold_in_force).to_numpy(dtype=bool)
     today = ruled(in_force, rows, scored)
     if isinstance(draft, Rule):
         return today, ruled((*in_force, draft), rows, scored)
-    return today, ruled(in_force, rows, (scores >= draft).to_numpy(dtype=bool))
+    return today, ruled(in_force, rows, exceeds(scores, draft).to_numpy(dtype=bool))
 
 
 def backtest(

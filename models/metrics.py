@@ -29,6 +29,8 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from models.alerting import exceeds
+
 REQUIRED_COLUMNS = ("timestamp", "card_id", "score", "is_fraud", "label_known_at")
 """Columns every metric needs; extra columns are ignored."""
 
@@ -389,7 +391,7 @@ def alert_precision(frame: pd.DataFrame, k: int = 100) -> float:
 
 @dataclass(frozen=True)
 class ThresholdAlerts:
-    """Transaction alerts raised by ``score >= threshold``."""
+    """Transaction alerts raised by scores strictly above a threshold, as the service does."""
 
     precision: float
     recall: float
@@ -397,7 +399,8 @@ class ThresholdAlerts:
 
 
 def threshold_alert_metrics(frame: pd.DataFrame, threshold: float) -> ThresholdAlerts:
-    """Precision and recall of alerting every transaction scored at or above ``threshold``.
+    """Precision and recall of alerting every transaction scored above ``threshold``, as the
+    service would (`models.alerting.exceeds`).
 
     Examples
     --------
@@ -414,7 +417,7 @@ def threshold_alert_metrics(frame: pd.DataFrame, threshold: float) -> ThresholdA
     ThresholdAlerts(precision=0.5, recall=0.5, alerts=2)
     """
     rows = checked(frame)
-    alerted = rows["score"] >= threshold
+    alerted = exceeds(rows["score"], threshold)
     hits = int((alerted & rows["is_fraud"]).sum())
     alerts = int(alerted.sum())
     return ThresholdAlerts(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from models.alerting import exceeds
 from models.metrics import (
     alert_precision,
     card_precision_at_k,
@@ -29,7 +30,8 @@ DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100, 200, 500)
 
 @dataclass(frozen=True)
 class ThresholdPoint:
-    """What alerting every transaction scored at or above ``threshold`` would have given."""
+    """What alerting every transaction scored above ``threshold`` would have given (strictly
+    above, as the service alerts)."""
 
     threshold: float
     alerts_per_day: float
@@ -79,7 +81,7 @@ def threshold_points(
     points = []
     for threshold in thresholds:
         alerts = threshold_alert_metrics(rows, threshold)
-        bothering = (rows["score"] >= threshold) & ~rows["is_fraud"]
+        bothering = exceeds(rows["score"], threshold) & ~rows["is_fraud"]
         bothered = rows.loc[bothering, "card_id"].groupby(day[bothering]).nunique().sum()
         points.append(
             ThresholdPoint(

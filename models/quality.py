@@ -100,8 +100,6 @@ class RollingQuality:
             frauds=frauds,
             average_precision=average_precision(truth, scores) if frauds else math.nan,
             card_precision_at_k=card_precision_at_k(frame, self.k),
-            alert_precision=threshold_alert_metrics(
-                frame, math.nextafter(threshold, 2.0)
-            ).precision,
+            alert_precision=threshold_alert_metrics(frame, threshold).precision,
             k=self.k,
         )

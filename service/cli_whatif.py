@@ -60,7 +60,7 @@ def whatif(
         f"{found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC"
     )
     table = figures_table(
-        "alerting every score at or above a threshold",
+        "alerting every score above a threshold",
         ("threshold", "alerts a day", "precision", "recall", "legit cards bothered a day"),
     )
     for point in found.thresholds:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.servers.fixtures", "tests.servers.kafka_fixtures"]
+pytest_plugins = ["tests.browser", "tests.servers.fixtures", "tests.servers.kafka_fixtures"]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 The figure is drawn on a bare :class:`~matplotlib.figure.Figure` with the Agg canvas, so
 importing or calling this module never selects a pyplot backend or touches global state.
+matplotlib is imported only when a figure is drawn: every command-line process and retrain job
+imports this module, and most never draw one.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
 from models.metrics import average_precision
 from models.period_metrics import EvaluationMetrics, PeriodMetrics
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def write_report(
     period = _test_period(metrics, frame)
     scores = {name: period[name].to_numpy(dtype=float) for name in score_columns}
     figure = report_figure(metrics, period["is_fraud"].to_numpy(dtype=bool), scores, title, context)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+
     FigureCanvasAgg(figure)  # attaches itself to the figure; savefig then renders with Agg
     figure.savefig(paths.png, format="png")
     return paths
@@ -85,6 +91,8 @@ def report_figure(
 ) -> Figure:
     """The precision-recall curves, the weekly bars and, when the rows carry fraud scenarios,
     each scenario's weekly AP; the title says how it was measured."""
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
     by_scenario = any(week.scenario_average_precision for week in metrics.weekly)
     panels = 3 if by_scenario else 2
     figure = Figure(figsize=(6.5 * panels, 6.2), dpi=120, layout="constrained")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.backtest import UNSTORED_FIELDS, Backtest, backtest, draft_rule
 from models.rules.grammar import RuleFields, RuleSyntaxError
 from models.rules.ruleset import Rule
@@ -146,3 +147,28 @@ def test_rules_in_force_decide_with_the_draft_last_and_allow_first() -> None:
     assert found.overall.with_draft.alerts == 2
     assert found.overall.change.legitimate_cards_spared == 1
     assert (found.rules_in_force, found.rules_not_stored) == (("large",), ("abroad",))
+
+
+def test_a_score_equal_to_the_threshold_alerts_neither_in_the_backtest_nor_in_the_service() -> None:
+    t = pd.Timestamp("2018-08-01 12:00", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "timestamp": [t] * 3,
+            "card_id": ["a", "b", "c"],
+            "score": [0.5, 0.3, 0.9],
+            "is_fraud": [True, True, False],
+            "label_known_at": [t] * 3,
+        }
+    )
+    day = t.floor("D").to_pydatetime()
+    found = backtest(frame, day, day + timedelta(days=1), 0.3, 0.5)
+    policy = AlertPolicy(AlertPolicyConfig(threshold=0.5))
+    service = [
+        policy.decide(card, score, 0)
+        for card, score in frame[["card_id", "score"]].itertuples(index=False)
+    ]
+    assert service == [False, False, True]
+    # The model alone alerts c only, as the service; at 0.3, a's 0.5 but not b's 0.3.
+    assert found.overall.model.alerts == sum(service) == 1
+    assert found.overall.with_draft.alerts == 2
+    assert (found.overall.change.frauds_added, found.overall.with_draft.recall) == (1, 0.5)

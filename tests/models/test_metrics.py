@@ -267,7 +267,7 @@ def test_frauds_of_known_compromised_cards_count_as_missed() -> None:
     assert recall_at_budget(frame, k=1) == BudgetRecall(transaction_recall=0.5, card_recall=0.5)
 
 
-def test_threshold_alerts_include_scores_equal_to_the_threshold() -> None:
+def test_threshold_alerts_leave_out_scores_equal_to_the_threshold_as_the_service_does() -> None:
     frame = frame_of(
         [
             Tx(f"{DAY1} 08:00", "a", 0.5, fraud=True),
@@ -278,6 +278,9 @@ def test_threshold_alerts_include_scores_equal_to_the_threshold() -> None:
     )
 
     assert threshold_alert_metrics(frame, 0.5) == ThresholdAlerts(
+        precision=0.0, recall=0.0, alerts=1
+    )
+    assert threshold_alert_metrics(frame, 0.45) == ThresholdAlerts(
         precision=0.5, recall=0.5, alerts=2
     )
 

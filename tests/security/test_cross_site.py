@@ -22,11 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Request, Response, sync_playwright
+from playwright.sync_api import BrowserContext, Request, Response
 
 from pipelines.bench.server_process import ServerProcess, free_port, serve
 from tests.service.client import transaction
-from tests.service.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 SETTINGS = {"FRAUDSTREAM_LOG_LEVEL": "warning", "FRAUDSTREAM_SNAPSHOT_EVERY": "1d"}
 LABEL = {
@@ -67,19 +66,6 @@ async ([base, artefact, schema, label, scored]) => {
   return [sends.length, cors];
 }
 """
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 @contextlib.contextmanager

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from pipelines.bench.server_process import ServerProcess, serve
 from service.app import create_app
 from service.routers.api_docs import ASSETS
 from service.settings import Settings
 from tests.service.client import api_client
-from tests.service.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 RENDER_TIMEOUT_MS = 20_000
 LOCAL_URL = re.compile(r"""(?:src|href)=["']?(/[^"'>\s]*)""")
@@ -42,12 +40,11 @@ def server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def offline_page(tmp_path: Path, server: ServerProcess) -> Iterator[tuple[Page, list[str]]]:
+def offline_page(
+    browser: BrowserContext, server: ServerProcess
+) -> Iterator[tuple[Page, list[str]]]:
     """A page in Debian's headless Chromium that reaches the server and nothing else; with the
     URLs it tried elsewhere."""
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: ./scripts/test installs it (apt-get install chromium)"
-    )
     local = urlsplit(server.url).netloc
     refused: list[str] = []
 
@@ -58,19 +55,12 @@ def offline_page(tmp_path: Path, server: ServerProcess) -> Iterator[tuple[Page, 
             refused.append(route.request.url)
             route.abort("internetdisconnected")
 
-    with sync_playwright() as playwright:
-        context: BrowserContext = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context.route("**/*", only_the_server)
-            page = context.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            yield page, refused
-            assert problems == []
-        finally:
-            context.close()
+    browser.route("**/*", only_the_server)
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    yield page, refused
+    assert problems == []
 
 
 def test_swagger_ui_renders_every_operation_without_the_internet(

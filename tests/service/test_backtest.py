@@ -123,7 +123,7 @@ DRAFTS: list[tuple[list[str], Any]] = [
         ["--rule", "not amount > 40 -> allow"],
         lambda rows, model: model & ~(rows["f_amount"] <= 40),
     ),
-    (["--threshold", "0.3"], lambda rows, model: rows["score"] >= 0.3),
+    (["--threshold", "0.3"], lambda rows, model: rows["score"] > 0.3),
 ]
 
 
@@ -143,7 +143,7 @@ def test_backtest_equals_pandas_over_the_stored_rows(
     answer = json.loads(result.stdout)
 
     rows = _stored_rows(tmp_path / "offline")
-    model = rows["score"] >= IN_FORCE
+    model = rows["score"] > IN_FORCE
     with_draft = expected(rows, model)
     want = _period(rows, model, with_draft, DAYS)
     assert _flat(answer["overall"], want) == pytest.approx(_flat(want, want))
@@ -280,12 +280,12 @@ async def test_the_baseline_is_the_model_with_the_rules_in_force(tmp_path: Path)
     assert answer["rules_not_stored"] == ["abroad"]
 
     rows = _stored_rows(tmp_path / "offline")
-    today = (rows["score"] >= IN_FORCE) | (rows["f_amount"] >= 250)
+    today = (rows["score"] > IN_FORCE) | (rows["f_amount"] >= 250)
     with_draft = today & ~(rows["f_amount"] <= 40)
     want = _period(rows, today, with_draft, DAYS)
     assert _flat(answer["overall"], want) == pytest.approx(_flat(want, want))
     # The alert rule in force adds alerts the model alone would not raise.
-    assert today.sum() > (rows["score"] >= IN_FORCE).sum()
+    assert today.sum() > (rows["score"] > IN_FORCE).sum()
 
     printed = runner.invoke(
         app,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,13 @@ def test_bench_core_prints_the_ratio_to_the_bare_model() -> None:
     assert result.exit_code == 0, result.output
     assert "logistic" in result.output
     assert "x" in result.output.split("logistic", 1)[1]
+
+
+def test_importing_the_command_line_leaves_matplotlib_unloaded() -> None:
+    # A fresh interpreter: every role starts from service.cli, and only a report draws.
+    root = Path(__file__).resolve().parents[2]
+    script = "import service.cli, sys; print('matplotlib' in sys.modules)"
+    found = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, check=True, capture_output=True, text=True
+    )
+    assert found.stdout.strip() == "False"

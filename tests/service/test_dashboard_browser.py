@@ -1,10 +1,7 @@
 """The dashboard in a real headless Chromium, against ``fraudstream serve --simulate``: the live
 page, then the models panel's admin actions with API keys configured.
 
-Playwright drives Debian's Chromium (``/usr/bin/chromium``; ``scripts/test`` installs it through
-``ensure_chromium`` in ``scripts/bootstrap``). It is handed the browser's path, so it downloads
-none: the machines have no network but the package registries. A missing browser is a failure,
-not a skip, so that a machine without it cannot pass the suite by leaving the page untested.
+The browser is Debian's Chromium, from the ``browser`` fixture of `tests.browser`.
 """
 
 from __future__ import annotations
@@ -29,20 +26,6 @@ from pipelines.bench.server_process import serve
 from service.auth import hash_key
 from tests.pipelines.retrain.retrain_data import parquet_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Even so, Chromium asks update.googleapis.com and accounts.google.com at start-up: with no
-    # name resolving (the server is addressed by IP), not even a DNS query leaves the machine.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 SETTINGS = {
     "FRAUDSTREAM_SIMULATE_RATE": "50",
     # A small population starts in seconds (the history replay is most of the start-up).

@@ -40,7 +40,7 @@ def _stored_rows(root: Path, challenger: str | None = None) -> pd.DataFrame:
 def _expected_thresholds(rows: pd.DataFrame) -> list[dict[str, float]]:
     expected = []
     for threshold in THRESHOLDS:
-        alerted = rows["score"] >= threshold
+        alerted = rows["score"] > threshold
         caught = (alerted & rows["is_fraud"]).sum()
         bothered = rows.loc[alerted & ~rows["is_fraud"]].groupby("day")["card_id"].nunique()
         expected.append(
@@ -138,7 +138,7 @@ def test_whatif_prints_tables_and_says_when_there_is_nothing_to_read(tmp_path: P
     parquet_store(tmp_path / "offline")
     shown = runner.invoke(app, ["whatif", "--days", "7"], env=env)
     assert shown.exit_code == 0, shown.output
-    assert "alerting every score at or above a threshold" in shown.output
+    assert "alerting every score above a threshold" in shown.output
     assert "0.5 (in force)" in shown.output
     assert "investigating the day's riskiest cards" in shown.output
 
