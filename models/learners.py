@@ -109,13 +109,14 @@ class LearnerRecipe:
 
 _LOGISTIC_DEFAULTS = {"learning_rate": 0.01, "l2": 0.0, "positive_weight": 1.0}
 _BINNED_DEFAULTS = {
-    "learning_rate": 0.01,
+    "learning_rate": 0.5,
     "l2": 0.0,
     "positive_weight": 1.0,
     "quantiles": DEFAULT_QUANTILES,
     "warm_up": 10_000,
     "crosses": FRAUD_CROSSES,
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
+    "adaptive": True,
 }
 
 _BOOSTED_DEFAULTS = {
