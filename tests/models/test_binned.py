@@ -192,6 +192,7 @@ def test_an_adaptive_model_loads_safely_and_goes_on_learning_the_same() -> None:
     model = BinnedLogisticRegression(learning_rate=0.5, warm_up=50, adaptive=True)
     _two_sided(model, 500)
     copy = restricted_loads(pickle.dumps(model))
+    assert isinstance(copy, BinnedLogisticRegression)
     _two_sided(model, 300, seed=2)
     _two_sided(copy, 300, seed=2)
     probe = {"amount": 390.0, "noise": 0.5}
