@@ -12,6 +12,7 @@ from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.backtest import UNSTORED_FIELDS, Backtest, backtest, draft_rule
 from models.rules.grammar import RuleFields, RuleSyntaxError
 from models.rules.ruleset import Rule
+from tests.models.scored_frames import MOMENT, scored_at_one_moment
 
 DAY = datetime(2018, 8, 1, tzinfo=UTC)
 FEATURES = ("amount", "card_terminal_first_use")
@@ -150,17 +151,8 @@ def test_rules_in_force_decide_with_the_draft_last_and_allow_first() -> None:
 
 
 def test_a_score_equal_to_the_threshold_alerts_neither_in_the_backtest_nor_in_the_service() -> None:
-    t = pd.Timestamp("2018-08-01 12:00", tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "timestamp": [t] * 3,
-            "card_id": ["a", "b", "c"],
-            "score": [0.5, 0.3, 0.9],
-            "is_fraud": [True, True, False],
-            "label_known_at": [t] * 3,
-        }
-    )
-    day = t.floor("D").to_pydatetime()
+    frame = scored_at_one_moment([0.5, 0.3, 0.9], [True, True, False])
+    day = MOMENT.floor("D").to_pydatetime()
     found = backtest(frame, day, day + timedelta(days=1), 0.3, 0.5)
     policy = AlertPolicy(AlertPolicyConfig(threshold=0.5))
     service = [

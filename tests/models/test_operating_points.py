@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from models.alerting import AlertPolicy, AlertPolicyConfig
 from models.operating_points import threshold_points
+from tests.models.scored_frames import scored_at_one_moment
 
 
 def test_a_score_equal_to_a_threshold_is_not_counted_as_an_alert_as_the_service_decides() -> None:
-    t = pd.Timestamp("2018-08-01 12:00", tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "timestamp": [t] * 3,
-            "card_id": ["a", "b", "c"],
-            "score": [0.6, 0.6, 0.8],
-            "is_fraud": [True, False, False],
-            "label_known_at": [t] * 3,
-        }
-    )
+    frame = scored_at_one_moment([0.6, 0.6, 0.8], [True, False, False])
     at, below = threshold_points(frame, days=1, thresholds=[0.6, 0.55])
     policy = AlertPolicy(AlertPolicyConfig(threshold=0.6))
     service = sum(
