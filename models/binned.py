@@ -57,8 +57,8 @@ DEFAULT_CROSS_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
 _MAX_LOG_ODDS = 35.0
 
 _ADAPTIVE_FLOOR = 0.01
-"""Added to each weight's summed squared gradients: bounds a fresh weight's first step to ten
-learning rates."""
+"""Added to each weight's summed squared gradients: a fresh weight's first step stays below one
+learning rate, and a legitimate payment's tiny gradient is not scaled up to a full step."""
 
 
 def _sigmoid(log_odds: float) -> float:
