@@ -349,7 +349,9 @@ def _judge_an_alert(page: Page, url: str) -> None:
     assert transaction_id
     page.get_by_role("button", name=f"Fraud: transaction {transaction_id}").click()
     badge = page.locator(f'#alert-feed tr[data-transaction-id="{transaction_id}"] .verdict-badge')
-    expect(badge).to_have_text("fraud", timeout=ACTION_TIMEOUT_MS)
+    # The verdict is learned by a server that is scoring 50 simulated payments a second: on a
+    # machine busy with the rest of the suite its answer can take as long as a live alert.
+    expect(badge).to_have_text("fraud", timeout=ALERT_TIMEOUT_MS)
     alerts = httpx.get(f"{url}/v1/alerts", params={"limit": 1_000}).json()
     verdicts = {a["transaction"]["transaction_id"]: a["verdict"] for a in alerts}
     assert verdicts[transaction_id] == "fraud"
