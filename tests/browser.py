@@ -9,11 +9,12 @@ not a skip, so that a machine without it cannot pass the suite by leaving a page
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,3 +51,20 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
             yield context
         finally:
             context.close()
+
+
+def watched_page(
+    browser: BrowserContext, problems: list[str], expected: Sequence[re.Pattern[str]] = ()
+) -> Page:
+    """A new page whose script errors and console errors are appended to ``problems``, but for
+    console lines matching one of ``expected`` (the browser's own line for a request the test
+    makes to be refused)."""
+    page = browser.new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(pattern.match(message.text) for pattern in expected):
+            problems.append(f"console: {message.text}")
+
+    page.on("console", console)
+    return page

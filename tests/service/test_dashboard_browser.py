@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from playwright.sync_api import (
     BrowserContext,
-    ConsoleMessage,
     Locator,
     Page,
     expect,
@@ -24,6 +23,7 @@ from playwright.sync_api import (
 from models.learners import DEFAULT_LEARNER
 from pipelines.bench.server_process import serve
 from service.auth import hash_key
+from tests.browser import watched_page
 from tests.pipelines.retrain.retrain_data import parquet_store
 
 SETTINGS = {
@@ -64,9 +64,7 @@ def test_dashboard_shows_live_alerts_scores_and_the_model(
 ) -> None:
     problems: list[str] = []
     with serve(settings=SETTINGS) as server:
-        page = browser.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: _console_error(message, problems))
+        page = watched_page(browser, problems)
         try:
             page.goto(f"{server.url}/")
             _assert_live_page(page)
@@ -131,9 +129,7 @@ def test_backtest_panel_shows_a_draft_beside_the_model_and_names_a_bad_field(
     with serve(settings=settings) as server, httpx.Client(base_url=server.url) as api:
         body = {"rule": BACKTEST_RULE, "days": 10}
         expected = api.post("/v1/rules/backtest", json=body, headers=admin).json()["overall"]
-        page = browser.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: _console_error(message, problems, refused=True))
+        page = watched_page(browser, problems, expected=[REFUSED])
         try:
             page.goto(f"{server.url}/")
             message = page.locator("#backtest-message")
@@ -191,9 +187,7 @@ def test_models_panel_snapshots_adds_a_challenger_rolls_back_and_retires(
     problems: list[str] = []
     settings = {**KEYED_SETTINGS, "FRAUDSTREAM_DATA_DIR": str(tmp_path / "data")}
     with serve(settings=settings) as server, httpx.Client(base_url=server.url) as api:
-        page = browser.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: _console_error(message, problems, refused=True))
+        page = watched_page(browser, problems, expected=[REFUSED])
         try:
             page.goto(f"{server.url}/")
             _assert_refused_without_the_admin_key(page, api)
@@ -371,11 +365,6 @@ def _assert_alert_row(page: Page) -> None:
 REFUSED = re.compile(r"^Failed to load resource: the server responded with a status of 40[13]\b")
 
 
-def _console_error(message: ConsoleMessage, problems: list[str], *, refused: bool = False) -> None:
-    if message.type == "error" and not (refused and REFUSED.match(message.text)):
-        problems.append(f"console: {message.text}")
-
-
 DRIFT_SETTINGS = {
     **SETTINGS,
     # The simulated history is ten days: windows of two days, no gap or warm-up, so the
@@ -393,9 +382,7 @@ def test_drift_panel_shows_the_latest_report_as_the_api_gives_it(
 ) -> None:
     problems: list[str] = []
     with serve(settings=DRIFT_SETTINGS) as server:
-        page = browser.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: _console_error(message, problems))
+        page = watched_page(browser, problems)
         try:
             page.goto(f"{server.url}/")
             features = page.locator("#drift-features tbody tr")

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 from playwright.sync_api import (
     BrowserContext,
-    ConsoleMessage,
     Locator,
     Page,
     expect,
@@ -22,6 +21,7 @@ from playwright.sync_api import (
 
 from pipelines.bench.server_process import serve
 from service.auth import hash_key
+from tests.browser import watched_page
 from tests.service.client import transaction
 from tests.service.test_dashboard_browser import (
     ACTION_TIMEOUT_MS,
@@ -40,12 +40,6 @@ SETTINGS = {
 HEADERS = {"authorization": f"Bearer {ADMIN_KEY}"}
 REFUSED_RULE = re.compile(r"^Failed to load resource: the server responded with a status of 422\b")
 """The browser's own line for the save the test makes with a typo, refused as it should be."""
-
-
-def _console_error(message: ConsoleMessage, problems: list[str]) -> None:
-    expected = REFUSED.match(message.text) or REFUSED_RULE.match(message.text)
-    if message.type == "error" and not expected:
-        problems.append(f"console: {message.text}")
 
 
 def _in_force(api: httpx.Client) -> dict[str, Any]:
@@ -91,9 +85,7 @@ def test_rules_panel_adds_edits_refuses_disables_deletes_and_rolls_back(
     problems: list[str] = []
     settings = {**SETTINGS, "FRAUDSTREAM_DATA_DIR": str(tmp_path / "data")}
     with serve(settings=settings) as server, httpx.Client(base_url=server.url) as api:
-        page = browser.new_page()
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: _console_error(message, problems))
+        page = watched_page(browser, problems, expected=[REFUSED, REFUSED_RULE])
         try:
             page.goto(f"{server.url}/")
             expect(page.locator("#rules-note")).to_contain_text("401")
