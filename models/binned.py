@@ -11,6 +11,9 @@ feature's push is its term for this transaction minus its term at the feature's 
 
 Edges are frozen once ``warm_up`` labelled vectors have been seen: a bin's weight keeps one
 meaning for the life of the model. Before that the model is a plain scaled logistic regression.
+Quantiles place edges where the values are; with ``label_cuts`` the warm-up's labels add edges
+where the fraud rate changes sharply (a rule such as "every amount above 220 is fraud" sits
+between two quantiles, and a bin straddling it mixes its frauds with legitimate payments).
 
 With ``adaptive`` steps each weight moves by the learning rate over the root of its own summed
 squared gradients (AdaGrad): the bin of a fraud pattern never seen before has had only the small
@@ -29,6 +32,7 @@ import numpy as np
 from river import base
 
 from models.explain import FeatureVector, ReasonCode, strongest
+from models.label_cuts import label_cuts as cuts_from_labels
 
 DEFAULT_QUANTILES: tuple[float, ...] = (
     0.001,
@@ -91,6 +95,9 @@ class BinnedLogisticRegression(base.Classifier):
         Where the coarse edges of crossed features go.
     adaptive
         Scale each weight's step by the root of its summed squared gradients (see the module).
+    label_cuts
+        Up to this many more edges per feature, where the warm-up's labels say the fraud rate
+        changes most (see `models.label_cuts`); 0 keeps the quantile edges alone.
 
     Examples
     --------
@@ -117,7 +124,10 @@ class BinnedLogisticRegression(base.Classifier):
         crosses: Sequence[tuple[str, str]] = (),
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
         adaptive: bool = False,
+        label_cuts: int = 0,
     ) -> None:
+        if label_cuts < 0:
+            raise ValueError(f"label_cuts must be 0 or more, got {label_cuts}")
         self.learning_rate = learning_rate
         self.l2 = l2
         self.positive_weight = positive_weight
@@ -126,12 +136,15 @@ class BinnedLogisticRegression(base.Classifier):
         self.crosses = tuple((str(first), str(second)) for first, second in crosses)
         self.cross_quantiles = tuple(cross_quantiles)
         self.adaptive = adaptive
+        self.label_cuts = label_cuts
         self._counts: dict[str, int] = {}
         self._means: dict[str, float] = {}
         self._variances: dict[str, float] = {}
         self._scales: dict[str, float] = {}
         """1 / standard deviation, kept beside the variance: a multiplication on the hot path."""
         self._warming: dict[str, list[float]] | None = {}
+        self._warming_labels: dict[str, list[bool]] = {}
+        """Each warming feature's labels, beside its values in ``_warming``."""
         self._seen = 0
         self._edges: dict[str, list[float]] = {}
         self._bin_names: dict[str, tuple[str, ...]] = {}
@@ -146,10 +159,12 @@ class BinnedLogisticRegression(base.Classifier):
         self._intercept_squares = 0.0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps existed goes on learning as it did.
+        # A model saved before adaptive steps or label cuts existed goes on learning as it did.
         state.setdefault("adaptive", False)
         state.setdefault("_squares", {})
         state.setdefault("_intercept_squares", 0.0)
+        state.setdefault("label_cuts", 0)
+        state.setdefault("_warming_labels", {})
         self.__dict__.update(state)
 
     @property
@@ -275,7 +290,7 @@ class BinnedLogisticRegression(base.Classifier):
         counts, means, variances, scales = self._counts, self._means, self._variances, self._scales
         edges, bins, weights = self._edges, self._bin_names, self._weights
         weight = weights.get
-        warming = self._warming
+        warming, warming_labels = self._warming, self._warming_labels
         # The active inputs: (weight name, value), the standardised values then the bins.
         active: list[tuple[str, float]] = []
         values: dict[str, float] | None = {} if self._cross_names else None
@@ -298,6 +313,7 @@ class BinnedLogisticRegression(base.Classifier):
                 active.append((bins[name][bisect_right(cuts, value)], 1.0))
             elif warming is not None:
                 warming.setdefault(name, []).append(value)
+                warming_labels.setdefault(name, []).append(is_fraud)
         if values is not None:
             coarse = self._coarse
             for first, second, cells in self._cross_names:
@@ -341,7 +357,11 @@ class BinnedLogisticRegression(base.Classifier):
     def _freeze(self, warming: dict[str, list[float]]) -> None:
         """Set every warmed-up feature's edges; a feature first seen later gets none."""
         for name, values in warming.items():
-            cuts = sorted(set(np.quantile(values, self.quantiles).tolist()))
+            found = set(np.quantile(values, self.quantiles).tolist())
+            labels = self._warming_labels.get(name, [])
+            if self.label_cuts and len(labels) == len(values):
+                found.update(cuts_from_labels(values, labels, self.label_cuts))
+            cuts = sorted(found)
             self._edges[name] = cuts
             self._bin_names[name] = tuple(f"{name}#{index}" for index in range(len(cuts) + 1))
         crosses = [(a, b) for a, b in self.crosses if a in warming and b in warming]
@@ -361,6 +381,7 @@ class BinnedLogisticRegression(base.Classifier):
             for a, b in crosses
         )
         self._warming = None
+        self._warming_labels = {}
 
 
 class ExplainsItself(Protocol):

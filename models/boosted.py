@@ -90,7 +90,8 @@ class BoostedBinnedLogisticRegression(base.Classifier):
 
     Parameters
     ----------
-    learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles, adaptive
+    learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles, adaptive,
+    label_cuts
         The binned layer's (see `BinnedLogisticRegression`).
     window
         Labels the buffer spans: a kept vector older than this many labels is dropped.
@@ -137,6 +138,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         crosses: Sequence[tuple[str, str]] = (),
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
         adaptive: bool = False,
+        label_cuts: int = 0,
         window: int = 280_000,
         legit_share: float = 0.1,
         refit_every: int = 10_000,
@@ -156,6 +158,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.crosses = tuple((str(first), str(second)) for first, second in crosses)
         self.cross_quantiles = tuple(cross_quantiles)
         self.adaptive = adaptive
+        self.label_cuts = label_cuts
         self.window = window
         self.legit_share = legit_share
         self.refit_every = refit_every
@@ -175,6 +178,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
             crosses,
             cross_quantiles,
             adaptive,
+            label_cuts,
         )
         self._features: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, tuple[float, ...], bool]] = deque()
@@ -193,8 +197,9 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         """Bias and weights of the binned layer's and the trees' log-odds in the score."""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps existed goes on learning as it did.
+        # A model saved before adaptive steps or label cuts existed goes on learning as it did.
         state.setdefault("adaptive", False)
+        state.setdefault("label_cuts", 0)
         self.__dict__.update(state)
 
     @property

@@ -117,6 +117,7 @@ _BINNED_DEFAULTS = {
     "crosses": FRAUD_CROSSES,
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
     "adaptive": True,
+    "label_cuts": 3,
 }
 
 _BOOSTED_DEFAULTS = {

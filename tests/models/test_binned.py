@@ -173,12 +173,12 @@ def test_adaptive_steps_learn_a_new_pattern_from_its_first_frauds_and_keep_the_o
     assert plain_odds > 5
 
 
-def test_a_model_saved_before_adaptive_steps_learns_as_it_did() -> None:
+def test_a_model_saved_before_adaptive_steps_and_label_cuts_learns_as_it_did() -> None:
     saved, fresh = BinnedLogisticRegression(warm_up=50), BinnedLogisticRegression(warm_up=50)
     _two_sided(saved, 200)
     _two_sided(fresh, 200)
     state = pickle.loads(pickle.dumps(saved)).__dict__
-    for added in ("adaptive", "_squares", "_intercept_squares"):
+    for added in ("adaptive", "_squares", "_intercept_squares", "label_cuts", "_warming_labels"):
         del state[added]
     old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
     old.__setstate__(state)
@@ -198,3 +198,47 @@ def test_an_adaptive_model_loads_safely_and_goes_on_learning_the_same() -> None:
     probe = {"amount": 390.0, "noise": 0.5}
     assert copy.predict_proba_one(probe) == model.predict_proba_one(probe)
     assert copy._squares == model._squares
+
+
+def _amount_rule(model: BinnedLogisticRegression, rows: int) -> None:
+    """Every amount above 310 is fraud: a threshold the median edge does not land on."""
+    rng = random.Random(4)
+    for _ in range(rows):
+        amount = rng.uniform(0, 400)
+        model.learn_one({"amount": amount}, amount > 310)
+
+
+def test_label_cuts_add_an_edge_where_the_fraud_starts() -> None:
+    median = (0.5,)
+    plain = BinnedLogisticRegression(learning_rate=0.5, warm_up=2_000, quantiles=median)
+    cut = BinnedLogisticRegression(learning_rate=0.5, warm_up=2_000, quantiles=median, label_cuts=3)
+    for model in (plain, cut):
+        _amount_rule(model, 20_000)
+    assert len(plain.edges["amount"]) == 1
+    assert any(305 < edge < 315 for edge in cut.edges["amount"])
+
+    def gap(model: BinnedLogisticRegression) -> float:
+        """How far the rule's frauds stand above the legitimate amounts just below it."""
+        fraud = model.log_odds({"amount": 330.0})
+        legitimate = model.log_odds({"amount": 300.0})
+        return fraud - legitimate
+
+    assert gap(cut) > 1.5 * gap(plain) > 0
+
+
+def test_a_model_saved_while_warming_without_labels_freezes_on_quantiles() -> None:
+    model = BinnedLogisticRegression(warm_up=100, quantiles=(0.5,), label_cuts=3)
+    for value in range(50):
+        model.learn_one({"amount": float(value)}, value > 45)
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    del state["_warming_labels"]  # saved before the labels were kept
+    old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
+    old.__setstate__(state)
+    for value in range(50, 100):
+        old.learn_one({"amount": float(value)}, value > 95)
+    assert old.edges["amount"] == [49.5]
+
+
+def test_label_cuts_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="label_cuts"):
+        BinnedLogisticRegression(label_cuts=-1)
