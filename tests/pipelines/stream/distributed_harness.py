@@ -133,7 +133,8 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
         "FRAUDSTREAM_MODEL_POLL": "1s",
         "FRAUDSTREAM_PUBLISH_EVERY": "1s",
         "FRAUDSTREAM_ALERT_THRESHOLD": str(ALERT_THRESHOLD),
-        "FRAUDSTREAM_LOG_LEVEL": "warning",
+        # Info: a failed test shows the roles' logs, with each consumer's joins and assignments.
+        "FRAUDSTREAM_LOG_LEVEL": "info",
         "FRAUDSTREAM_METRICS_PORT": "0",  # several roles share this host; one test sets it
         **extra,
     }
