@@ -379,13 +379,15 @@ function scoreChart(distribution) {
   for (const bin of bins) {
     if (!bin.count) continue;
     const left = x(bin.lower) + 1;
-    const width = Math.max(x(bin.upper) - left - 1, 1);
+    const barWidth = Math.max(x(bin.upper) - left - 1, 1);
     const title = `${bin.lower.toFixed(2)}–${bin.upper.toFixed(2)}: ${integer.format(bin.count)} scores` +
       (bin.above_threshold ? `, ${integer.format(bin.above_threshold)} above the threshold` : "");
     // A bin's alerting scores are drawn over its bar from the base, to their own height.
     for (const [count, kind] of [[bin.count, "bar"], [bin.above_threshold, "bar over"]]) {
       if (!count) continue;
-      const bar = el("rect", { x: left, width, y: y(count), height: bottom - y(count), class: kind }, svg);
+      const bar = el("rect", {
+        x: left, width: barWidth, y: y(count), height: bottom - y(count), class: kind,
+      }, svg);
       el("title", {}, bar, title);
     }
   }
