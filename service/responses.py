@@ -121,12 +121,19 @@ class ScoreBinResponse(BaseModel):
     lower: float
     upper: float
     count: int
+    above_threshold: int = Field(
+        description="Those of count strictly above the threshold, the ones that alert: a bin "
+        "can hold both, as a score exactly at the threshold does not alert"
+    )
 
 
 class ScoreDistribution(BaseModel):
     scores: int = Field(description="Recent scores counted: the last ones given, at most 5,000")
     threshold: float = Field(description="The alert threshold in force now")
     bins: list[ScoreBinResponse] = Field(description="Equal bins over [0, 1], lowest first")
+    above_threshold: int = Field(
+        description="Of the recent scores, those strictly above the threshold (they alert)"
+    )
 
 
 class AlertMinute(BaseModel):

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from models.alerting import exceeds
+
 MINUTE = timedelta(minutes=1)
 
 
@@ -20,6 +22,10 @@ class ScoreBin:
     lower: float
     upper: float
     count: int
+    above_threshold: int
+    """Those of ``count`` strictly above the threshold: the ones that alert. A bin need not
+    be all one or the other: the threshold can fall inside it, and a score exactly at the
+    threshold, on a bin's lower edge, does not alert."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +78,32 @@ def challenger_history(points: Iterable[QualityPoint], name: str) -> list[tuple[
     return [(point.at, point.challengers[name]) for point in points if name in point.challengers]
 
 
-def score_histogram(scores: Iterable[float], bins: int = 20) -> list[ScoreBin]:
-    """Counts of scores in ``bins`` equal bins over [0, 1].
+def score_histogram(scores: Iterable[float], bins: int = 20, *, threshold: float) -> list[ScoreBin]:
+    """Counts of scores in ``bins`` equal bins over [0, 1], each with how many of its scores
+    alert at ``threshold`` (`exceeds`, the comparison the service decides with).
 
     Examples
     --------
-    >>> [b.count for b in score_histogram([0.0, 0.1, 0.49, 0.5, 1.0], bins=2)]
-    [3, 2]
-    >>> score_histogram([], bins=2)[1]
-    ScoreBin(lower=0.5, upper=1.0, count=0)
+    >>> [(b.count, b.above_threshold) for b in score_histogram(
+    ...     [0.0, 0.1, 0.49, 0.5, 0.5, 0.7, 1.0], bins=2, threshold=0.5)]
+    [(3, 0), (4, 2)]
+    >>> score_histogram([], bins=2, threshold=0.5)[1]
+    ScoreBin(lower=0.5, upper=1.0, count=0, above_threshold=0)
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, not {bins}")
     counts = [0] * bins
+    above = [0] * bins
     last = bins - 1
     for score in scores:
         # Scores are probabilities; clamping keeps a rounding error at either end in range.
-        counts[min(max(int(score * bins), 0), last)] += 1
-    return [ScoreBin(index / bins, (index + 1) / bins, count) for index, count in enumerate(counts)]
+        index = min(max(int(score * bins), 0), last)
+        counts[index] += 1
+        above[index] += exceeds(score, threshold)
+    return [
+        ScoreBin(index / bins, (index + 1) / bins, count, above[index])
+        for index, count in enumerate(counts)
+    ]
 
 
 def alert_rate(

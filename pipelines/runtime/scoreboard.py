@@ -117,6 +117,7 @@ class Scoreboard:
     def dashboard(self, model: ModelStatus, *, bins: int, minutes: int) -> DashboardSnapshot:
         """The score distribution, the alert rate over ``minutes`` and the quality history."""
         now = self.clock()
+        threshold = self.detector.alerting.threshold
         raised = self.alerts.recent(
             since=now - timedelta(minutes=minutes), limit=len(self.alerts) or 1
         )
@@ -130,9 +131,9 @@ class Scoreboard:
             model=model,
             transactions_scored=self.scored,
             alerts_raised=self.alerts.raised,
-            threshold=self.detector.alerting.threshold,
+            threshold=threshold,
             scores=len(self.recent_scores),
-            histogram=score_histogram(self.recent_scores, bins),
+            histogram=score_histogram(self.recent_scores, bins, threshold=threshold),
             alert_rate=alert_rate(
                 (alert.raised_at for alert in raised if alert.decision is Decision.ALERT),
                 now=now,

@@ -64,9 +64,12 @@ async def dashboard(runtime: ReadyRuntimeDep) -> DashboardResponse:
             scores=snapshot.scores,
             threshold=snapshot.threshold,
             bins=[
-                ScoreBinResponse(lower=b.lower, upper=b.upper, count=b.count)
+                ScoreBinResponse(
+                    lower=b.lower, upper=b.upper, count=b.count, above_threshold=b.above_threshold
+                )
                 for b in snapshot.histogram
             ],
+            above_threshold=sum(b.above_threshold for b in snapshot.histogram),
         ),
         alert_rate=AlertRateResponse(
             per_minute=snapshot.alert_rate.per_minute,

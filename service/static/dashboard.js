@@ -61,6 +61,41 @@ let streamed = 0; // alerts the stream brought since the page opened
 const verdicts = new Map(); // transaction id -> "fraud" | "legitimate", as the API said
 const verdictErrors = new Map(); // transaction id -> why the last verdict was not taken
 let renderQueued = false;
+// While the pointer is over the feed its rows hold still, so that the row an analyst aims at
+// does not move away: alerts arriving meanwhile wait, counted in a note, and are shown when
+// the pointer leaves.
+let holding = false;
+let waiting = []; // [alerts, live] in arrival order, while holding
+
+function receive(alerts, live) {
+  if (holding) {
+    waiting.push([alerts, live]);
+    noteWaiting();
+  } else {
+    addAlerts(alerts, live);
+  }
+}
+
+function noteWaiting() {
+  const ids = new Set();
+  for (const [alerts] of waiting) {
+    for (const alert of alerts) {
+      if (!shown.has(alert.transaction.transaction_id)) ids.add(alert.transaction.transaction_id);
+    }
+  }
+  const note = byId("feed-waiting");
+  note.hidden = ids.size === 0;
+  note.textContent = `${integer.format(ids.size)} new`;
+}
+
+function hold(on) {
+  holding = on;
+  if (on) return;
+  const arrived = waiting;
+  waiting = [];
+  for (const [alerts, live] of arrived) addAlerts(alerts, live);
+  noteWaiting();
+}
 
 function addAlerts(alerts, live) {
   for (const alert of alerts) {
@@ -231,7 +266,7 @@ function onEvent(block) {
     if (field === "event") name = value;
     else if (field === "data") data.push(value);
   }
-  if (name === "alert" && data.length) addAlerts([JSON.parse(data.join("\n"))], true);
+  if (name === "alert" && data.length) receive([JSON.parse(data.join("\n"))], true);
 }
 
 const refusal = (status) =>
@@ -283,7 +318,7 @@ async function loadRecent() {
       headers: withKey(),
       cache: "no-store",
     });
-    if (response.ok) addAlerts(await response.json(), false);
+    if (response.ok) receive(await response.json(), false);
   } catch {
     // The stream brings the next ones; the page is still useful without the backlog.
   }
@@ -318,13 +353,14 @@ function niceCeiling(value) {
 const MARGIN = { left: 42, right: 10, top: 16, bottom: 26 };
 
 function scoreChart(distribution) {
+  // The server counts the scores that alert (strictly above the threshold) in each bin: the
+  // threshold may fall inside a bin, and a score exactly at it shares a bin with ones above.
   const { bins, scores, threshold } = distribution;
-  const over = bins.filter((bin) => bin.lower >= threshold).reduce((sum, bin) => sum + bin.count, 0);
-  const share = scores ? (100 * over) / scores : 0;
+  const share = scores ? (100 * distribution.above_threshold) / scores : 0;
   byId("score-chart-note").textContent =
     `last ${integer.format(scores)} scores · alert threshold ${threshold.toFixed(2)}`;
   const chart = canvas("score-chart",
-    `${integer.format(scores)} recent scores, ${share.toFixed(1)}% at or above the threshold ` +
+    `${integer.format(scores)} recent scores, ${share.toFixed(1)}% above the threshold ` +
     `${threshold.toFixed(2)}; counts on a logarithmic scale.`);
   if (!scores) return emptyChart(chart, "No scores yet");
   const { svg, width, height } = chart;
@@ -343,11 +379,17 @@ function scoreChart(distribution) {
   for (const bin of bins) {
     if (!bin.count) continue;
     const left = x(bin.lower) + 1;
-    const bar = el("rect", {
-      x: left, width: Math.max(x(bin.upper) - left - 1, 1), y: y(bin.count),
-      height: bottom - y(bin.count), class: bin.lower >= threshold ? "bar over" : "bar",
-    }, svg);
-    el("title", {}, bar, `${bin.lower.toFixed(2)}–${bin.upper.toFixed(2)}: ${integer.format(bin.count)} scores`);
+    const barWidth = Math.max(x(bin.upper) - left - 1, 1);
+    const title = `${bin.lower.toFixed(2)}–${bin.upper.toFixed(2)}: ${integer.format(bin.count)} scores` +
+      (bin.above_threshold ? `, ${integer.format(bin.above_threshold)} above the threshold` : "");
+    // A bin's alerting scores are drawn over its bar from the base, to their own height.
+    for (const [count, kind] of [[bin.count, "bar"], [bin.above_threshold, "bar over"]]) {
+      if (!count) continue;
+      const bar = el("rect", {
+        x: left, width: barWidth, y: y(count), height: bottom - y(count), class: kind,
+      }, svg);
+      el("title", {}, bar, title);
+    }
   }
   el("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: bottom, y2: bottom, class: "axis" }, svg);
   for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
@@ -549,6 +591,10 @@ window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => latest && render(latest), 150);
 });
+
+const feedBox = byId("feed-scroll");
+feedBox.addEventListener("pointerenter", () => hold(true));
+feedBox.addEventListener("pointerleave", () => hold(false));
 
 document.addEventListener(MODELS_CHANGED, loadDashboard);
 document.addEventListener(KEY_CHANGED, () => {

@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 from pipelines.bench.server_process import kill_process, stop_process
 
 
 class RoleProcess:
     """``fraudstream <role>`` with the given settings in its environment; output to a log file."""
+
+    started: ClassVar[list[RoleProcess]] = []
+    """The roles started since the running test began: a failed test shows their logs
+    (`tests.servers.kafka_fixtures`)."""
 
     def __init__(self, role: str, env: dict[str, str], log: Path) -> None:
         self.role = role
@@ -32,6 +37,8 @@ class RoleProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        if self not in RoleProcess.started:
+            RoleProcess.started.append(self)
         return self
 
     def stop(self) -> int:

@@ -75,11 +75,14 @@ async def test_dashboard_figures_have_the_documented_shape() -> None:
     DashboardResponse.model_validate(body)
     assert body["transactions_scored"] == 7
     distribution = body["score_distribution"]
-    assert set(distribution) == {"scores", "threshold", "bins"}
+    assert set(distribution) == {"scores", "threshold", "bins", "above_threshold"}
     assert distribution["scores"] == 7
     assert distribution["threshold"] == 0.0
     assert len(distribution["bins"]) == 20
     assert sum(b["count"] for b in distribution["bins"]) == 7
+    # At threshold 0 every score above 0 alerts, and each of the seven did (see the rate).
+    assert sum(b["above_threshold"] for b in distribution["bins"]) == 7
+    assert distribution["above_threshold"] == 7
     rate = body["alert_rate"]
     assert set(rate) == {"per_minute", "observed_minutes", "total", "minutes"}
     assert 0 < rate["observed_minutes"] < 1

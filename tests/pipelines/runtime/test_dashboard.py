@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.alerting import AlertPolicy, AlertPolicyConfig
+from models.alerting import AlertPolicy, AlertPolicyConfig, exceeds
 from models.detector import FraudDetector
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
@@ -33,7 +33,7 @@ def ago(**delta: float) -> datetime:
 
 
 def test_histogram_bins_split_zero_to_one_evenly_and_keep_one_in_the_last_bin() -> None:
-    bins = score_histogram([0.0, 0.049, 0.05, 0.5, 0.999, 1.0], bins=20)
+    bins = score_histogram([0.0, 0.049, 0.05, 0.5, 0.999, 1.0], bins=20, threshold=0.5)
     assert len(bins) == 20
     assert (bins[0].lower, bins[0].upper) == (0.0, 0.05)
     assert (bins[-1].lower, bins[-1].upper) == (0.95, 1.0)
@@ -42,10 +42,27 @@ def test_histogram_bins_split_zero_to_one_evenly_and_keep_one_in_the_last_bin() 
 
 
 def test_histogram_clamps_rounding_errors_at_either_end_and_refuses_no_bins() -> None:
-    bins = score_histogram([-1e-12, 1.0 + 1e-12], bins=4)
+    bins = score_histogram([-1e-12, 1.0 + 1e-12], bins=4, threshold=0.5)
     assert [b.count for b in bins] == [1, 0, 0, 1]
     with pytest.raises(ValueError, match="bins"):
-        score_histogram([0.5], bins=0)
+        score_histogram([0.5], bins=0, threshold=0.5)
+
+
+def test_histogram_counts_as_alerting_only_the_scores_strictly_above_the_threshold() -> None:
+    # A threshold on a bin's lower edge: a score exactly at it shares the bin with ones that
+    # alert, and does not alert itself (the service alerts strictly above).
+    on_edge = score_histogram([0.19, 0.2, 0.2, 0.21, 0.26, 0.9], bins=20, threshold=0.2)
+    assert [(b.count, b.above_threshold) for b in on_edge[3:6]] == [(1, 0), (3, 1), (1, 1)]
+    assert on_edge[-2].above_threshold == on_edge[-2].count == 1
+    assert sum(b.above_threshold for b in on_edge) == 3
+    # A threshold inside a bin (an alert budget moves it anywhere) splits that bin too.
+    inside = score_histogram([0.2, 0.22, 0.23, 0.231, 0.24], bins=20, threshold=0.23)
+    assert (inside[4].count, inside[4].above_threshold) == (5, 2)
+    # Each bin's alerting scores are those the service would alert on, no more, no fewer.
+    scores = [index / 997 for index in range(998)]
+    for threshold in (0.0, 0.05, 0.2, 0.2345, 0.95, 1.0):
+        counted = sum(b.above_threshold for b in score_histogram(scores, threshold=threshold))
+        assert counted == sum(exceeds(score, threshold) for score in scores), threshold
 
 
 def test_alert_rate_counts_whole_minutes_oldest_first_and_excludes_the_window_edges() -> None:

@@ -122,10 +122,20 @@ def prefix_of(topics: Topics) -> str:
 
 
 def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str) -> dict[str, str]:
+    """The settings of a test's roles: its own topics, Redis keys and consumer groups.
+
+    Groups are the test's own, like its topics, because the broker outlives the test: Tansu
+    keeps a group's leader after the leader has left in the middle of a rebalance (a worker
+    stopped as another joins), and never forms that group again. Under a name shared by the
+    session's tests, every later test's workers would sit idle, never assigned a partition.
+    """
+    prefix = prefix_of(topics)
     return {
         "FRAUDSTREAM_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "FRAUDSTREAM_REDIS_URL": redis_url,
-        "FRAUDSTREAM_TOPIC_PREFIX": prefix_of(topics),
+        "FRAUDSTREAM_TOPIC_PREFIX": prefix,
+        "FRAUDSTREAM_CONSUMER_GROUP": f"{prefix}workers",
+        "FRAUDSTREAM_LEARNER_GROUP": f"{prefix}learner",
         "FRAUDSTREAM_SECRET_KEY": SECRET,
         "FRAUDSTREAM_API_KEYS": orjson.dumps({hash_key(ADMIN_KEY): ["admin"]}).decode(),
         "FRAUDSTREAM_TOPIC_PARTITIONS": "4",
@@ -133,7 +143,8 @@ def role_env(kafka: KafkaSettings, redis_url: str, topics: Topics, **extra: str)
         "FRAUDSTREAM_MODEL_POLL": "1s",
         "FRAUDSTREAM_PUBLISH_EVERY": "1s",
         "FRAUDSTREAM_ALERT_THRESHOLD": str(ALERT_THRESHOLD),
-        "FRAUDSTREAM_LOG_LEVEL": "warning",
+        # Info: a failed test shows the roles' logs, with each consumer's joins and assignments.
+        "FRAUDSTREAM_LOG_LEVEL": "info",
         "FRAUDSTREAM_METRICS_PORT": "0",  # several roles share this host; one test sets it
         **extra,
     }
