@@ -126,8 +126,8 @@ class BinnedLogisticRegression(base.Classifier):
         adaptive: bool = False,
         label_cuts: int = 0,
     ) -> None:
-        if label_cuts < 0:
-            raise ValueError(f"label_cuts must be 0 or more, got {label_cuts}")
+        if isinstance(label_cuts, bool) or not isinstance(label_cuts, int) or label_cuts < 0:
+            raise ValueError(f"label_cuts must be a whole number, 0 or more, got {label_cuts!r}")
         self.learning_rate = learning_rate
         self.l2 = l2
         self.positive_weight = positive_weight

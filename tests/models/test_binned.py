@@ -239,6 +239,7 @@ def test_a_model_saved_while_warming_without_labels_freezes_on_quantiles() -> No
     assert old.edges["amount"] == [49.5]
 
 
-def test_label_cuts_must_not_be_negative() -> None:
+@pytest.mark.parametrize("wrong", [-1, 2.5, "3", True])
+def test_label_cuts_must_be_a_whole_number_not_below_zero(wrong: object) -> None:
     with pytest.raises(ValueError, match="label_cuts"):
-        BinnedLogisticRegression(label_cuts=-1)
+        BinnedLogisticRegression(label_cuts=wrong)  # type: ignore[arg-type]
