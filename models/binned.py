@@ -9,8 +9,9 @@ feature's effect on the log-odds can take any shape, learned online, with one we
 per feature. The score stays a sum of per-feature terms, which keeps reason codes exact: a
 feature's push is its term for this transaction minus its term at the feature's mean.
 
-Edges are frozen once ``warm_up`` labelled vectors have been seen: a bin's weight keeps one
-meaning for the life of the model. Before that the model is a plain scaled logistic regression.
+Edges are frozen once ``warm_up`` labelled vectors, ``warm_up_frauds`` of them frauds, have
+been seen: a bin's weight keeps one meaning for the life of the model. Before that the model is a
+plain scaled logistic regression.
 Quantiles place edges where the values are; with ``label_cuts`` the warm-up's labels add edges
 where the fraud rate changes sharply (a rule such as "every amount above 220 is fraud" sits
 between two quantiles, and a bin straddling it mixes its frauds with legitimate payments).
@@ -60,6 +61,10 @@ DEFAULT_CROSS_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
 
 _MAX_LOG_ODDS = 35.0
 
+WARM_UP_LIMIT = 10
+"""The warm-up ends after this many times ``warm_up`` labels even short of ``warm_up_frauds``
+frauds: a stream that has almost no fraud still gets its bins."""
+
 _ADAPTIVE_FLOOR = 0.01
 """Added to each weight's summed squared gradients: a fresh weight's first step stays below one
 learning rate, and a legitimate payment's tiny gradient is not scaled up to a full step."""
@@ -86,6 +91,10 @@ class BinnedLogisticRegression(base.Classifier):
         binary feature gets two bins).
     warm_up
         Labelled vectors whose values set the edges; the edges are fixed from then on.
+    warm_up_frauds
+        Frauds the warm-up also waits for (up to `WARM_UP_LIMIT` times ``warm_up`` labels):
+        edges from the labels are only as good as the frauds behind them, and a stream's
+        first days may hold almost none.
     crosses
         Pairs of features whose joint bins get a weight of their own (coarse bins, at
         ``cross_quantiles``): an interaction no sum of per-feature terms can express, such as
@@ -125,9 +134,11 @@ class BinnedLogisticRegression(base.Classifier):
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
         adaptive: bool = False,
         label_cuts: int = 0,
+        warm_up_frauds: int = 0,
     ) -> None:
-        if isinstance(label_cuts, bool) or not isinstance(label_cuts, int) or label_cuts < 0:
-            raise ValueError(f"label_cuts must be a whole number, 0 or more, got {label_cuts!r}")
+        for name, count in (("label_cuts", label_cuts), ("warm_up_frauds", warm_up_frauds)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"{name} must be a whole number, 0 or more, got {count!r}")
         self.learning_rate = learning_rate
         self.l2 = l2
         self.positive_weight = positive_weight
@@ -137,6 +148,7 @@ class BinnedLogisticRegression(base.Classifier):
         self.cross_quantiles = tuple(cross_quantiles)
         self.adaptive = adaptive
         self.label_cuts = label_cuts
+        self.warm_up_frauds = warm_up_frauds
         self._counts: dict[str, int] = {}
         self._means: dict[str, float] = {}
         self._variances: dict[str, float] = {}
@@ -146,6 +158,8 @@ class BinnedLogisticRegression(base.Classifier):
         self._warming_labels: dict[str, list[bool]] = {}
         """Each warming feature's labels, beside its values in ``_warming``."""
         self._seen = 0
+        self._frauds_seen = 0
+        """Frauds among the warm-up's labels."""
         self._edges: dict[str, list[float]] = {}
         self._bin_names: dict[str, tuple[str, ...]] = {}
         self._coarse: dict[str, list[float]] = {}
@@ -159,12 +173,15 @@ class BinnedLogisticRegression(base.Classifier):
         self._intercept_squares = 0.0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps or label cuts existed goes on learning as it did.
+        # A model saved before adaptive steps, label cuts or the warm-up's fraud count existed
+        # goes on learning as it did.
         state.setdefault("adaptive", False)
         state.setdefault("_squares", {})
         state.setdefault("_intercept_squares", 0.0)
         state.setdefault("label_cuts", 0)
         state.setdefault("_warming_labels", {})
+        state.setdefault("warm_up_frauds", 0)
+        state.setdefault("_frauds_seen", 0)
         self.__dict__.update(state)
 
     @property
@@ -338,8 +355,14 @@ class BinnedLogisticRegression(base.Classifier):
                 weights[name] = old - rate * (gradient * value + l2 * old)
         if warming is not None:
             self._seen += 1
-            if self._seen >= self.warm_up:
+            self._frauds_seen += is_fraud
+            if self._warmed_up():
                 self._freeze(warming)
+
+    def _warmed_up(self) -> bool:
+        if self._seen >= self.warm_up * WARM_UP_LIMIT:
+            return True
+        return self._seen >= self.warm_up and self._frauds_seen >= self.warm_up_frauds
 
     def _step_adaptively(self, active: list[tuple[str, float]], gradient: float) -> None:
         """One AdaGrad step: each weight's step shrinks with the gradients it has had."""

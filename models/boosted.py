@@ -91,7 +91,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
     Parameters
     ----------
     learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles, adaptive,
-    label_cuts
+    label_cuts, warm_up_frauds
         The binned layer's (see `BinnedLogisticRegression`).
     window
         Labels the buffer spans: a kept vector older than this many labels is dropped.
@@ -139,6 +139,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         cross_quantiles: Sequence[float] = DEFAULT_CROSS_QUANTILES,
         adaptive: bool = False,
         label_cuts: int = 0,
+        warm_up_frauds: int = 0,
         window: int = 280_000,
         legit_share: float = 0.1,
         refit_every: int = 10_000,
@@ -159,6 +160,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.cross_quantiles = tuple(cross_quantiles)
         self.adaptive = adaptive
         self.label_cuts = label_cuts
+        self.warm_up_frauds = warm_up_frauds
         self.window = window
         self.legit_share = legit_share
         self.refit_every = refit_every
@@ -179,6 +181,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
             cross_quantiles,
             adaptive,
             label_cuts,
+            warm_up_frauds,
         )
         self._features: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, tuple[float, ...], bool]] = deque()
@@ -197,9 +200,11 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         """Bias and weights of the binned layer's and the trees' log-odds in the score."""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps or label cuts existed goes on learning as it did.
+        # A model saved before adaptive steps, label cuts or the warm-up's fraud count existed
+        # goes on learning as it did.
         state.setdefault("adaptive", False)
         state.setdefault("label_cuts", 0)
+        state.setdefault("warm_up_frauds", 0)
         self.__dict__.update(state)
 
     @property

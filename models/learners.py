@@ -118,6 +118,7 @@ _BINNED_DEFAULTS = {
     "cross_quantiles": DEFAULT_CROSS_QUANTILES,
     "adaptive": True,
     "label_cuts": 3,
+    "warm_up_frauds": 50,
 }
 
 _BOOSTED_DEFAULTS = {

@@ -178,7 +178,15 @@ def test_a_model_saved_before_adaptive_steps_and_label_cuts_learns_as_it_did() -
     _two_sided(saved, 200)
     _two_sided(fresh, 200)
     state = pickle.loads(pickle.dumps(saved)).__dict__
-    for added in ("adaptive", "_squares", "_intercept_squares", "label_cuts", "_warming_labels"):
+    for added in (
+        "adaptive",
+        "_squares",
+        "_intercept_squares",
+        "label_cuts",
+        "_warming_labels",
+        "warm_up_frauds",
+        "_frauds_seen",
+    ):
         del state[added]
     old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
     old.__setstate__(state)
@@ -240,6 +248,54 @@ def test_a_model_saved_while_warming_without_labels_freezes_on_quantiles() -> No
 
 
 @pytest.mark.parametrize("wrong", [-1, 2.5, "3", True])
-def test_label_cuts_must_be_a_whole_number_not_below_zero(wrong: object) -> None:
-    with pytest.raises(ValueError, match="label_cuts"):
-        BinnedLogisticRegression(label_cuts=wrong)  # type: ignore[arg-type]
+@pytest.mark.parametrize("name", ["label_cuts", "warm_up_frauds"])
+def test_counts_must_be_whole_numbers_not_below_zero(name: str, wrong: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        BinnedLogisticRegression(**{name: wrong})  # type: ignore[arg-type]
+
+
+def _rare_large_frauds(model: BinnedLogisticRegression, rows: int, every: int) -> None:
+    """Amounts from 0 to 400; every ``every``-th payment above 310 is fraud, the rest
+    legitimate: a slow start of the fraud that sits above the rule."""
+    rng = random.Random(5)
+    large = 0
+    for _ in range(rows):
+        amount = rng.uniform(0, 400)
+        if amount > 310:
+            large += 1
+        model.learn_one({"amount": amount}, amount > 310 and large % every == 0)
+
+
+def test_the_warm_up_waits_for_its_frauds_before_setting_edges() -> None:
+    model = BinnedLogisticRegression(warm_up=1_000, quantiles=(0.5,), warm_up_frauds=40)
+    _rare_large_frauds(model, 1_000, every=10)  # about 22 frauds
+    assert model.edges == {}
+    _rare_large_frauds(model, 1_000, every=10)
+    assert model._frauds_seen >= 40
+    assert list(model.edges) == ["amount"]
+
+
+def test_the_warm_up_ends_at_its_limit_without_the_frauds() -> None:
+    model = BinnedLogisticRegression(warm_up=100, quantiles=(0.5,), warm_up_frauds=1_000)
+    _rare_large_frauds(model, 100 * binned.WARM_UP_LIMIT - 1, every=10)
+    assert model.edges == {}
+    _rare_large_frauds(model, 1, every=10)
+    assert list(model.edges) == ["amount"]
+
+
+def test_waiting_for_frauds_puts_the_cut_nearer_where_the_fraud_starts() -> None:
+    """A fifth of the amounts above 310 are fraud: a hundred values hold a handful of frauds,
+    and the cut nearest the rule lands wherever they happen to fall."""
+
+    def miss(warm_up_frauds: int, seed: int) -> float:
+        model = BinnedLogisticRegression(
+            warm_up=100, quantiles=(0.5,), label_cuts=3, warm_up_frauds=warm_up_frauds
+        )
+        rng = random.Random(seed)
+        while not model.edges:
+            amount = rng.uniform(0, 400)
+            model.learn_one({"amount": amount}, amount > 310 and rng.random() < 0.2)
+        return min(abs(edge - 310) for edge in model.edges["amount"])
+
+    seeds = range(8)
+    assert sum(miss(40, seed) for seed in seeds) < sum(miss(0, seed) for seed in seeds) / 4
