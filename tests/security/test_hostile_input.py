@@ -288,8 +288,10 @@ def test_on_kafka_times_out_of_range_and_conflicting_repeats_are_dead_lettered(
         assert [document["replayed"] for document in scores["tx-1"]] == [False, True]
         assert scores["tx-1"][0]["score"] == scores["tx-1"][1]["score"]
     finally:
-        worker.stop()
-        learner.stop()
+        try:
+            worker.stop()
+        finally:
+            learner.stop()
 
 
 @pytest.mark.parametrize("moment", ["2026-01-01T00:00:00", *OUT_OF_CALENDAR])
