@@ -1,18 +1,25 @@
-"""Serving the best of an online learner and a batch model: a weighted mean of their log-odds.
+"""Serving the best of an online learner and a batch model: a weighted mean of their log-odds,
+or the probability that either part is right to suspect.
 
 The batch model is retrained weekly and is strong on the patterns its window held; the online
-learner adapts between retrains. Neither is always better. `best_weight` chooses the batch
-model's weight on labelled scores of both; weight 0 serves the online learner alone, 1 the
-batch model alone, so the blend is never chosen worse, on those labels, than the better of the
-two. `RecentWeight` keeps choosing it on the most recent labels, each scored by both parts as
-they stand when the label arrives: with labels a week late, the scores a transaction got at
-arrival say how the parts ranked a week ago, too late to follow a new fraud pattern.
+learner adapts between retrains. Neither is always better. `best_blend` chooses how to combine
+them on labelled scores of both: the batch model's weight in a mean of the two log-odds (0
+serves the online learner alone, 1 the batch model alone), or `EITHER`. So the blend is never
+chosen worse, on those labels, than the better of the two. `RecentBlend` keeps choosing it on
+the most recent labels, each scored by both parts as they stand when the label arrives: with
+labels a week late, the scores a transaction got at arrival say how the parts ranked a week
+ago, too late to follow a new fraud pattern.
+
+`EITHER` is there for the days a new pattern appears: the online learner has learned its
+first labels and the batch model has not, and any mean of the two halves the online learner's
+log-odds on the pattern's payments, where "either" keeps them high.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -21,10 +28,25 @@ from models.metrics import average_precision
 
 Scores = npt.NDArray[np.float64]
 
+EITHER: Final = "either"
+"""Serve ``1 - (1 - online) * (1 - batch)``: fraud unless both parts clear the payment."""
+
+Blend = float | Literal["either"]
+"""How the two parts are combined: the batch model's weight in the mean of their log-odds, or
+`EITHER`."""
+
 BLEND_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 """The batch model's weights tried: coarse, so a week of labels can tell them apart."""
 
+BLENDS: tuple[Blend, ...] = (*BLEND_WEIGHTS, EITHER)
+"""Every blend tried, in order of preference when two rank the labels equally."""
+
 _EDGE = 1e-12
+
+
+def blend_name(chosen: Blend) -> str:
+    """How a blend is shown: its batch weight (``0.75``) or ``either``."""
+    return chosen if isinstance(chosen, str) else f"{chosen:g}"
 
 
 def _log_odds(probability: npt.ArrayLike) -> Scores:
@@ -33,8 +55,9 @@ def _log_odds(probability: npt.ArrayLike) -> Scores:
     return odds
 
 
-def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: float) -> Scores:
-    """Fraud probabilities from the ``weight``-weighted mean of the two models' log-odds.
+def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: Blend) -> Scores:
+    """Fraud probabilities from the ``weight``-weighted mean of the two models' log-odds, or
+    from either model (`EITHER`).
 
     Examples
     --------
@@ -42,7 +65,16 @@ def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: float) -> Scores:
     [0.5, 0.5]
     >>> blend([0.2], [0.7], 0.0).tolist(), blend([0.2], [0.7], 1.0).tolist()
     ([0.2], [0.7])
+    >>> blend([0.9, 0.1], [0.1, 0.1], EITHER).round(6).tolist()
+    [0.91, 0.19]
     """
+    if isinstance(weight, str):
+        if weight != EITHER:
+            raise ValueError(f"a blend is a weight in [0, 1] or {EITHER!r}, got {weight!r}")
+        either: Scores = 1.0 - (1.0 - np.asarray(online, np.float64)) * (
+            1.0 - np.asarray(batch, np.float64)
+        )
+        return either
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"the batch model's weight must be in [0, 1], got {weight}")
     if weight == 0.0:
@@ -54,56 +86,60 @@ def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: float) -> Scores:
     return result
 
 
-def best_weight(
+def best_blend(
     is_fraud: npt.ArrayLike,
     online: npt.ArrayLike,
     batch: npt.ArrayLike,
-    weights: Sequence[float] = BLEND_WEIGHTS,
-) -> float:
-    """The weight whose blend has the highest AP on these labelled scores; ties go to the
-    online learner (the lower weight), which keeps adapting.
+    choices: Sequence[Blend] = BLENDS,
+) -> Blend:
+    """The blend with the highest AP on these labelled scores; ties go to the first in
+    ``choices`` (the online learner's side, which keeps adapting).
 
     Examples
     --------
-    >>> best_weight([True, False, False], [0.9, 0.1, 0.2], [0.1, 0.9, 0.2])
+    >>> best_blend([True, False, False], [0.9, 0.1, 0.2], [0.1, 0.9, 0.2])
     0.0
-    >>> best_weight([True, False, False], [0.1, 0.9, 0.2], [0.9, 0.1, 0.2])  # ranks perfectly
+    >>> best_blend([True, False, False], [0.1, 0.9, 0.2], [0.9, 0.1, 0.2])  # ranks perfectly
     0.75
+    >>> best_blend([True, True, False, False], [0.9, 0.1, 0.6, 0.2], [0.1, 0.9, 0.6, 0.2])
+    'either'
     """
-    best, best_ap = weights[0], -1.0
-    for weight in weights:
-        ap = average_precision(is_fraud, blend(online, batch, weight))
+    best, best_ap = choices[0], -1.0
+    for choice in choices:
+        ap = average_precision(is_fraud, blend(online, batch, choice))
         if not np.isnan(ap) and ap > best_ap:
-            best, best_ap = weight, ap
+            best, best_ap = choice, ap
     return best
 
 
 @dataclass
-class RecentWeight:
-    """The batch model's weight, re-chosen every ``every_seconds`` of event time on the labels
-    that arrived in the last ``window_seconds``.
+class RecentBlend:
+    """The blend, re-chosen every ``every_seconds`` of event time on the labels that arrived in
+    the last ``window_seconds``.
 
     Each label is given with the online learner's score of its stored vector just before the
     learner learns it, and the batch model's score of that vector by the model serving then:
     neither part has learned the label yet, so the window compares them as they rank now. A
-    window holding fewer than ``min_frauds`` frauds (or no legitimate label) keeps the weight.
+    window holding fewer than ``min_frauds`` frauds (or no legitimate label) keeps the blend.
+    Chosen every hour: a new pattern's labels arrive over a day, and the day they start is the
+    day the online learner pulls ahead.
 
     Examples
     --------
-    >>> recent = RecentWeight(window_seconds=100, every_seconds=10, min_frauds=1, weight=1.0)
+    >>> recent = RecentBlend(window_seconds=100, every_seconds=10, min_frauds=1, chosen=1.0)
     >>> recent.add([0, 1, 2], online=[0.9, 0.1, 0.2], batch=[0.1, 0.9, 0.2], is_fraud=[1, 0, 0])
     >>> recent.due(5), recent.choose(5), recent.due(14), recent.due(15)
     (True, 0.0, False, True)
-    >>> recent.choose(500)  # every label has left the window: the weight is kept
+    >>> recent.choose(500)  # every label has left the window: the blend is kept
     0.0
     """
 
     window_seconds: int = 3 * 86_400
-    every_seconds: int = 86_400
+    every_seconds: int = 3_600
     min_frauds: int = 20
-    weight: float = 1.0
-    """The weight served until the next choice."""
-    weights: tuple[float, ...] = BLEND_WEIGHTS
+    chosen: Blend = 1.0
+    """The blend served until the next choice."""
+    choices: tuple[Blend, ...] = BLENDS
     _seconds: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.empty(0, np.int64), repr=False
     )
@@ -115,8 +151,8 @@ class RecentWeight:
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.every_seconds <= 0:
             raise ValueError("the window and the period between choices must be positive")
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"the batch model's weight must be in [0, 1], got {self.weight}")
+        if self.chosen not in self.choices:
+            raise ValueError(f"the blend must be one of {self.choices}, got {self.chosen!r}")
 
     @property
     def labels(self) -> int:
@@ -137,11 +173,11 @@ class RecentWeight:
         self._fraud = np.concatenate([self._fraud, np.asarray(is_fraud, bool)])
 
     def due(self, second: int) -> bool:
-        """Whether the weight is to be chosen again at event second ``second``."""
+        """Whether the blend is to be chosen again at event second ``second``."""
         return self._next is None or second >= self._next
 
-    def choose(self, second: int) -> float:
-        """Forget the labels older than the window, choose the weight on the rest, and hold it
+    def choose(self, second: int) -> Blend:
+        """Forget the labels older than the window, choose the blend on the rest, and hold it
         until ``every_seconds`` later."""
         keep = self._seconds >= second - self.window_seconds
         if not keep.all():
@@ -149,6 +185,6 @@ class RecentWeight:
             self._batch, self._fraud = self._batch[keep], self._fraud[keep]
         frauds = int(self._fraud.sum())
         if max(self.min_frauds, 1) <= frauds < len(self._fraud):
-            self.weight = best_weight(self._fraud, self._online, self._batch, self.weights)
+            self.chosen = best_blend(self._fraud, self._online, self._batch, self.choices)
         self._next = second + self.every_seconds
-        return self.weight
+        return self.chosen

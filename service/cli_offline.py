@@ -115,7 +115,7 @@ def evaluate(
         str | None,
         typer.Option(
             help="With --retrain-every: champion (promotion policy), batch (latest batch "
-            "model) or blend (online and batch log-odds, weighted on the latest labels); "
+            "model) or blend (online and batch combined as the latest labels rank best); "
             "default: batch for --model batch, else champion"
         ),
     ] = None,

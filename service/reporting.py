@@ -12,6 +12,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from models.blend import EITHER
 from models.period_metrics import EvaluationMetrics, PeriodMetrics
 from pipelines.offline.datasets import LabelledDataset
 from pipelines.offline.evaluation import EvaluationRun
@@ -155,16 +156,23 @@ def print_feedback_gain(
     console.print(f"feedback gain: AP {ap_gain:+.3f}, CP@{k} {cp_gain:+.3f}")
 
 
-def _weights(scores: pd.DataFrame, start: object, end: object) -> str:
-    """The batch model's weights served in a week: one, or the lowest and highest."""
-    if "batch_weight" not in scores:
+def _blends(scores: pd.DataFrame, start: object, end: object) -> str:
+    """The blends served in a week: the batch weights (one, or the lowest and highest), and
+    ``either`` if it served."""
+    if "blend" not in scores:
         return ""
-    week = scores.loc[(scores["timestamp"] >= start) & (scores["timestamp"] < end), "batch_weight"]
-    week = week.dropna()
-    if week.empty:
+    week = scores.loc[(scores["timestamp"] >= start) & (scores["timestamp"] < end), "blend"]
+    names = set(week.dropna())
+    if not names:
         return "n/a"
-    low, high = week.min(), week.max()
-    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+    weights = sorted(float(name) for name in names if name != EITHER)
+    shown = []
+    if weights:
+        low, high = weights[0], weights[-1]
+        shown.append(f"{low:g}" if low == high else f"{low:g}-{high:g}")
+    if EITHER in names:
+        shown.append(EITHER)
+    return ", ".join(shown)
 
 
 def print_parts(console: Console, run: LoopRun, online: str) -> None:
@@ -172,7 +180,7 @@ def print_parts(console: Console, run: LoopRun, online: str) -> None:
     part they fell: the served champion is to be the best of both in every full week."""
     table = figures_table(
         "served and its parts, weekly AP",
-        ("week of", "batch weight", "served", f"online ({online})", "batch", "below the better"),
+        ("week of", "blend", "served", f"online ({online})", "batch", "below the better"),
         ("week of",),
     )
     worst: tuple[float, str] = (-math.inf, "")
@@ -185,7 +193,7 @@ def print_parts(console: Console, run: LoopRun, online: str) -> None:
             worst = (gap, label)
         table.add_row(
             label,
-            _weights(run.scores, served.start, served.end),
+            _blends(run.scores, served.start, served.end),
             figure(served.average_precision),
             figure(alone.average_precision),
             figure(batch.average_precision),

@@ -16,11 +16,11 @@ What each transaction is scored with:
   otherwise it is only a challenger. The online learner keeps learning all along (displaced by
   a batch champion, it shadows it), as the service does.
 - ``served="blend"``: both, as `models.blend` combines them: the latest batch model blended
-  with the online learner at the batch model's weight of the moment. At each retrain the
-  weight is chosen on the hold-out (the online learner's recorded scores against the
-  candidate's back-test), and then every day on the labels of the last days, each scored by
-  both parts as it arrives (`models.blend.RecentWeight`); the recent labels win when they hold
-  enough frauds.
+  with the online learner as chosen at the moment (a weight on each part's log-odds, or
+  either part's suspicion). At each retrain the blend is chosen on the hold-out (the online
+  learner's recorded scores against the candidate's back-test), and then every hour on the
+  labels of the last days, each scored by both parts as it arrives
+  (`models.blend.RecentBlend`); the recent labels win when they hold enough frauds.
 
 Every run also measures its two parts alone: the online learner, and the batch part (the
 latest batch model trained, whether or not it serves; the online learner's score before the
@@ -46,7 +46,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.batch_model import BatchLearner
-from models.blend import RecentWeight, best_weight, blend
+from models.blend import Blend, RecentBlend, best_blend, blend, blend_name
 from models.detector import FraudDetector
 from models.pending import PendingEntry
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
@@ -117,7 +117,7 @@ class _Replay:
         options: RetrainOptions,
         served: Served,
         on_step: Callable[[RetrainStep], None] | None,
-        recent: RecentWeight,
+        recent: RecentBlend,
     ) -> None:
         self.dataset, self.evaluation, self.options = dataset, evaluation, options
         self.served, self.on_step = served, on_step
@@ -127,7 +127,8 @@ class _Replay:
         self.online = np.empty(count)
         self.batch = np.empty(count)
         self.scores = np.empty(count)
-        self.weight_at = np.full(count, np.nan)
+        self.blend_at = np.full(count, -1, np.int8)
+        """Each transaction's blend, as its index in ``recent.choices`` (-1: no batch model)."""
         position = {tx.transaction_id: index for index, tx in enumerate(dataset.transactions)}
         # A blend is measured against the online learner alone, whose scores it weighs.
         self.source = ServedSource(
@@ -142,7 +143,7 @@ class _Replay:
         self.recent = recent
         self.arrived: list[tuple[int, float, array[float], bool]] = []
         """Labels arrived since the last choice: second, online score, vector, verdict."""
-        self.weights: list[tuple[datetime, float]] = []
+        self.blends: list[tuple[datetime, Blend]] = []
         self.steps: list[RetrainStep] = []
         self.keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
 
@@ -156,7 +157,7 @@ class _Replay:
         tx = self.dataset.transactions[index]
         self.online[index] = detector.score(tx).score
         if self.latest is not None:
-            self.weight_at[index] = self.recent.weight
+            self.blend_at[index] = self.recent.choices.index(self.recent.chosen)
         entry = detector.pending.get(tx.transaction_id)
         assert entry is not None
         self.segment.append(entry.values)
@@ -172,7 +173,7 @@ class _Replay:
             )
 
     def _judge_arrived(self) -> None:
-        """Give the labels arrived so far to the weight's window, with the batch part's
+        """Give the labels arrived so far to the blend's window, with the batch part's
         scores by the model serving while they arrived."""
         if not self.arrived or self.latest is None:
             self.arrived = []
@@ -184,8 +185,8 @@ class _Replay:
 
     def _choose(self, second: int) -> None:
         self._judge_arrived()
-        weight = self.recent.choose(second)
-        self.weights.append((datetime.fromtimestamp(second, UTC), weight))
+        chosen = self.recent.choose(second)
+        self.blends.append((datetime.fromtimestamp(second, UTC), chosen))
 
     def close_segment(self, end: int) -> None:
         """Score the transactions since the last retrain with the batch models of their time."""
@@ -199,7 +200,9 @@ class _Replay:
             batch = self.latest.predict_many(vectors)
             self.batch[start:end] = batch
             if self.served == "blend":
-                self.scores[start:end] = _blended(online, batch, self.weight_at[start:end])
+                self.scores[start:end] = _blended(
+                    online, batch, self.blend_at[start:end], self.recent.choices
+                )
             elif self.model is None:
                 self.scores[start:end] = online
             elif self.model is self.latest:
@@ -232,12 +235,15 @@ class _Replay:
             self.model = result.model
         if self.served == "blend":
             holdout = result.holdout
-            self.recent.weight = best_weight(
-                holdout["is_fraud"], holdout["score"], holdout["candidate_score"]
+            self.recent.chosen = best_blend(
+                holdout["is_fraud"],
+                holdout["score"],
+                holdout["candidate_score"],
+                self.recent.choices,
             )
             # The recent labels, when they hold enough frauds, say more than the hold-out.
             self._choose(event_second(now))
-            decision = f"blend {self.recent.weight:g}"
+            decision = f"blend {blend_name(self.recent.chosen)}"
         else:
             decision = "promote" if result.promote else "challenger"
         return RetrainStep(
@@ -266,18 +272,21 @@ class _Replay:
             }
         )
         if self.served == "blend":
-            frame["batch_weight"] = self.weight_at
+            names = [blend_name(chosen) for chosen in self.recent.choices]
+            frame["blend"] = [names[at] if at >= 0 else None for at in self.blend_at]
         if dataset.scenarios is not None:
             frame[SCENARIO_COLUMN] = dataset.scenarios
         return frame
 
 
-def _blended(online: npt.NDArray[np.float64], batch: Any, weights: Any) -> Any:
-    """Each row blended at its own weight (a handful of distinct weights)."""
+def _blended(
+    online: npt.NDArray[np.float64], batch: Any, at: Any, choices: tuple[Blend, ...]
+) -> Any:
+    """Each row blended as chosen at its arrival (``at``: an index into ``choices``)."""
     served = np.empty(len(online))
-    for weight in np.unique(weights):
-        rows = weights == weight
-        served[rows] = blend(online[rows], batch[rows], float(weight))
+    for index in np.unique(at):
+        rows = at == index
+        served[rows] = blend(online[rows], batch[rows], choices[index])
     return served
 
 
@@ -289,11 +298,11 @@ def evaluate_with_retrain(
     served: Served = "champion",
     progress: Callable[[int], None] | None = None,
     on_step: Callable[[RetrainStep], None] | None = None,
-    recent: RecentWeight | None = None,
+    recent: RecentBlend | None = None,
 ) -> LoopRun:
     """Replay ``dataset`` with a retrain every ``every`` of event time; see the module.
 
-    ``recent`` chooses the blend's weight between retrains (default: `RecentWeight`'s).
+    ``recent`` chooses the blend between retrains (default: `RecentBlend`'s).
     """
     transactions = dataset.transactions
     if not transactions:
@@ -306,7 +315,7 @@ def evaluate_with_retrain(
     bounds = schedule(
         first_day, transactions[-1].timestamp, test_start, evaluation.test_end, every, served
     )
-    replay = _Replay(dataset, evaluation, options, served, on_step, recent or RecentWeight())
+    replay = _Replay(dataset, evaluation, options, served, on_step, recent or RecentBlend())
     delay_seconds = int(evaluation.label_delay.total_seconds())
     due: deque[tuple[int, Label]] = deque()
     for index, (tx, fraud) in enumerate(zip(transactions, dataset.is_fraud, strict=True)):
@@ -339,6 +348,6 @@ def evaluate_with_retrain(
         batch_metrics=measured("batch_score"),
         scores=frame,
         steps=replay.steps,
-        weights=replay.weights,
+        blends=replay.blends,
         seconds=time.perf_counter() - started,
     )

@@ -10,6 +10,7 @@ from typing import Literal
 
 import pandas as pd
 
+from models.blend import Blend
 from models.period_metrics import EvaluationMetrics
 
 Served = Literal["champion", "batch", "blend"]
@@ -56,11 +57,11 @@ class LoopRun:
     batch_metrics: EvaluationMetrics
     scores: pd.DataFrame
     """One row per transaction: id, timestamp, card, served ``score``, ``online_score``,
-    ``batch_score``, the batch model's ``batch_weight`` in the blend (blend only), label,
+    ``batch_score``, the ``blend`` served (its batch weight or ``either``; blend only), label,
     label known at."""
     steps: list[RetrainStep] = field(default_factory=list)
-    weights: list[tuple[datetime, float]] = field(default_factory=list)
-    """Each choice of the batch model's weight (blend only): when, and the weight."""
+    blends: list[tuple[datetime, Blend]] = field(default_factory=list)
+    """Each choice of the blend (blend only): when, and the blend."""
     seconds: float = 0.0
 
     def summary(self) -> dict[str, object]:
@@ -69,9 +70,7 @@ class LoopRun:
             "transactions": len(self.scores),
             "seconds": round(self.seconds, 1),
             "retrains": [step.to_dict() for step in self.steps],
-            "blend_weights": [
-                {"at": at.isoformat(), "weight": weight} for at, weight in self.weights
-            ],
+            "blends": [{"at": at.isoformat(), "blend": chosen} for at, chosen in self.blends],
             "online": self.online_metrics.to_dict(),
             "batch": self.batch_metrics.to_dict(),
         }

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import blend as blend_module
-from models.blend import BLEND_WEIGHTS, RecentWeight, best_weight, blend
+from models.blend import BLENDS, EITHER, RecentBlend, best_blend, blend
 from models.metrics import average_precision
 
 
@@ -27,12 +27,12 @@ def test_the_chosen_blend_is_at_least_as_good_as_the_better_model(seed: int) -> 
     online = 1 / (1 + np.exp(-(rng.normal(-3, 1, 3_000) + 2.5 * is_fraud * (kind == 0))))
     batch = 1 / (1 + np.exp(-(rng.normal(-3, 1, 3_000) + 2.5 * is_fraud * (kind == 1) + 0.5)))
 
-    weight = best_weight(is_fraud, online, batch)
+    weight = best_blend(is_fraud, online, batch)
 
-    assert weight in BLEND_WEIGHTS
+    assert weight in BLENDS
     chosen = average_precision(is_fraud, blend(online, batch, weight))
     assert chosen >= max(average_precision(is_fraud, online), average_precision(is_fraud, batch))
-    assert 0.0 < weight < 1.0
+    assert weight not in (0.0, 1.0)
 
 
 def test_a_weight_outside_zero_to_one_is_refused() -> None:
@@ -50,28 +50,28 @@ def _labels(
     return online, batch, is_fraud
 
 
-def test_the_recent_weight_picks_the_online_part_when_it_ranks_the_recent_labels_better() -> None:
+def test_the_recent_blend_picks_the_online_part_when_it_ranks_the_recent_labels_better() -> None:
     online, batch, is_fraud = _labels(np.random.default_rng(0), 2_000, 4.0, 0.5)
-    recent = RecentWeight(window_seconds=1_000, every_seconds=100, min_frauds=10, weight=1.0)
+    recent = RecentBlend(window_seconds=1_000, every_seconds=100, min_frauds=10, chosen=1.0)
 
     recent.add(np.arange(2_000) // 4, online, batch, is_fraud)
 
     assert recent.choose(500) == 0.0
-    assert recent.weight == 0.0
+    assert recent.chosen == 0.0
 
 
-def test_the_recent_weight_picks_the_batch_part_when_it_ranks_the_recent_labels_better() -> None:
+def test_the_recent_blend_picks_the_batch_part_when_it_ranks_the_recent_labels_better() -> None:
     online, batch, is_fraud = _labels(np.random.default_rng(1), 2_000, 0.5, 4.0)
-    recent = RecentWeight(window_seconds=1_000, every_seconds=100, min_frauds=10, weight=0.0)
+    recent = RecentBlend(window_seconds=1_000, every_seconds=100, min_frauds=10, chosen=0.0)
 
     recent.add(np.arange(2_000) // 4, online, batch, is_fraud)
 
     assert recent.choose(500) == 1.0
 
 
-def test_the_recent_weight_follows_the_newest_labels_once_the_old_leave_the_window() -> None:
+def test_the_recent_blend_follows_the_newest_labels_once_the_old_leave_the_window() -> None:
     rng = np.random.default_rng(2)
-    recent = RecentWeight(window_seconds=1_000, every_seconds=500, min_frauds=10)
+    recent = RecentBlend(window_seconds=1_000, every_seconds=500, min_frauds=10)
     # The batch part ranks the older labels; then a pattern only the online part knows.
     recent.add(np.arange(0, 1_000), *_labels(rng, 1_000, 0.0, 4.0))
     assert recent.choose(1_000) == 1.0
@@ -79,32 +79,54 @@ def test_the_recent_weight_follows_the_newest_labels_once_the_old_leave_the_wind
 
     assert not recent.due(1_499)
     assert recent.due(1_500)
-    # The window still holds the old labels: the weight moves towards the online part.
-    assert 0.0 < recent.choose(1_500) < 1.0
+    # The window holds both patterns, each ranked by one part: either part's suspicion.
+    assert recent.choose(1_500) == EITHER
     recent.add(np.arange(1_500, 2_000), *_labels(rng, 500, 4.0, 0.0))
     assert recent.choose(2_500) == 0.0  # the old labels have left the window
     assert recent.labels == 500
 
 
-def test_the_recent_weight_is_kept_while_the_window_holds_too_few_frauds() -> None:
+def test_the_recent_blend_is_kept_while_the_window_holds_too_few_frauds() -> None:
     online, batch, is_fraud = _labels(np.random.default_rng(3), 200, 4.0, 0.0)
     frauds = int(is_fraud.sum())
-    recent = RecentWeight(window_seconds=1_000, min_frauds=frauds + 1, weight=0.75)
+    recent = RecentBlend(window_seconds=1_000, min_frauds=frauds + 1, chosen=0.75)
 
     recent.add(np.zeros(200), online, batch, is_fraud)
 
     assert recent.choose(10) == 0.75
-    only_legit = RecentWeight(window_seconds=1_000, min_frauds=0, weight=0.5)
+    only_legit = RecentBlend(window_seconds=1_000, min_frauds=0, chosen=0.5)
     only_legit.add([1, 2], [0.1, 0.2], [0.3, 0.4], [False, False])
     assert only_legit.choose(10) == 0.5
 
 
 @pytest.mark.parametrize(
-    ("window", "every", "weight", "message"),
-    [(0, 10, 0.5, "positive"), (10, 0, 0.5, "positive"), (10, 10, 2.0, r"\[0, 1\]")],
+    ("window", "every", "chosen", "message"),
+    [(0, 10, 0.5, "positive"), (10, 0, 0.5, "positive"), (10, 10, 2.0, "one of")],
 )
-def test_a_recent_weight_with_a_bad_setting_is_refused(
-    window: int, every: int, weight: float, message: str
+def test_a_recent_blend_with_a_bad_setting_is_refused(
+    window: int, every: int, chosen: float, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        RecentWeight(window_seconds=window, every_seconds=every, weight=weight)
+        RecentBlend(window_seconds=window, every_seconds=every, chosen=chosen)
+
+
+def test_either_keeps_a_pattern_only_one_part_knows_at_the_top() -> None:
+    """Half the frauds only the online learner ranks high (a new pattern), half only the batch
+    model: any mean of the log-odds halves each, either keeps both above the legitimate."""
+    rng = np.random.default_rng(7)
+    count = 4_000
+    is_fraud = rng.random(count) < 0.05
+    new = is_fraud & (rng.random(count) < 0.5)
+    old = is_fraud & ~new
+    online = 1 / (1 + np.exp(-(rng.normal(-4, 1, count) + 4.0 * new)))
+    batch = 1 / (1 + np.exp(-(rng.normal(-4, 1, count) + 4.0 * old)))
+
+    assert best_blend(is_fraud, online, batch) == EITHER
+    either = average_precision(is_fraud, blend(online, batch, EITHER))
+    halfway = average_precision(is_fraud, blend(online, batch, 0.5))
+    assert either > halfway + 0.1
+
+
+def test_a_blend_that_is_neither_a_weight_nor_either_is_refused() -> None:
+    with pytest.raises(ValueError, match="either"):
+        blend([0.5], [0.5], "both")  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ def _run(served: str) -> LoopRun:
             "score": online if served == "online" else batch,
             "online_score": online,
             "batch_score": batch,
-            "batch_weight": 0.0 if served == "online" else 1.0,
+            "blend": "0" if served == "online" else "1",
             "is_fraud": is_fraud,
             "label_known_at": timestamps + pd.Timedelta(days=7),
         }
@@ -75,3 +75,15 @@ def test_a_champion_serving_the_worse_part_is_reported_below_the_better_one() ->
     assert (week, weight, online) == ("2018-08-08", "1", "1.000")
     assert served == batch
     assert float(below) == round(1.0 - float(served), 3)
+
+
+def test_the_blends_of_a_week_show_the_range_of_weights_and_either() -> None:
+    run = _run("online")
+    chosen = np.resize(np.array(["0.75", "either", "0.5", "0.75"], dtype=object), len(run.scores))
+    run.scores["blend"] = chosen
+
+    row = next(
+        line for line in _printed(run).splitlines() if line.strip().startswith("│ 2018-08-08")
+    )
+
+    assert "0.5-0.75, either" in row

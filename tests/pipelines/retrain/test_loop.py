@@ -1,4 +1,4 @@
-"""Evaluation with the retrain job in the loop: a blend serves both models at a chosen weight."""
+"""Evaluation with the retrain job in the loop: a blend serves both models as chosen."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from models.blend import BLEND_WEIGHTS, RecentWeight, blend
+from models.blend import BLENDS, RecentBlend, blend, blend_name
 from models.simulator import SimulationConfig, simulate
 from pipelines.offline.datasets import LabelledDataset, dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions
@@ -37,46 +37,47 @@ def blended(dataset: LabelledDataset) -> LoopRun:
         k=10,
     )
     retraining = RetrainOptions(train_days=21, min_labels=500, min_frauds=5, k=10)
-    recent = RecentWeight(window_seconds=3 * 86_400, every_seconds=86_400, min_frauds=5)
+    recent = RecentBlend(window_seconds=3 * 86_400, every_seconds=86_400, min_frauds=5)
     return evaluate_with_retrain(dataset, evaluation, retraining, WEEK, "blend", recent=recent)
 
 
-def test_a_blend_serves_both_models_at_the_weight_of_the_moment(blended: LoopRun) -> None:
+def test_a_blend_serves_both_models_as_chosen_at_the_moment(blended: LoopRun) -> None:
     run = blended
     assert run.steps
     assert all(step.decision.startswith("blend ") for step in run.steps)
-    assert {float(step.decision.split()[1]) for step in run.steps} <= set(BLEND_WEIGHTS)
+    names = {blend_name(chosen): chosen for chosen in BLENDS}
+    assert {step.decision.split()[1] for step in run.steps} <= set(names)
     scores = run.scores
     before = scores["timestamp"] < run.steps[0].at
     # Before the first retrain only the online learner serves, and is the batch part too.
     assert np.array_equal(scores.loc[before, "score"], scores.loc[before, "online_score"])
     assert np.array_equal(scores.loc[before, "batch_score"], scores.loc[before, "online_score"])
-    assert scores.loc[before, "batch_weight"].isna().all()
+    assert scores.loc[before, "blend"].isna().all()
     after = scores.loc[~before]
-    assert after["batch_weight"].isin(BLEND_WEIGHTS).all()
-    for weight in after["batch_weight"].unique():
-        rows = after.loc[after["batch_weight"] == weight]
-        expected = blend(rows["online_score"], rows["batch_score"], float(weight))
+    assert after["blend"].isin(names).all()
+    for name in after["blend"].unique():
+        rows = after.loc[after["blend"] == name]
+        expected = blend(rows["online_score"], rows["batch_score"], names[name])
         assert np.allclose(rows["score"], expected)
     assert scores["score"].between(0.0, 1.0).all()
     assert scores["scenario"].isin([0, 1, 2, 3]).all()
     assert set(run.metrics.overall.scenario_average_precision) <= {1, 2, 3}
 
 
-def test_the_blend_weight_is_chosen_again_between_retrains_on_recent_labels(
+def test_the_blend_is_chosen_again_between_retrains_on_recent_labels(
     blended: LoopRun,
 ) -> None:
-    choices = blended.weights
+    choices = blended.blends
     assert choices
     assert choices[0][0] == blended.steps[0].at
-    assert all(weight in BLEND_WEIGHTS for _, weight in choices)
+    assert all(chosen in BLENDS for _, chosen in choices)
     # Chosen at each retrain, then about once a day until the next.
     first, second = blended.steps[0].at, blended.steps[1].at
     between = [at for at, _ in choices if first <= at < second]
     assert len(between) == 7
     assert all(later - earlier >= DAY for earlier, later in itertools.pairwise(between))
-    served = blended.scores.dropna(subset=["batch_weight"])
-    assert set(served["batch_weight"]) <= {weight for _, weight in choices}
+    served = blended.scores.dropna(subset=["blend"])
+    assert set(served["blend"]) <= {blend_name(chosen) for _, chosen in choices}
 
 
 def test_each_part_is_measured_on_the_same_weeks_as_the_served_scores(blended: LoopRun) -> None:
@@ -85,7 +86,7 @@ def test_each_part_is_measured_on_the_same_weeks_as_the_served_scores(blended: L
     assert [week.start for week in blended.batch_metrics.weekly] == weeks
     summary = blended.summary()
     assert summary["batch"] == blended.batch_metrics.to_dict()
-    assert summary["blend_weights"]
+    assert summary["blends"]
 
 
 def test_batch_mode_serves_the_batch_part(dataset: LabelledDataset) -> None:
@@ -101,7 +102,7 @@ def test_batch_mode_serves_the_batch_part(dataset: LabelledDataset) -> None:
 
     assert run.steps
     assert np.array_equal(run.scores["score"], run.scores["batch_score"])
-    assert "batch_weight" not in run.scores
+    assert "blend" not in run.scores
     assert run.metrics.weekly == run.batch_metrics.weekly
 
 
