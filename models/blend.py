@@ -55,9 +55,9 @@ def _log_odds(probability: npt.ArrayLike) -> Scores:
     return odds
 
 
-def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: Blend) -> Scores:
-    """Fraud probabilities from the ``weight``-weighted mean of the two models' log-odds, or
-    from either model (`EITHER`).
+def blend(online: npt.ArrayLike, batch: npt.ArrayLike, chosen: Blend) -> Scores:
+    """Fraud probabilities as ``chosen``: the mean of the two models' log-odds with the batch
+    model's at weight ``chosen``, or either model's suspicion (`EITHER`).
 
     Examples
     --------
@@ -68,20 +68,20 @@ def blend(online: npt.ArrayLike, batch: npt.ArrayLike, weight: Blend) -> Scores:
     >>> blend([0.9, 0.1], [0.1, 0.1], EITHER).round(6).tolist()
     [0.91, 0.19]
     """
-    if isinstance(weight, str):
-        if weight != EITHER:
-            raise ValueError(f"a blend is a weight in [0, 1] or {EITHER!r}, got {weight!r}")
+    if isinstance(chosen, str):
+        if chosen != EITHER:
+            raise ValueError(f"a blend is a weight in [0, 1] or {EITHER!r}, got {chosen!r}")
         either: Scores = 1.0 - (1.0 - np.asarray(online, np.float64)) * (
             1.0 - np.asarray(batch, np.float64)
         )
         return either
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"the batch model's weight must be in [0, 1], got {weight}")
-    if weight == 0.0:
+    if not 0.0 <= chosen <= 1.0:
+        raise ValueError(f"the batch model's weight must be in [0, 1], got {chosen}")
+    if chosen == 0.0:
         return np.asarray(online, dtype=np.float64)
-    if weight == 1.0:
+    if chosen == 1.0:
         return np.asarray(batch, dtype=np.float64)
-    mixed = (1.0 - weight) * _log_odds(online) + weight * _log_odds(batch)
+    mixed = (1.0 - chosen) * _log_odds(online) + chosen * _log_odds(batch)
     result: Scores = 1.0 / (1.0 + np.exp(-mixed))
     return result
 
