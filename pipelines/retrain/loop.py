@@ -129,6 +129,8 @@ class _Replay:
         self.scores = np.empty(count)
         self.blend_at = np.full(count, -1, np.int8)
         """Each transaction's blend, as its index in ``recent.choices`` (-1: no batch model)."""
+        self.chosen_index = -1
+        """The index in ``recent.choices`` of the blend chosen last."""
         position = {tx.transaction_id: index for index, tx in enumerate(dataset.transactions)}
         # A blend is measured against the online learner alone, whose scores it weighs.
         self.source = ServedSource(
@@ -157,7 +159,7 @@ class _Replay:
         tx = self.dataset.transactions[index]
         self.online[index] = detector.score(tx).score
         if self.latest is not None:
-            self.blend_at[index] = self.recent.choices.index(self.recent.chosen)
+            self.blend_at[index] = self.chosen_index
         entry = detector.pending.get(tx.transaction_id)
         assert entry is not None
         self.segment.append(entry.values)
@@ -186,6 +188,7 @@ class _Replay:
     def _choose(self, second: int) -> None:
         self._judge_arrived()
         chosen = self.recent.choose(second)
+        self.chosen_index = self.recent.choices.index(chosen)
         self.blends.append((datetime.fromtimestamp(second, UTC), chosen))
 
     def close_segment(self, end: int) -> None:
@@ -272,8 +275,9 @@ class _Replay:
             }
         )
         if self.served == "blend":
-            names = [blend_name(chosen) for chosen in self.recent.choices]
-            frame["blend"] = [names[at] if at >= 0 else None for at in self.blend_at]
+            # The last name, None, is taken by the rows served before any batch model (-1).
+            names = np.array([*map(blend_name, self.recent.choices), None], dtype=object)
+            frame["blend"] = names[self.blend_at]
         if dataset.scenarios is not None:
             frame[SCENARIO_COLUMN] = dataset.scenarios
         return frame

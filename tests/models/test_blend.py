@@ -27,12 +27,12 @@ def test_the_chosen_blend_is_at_least_as_good_as_the_better_model(seed: int) -> 
     online = 1 / (1 + np.exp(-(rng.normal(-3, 1, 3_000) + 2.5 * is_fraud * (kind == 0))))
     batch = 1 / (1 + np.exp(-(rng.normal(-3, 1, 3_000) + 2.5 * is_fraud * (kind == 1) + 0.5)))
 
-    weight = best_blend(is_fraud, online, batch)
+    chosen = best_blend(is_fraud, online, batch)
 
-    assert weight in BLENDS
-    chosen = average_precision(is_fraud, blend(online, batch, weight))
-    assert chosen >= max(average_precision(is_fraud, online), average_precision(is_fraud, batch))
-    assert weight not in (0.0, 1.0)
+    assert chosen in BLENDS
+    served = average_precision(is_fraud, blend(online, batch, chosen))
+    assert served >= max(average_precision(is_fraud, online), average_precision(is_fraud, batch))
+    assert chosen not in (0.0, 1.0)
 
 
 def test_a_weight_outside_zero_to_one_is_refused() -> None:
