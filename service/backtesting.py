@@ -22,11 +22,13 @@ from models.rules.ruleset import Rule
 from models.state import WindowSpec
 from pipelines.retrain.matured_rows import backtest_store
 from pipelines.rules.book import RuleBook, rules_at_start
-from pipelines.rules.storage import RULES_FILE, FileRuleStorage
+from pipelines.rules.storage import RULES_FILE, FileRuleStorage, RedisRuleStorage
+from pipelines.state.redis_stores import redis_client
+from service.distributed import key_prefix
 from service.responses import finite_or_none
 from service.retraining import offline_store
 from service.settings import Settings
-from service.signing import embedded_key
+from service.signing import deployment_key, embedded_key
 
 MAX_DAYS = 365
 
@@ -82,13 +84,21 @@ def run_backtest(
     )
 
 
-def rules_of_data_dir(settings: Settings) -> tuple[Rule, ...]:
-    """The rule set in force that an embedded service keeps in the data directory (none
-    there, or one that does not verify: no rule), for a backtest run with no service."""
+def rules_in_force(settings: Settings) -> tuple[Rule, ...]:
+    """The deployment's rule set in force, for a backtest run with no service: a distributed
+    deployment's in Redis, an embedded service's in the data directory (none stored, or one
+    that does not verify: no rule)."""
+    fields = RuleFields.of_features(stored_features(settings))
+    if settings.redis_url is not None:
+        client = redis_client(settings.redis_url)
+        try:
+            storage = RedisRuleStorage(client, prefix=key_prefix(settings))
+            return rules_at_start(RuleBook(storage, deployment_key(settings), fields)).rules
+        finally:
+            client.close()
     path = settings.data_dir / RULES_FILE
     if not path.exists():
         return ()
-    fields = RuleFields.of_features(stored_features(settings))
     book = RuleBook(FileRuleStorage(path), embedded_key(settings), fields)
     return rules_at_start(book).rules
 

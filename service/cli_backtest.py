@@ -13,7 +13,7 @@ from service.backtesting import (
     MAX_DAYS,
     BacktestRequest,
     BacktestResponse,
-    rules_of_data_dir,
+    rules_in_force,
     run_backtest,
 )
 from service.cli_common import console, errors, no_matured_labels, user_errors
@@ -37,7 +37,7 @@ def backtest(
     """What a draft rule (or threshold) would have changed over the last matured days of the
     offline store: alerts a day, precision, recall, frauds added or lost, legitimate cards
     bothered or spared, beside the model at FRAUDSTREAM_ALERT_THRESHOLD and the rules in force
-    in the data directory."""
+    (in Redis when FRAUDSTREAM_REDIS_URL is set, else in the data directory)."""
     settings = Settings()
     # The configured threshold: under an alert budget the live one follows the scores, and
     # only a running service knows it (`POST /v1/rules/backtest` uses it).
@@ -48,7 +48,7 @@ def backtest(
     with user_errors():
         request = BacktestRequest(rule=rule, threshold=threshold, days=days)
         draft = request.draft(settings)
-        found = run_backtest(settings, draft, days, in_force, rules_of_data_dir(settings))
+        found = run_backtest(settings, draft, days, in_force, rules_in_force(settings))
     if found is None:
         no_matured_labels(offline_store(settings, ()).root)
     if as_json:

@@ -233,13 +233,16 @@ async def test_the_api_answers_what_the_command_prints_and_names_a_bad_field(
 def test_the_api_role_backtests_over_the_learners_data_directory(
     tmp_path: Path, kafka_settings: KafkaSettings, redis_url: str, topics: Topics
 ) -> None:
-    """Distributed mode: an API replica sharing the learner's data directory reads its store."""
+    """Distributed mode: an API replica sharing the learner's data directory reads its store;
+    the command line reads the rules in force from Redis, as the replica does."""
     parquet_store(tmp_path / "offline")
     publish_model(redis_url, topics, trained_learner())
     env = role_env(kafka_settings, redis_url, topics, FRAUDSTREAM_DATA_DIR=str(tmp_path))
     rule = "card_terminal_first_use == 1 -> alert"
     body = {"rule": rule, "days": DAYS}
+    in_force = {"rules": [{"name": "large", "text": "amount >= 250 -> alert"}]}
     with serve(settings=env, role="api") as server, httpx.Client(base_url=server.url) as http:
+        assert http.put("/v1/rules", json=in_force, headers=ADMIN).status_code == 200
         assert http.post("/v1/rules/backtest", json=body).status_code == 401
         answer = http.post("/v1/rules/backtest", json=body, headers=ADMIN)
         assert answer.status_code == 200, answer.text
@@ -255,6 +258,7 @@ def test_the_api_role_backtests_over_the_learners_data_directory(
     )
     assert printed.exit_code == 0, printed.output
     assert answer.json() == json.loads(printed.stdout)
+    assert answer.json()["rules_in_force"] == ["large"]
     assert answer.json()["alert_threshold"] == ALERT_THRESHOLD != IN_FORCE
     assert answer.json()["overall"]["change"]["frauds_added"] > 0
 
