@@ -9,6 +9,11 @@ feature's effect on the log-odds can take any shape, learned online, with one we
 per feature. The score stays a sum of per-feature terms, which keeps reason codes exact: a
 feature's push is its term for this transaction minus its term at the feature's mean.
 
+A feature with a long tail can be standardised on a log scale (``log_scaled``): the seconds
+since a card's previous payment run to 30 days where most are hours, so a card's first payment
+in a month sits some thirty standard deviations out, and its weight times that outweighs every
+other feature; on the log scale it sits a few out. Its bins read the value itself.
+
 Edges are frozen once ``warm_up`` labelled vectors, ``warm_up_frauds`` of them frauds, have
 been seen: a bin's weight keeps one meaning for the life of the model. Before that the model is a
 plain scaled logistic regression.
@@ -70,6 +75,15 @@ _ADAPTIVE_FLOOR = 0.01
 learning rate, and a legitimate payment's tiny gradient is not scaled up to a full step."""
 
 
+def _signed_log(value: float) -> float:
+    return math.copysign(math.log1p(abs(value)), value)
+
+
+def _signed_exp(value: float) -> float:
+    """The inverse of `_signed_log`."""
+    return math.copysign(math.expm1(abs(value)), value)
+
+
 def _sigmoid(log_odds: float) -> float:
     clipped = _MAX_LOG_ODDS if log_odds > _MAX_LOG_ODDS else max(log_odds, -_MAX_LOG_ODDS)
     return 1.0 / (1.0 + math.exp(-clipped))
@@ -107,6 +121,9 @@ class BinnedLogisticRegression(base.Classifier):
     label_cuts
         Up to this many more edges per feature, where the warm-up's labels say the fraud rate
         changes most (see `models.label_cuts`); 0 keeps the quantile edges alone.
+    log_scaled
+        Features whose standardised value is taken of ``sign(v) * log(1 + |v|)`` instead of
+        ``v`` (see the module); their mean, for reason codes, is the mean on that scale.
 
     Examples
     --------
@@ -135,6 +152,7 @@ class BinnedLogisticRegression(base.Classifier):
         adaptive: bool = False,
         label_cuts: int = 0,
         warm_up_frauds: int = 0,
+        log_scaled: Sequence[str] = (),
     ) -> None:
         for name, count in (("label_cuts", label_cuts), ("warm_up_frauds", warm_up_frauds)):
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -149,8 +167,11 @@ class BinnedLogisticRegression(base.Classifier):
         self.adaptive = adaptive
         self.label_cuts = label_cuts
         self.warm_up_frauds = warm_up_frauds
+        self.log_scaled = tuple(str(name) for name in log_scaled)
+        self._logged = frozenset(self.log_scaled)
         self._counts: dict[str, int] = {}
         self._means: dict[str, float] = {}
+        """Each feature's running mean, of its signed log for a ``log_scaled`` one."""
         self._variances: dict[str, float] = {}
         self._scales: dict[str, float] = {}
         """1 / standard deviation, kept beside the variance: a multiplication on the hot path."""
@@ -173,8 +194,8 @@ class BinnedLogisticRegression(base.Classifier):
         self._intercept_squares = 0.0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps, label cuts or the warm-up's fraud count existed
-        # goes on learning as it did.
+        # A model saved before adaptive steps, label cuts, the warm-up's fraud count or log
+        # scales existed goes on learning as it did.
         state.setdefault("adaptive", False)
         state.setdefault("_squares", {})
         state.setdefault("_intercept_squares", 0.0)
@@ -182,6 +203,8 @@ class BinnedLogisticRegression(base.Classifier):
         state.setdefault("_warming_labels", {})
         state.setdefault("warm_up_frauds", 0)
         state.setdefault("_frauds_seen", 0)
+        state.setdefault("log_scaled", ())
+        state.setdefault("_logged", frozenset())
         self.__dict__.update(state)
 
     @property
@@ -215,8 +238,8 @@ class BinnedLogisticRegression(base.Classifier):
         """The fraud probability and the ``top`` features that pushed it up most.
 
         A feature's push is exact: its terms in the log-odds (weight times standardised value,
-        plus its bin's weight) minus the same terms at the feature's mean, so the log-odds is
-        the score of an all-average transaction plus the sum of the pushes.
+        plus its bin's weight) minus the same terms at the feature's mean (`centres`), so the
+        log-odds is the score of an all-average transaction plus the sum of the pushes.
         """
         log_odds, terms, crossed = self._terms(x)
         probability = _sigmoid(log_odds)
@@ -237,6 +260,7 @@ class BinnedLogisticRegression(base.Classifier):
         """The log-odds, each feature's own terms and each cross's weight."""
         weight = self._weights.get
         means, scales, edges, bins = self._means, self._scales, self._edges, self._bin_names
+        logged = self._logged
         terms: list[float] = []
         term = terms.append
         for name, value in x.items():
@@ -244,7 +268,8 @@ class BinnedLogisticRegression(base.Classifier):
             if scale is None:
                 term(0.0)
                 continue
-            total = weight(name, 0.0) * (value - means[name]) * scale
+            scaled = _signed_log(value) if name in logged else value
+            total = weight(name, 0.0) * (scaled - means[name]) * scale
             cuts = edges.get(name)
             if cuts is not None:
                 total += weight(bins[name][bisect_right(cuts, value)], 0.0)
@@ -261,7 +286,7 @@ class BinnedLogisticRegression(base.Classifier):
         ]
         if crossed:
             position = {name: index for index, name in enumerate(names)}
-            at_mean = self._cross_weights(self._means)
+            at_mean = self._cross_weights(self.centres())
             for (first, second, _), value, average in zip(
                 self._cross_names, crossed, at_mean, strict=True
             ):
@@ -289,7 +314,18 @@ class BinnedLogisticRegression(base.Classifier):
         cuts = self._edges.get(name)
         if cuts is None:
             return 0.0
-        return self._weights.get(self._bin_names[name][bisect_right(cuts, self._means[name])], 0.0)
+        centre = self._means[name]
+        if name in self._logged:
+            centre = _signed_exp(centre)
+        return self._weights.get(self._bin_names[name][bisect_right(cuts, centre)], 0.0)
+
+    def centres(self) -> dict[str, float]:
+        """Each feature's mean as a value of the feature (back from the log scale for a
+        ``log_scaled`` one): where its push is zero."""
+        centres = dict(self._means)
+        for name in self._logged.intersection(centres):
+            centres[name] = _signed_exp(centres[name])
+        return centres
 
     # --- learning --------------------------------------------------------------------------
 
@@ -308,6 +344,7 @@ class BinnedLogisticRegression(base.Classifier):
         edges, bins, weights = self._edges, self._bin_names, self._weights
         weight = weights.get
         warming, warming_labels = self._warming, self._warming_labels
+        logged = self._logged
         # The active inputs: (weight name, value), the standardised values then the bins.
         active: list[tuple[str, float]] = []
         values: dict[str, float] | None = {} if self._cross_names else None
@@ -316,15 +353,16 @@ class BinnedLogisticRegression(base.Classifier):
                 values[name] = value
             count = counts.get(name, 0) + 1
             counts[name] = count
+            scaled = _signed_log(value) if name in logged else value
             old_mean = means.get(name, 0.0)
-            mean = means[name] = old_mean + (value - old_mean) / count
+            mean = means[name] = old_mean + (scaled - old_mean) / count
             variance = variances.get(name, 0.0)
             variance = variances[name] = (
-                variance + ((value - old_mean) * (value - mean) - variance) / count
+                variance + ((scaled - old_mean) * (scaled - mean) - variance) / count
             )
             if variance > 0:
                 scale = scales[name] = 1.0 / math.sqrt(variance)
-                active.append((name, (value - mean) * scale))
+                active.append((name, (scaled - mean) * scale))
             cuts = edges.get(name)
             if cuts is not None:
                 active.append((bins[name][bisect_right(cuts, value)], 1.0))

@@ -91,7 +91,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
     Parameters
     ----------
     learning_rate, l2, positive_weight, quantiles, warm_up, crosses, cross_quantiles, adaptive,
-    label_cuts, warm_up_frauds
+    label_cuts, warm_up_frauds, log_scaled
         The binned layer's (see `BinnedLogisticRegression`).
     window
         Labels the buffer spans: a kept vector older than this many labels is dropped.
@@ -140,6 +140,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         adaptive: bool = False,
         label_cuts: int = 0,
         warm_up_frauds: int = 0,
+        log_scaled: Sequence[str] = (),
         window: int = 280_000,
         legit_share: float = 0.1,
         refit_every: int = 10_000,
@@ -161,6 +162,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self.adaptive = adaptive
         self.label_cuts = label_cuts
         self.warm_up_frauds = warm_up_frauds
+        self.log_scaled = tuple(str(name) for name in log_scaled)
         self.window = window
         self.legit_share = legit_share
         self.refit_every = refit_every
@@ -182,6 +184,7 @@ class BoostedBinnedLogisticRegression(base.Classifier):
             adaptive,
             label_cuts,
             warm_up_frauds,
+            self.log_scaled,
         )
         self._features: tuple[str, ...] | None = None
         self._kept: deque[tuple[int, tuple[float, ...], bool]] = deque()
@@ -200,11 +203,12 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         """Bias and weights of the binned layer's and the trees' log-odds in the score."""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model saved before adaptive steps, label cuts or the warm-up's fraud count existed
-        # goes on learning as it did.
+        # A model saved before adaptive steps, label cuts, the warm-up's fraud count or log
+        # scales existed goes on learning as it did.
         state.setdefault("adaptive", False)
         state.setdefault("label_cuts", 0)
         state.setdefault("warm_up_frauds", 0)
+        state.setdefault("log_scaled", ())
         self.__dict__.update(state)
 
     @property
@@ -332,8 +336,8 @@ class BoostedBinnedLogisticRegression(base.Classifier):
         self._fit = None
         if basis is None:
             return
-        means = self.binned._means
-        at_mean = [means.get(name, 0.0) for name in basis.features]
+        centres = self.binned.centres()
+        at_mean = [centres.get(name, 0.0) for name in basis.features]
         self._basis_at_mean = basis.contributions(at_mean)
         self._basis_average = basis.margin(at_mean)
         self._basis = basis

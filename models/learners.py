@@ -68,6 +68,10 @@ card (and how much history says so), a terminal's fraud rate with the traffic be
 or large amounts at a terminal new to the card or at night, and a day's spending against the
 month's. A pair whose features a vector lacks is skipped."""
 
+LONG_TAILED: tuple[str, ...] = ("card_seconds_since_previous",)
+"""Features the binned learner standardises on a log scale: the seconds since a card's
+previous payment run to the 30-day cap where most are hours."""
+
 
 def _binned(params: Mapping[str, Any], _seed: int) -> RiverModel:
     return BinnedLogisticRegression(**params)
@@ -119,6 +123,7 @@ _BINNED_DEFAULTS = {
     "adaptive": True,
     "label_cuts": 3,
     "warm_up_frauds": 50,
+    "log_scaled": LONG_TAILED,
 }
 
 _BOOSTED_DEFAULTS = {

@@ -299,3 +299,70 @@ def test_waiting_for_frauds_puts_the_cut_nearer_where_the_fraud_starts() -> None
 
     seeds = range(8)
     assert sum(miss(40, seed) for seed in seeds) < sum(miss(0, seed) for seed in seeds) / 4
+
+
+def _gaps(model: BinnedLogisticRegression, rows: int, seed: int = 0) -> None:
+    """Seconds since the card's previous payment: hours as a rule, the 30-day cap now and then;
+    a fraud rate that rises with the amount and falls a little with the gap."""
+    rng = random.Random(seed)
+    for _ in range(rows):
+        gap = 2_592_000.0 if rng.random() < 0.002 else rng.expovariate(1 / 20_000)
+        amount = rng.uniform(0, 400)
+        fraud = rng.random() < (0.6 if amount > 350 else 0.02) * (1.5 if gap < 2_000 else 1.0)
+        model.learn_one({"amount": amount, "gap": gap}, fraud)
+
+
+def test_a_long_tailed_feature_on_a_log_scale_does_not_veto_the_others() -> None:
+    plain = BinnedLogisticRegression(learning_rate=0.5, warm_up=2_000, adaptive=True)
+    logged = BinnedLogisticRegression(
+        learning_rate=0.5, warm_up=2_000, adaptive=True, log_scaled=("gap",)
+    )
+    _gaps(plain, 30_000)
+    _gaps(logged, 30_000)
+    first_in_a_month = {"amount": 380.0, "gap": 2_592_000.0}
+    _, (_, plain_push) = plain.explain_log_odds(first_in_a_month)
+    _, (_, logged_push) = logged.explain_log_odds(first_in_a_month)
+    # About 130 standard deviations out on the plain scale, a few on the log scale.
+    assert abs(plain_push) > 3 * abs(logged_push)
+    assert logged.predict_proba_one(first_in_a_month)[True] > 0.3
+    assert logged.centres()["gap"] == pytest.approx(math.expm1(logged._means["gap"]))
+
+
+def test_pushes_on_a_log_scale_still_sum_to_the_log_odds() -> None:
+    model = BinnedLogisticRegression(
+        learning_rate=0.5,
+        warm_up=2_000,
+        adaptive=True,
+        crosses=[("amount", "gap")],
+        log_scaled=("gap",),
+    )
+    _gaps(model, 10_000)
+    centres = model.centres()
+    for vector in ({"amount": 380.0, "gap": 2_592_000.0}, {"amount": 12.0, "gap": 90.0}):
+        log_odds, pushes = model.explain_log_odds(vector)
+        assert log_odds == pytest.approx(model.log_odds(centres) + sum(pushes))
+
+
+def test_a_model_saved_before_log_scales_learns_as_it_did() -> None:
+    saved, fresh = BinnedLogisticRegression(warm_up=50), BinnedLogisticRegression(warm_up=50)
+    _gaps(saved, 200)
+    _gaps(fresh, 200)
+    state = pickle.loads(pickle.dumps(saved)).__dict__
+    del state["log_scaled"], state["_logged"]
+    old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
+    old.__setstate__(state)
+    _gaps(old, 300, seed=1)
+    _gaps(fresh, 300, seed=1)
+    assert old.weights == fresh.weights
+    assert old.log_odds({"amount": 5.0, "gap": 2_592_000.0}) == fresh.log_odds(
+        {"amount": 5.0, "gap": 2_592_000.0}
+    )
+
+
+def test_the_default_recipe_puts_the_seconds_since_the_previous_payment_on_a_log_scale() -> None:
+    model = OnlineLearner("binned").model
+    assert isinstance(model, BinnedLogisticRegression)
+    assert model.log_scaled == ("card_seconds_since_previous",)
+    restored = restricted_loads(pickle.dumps(model))
+    assert isinstance(restored, BinnedLogisticRegression)
+    assert restored.log_scaled == model.log_scaled
