@@ -32,7 +32,7 @@ def _joint(x: dict[str, float]) -> bool:
     return x["amount"] > 300 if x["night"] == 1.0 else x["amount"] < 100
 
 
-def _small_model(**changes: float) -> BoostedBinnedLogisticRegression:
+def _small_model(**changes: object) -> BoostedBinnedLogisticRegression:
     settings = {"warm_up": 500, "refit_every": 2_000, "install_after": 200, "legit_share": 0.5}
     return BoostedBinnedLogisticRegression(**{**settings, **changes})  # type: ignore[arg-type]
 
@@ -145,3 +145,20 @@ def test_learning_a_kept_vector_equals_learning_its_dict() -> None:
         from_kept.learn_kept(names, [x[name] for name in names], _joint(x))
     probe = {"amount": 320.0, "night": 1.0, "noise": 0.2}
     assert from_kept.score_and_explain(probe) == from_dict.score_and_explain(probe)
+
+
+def test_a_log_scaled_feature_reaches_the_binned_layer_centred_on_its_scale() -> None:
+    model, rng = _small_model(log_scaled=("amount",)), random.Random(7)
+    for _ in range(5_000):
+        x = _vector(rng)
+        model.learn_one(x, _joint(x))
+    assert model.binned.log_scaled == ("amount",)
+    assert model.trees_installed >= 1
+    centre = model.binned.centres()["amount"]
+    assert centre == pytest.approx(math.expm1(model.binned._means["amount"]))
+    assert centre < 0.9 * sum(_vector(random.Random(seed))["amount"] for seed in range(400)) / 400
+    state = pickle.loads(pickle.dumps(_small_model())).__dict__
+    del state["log_scaled"]
+    old = BoostedBinnedLogisticRegression.__new__(BoostedBinnedLogisticRegression)
+    old.__setstate__(state)
+    assert old.log_scaled == ()
