@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import redis
 import typer
 
 from models.backtest import Backtest, Figures
@@ -48,7 +49,16 @@ def backtest(
     with user_errors():
         request = BacktestRequest(rule=rule, threshold=threshold, days=days)
         draft = request.draft(settings)
-        found = run_backtest(settings, draft, days, in_force, rules_in_force(settings))
+        try:
+            rules = rules_in_force(settings)
+        except redis.RedisError as error:
+            errors.print(
+                "[bold red]error:[/] the rules in force are kept in Redis "
+                f"(FRAUDSTREAM_REDIS_URL), which did not answer: {error}",
+                highlight=False,
+            )
+            raise typer.Exit(code=1) from None
+        found = run_backtest(settings, draft, days, in_force, rules)
     if found is None:
         no_matured_labels(offline_store(settings, ()).root)
     if as_json:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.bench.server_process import serve
+from pipelines.bench.server_process import free_port, serve
 from pipelines.stream.kafka_clients import KafkaSettings
 from pipelines.stream.topics import Topics
 from service.cli import app
@@ -298,3 +298,18 @@ async def test_the_baseline_is_the_model_with_the_rules_in_force(tmp_path: Path)
     )
     assert printed.exit_code == 0, printed.output
     assert json.loads(printed.stdout) == answer
+
+
+def test_the_command_says_so_when_the_redis_holding_the_rules_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    parquet_store(tmp_path / "offline")
+    env = {
+        "FRAUDSTREAM_DATA_DIR": str(tmp_path),
+        "FRAUDSTREAM_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "FRAUDSTREAM_SECRET_KEY": "k" * 40,
+    }
+    printed = runner.invoke(app, ["backtest", "--threshold", "0.3", "--days", str(DAYS)], env=env)
+    assert printed.exit_code == 1
+    assert "rules in force are kept in Redis" in printed.output
+    assert "Traceback" not in printed.output
