@@ -168,7 +168,6 @@ class BinnedLogisticRegression(base.Classifier):
         self.label_cuts = label_cuts
         self.warm_up_frauds = warm_up_frauds
         self.log_scaled = tuple(str(name) for name in log_scaled)
-        self._logged = frozenset(self.log_scaled)
         self._counts: dict[str, int] = {}
         self._means: dict[str, float] = {}
         """Each feature's running mean, of its signed log for a ``log_scaled`` one."""
@@ -204,7 +203,6 @@ class BinnedLogisticRegression(base.Classifier):
         state.setdefault("warm_up_frauds", 0)
         state.setdefault("_frauds_seen", 0)
         state.setdefault("log_scaled", ())
-        state.setdefault("_logged", frozenset())
         self.__dict__.update(state)
 
     @property
@@ -260,7 +258,7 @@ class BinnedLogisticRegression(base.Classifier):
         """The log-odds, each feature's own terms and each cross's weight."""
         weight = self._weights.get
         means, scales, edges, bins = self._means, self._scales, self._edges, self._bin_names
-        logged = self._logged
+        logged = self.log_scaled
         terms: list[float] = []
         term = terms.append
         for name, value in x.items():
@@ -314,18 +312,16 @@ class BinnedLogisticRegression(base.Classifier):
         cuts = self._edges.get(name)
         if cuts is None:
             return 0.0
-        centre = self._means[name]
-        if name in self._logged:
-            centre = _signed_exp(centre)
-        return self._weights.get(self._bin_names[name][bisect_right(cuts, centre)], 0.0)
+        return self._weights.get(self._bin_names[name][bisect_right(cuts, self._centre(name))], 0.0)
+
+    def _centre(self, name: str) -> float:
+        mean = self._means[name]
+        return _signed_exp(mean) if name in self.log_scaled else mean
 
     def centres(self) -> dict[str, float]:
         """Each feature's mean as a value of the feature (back from the log scale for a
         ``log_scaled`` one): where its push is zero."""
-        centres = dict(self._means)
-        for name in self._logged.intersection(centres):
-            centres[name] = _signed_exp(centres[name])
-        return centres
+        return {name: self._centre(name) for name in self._means}
 
     # --- learning --------------------------------------------------------------------------
 
@@ -344,7 +340,7 @@ class BinnedLogisticRegression(base.Classifier):
         edges, bins, weights = self._edges, self._bin_names, self._weights
         weight = weights.get
         warming, warming_labels = self._warming, self._warming_labels
-        logged = self._logged
+        logged = self.log_scaled
         # The active inputs: (weight name, value), the standardised values then the bins.
         active: list[tuple[str, float]] = []
         values: dict[str, float] | None = {} if self._cross_names else None
