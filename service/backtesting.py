@@ -22,13 +22,13 @@ from models.rules.ruleset import Rule
 from models.state import WindowSpec
 from pipelines.retrain.matured_rows import backtest_store
 from pipelines.rules.book import RuleBook, rules_at_start
-from pipelines.rules.storage import RULES_FILE, FileRuleStorage, RedisRuleStorage
+from pipelines.rules.storage import RULES_FILE, FileRuleStorage
 from pipelines.state.redis_stores import redis_client
-from service.distributed import key_prefix
+from service.distributed import redis_rule_book
 from service.responses import finite_or_none
 from service.retraining import offline_store
 from service.settings import Settings
-from service.signing import deployment_key, embedded_key
+from service.signing import embedded_key
 
 MAX_DAYS = 365
 
@@ -92,8 +92,7 @@ def rules_in_force(settings: Settings) -> tuple[Rule, ...]:
     if settings.redis_url is not None:
         client = redis_client(settings.redis_url)
         try:
-            storage = RedisRuleStorage(client, prefix=key_prefix(settings))
-            return rules_at_start(RuleBook(storage, deployment_key(settings), fields)).rules
+            return rules_at_start(redis_rule_book(settings, client, fields)).rules
         finally:
             client.close()
     path = settings.data_dir / RULES_FILE

@@ -14,13 +14,15 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import redis
 
 from models.detector import FraudDetector, ServingModels
 from models.learners import OnlineLearner
+from models.rules.grammar import RuleFields
+from models.rules.ruleset import RuleSet
 from models.state import WindowSpec
 from pipelines.collector import settle_after_start_up
 from pipelines.lifecycle.model_channel import ModelChannel, ModelFollower
@@ -199,18 +201,28 @@ def following_scorer(
     return client, follower, detector
 
 
+def redis_rule_book(
+    settings: Settings,
+    client: redis.Redis,
+    fields: RuleFields,
+    on_change: Callable[[RuleSet], None] | None = None,
+) -> RuleBook:
+    """The deployment's rule sets, kept in Redis under its prefix and signed with its key."""
+    return RuleBook(
+        RedisRuleStorage(client, prefix=key_prefix(settings)),
+        deployment_key(settings),
+        fields,
+        keep=settings.rules_history,
+        on_change=on_change,
+    )
+
+
 def redis_rules(
     settings: Settings, client: redis.Redis, detector: FraudDetector
 ) -> tuple[RuleBook, RuleFollower]:
     """The deployment's rule sets in Redis, and a follower that keeps ``detector`` on the one
     in force; the one in force at start-up is applied now."""
-    book = RuleBook(
-        RedisRuleStorage(client, prefix=key_prefix(settings)),
-        deployment_key(settings),
-        detector.rule_fields(),
-        keep=settings.rules_history,
-        on_change=detector.apply_rules,
-    )
+    book = redis_rule_book(settings, client, detector.rule_fields(), detector.apply_rules)
     follower = RuleFollower(book, poll_seconds=settings.model_poll.total_seconds())
     try:
         rules = follower.newer(force=True)
