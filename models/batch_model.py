@@ -141,6 +141,11 @@ class BatchLearner(OnlineLearner):
         self.lineage = self.name
         self.lineage_labels = labels
 
+    @property
+    def means(self) -> Matrix:
+        """Each feature's training mean: what a vector lacking that feature is scored with."""
+        return self._means
+
     # --- scoring -------------------------------------------------------------------------
 
     def _row(self, features: FeatureVector) -> Matrix:

@@ -17,6 +17,7 @@ log-odds on the pattern's payments, where "either" keeps them high.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -84,6 +85,28 @@ def blend(online: npt.ArrayLike, batch: npt.ArrayLike, chosen: Blend) -> Scores:
     mixed = (1.0 - chosen) * _log_odds(online) + chosen * _log_odds(batch)
     result: Scores = 1.0 / (1.0 + np.exp(-mixed))
     return result
+
+
+def blend_one(online: float, batch: float, chosen: Blend) -> float:
+    """`blend` of one transaction's two scores, without numpy's per-call cost.
+
+    >>> [round(blend_one(0.1, 0.9, 0.5), 6), round(blend_one(0.9, 0.1, EITHER), 6)]
+    [0.5, 0.91]
+    >>> blend_one(0.2, 0.7, 0.0), blend_one(0.2, 0.7, 1.0)
+    (0.2, 0.7)
+    """
+    if isinstance(chosen, str):
+        return 1.0 - (1.0 - online) * (1.0 - batch)
+    if chosen == 0.0:
+        return online
+    if chosen == 1.0:
+        return batch
+    online = min(max(online, _EDGE), 1.0 - _EDGE)
+    batch = min(max(batch, _EDGE), 1.0 - _EDGE)
+    mixed = (1.0 - chosen) * (math.log(online) - math.log1p(-online)) + chosen * (
+        math.log(batch) - math.log1p(-batch)
+    )
+    return 1.0 / (1.0 + math.exp(-mixed))
 
 
 def best_blend(

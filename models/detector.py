@@ -20,6 +20,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from models.alerting import AlertPolicy
 from models.drift import DriftMonitor
@@ -316,6 +317,7 @@ class FraudDetector:
         names, learners = self.features.names, self._learners()
         judge = self._judge
         max_corrections = self.policy.max_corrections
+        latest: datetime | None = None
         for label in labels:
             entry = pending.get(label.transaction_id)
             status = outcome.add(label, entry, max_corrections)
@@ -329,9 +331,14 @@ class FraudDetector:
             report = self._learn_entry(entry, label.is_fraud, names, learners)
             if report is not None:
                 reports.append(report)
+            if latest is None or label.labelled_at > latest:
+                latest = label.labelled_at
         if reports:
             self.state.record_frauds(reports)
-        if outcome.learned:
+        if latest is not None:
+            second = event_second(latest)
+            for learner in learners:
+                learner.labels_known(second)
             self._version = self._current_version()
         return outcome
 
@@ -505,5 +512,7 @@ class FraudDetector:
                 entry = self.pending.get(transaction_id)
                 if entry is not None and entry.verdict is None:
                     self._learn_entry(entry, False, names, learners)
+            for learner in learners:
+                learner.labels_known(latest)
             self._version = self._current_version()
         self.pending.expire(latest)

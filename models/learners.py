@@ -317,6 +317,10 @@ class OnlineLearner:
         else:
             self.learn(dict(pairs), is_fraud)
 
+    def labels_known(self, second: int) -> None:
+        """The labels learned so far arrived by event second ``second``: nothing to a learner
+        that learns each label as it comes (`models.blended_learner` keeps them for its choice)."""
+
     def _count(self, is_fraud: bool) -> None:
         self.labels_learned += 1
         self.frauds_learned += is_fraud

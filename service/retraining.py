@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from models.blend import blend_name
+from models.blended_learner import BlendedLearner
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.model_record import NewModel
 from models.snapshots import dump_snapshot
-from models.state import WindowSpec
+from models.state import WindowSpec, event_second
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry, code_version
 from pipelines.lifecycle.registry_index import FileIndex
 from pipelines.retrain.book import FileJobBook, JobBook, JobLock
 from pipelines.retrain.job import RetrainOptions, RetrainResult
-from pipelines.retrain.jobs import RetrainJobs, RetrainLock, event_time_of
+from pipelines.retrain.jobs import RetrainJobs, RetrainLock, event_time_of, promotion_decision
 from pipelines.retrain.offline_store import ParquetOfflineStore
 from service.settings import Settings
 from service.signing import embedded_key
@@ -68,14 +70,26 @@ def serving_jobs(
     directory and the event time of the latest transaction scored; the learner passes Redis's
     and its latest label's."""
     schema = lifecycle.detector.features.schema_version
+    blended = settings.retrain_serve == "blend"
 
     def apply(result: RetrainResult) -> str:
+        model = result.describe(schema, code_version())
+        if blended:
+            return lifecycle.adopt_blended(
+                result.model,
+                model,
+                holdout_choice=result.holdout_blend,
+                second=event_second(result.windows.known_by),
+            )
         return lifecycle.adopt_trained(
-            result.model,
-            result.describe(schema, code_version()),
-            promote=result.promote,
-            detail=_detail(result),
+            result.model, model, promote=result.promote, detail=_detail(result)
         )
+
+    def decide(result: RetrainResult) -> str:
+        served = lifecycle.detector.learner
+        if blended and isinstance(served, BlendedLearner) and served.batch is result.model:
+            return f"blend {blend_name(served.chosen)}"
+        return promotion_decision(result)
 
     def apply_warm(result: RetrainResult) -> str:
         learner, record = _warm(result, schema)
@@ -90,6 +104,7 @@ def serving_jobs(
         reports=settings.data_dir / "retrain",
         book=book or FileJobBook(settings.data_dir / "retrain-jobs"),
         apply_warm=apply_warm,
+        decide=decide,
     )
 
 

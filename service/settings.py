@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     promote_min_labels: Annotated[int, Field(gt=0)] = 1_000
     retrain_every: Duration | None = None
     """Run the batch retrain job this often (event time); unset: on demand only."""
+    retrain_serve: Literal["champion", "blend"] = "champion"
+    """What a retrain's batch model does: ``champion``, serve alone when its hold-out beats the
+    champion's (else shadow it); ``blend``, serve blended with the online learner
+    (`models.blended_learner`)."""
     retrain_model: Literal["hgb", "logistic"] = "hgb"
     retrain_train_days: Annotated[int, Field(gt=0)] = 28
     retrain_test_days: Annotated[int, Field(gt=0)] = 7

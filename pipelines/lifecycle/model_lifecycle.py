@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from models.batch_model import BatchLearner
+from models.blend import Blend, RecentBlend, blend_name
+from models.blended_learner import BlendedLearner
 from models.detector import CHAMPION, DetectorState, FraudDetector
 from models.features import FeatureVector
 from models.learners import OnlineLearner
@@ -456,6 +458,36 @@ class ModelLifecycle:
             detector.add_challenger(displaced.lineage, displaced)
         # Loaded back from the registry, verified, as a rollback would be.
         self.promote(record.version, detail=detail)
+        return record.version
+
+    def adopt_blended(
+        self, batch: BatchLearner, model: NewModel, *, holdout_choice: Blend, second: int
+    ) -> str:
+        """Register a retrain's batch model and serve it blended with the online champion
+        (`models.blended_learner`); returns the batch model's version.
+
+        An online champion becomes the blend's online part; a blend keeps its online part and
+        its window of recent labels and takes ``batch`` as its new batch part. Either way the
+        blend is registered as a new version, which is what serves and what a restart resumes.
+        ``holdout_choice`` is the blend the retrain's hold-out chose: served until the recent
+        labels hold enough frauds to choose. A batch champion (promoted by hand) has no online
+        part to blend: ``batch`` then only shadows it as a challenger.
+        """
+        detector = self.detector
+        champion = detector.learner
+        if isinstance(champion, BatchLearner):
+            return self.adopt_challenger(batch, model)
+        record = self.registry.register(dump_snapshot(batch, self._key), model)
+        batch.rebase(record.version)
+        if isinstance(champion, BlendedLearner):
+            champion.with_batch(batch, holdout_choice, second)
+        else:
+            blended = BlendedLearner(champion, batch, RecentBlend(chosen=holdout_choice))
+            detector.replace_learner(blended, new_lineage=True)
+        self.registry.log_event(
+            "blended", record.version, f"served blended, {blend_name(holdout_choice)} on hold-out"
+        )
+        self.snapshot(f"blended with {record.version}")
         return record.version
 
     def _describe_new(self, learner: OnlineLearner, reason: str) -> NewModel:

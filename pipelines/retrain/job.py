@@ -27,6 +27,7 @@ OpenMP thread, so the same store, ``now`` and options give the same model, score
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from models.batch_model import Algorithm, BatchLearner, BatchSpec, BatchTrainingError, train_batch
+from models.blend import Blend, best_blend
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from models.model_record import NewModel
 from models.period_metrics import EvaluationMetrics, evaluate_scores
@@ -171,6 +173,13 @@ class RetrainResult:
     def promote(self) -> bool:
         gain = self.gain
         return not math.isnan(gain) and gain >= self.options.margin
+
+    @functools.cached_property
+    def holdout_blend(self) -> Blend:
+        """How the candidate would best be blended with the champion, on the hold-out's
+        labels: the champion's recorded scores against the candidate's (`models.blend`)."""
+        holdout = self.holdout
+        return best_blend(holdout["is_fraud"], holdout["score"], holdout["candidate_score"])
 
     def metrics(self) -> dict[str, float]:
         """The figures a model record keeps (undefined ones dropped by the record)."""

@@ -49,13 +49,30 @@ from pipelines.retrain.job import (
     retrain,
 )
 
-__all__ = ["Apply", "RetrainJobs", "RetrainLock", "event_time_of", "write_job_report"]
+__all__ = [
+    "Apply",
+    "Decide",
+    "RetrainJobs",
+    "RetrainLock",
+    "event_time_of",
+    "promotion_decision",
+    "write_job_report",
+]
 """`RetrainLock` too: the file lock is what a caller of the jobs in one process passes."""
 
 logger = logging.getLogger(__name__)
 
 Apply = Callable[[RetrainResult], str]
 """Registers a result's model and changes what serves; returns the version registered."""
+
+Decide = Callable[[RetrainResult], str]
+"""What a job reports it did with its model, once applied."""
+
+
+def promotion_decision(result: RetrainResult) -> str:
+    """``promote`` when the candidate's hold-out gain reached the margin, else ``challenger``."""
+    return "promote" if result.promote else "challenger"
+
 
 Progress = Callable[[float, str], None]
 
@@ -81,6 +98,7 @@ class RetrainJobs:
         keep_jobs: int = 100,
         book: JobBook | None = None,
         apply_warm: Apply | None = None,
+        decide: Decide = promotion_decision,
     ) -> None:
         self.source = source
         self.options = options
@@ -88,6 +106,7 @@ class RetrainJobs:
         self.apply = apply
         self.apply_warm = apply_warm
         """Registers a warm restart's online learner as a challenger (none: no warm restart)."""
+        self.decide = decide
         self.event_time = event_time
         self.reports = reports
         self.book = book or MemoryJobBook(keep_jobs)
@@ -257,8 +276,8 @@ class RetrainJobs:
         job.version = self.apply(result)
         if result.warm is not None and self.apply_warm is not None:
             job.warm_restart_version = self.apply_warm(result)
-        job.decision = "promote" if result.promote else "challenger"
-        job.metrics = result.summary()
+        job.decision = self.decide(result)
+        job.metrics = {**result.summary(), "decision": job.decision}
         job.state = "succeeded"
         job.step = "done"
         job.finished_at = datetime.now(UTC)

@@ -46,7 +46,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.batch_model import BatchLearner
-from models.blend import Blend, RecentBlend, best_blend, blend, blend_name
+from models.blend import Blend, RecentBlend, blend, blend_name
 from models.detector import FraudDetector
 from models.pending import PendingEntry
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
@@ -237,13 +237,7 @@ class _Replay:
         if self.served != "champion" or result.promote:
             self.model = result.model
         if self.served == "blend":
-            holdout = result.holdout
-            self.recent.chosen = best_blend(
-                holdout["is_fraud"],
-                holdout["score"],
-                holdout["candidate_score"],
-                self.recent.choices,
-            )
+            self.recent.chosen = result.holdout_blend
             # The recent labels, when they hold enough frauds, say more than the hold-out.
             self._choose(event_second(now))
             decision = f"blend {blend_name(self.recent.chosen)}"

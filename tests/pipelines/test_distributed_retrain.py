@@ -154,3 +154,68 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
     finally:
         if learner.alive():
             learner.kill()
+
+
+def test_with_retrain_serve_blend_every_replica_scores_with_the_blend_the_learner_published(
+    kafka_settings: KafkaSettings,
+    redis_url: str,
+    topics: Topics,
+    dataset: LabelledDataset,
+    tmp_path: Path,
+) -> None:
+    env = role_env(
+        kafka_settings,
+        redis_url,
+        topics,
+        FRAUDSTREAM_DATA_DIR=str(tmp_path),
+        FRAUDSTREAM_LABEL_DELAY="1d",
+        FRAUDSTREAM_RETRAIN_SERVE="blend",
+        FRAUDSTREAM_RETRAIN_MODEL="logistic",
+        FRAUDSTREAM_RETRAIN_TRAIN_DAYS="3",
+        FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
+        FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
+    )
+    learner = start_learner(env, tmp_path, redis_url, topics)
+    try:
+        with (
+            serve(settings=env, role="api") as replica,
+            httpx.Client(base_url=replica.url, headers=ADMIN, timeout=30) as api,
+        ):
+            _score_all(api, dataset)
+            _label_all(api, dataset)
+            total = len(dataset.transactions)
+            poll(
+                lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
+                lambda learned: learned == total,
+                what=f"the learner's model after {total} labels",
+                timeout=60,
+            )
+            started = api.post("/v1/retrain")
+            assert started.status_code == 202, started.text
+            job = poll(
+                lambda: api.get(f"/v1/retrain/{started.json()['id']}").json(),
+                lambda seen: seen["state"] in ("succeeded", "failed"),
+                what="the end of the retrain job",
+                timeout=60,
+            )
+            assert job["state"] == "succeeded", job["error"]
+            assert job["decision"].startswith("blend ")
+            champion = poll(
+                lambda: api.get("/v1/models").json()["models"][0],
+                lambda model: model["learner"] == "blend",
+                what="the blend published to the replica",
+            )
+            assert champion["role"] == "champion"
+            record = api.get(f"/v1/models/{champion['version'].partition('+')[0]}").json()
+            assert record["params"]["batch"] == job["version"]
+            last = dataset.transactions[-1]
+            after = last.model_copy(
+                update={"transaction_id": "after-the-blend", "timestamp": last.timestamp}
+            )
+            scored = api.post("/v1/score", json=orjson.loads(after.model_dump_json()))
+            assert scored.status_code == 200, scored.text
+            assert scored.json()["model_version"] == champion["version"]
+        assert learner.stop() == 0, learner.log_tail()
+    finally:
+        if learner.alive():
+            learner.kill()

@@ -138,3 +138,36 @@ async def test_too_few_labels_fail_the_job_with_the_reason_and_change_nothing(
         after = (await client.get("/v1/models", headers=_auth(READER))).json()
         assert after["versions"] == before["versions"]
         assert after["champion_version"] == before["champion_version"]
+
+
+async def test_with_retrain_serve_blend_the_batch_model_serves_blended_with_the_online_learner(
+    tmp_path: Path,
+) -> None:
+    async with api_client(data_dir=tmp_path, retrain_serve="blend", **SETTINGS) as (client, app):
+        await _feed(client, days=30)
+        started = await client.post("/v1/retrain", headers=_auth(ADMIN))
+        assert started.status_code == 202, started.text
+        job = await _finished(client, app, started.json()["id"])
+        assert job["state"] == "succeeded", job["error"]
+        assert job["decision"].startswith("blend ")
+        assert job["metrics"]["decision"] == job["decision"]
+        models = (await client.get("/v1/models", headers=_auth(READER))).json()
+        champion = models["champion_version"]
+        record = (await client.get(f"/v1/models/{champion}", headers=_auth(READER))).json()
+        assert record["learner"] == "blend"
+        assert record["params"]["batch"] == job["version"]
+        assert job["decision"] == f"blend {record['params']['blend']}"
+        scored = await client.post(
+            "/v1/score",
+            json={
+                "transaction_id": "after",
+                "timestamp": "2018-05-01T12:00:00Z",
+                "card_id": "c",
+                "terminal_id": "t",
+                "amount": 10.0,
+                "currency": "EUR",
+            },
+            headers=_auth(ADMIN),
+        )
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["model_version"].partition("+")[0] == champion

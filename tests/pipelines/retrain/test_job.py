@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from models.batch_model import BatchLearner
+from models.blended_learner import BlendedLearner
 from models.learners import OnlineLearner
 from pipelines.lifecycle.model_lifecycle import ModelLifecycle
 from pipelines.lifecycle.registry import ModelRegistry, code_version
@@ -112,6 +113,86 @@ def test_a_result_is_registered_as_batch_and_promoted_only_on_a_gain(
         assert lifecycle.registry.champion() == "m000001"
         assert detector.learner is online
         assert list(detector.challengers) == [version]
+
+
+def test_a_blended_result_serves_beside_the_online_champion_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    store, now = replayed_store()
+    first, second = retrain(store, now, _options()), retrain(store, now, _options(seed=1))
+    lifecycle = _lifecycle(tmp_path)
+    detector = lifecycle.detector
+    online = detector.learner
+    schema = detector.features.schema_version
+    moment = int(now.timestamp())
+
+    version = lifecycle.adopt_blended(
+        first.model,
+        first.describe(schema, code_version()),
+        holdout_choice=first.holdout_blend,
+        second=moment,
+    )
+    served = detector.learner
+    assert isinstance(served, BlendedLearner)
+    assert (served.online, served.batch, served.chosen) == (
+        online,
+        first.model,
+        first.holdout_blend,
+    )
+    assert lifecycle.registry.record(version).kind == "batch"
+    champion = lifecycle.registry.champion()
+    assert champion not in (None, version, "m000001")
+    record = lifecycle.registry.record(champion)
+    assert (record.learner, record.params["batch"]) == ("blend", version)
+    assert detector.model_version == f"{champion}+0"
+    assert ("blended", version) in [
+        (event["event"], event["version"]) for event in lifecycle.registry.events()
+    ]
+
+    # The next retrain's model takes the batch part's place; the online part and the window stay.
+    served.learn(dict.fromkeys(detector.features.names, 1.0), is_fraud=True)
+    again = lifecycle.adopt_blended(
+        second.model,
+        second.describe(schema, code_version()),
+        holdout_choice=0.25,
+        second=moment + 3_600,
+    )
+    assert detector.learner is served
+    assert (served.online, served.batch, served.recent.labels) == (online, second.model, 1)
+    assert lifecycle.registry.record(lifecycle.registry.champion()).params["batch"] == again  # type: ignore[arg-type]
+
+    # A restart serves the registered blend, loaded back through the restricted unpickler.
+    vectors = [
+        dict(zip(store.feature_names, row, strict=True))
+        for row in np.eye(len(store.feature_names))[:5]
+    ]
+    resumed = _lifecycle(tmp_path).detector.learner
+    assert isinstance(resumed, BlendedLearner)
+    assert resumed is not served
+    assert [resumed.score(vector) for vector in vectors] == [
+        served.score(vector) for vector in vectors
+    ]
+
+
+def test_a_batch_champion_promoted_by_hand_only_gets_a_challenger_to_blend(tmp_path: Path) -> None:
+    store, now = replayed_store()
+    result = retrain(store, now, _options())
+    lifecycle = _lifecycle(tmp_path)
+    schema = lifecycle.detector.features.schema_version
+    promoted = lifecycle.adopt_trained(
+        result.model, result.describe(schema, code_version()), promote=True, detail="by hand"
+    )
+    batch_champion = lifecycle.detector.learner
+    later = retrain(store, now, _options(seed=1))
+    version = lifecycle.adopt_blended(
+        later.model,
+        later.describe(schema, code_version()),
+        holdout_choice=later.holdout_blend,
+        second=int(now.timestamp()),
+    )
+    assert lifecycle.detector.learner is batch_champion
+    assert lifecycle.registry.champion() == promoted
+    assert version in lifecycle.detector.challengers
 
 
 @pytest.mark.anyio
