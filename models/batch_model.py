@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from models.explain import FeatureVector, ReasonCode
 from models.learners import OnlineLearner
+from models.tree_rows import FlatTrees
 
 Algorithm = Literal["hgb", "logistic"]
 ALGORITHMS: tuple[Algorithm, ...] = ("hgb", "logistic")
@@ -141,6 +142,15 @@ class BatchLearner(OnlineLearner):
         self.lineage = self.name
         self.lineage_labels = labels
 
+    def _trees(self) -> FlatTrees:
+        """The tree model's nodes as flat arrays: one row costs about a tenth of what
+        scikit-learn's per-tree calls cost (`models.tree_rows`). Made on first use, so a model
+        saved without them gets them too."""
+        trees: FlatTrees | None = self.__dict__.get("_flat_trees")
+        if trees is None:
+            trees = self._flat_trees = FlatTrees.of(self.model)
+        return trees
+
     @property
     def means(self) -> Matrix:
         """Each feature's training mean: what a vector lacking that feature is scored with."""
@@ -164,7 +174,7 @@ class BatchLearner(OnlineLearner):
             logits = (((matrix - self._means) / self._scales) * linear.weights).sum(axis=1)
             raw = 1.0 / (1.0 + np.exp(-(logits + linear.intercept)))
         else:
-            raw = self.model.predict_proba(matrix)[:, 1]
+            raw = self._trees().predict_proba(np.asarray(matrix, dtype=np.float64))
         # Undo the weighting's shift of the odds: p / (p + w (1 - p)) with w the fraud weight.
         corrected: Matrix = raw / (raw + (1.0 - raw) / self._odds_factor)
         return corrected
