@@ -170,12 +170,18 @@ class RecentBlend:
     _batch: Scores = field(default_factory=lambda: np.empty(0), repr=False)
     _fraud: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, bool), repr=False)
     _next: int | None = field(default=None, repr=False)
+    _chosen_at: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.every_seconds <= 0:
             raise ValueError("the window and the period between choices must be positive")
         if self.chosen not in self.choices:
             raise ValueError(f"the blend must be one of {self.choices}, got {self.chosen!r}")
+
+    @property
+    def chosen_at(self) -> int | None:
+        """The event second of the latest choice (``None``: not chosen yet)."""
+        return self._chosen_at
 
     @property
     def labels(self) -> int:
@@ -210,4 +216,5 @@ class RecentBlend:
         if max(self.min_frauds, 1) <= frauds < len(self._fraud):
             self.chosen = best_blend(self._fraud, self._online, self._batch, self.choices)
         self._next = second + self.every_seconds
+        self._chosen_at = second
         return self.chosen

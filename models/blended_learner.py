@@ -3,7 +3,7 @@ labels say (`models.blend`).
 
 `BlendedLearner` has the online learner's calls, so the detector, the lifecycle and the model
 channel serve it as they serve any champion. Its online part learns every label; its batch part
-is replaced by each retrain (`with_batch`), never updated. Each label is first scored by both
+is replaced by each retrain (`blend_in`), never updated. Each label is first scored by both
 parts as they stand (the online part before it learns the label), and the blend is re-chosen
 on those scores (`models.blend.RecentBlend`) as the labels' event time moves on
 (`labels_known`): the same choice `fraudstream evaluate --serve blend` replays.
@@ -161,3 +161,25 @@ class BlendedLearner(OnlineLearner):
         self.batch = batch
         self.recent.chosen = holdout_choice
         self.recent.choose(second)
+
+
+def blend_in(
+    learner: OnlineLearner,
+    batch: BatchLearner,
+    holdout_choice: Blend,
+    second: int,
+    recent: RecentBlend | None = None,
+) -> BlendedLearner:
+    """``learner`` served blended with a retrain's ``batch`` model from event second ``second``.
+
+    A blend takes ``batch`` as its new batch part and keeps its online part and its window; any
+    other learner becomes the online part of a new blend (choosing on ``recent``, default
+    `RecentBlend`'s settings). ``holdout_choice`` serves until the recent labels choose.
+    """
+    blended = (
+        learner
+        if isinstance(learner, BlendedLearner)
+        else BlendedLearner(learner, batch, recent or RecentBlend())
+    )
+    blended.with_batch(batch, holdout_choice, second)
+    return blended

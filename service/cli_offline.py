@@ -291,9 +291,8 @@ def _evaluate_with_retrain(
                 + (
                     step.detail
                     if step.decision == "failed"
-                    else f"(hold-out AP {step.candidate_ap:.3f} against the "
-                    f"{'online learner' if served == 'blend' else 'champion'}'s "
-                    f"{step.champion_ap:.3f}, {step.training_rows:,} training rows)"
+                    else f"(hold-out AP {step.candidate_ap:.3f} against the served "
+                    f"scores' {step.champion_ap:.3f}, {step.training_rows:,} training rows)"
                 ),
                 highlight=False,
             )

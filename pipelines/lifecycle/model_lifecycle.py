@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from models.batch_model import BatchLearner
-from models.blend import Blend, RecentBlend, blend_name
-from models.blended_learner import BlendedLearner
+from models.blend import Blend, blend_name
+from models.blended_learner import blend_in
 from models.detector import CHAMPION, DetectorState, FraudDetector
 from models.features import FeatureVector
 from models.learners import OnlineLearner
@@ -479,10 +479,8 @@ class ModelLifecycle:
             return self.adopt_challenger(batch, model)
         record = self.registry.register(dump_snapshot(batch, self._key), model)
         batch.rebase(record.version)
-        if isinstance(champion, BlendedLearner):
-            champion.with_batch(batch, holdout_choice, second)
-        else:
-            blended = BlendedLearner(champion, batch, RecentBlend(chosen=holdout_choice))
+        blended = blend_in(champion, batch, holdout_choice, second)
+        if blended is not champion:
             detector.replace_learner(blended, new_lineage=True)
         self.registry.log_event(
             "blended", record.version, f"served blended, {blend_name(holdout_choice)} on hold-out"

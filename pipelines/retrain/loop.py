@@ -15,12 +15,11 @@ What each transaction is scored with:
   hold-out AP beats the champion's recorded scores by the margin becomes the champion,
   otherwise it is only a challenger. The online learner keeps learning all along (displaced by
   a batch champion, it shadows it), as the service does.
-- ``served="blend"``: both, as `models.blend` combines them: the latest batch model blended
-  with the online learner as chosen at the moment (a weight on each part's log-odds, or
-  either part's suspicion). At each retrain the blend is chosen on the hold-out (the online
-  learner's recorded scores against the candidate's back-test), and then every hour on the
-  labels of the last days, each scored by both parts as it arrives
-  (`models.blend.RecentBlend`); the recent labels win when they hold enough frauds.
+- ``served="blend"``: both, as ``FRAUDSTREAM_RETRAIN_SERVE=blend`` serves them: at the first
+  retrain the online learner and the batch model become one `models.blended_learner`
+  champion, whose batch part each later retrain replaces; each transaction is scored by it as
+  the service would, and the blend is chosen as it chooses (the retrain's hold-out first, then
+  every hour on the labels of the last days, each scored by both parts as it arrives).
 
 Every run also measures its two parts alone: the online learner, and the batch part (the
 latest batch model trained, whether or not it serves; the online learner's score before the
@@ -29,7 +28,8 @@ first).
 Batch scores are computed in bulk at each retrain for the transactions since the previous one,
 each with the model that was serving when it arrived: a row's score does not depend on the rows
 scored beside it (`BatchLearner.predict_many`), so these are the scores the service would have
-given, and the hold-out comparisons use the scores each transaction really got.
+given, and the hold-out comparisons use the scores each transaction really got. A blend is
+scored at arrival instead, as its choice moves between retrains.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.batch_model import BatchLearner
-from models.blend import Blend, RecentBlend, blend, blend_name
+from models.blend import Blend, RecentBlend, blend_name
+from models.blended_learner import BlendedLearner, blend_in
 from models.detector import FraudDetector
-from models.pending import PendingEntry
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
 from models.replay import revealed_label
 from models.schemas import Label
@@ -129,13 +129,8 @@ class _Replay:
         self.scores = np.empty(count)
         self.blend_at = np.full(count, -1, np.int8)
         """Each transaction's blend, as its index in ``recent.choices`` (-1: no batch model)."""
-        self.chosen_index = -1
-        """The index in ``recent.choices`` of the blend chosen last."""
         position = {tx.transaction_id: index for index, tx in enumerate(dataset.transactions)}
-        # A blend is measured against the online learner alone, whose scores it weighs.
-        self.source = ServedSource(
-            self.store, position, self.online if served == "blend" else self.scores
-        )
+        self.source = ServedSource(self.store, position, self.scores)
         self.segment: list[array[float]] = []
         self.segment_start = 0
         self.latest: BatchLearner | None = None
@@ -143,8 +138,7 @@ class _Replay:
         self.model: BatchLearner | None = None
         """The batch model serving (the latest, or the champion's if promoted)."""
         self.recent = recent
-        self.arrived: list[tuple[int, float, array[float], bool]] = []
-        """Labels arrived since the last choice: second, online score, vector, verdict."""
+        """The blend's choice, once a batch model has been blended in."""
         self.blends: list[tuple[datetime, Blend]] = []
         self.steps: list[RetrainStep] = []
         self.keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
@@ -153,43 +147,28 @@ class _Replay:
         """Learn the labels due by now, then score transaction ``index``."""
         detector = self.detector
         if revealed:
-            detector.learn(revealed, on_learned=self._learned)
-        if self.served == "blend" and self.latest is not None and self.recent.due(second):
-            self._choose(second)
+            detector.learn(revealed, on_learned=self.store.append)
         tx = self.dataset.transactions[index]
-        self.online[index] = detector.score(tx).score
-        if self.latest is not None:
-            self.blend_at[index] = self.chosen_index
+        score = detector.score(tx).score
         entry = detector.pending.get(tx.transaction_id)
         assert entry is not None
         self.segment.append(entry.values)
-
-    def _learned(self, entry: PendingEntry, label: Label) -> None:
-        self.store.append(entry, label)
-        if self.served == "blend" and self.latest is not None:
-            # Scored before the learner learns it: how the online part ranks it now.
-            vector = dict(zip(self.detector.features.names, entry.values, strict=True))
-            online = self.detector.learner.score(vector)
-            self.arrived.append(
-                (event_second(label.labelled_at), online, entry.values, label.is_fraud)
-            )
-
-    def _judge_arrived(self) -> None:
-        """Give the labels arrived so far to the blend's window, with the batch part's
-        scores by the model serving while they arrived."""
-        if not self.arrived or self.latest is None:
-            self.arrived = []
+        learner = detector.learner
+        if not isinstance(learner, BlendedLearner):
+            self.online[index] = score
             return
-        seconds, online, vectors, verdicts = zip(*self.arrived, strict=True)
-        batch = self.latest.predict_many(np.array(vectors, dtype=np.float64))
-        self.recent.add(seconds, online, batch, verdicts)
-        self.arrived = []
+        # Served as the service serves it; its parts' scores kept to measure each alone.
+        self.scores[index] = score
+        names = detector.features.names
+        self.online[index] = learner.online.score(dict(zip(names, entry.values, strict=True)))
+        self.blend_at[index] = self.recent.choices.index(learner.chosen)
+        self._note_choice()
 
-    def _choose(self, second: int) -> None:
-        self._judge_arrived()
-        chosen = self.recent.choose(second)
-        self.chosen_index = self.recent.choices.index(chosen)
-        self.blends.append((datetime.fromtimestamp(second, UTC), chosen))
+    def _note_choice(self) -> None:
+        recent = self.recent
+        at = recent.chosen_at
+        if at is not None and (not self.blends or self.blends[-1][0].timestamp() != at):
+            self.blends.append((datetime.fromtimestamp(at, UTC), recent.chosen))
 
     def close_segment(self, end: int) -> None:
         """Score the transactions since the last retrain with the batch models of their time."""
@@ -203,9 +182,7 @@ class _Replay:
             batch = self.latest.predict_many(vectors)
             self.batch[start:end] = batch
             if self.served == "blend":
-                self.scores[start:end] = _blended(
-                    online, batch, self.blend_at[start:end], self.recent.choices
-                )
+                pass  # scored at arrival
             elif self.model is None:
                 self.scores[start:end] = online
             elif self.model is self.latest:
@@ -217,8 +194,6 @@ class _Replay:
     def retrain(self, now: datetime, end: int) -> None:
         """Run the retrain job as of ``now``; transactions from ``end`` on see its outcome."""
         self.close_segment(end)
-        if self.served == "blend":
-            self._judge_arrived()
         self.store.forget_before(now - self.keep)
         try:
             result: RetrainResult = retrain(self.source, now, self.options)
@@ -237,10 +212,16 @@ class _Replay:
         if self.served != "champion" or result.promote:
             self.model = result.model
         if self.served == "blend":
-            self.recent.chosen = result.holdout_blend
-            # The recent labels, when they hold enough frauds, say more than the hold-out.
-            self._choose(event_second(now))
-            decision = f"blend {blend_name(self.recent.chosen)}"
+            # As `FRAUDSTREAM_RETRAIN_SERVE=blend` serves it: the hold-out's choice until the
+            # recent labels hold enough frauds, which they may already.
+            detector = self.detector
+            learner = blend_in(
+                detector.learner, result.model, result.holdout_blend, event_second(now), self.recent
+            )
+            if learner is not detector.learner:
+                detector.replace_learner(learner, new_lineage=True)
+            self._note_choice()
+            decision = f"blend {blend_name(learner.chosen)}"
         else:
             decision = "promote" if result.promote else "challenger"
         return RetrainStep(
@@ -275,17 +256,6 @@ class _Replay:
         if dataset.scenarios is not None:
             frame[SCENARIO_COLUMN] = dataset.scenarios
         return frame
-
-
-def _blended(
-    online: npt.NDArray[np.float64], batch: Any, at: Any, choices: tuple[Blend, ...]
-) -> Any:
-    """Each row blended as chosen at its arrival (``at``: an index into ``choices``)."""
-    served = np.empty(len(online))
-    for index in np.unique(at):
-        rows = at == index
-        served[rows] = blend(online[rows], batch[rows], choices[index])
-    return served
 
 
 def evaluate_with_retrain(
