@@ -8,8 +8,8 @@ parts as they stand (the online part before it learns the label), and the blend 
 on those scores (`models.blend.RecentBlend`) as the labels' event time moves on
 (`labels_known`): the same choice `fraudstream evaluate --serve blend` replays.
 
-The batch part scores the labels in bulk when the blend is next chosen, not one by one as they
-arrive: a tree model's call costs the same for one row as for hundreds.
+The batch part scores each batch of labels in one call, once the detector has said when they
+arrived: a tree model costs far less a row in a batch than alone.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class BlendedLearner(OnlineLearner):
     # --- learning --------------------------------------------------------------------------
 
     def learn(self, features: FeatureVector, is_fraud: bool) -> None:
-        """The online part learns; first both parts' scores of the vector join the window."""
+        """The online part learns, once its score of the vector is kept for the window."""
         row = [features.get(name, np.nan) for name in self.batch.feature_names]
         self._arrived.append((self.online.score(features), row, is_fraud))
         self.online.learn(features, is_fraud)
