@@ -143,8 +143,8 @@ class BatchLearner(OnlineLearner):
         self.lineage_labels = labels
 
     def _trees(self) -> FlatTrees:
-        """The tree model's nodes as flat arrays: one row costs about a tenth of what
-        scikit-learn's per-tree calls cost (`models.tree_rows`). Made on first use, so a model
+        """The tree model's nodes as flat arrays, which score one row far faster than
+        scikit-learn's per-tree calls (`models.tree_rows`). Made on first use, so a model
         saved without them gets them too."""
         trees: FlatTrees | None = self.__dict__.get("_flat_trees")
         if trees is None:

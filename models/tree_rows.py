@@ -35,7 +35,7 @@ class FlatTrees:
     threshold: Matrix
     missing_left: npt.NDArray[np.bool_]
     children: npt.NDArray[np.intp]
-    """Each node's (left, right) child."""
+    """Each node's left child at ``2 * node``, its right child at ``2 * node + 1``."""
     value: Matrix
     roots: npt.NDArray[np.intp]
     depth: int
@@ -58,7 +58,7 @@ class FlatTrees:
             feature=np.where(leaf, 0, joined["feature_idx"]).astype(np.intp),
             threshold=joined["num_threshold"].astype(np.float64),
             missing_left=joined["missing_go_to_left"].astype(bool),
-            children=np.stack([left, right], axis=1),
+            children=np.stack([left, right], axis=1).ravel(),
             value=joined["value"].astype(np.float64),
             roots=offsets.astype(np.intp),
             depth=int(joined["depth"].max()),
@@ -75,17 +75,24 @@ class FlatTrees:
 
     def _raw(self, matrix: Matrix) -> Matrix:
         feature, threshold, children = self.feature, self.threshold, self.children
-        rows = np.arange(len(matrix))[:, None]
-        node = np.broadcast_to(self.roots, (len(matrix), len(self.roots)))
         if np.isnan(matrix).any():
+            rows = np.arange(len(matrix))[:, None]
+            node = np.broadcast_to(self.roots, (len(matrix), len(self.roots)))
             for _ in range(self.depth):
                 x = matrix[rows, feature[node]]
                 left = np.where(np.isnan(x), self.missing_left[node], x <= threshold[node])
-                node = children[node, (~left).view(np.int8)]
-        else:
+                node = children[2 * node + ~left]
+        elif len(matrix) == 1:
+            # One row (a live score): plain vectors, half the cost of the general case.
+            row, node = matrix[0], self.roots
             for _ in range(self.depth):
-                right = matrix[rows, feature[node]] > threshold[node]
-                node = children[node, right.view(np.int8)]
+                node = children[2 * node + (row[feature[node]] > threshold[node])]
+            node = node[None, :]
+        else:
+            rows = np.arange(len(matrix))[:, None]
+            node = np.broadcast_to(self.roots, (len(matrix), len(self.roots)))
+            for _ in range(self.depth):
+                node = children[2 * node + (matrix[rows, feature[node]] > threshold[node])]
         # Summed along each row's own contiguous axis: a row's sum does not depend on the batch.
         raw: Matrix = self.value[node].sum(axis=1) + self.baseline
         return raw
