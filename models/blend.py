@@ -145,7 +145,9 @@ class RecentBlend:
     neither part has learned the label yet, so the window compares them as they rank now. A
     window holding fewer than ``min_frauds`` frauds (or no legitimate label) keeps the blend.
     Chosen every hour: a new pattern's labels arrive over a day, and the day they start is the
-    day the online learner pulls ahead.
+    day the online learner pulls ahead. The window holds at most ``max_labels``, the newest:
+    a service learning millions of labels a day chooses on its last hours, in bounded memory
+    and time.
 
     Examples
     --------
@@ -160,6 +162,7 @@ class RecentBlend:
     window_seconds: int = 3 * 86_400
     every_seconds: int = 3_600
     min_frauds: int = 20
+    max_labels: int = 100_000
     chosen: Blend = 1.0
     """The blend served until the next choice."""
     choices: tuple[Blend, ...] = BLENDS
@@ -173,8 +176,8 @@ class RecentBlend:
     _chosen_at: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.window_seconds <= 0 or self.every_seconds <= 0:
-            raise ValueError("the window and the period between choices must be positive")
+        if self.window_seconds <= 0 or self.every_seconds <= 0 or self.max_labels <= 0:
+            raise ValueError("the window, its size and the period between choices must be positive")
         if self.chosen not in self.choices:
             raise ValueError(f"the blend must be one of {self.choices}, got {self.chosen!r}")
 
@@ -196,10 +199,11 @@ class RecentBlend:
         is_fraud: npt.ArrayLike,
     ) -> None:
         """Labels that arrived at ``seconds``, in arrival order, with both parts' scores."""
-        self._seconds = np.concatenate([self._seconds, np.asarray(seconds, np.int64)])
-        self._online = np.concatenate([self._online, np.asarray(online, np.float64)])
-        self._batch = np.concatenate([self._batch, np.asarray(batch, np.float64)])
-        self._fraud = np.concatenate([self._fraud, np.asarray(is_fraud, bool)])
+        keep = -self.max_labels
+        self._seconds = np.concatenate([self._seconds, np.asarray(seconds, np.int64)])[keep:]
+        self._online = np.concatenate([self._online, np.asarray(online, np.float64)])[keep:]
+        self._batch = np.concatenate([self._batch, np.asarray(batch, np.float64)])[keep:]
+        self._fraud = np.concatenate([self._fraud, np.asarray(is_fraud, bool)])[keep:]
 
     def due(self, second: int) -> bool:
         """Whether the blend is to be chosen again at event second ``second``."""

@@ -8,8 +8,9 @@ parts as they stand (the online part before it learns the label), and the blend 
 on those scores (`models.blend.RecentBlend`) as the labels' event time moves on
 (`labels_known`): the same choice `fraudstream evaluate --serve blend` replays.
 
-The batch part scores each batch of labels in one call, once the detector has said when they
-arrived: a tree model costs far less a row in a batch than alone.
+The labels wait, with the online part's score and the time they arrived by, until the blend is
+chosen (or `JUDGED_TOGETHER` are waiting): the batch part then scores them in one call, a tree
+model costing far less a row in a batch than alone, and the window grows once, not per label.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from models.learners import OnlineLearner
 
 BLEND_LEARNER = "blend"
 """The name a blended model is registered under."""
+
+JUDGED_TOGETHER = 10_000
+"""Labels waiting for the batch part's scores: more are judged before the hour is out."""
 
 
 class BlendedLearner(OnlineLearner):
@@ -57,8 +61,10 @@ class BlendedLearner(OnlineLearner):
         self.lineage = BLEND_LEARNER
         self.lineage_labels = online.labels_learned
         self._arrived: list[tuple[float, Sequence[float], bool]] = []
-        """Labels learned since the last choice: the online part's score, the vector in the
-        batch part's feature order, the verdict."""
+        """Labels not judged yet: the online part's score, the vector in the batch part's
+        feature order, the verdict."""
+        self._arrived_by: list[int] = []
+        """The event second each of the first of them arrived by (the rest: not told yet)."""
 
     # --- what the lifecycle reads ----------------------------------------------------------
 
@@ -129,26 +135,15 @@ class BlendedLearner(OnlineLearner):
         self.online.learn_kept(names, values, is_fraud)
 
     def labels_known(self, second: int) -> None:
-        """The labels learned so far arrived by event second ``second``: they join the
-        window, and the blend is chosen again when an hour has passed since the last choice."""
-        self._judge(second)
+        """The labels learned so far arrived by event second ``second``; the blend is chosen
+        again when an hour has passed since the last choice."""
+        self._stamp(second)
         recent = self.recent
-        if recent.due(second):
+        due = recent.due(second)
+        if due or len(self._arrived) >= JUDGED_TOGETHER:
+            self._judge()
+        if due:
             recent.choose(second)
-
-    def _judge(self, second: int) -> None:
-        arrived, self._arrived = self._arrived, []
-        if not arrived:
-            return
-        online, rows, verdicts = zip(*arrived, strict=True)
-        matrix = np.array(rows, dtype=np.float64)
-        # A feature the vector lacked is read at the batch model's training mean, as it
-        # scores such a vector.
-        missing = np.isnan(matrix)
-        if missing.any():
-            matrix[missing] = np.broadcast_to(self.batch.means, matrix.shape)[missing]
-        batch = self.batch.predict_many(matrix)
-        self.recent.add([second] * len(arrived), online, batch, verdicts)
 
     def with_batch(self, batch: BatchLearner, holdout_choice: Blend, second: int) -> None:
         """Serve ``batch`` as the batch part from now on.
@@ -157,10 +152,29 @@ class BlendedLearner(OnlineLearner):
         the blend is then chosen at once: on the recent labels when they hold enough frauds,
         else as the retrain's hold-out chose it.
         """
-        self._judge(second)
+        self._stamp(second)
+        self._judge()
         self.batch = batch
         self.recent.chosen = holdout_choice
         self.recent.choose(second)
+
+    def _stamp(self, second: int) -> None:
+        self._arrived_by.extend([second] * (len(self._arrived) - len(self._arrived_by)))
+
+    def _judge(self) -> None:
+        """Give the waiting labels to the window, with the batch part's scores."""
+        arrived, seconds = self._arrived, self._arrived_by
+        if not arrived:
+            return
+        self._arrived, self._arrived_by = [], []
+        online, rows, verdicts = zip(*arrived, strict=True)
+        matrix = np.array(rows, dtype=np.float64)
+        # A feature the vector lacked is read at the batch model's training mean, as it
+        # scores such a vector.
+        missing = np.isnan(matrix)
+        if missing.any():
+            matrix[missing] = np.broadcast_to(self.batch.means, matrix.shape)[missing]
+        self.recent.add(seconds, online, self.batch.predict_many(matrix), verdicts)
 
 
 def blend_in(

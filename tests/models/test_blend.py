@@ -130,3 +130,15 @@ def test_either_keeps_a_pattern_only_one_part_knows_at_the_top() -> None:
 def test_a_blend_that_is_neither_a_weight_nor_either_is_refused() -> None:
     with pytest.raises(ValueError, match="either"):
         blend([0.5], [0.5], "both")  # type: ignore[arg-type]
+
+
+def test_the_window_keeps_at_most_its_newest_labels() -> None:
+    recent = RecentBlend(max_labels=3, min_frauds=1, chosen=1.0)
+    recent.add([0, 1], online=[0.9, 0.1], batch=[0.1, 0.9], is_fraud=[1, 0])
+    recent.add([2, 3], online=[0.2, 0.8], batch=[0.8, 0.2], is_fraud=[0, 1])
+    assert recent.labels == 3
+    assert recent._seconds.tolist() == [1, 2, 3]
+    # On the three kept, the online part ranks the fraud first: it is chosen.
+    assert recent.choose(3) == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        RecentBlend(max_labels=0)

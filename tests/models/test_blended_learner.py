@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from models import blended_learner
 from models.batch_model import BatchLearner, BatchSpec, train_batch
 from models.blend import BLENDS, EITHER, Blend, RecentBlend, blend
 from models.blended_learner import BlendedLearner
@@ -98,10 +99,31 @@ def test_the_blend_turns_to_the_part_that_ranks_the_recent_labels() -> None:
     assert model.chosen == 1.0
     for vector in _vectors(400, seed=3):
         model.learn(vector, is_fraud=vector["amount"] > 1.5)
-    model.labels_known(second + 60)  # within the hour: the labels wait in the window
-    assert (model.chosen, recent.labels) == (1.0, 400)
+    model.labels_known(second + 60)  # within the hour: the labels wait for the next choice
+    assert (model.chosen, recent.labels) == (1.0, 0)
     model.labels_known(second + HOUR)
-    assert model.chosen == 0.0
+    assert (model.chosen, recent.labels) == (0.0, 400)
+
+
+def test_waiting_labels_keep_the_time_they_arrived_by_and_are_judged_in_bounded_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(blended_learner, "JUDGED_TOGETHER", 25)
+    model = BlendedLearner(OnlineLearner("logistic"), _batch(0), RecentBlend())
+    model.labels_known(0)  # the first choice
+    vectors = _vectors(30, seed=4)
+    for vector in vectors[:10]:
+        model.learn(vector, is_fraud=False)
+    model.labels_known(60)
+    for vector in vectors[10:20]:
+        model.learn(vector, is_fraud=False)
+    model.labels_known(120)
+    assert model.recent.labels == 0  # 20 waiting, fewer than judged together
+    for vector in vectors[20:]:
+        model.learn(vector, is_fraud=True)
+    model.labels_known(180)
+    assert model.recent._seconds.tolist() == [60] * 10 + [120] * 10 + [180] * 10
+    assert model.chosen == 1.0  # judged before the hour is out, not chosen
 
 
 def test_each_label_is_scored_before_the_online_part_learns_it_and_by_the_batch_part_serving() -> (
