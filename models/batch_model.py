@@ -142,6 +142,13 @@ class BatchLearner(OnlineLearner):
         self.lineage = self.name
         self.lineage_labels = labels
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the flat trees: they are derived from the model, and remade on first
+        use at a fraction of what they would add to every snapshot and publication."""
+        state = dict(self.__dict__)
+        state.pop("_flat_trees", None)
+        return state
+
     def _trees(self) -> FlatTrees:
         """The tree model's nodes as flat arrays, which score one row far faster than
         scikit-learn's per-tree calls (`models.tree_rows`). Made on first use, so a model

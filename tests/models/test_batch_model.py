@@ -78,3 +78,17 @@ def test_too_few_labels_or_no_fraud_is_refused() -> None:
         train_batch(x, np.zeros(len(x), dtype=bool), NAMES, _fast("hgb"))
     with pytest.raises(ValueError, match="unknown batch algorithm"):
         BatchSpec("forest")  # type: ignore[arg-type]
+
+
+def test_a_snapshot_leaves_out_the_flat_trees_and_scores_the_same_once_loaded() -> None:
+    x, y = _data()
+    model = train_batch(x, y, NAMES, _fast("hgb"))
+    before = dump_snapshot(model, b"key")
+    scores = model.predict_many(x[:20])  # makes the flat trees
+    assert "_flat_trees" in model.__dict__
+    after = dump_snapshot(model, b"key")
+    assert len(after) == len(before)
+    again = load_snapshot(after, b"key")
+    assert isinstance(again, BatchLearner)
+    assert "_flat_trees" not in again.__dict__
+    assert again.predict_many(x[:20]).tolist() == scores.tolist()
