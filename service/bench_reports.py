@@ -1,4 +1,5 @@
-"""Rich tables for the bench figures the command line prints: core, HTTP, stream, load, memory.
+"""Rich tables for the bench figures the command line prints: core, served, HTTP, stream, load,
+memory.
 
 Each bench's module computes its figures; these functions only lay them out.
 """
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from pipelines.bench.core import CoreBenchRow
+from pipelines.bench.served import ServedCost, ratios_to_first
 from service.reporting import figures_table
 
 if TYPE_CHECKING:
@@ -39,6 +41,19 @@ def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:
             f"{row.overhead_ratio:.2f}x",
             f"{row.transactions_per_second:,.0f}",
         )
+    console.print(table)
+
+
+def print_served_bench(console: Console, costs: list[ServedCost]) -> None:
+    """What each way of serving costs a transaction, with its ratio to the online learner."""
+    table = figures_table(
+        "per transaction, median of interleaved rounds (microseconds)",
+        ("served", "score", "score and 3 reasons", "score vs online"),
+        labels=("served",),
+    )
+    for cost, ratio in zip(costs, ratios_to_first(costs), strict=True):
+        explain = "n/a" if cost.explain_us is None else f"{cost.explain_us:.1f}"
+        table.add_row(cost.served, f"{cost.score_us:.1f}", explain, f"{ratio:.1f}x")
     console.print(table)
 
 

@@ -21,6 +21,7 @@ from pipelines.bench.memory import STEPS as MEMORY_STEPS
 from pipelines.bench.memory import bench_memory as run_memory_bench
 from pipelines.bench.retrain import STEPS as RETRAIN_STEPS
 from pipelines.bench.retrain import bench_retrain as run_retrain_bench
+from pipelines.bench.served import bench_served as run_served_bench
 from pipelines.bench.snapshot import STEPS as SNAPSHOT_STEPS
 from pipelines.bench.snapshot import SnapshotBenchOptions
 from pipelines.bench.snapshot import bench_snapshot as run_snapshot_bench
@@ -32,6 +33,7 @@ from service.bench_reports import (
     print_http_bench,
     print_load_bench,
     print_memory_bench,
+    print_served_bench,
     print_stream_bench,
 )
 from service.cli_common import console, progress_bar, user_errors
@@ -60,6 +62,22 @@ def bench_core(
                 names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
             )
     print_bench(console, rows)
+
+
+@bench_app.command("served")
+def bench_served(
+    transactions: Annotated[int, typer.Option(help="Transactions the models learn from")] = 20_000,
+    vectors: Annotated[int, typer.Option(help="Stored vectors scored per round")] = 1_000,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds; medians are reported")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
+) -> None:
+    """Per-transaction cost of scoring with the online learner, a batch tree model and their
+    blend (FRAUDSTREAM_RETRAIN_SERVE=blend)."""
+    with user_errors(), progress_bar("benchmarking", rounds) as advance:
+        costs = run_served_bench(
+            transactions=transactions, vectors=vectors, rounds=rounds, seed=seed, progress=advance
+        )
+    print_served_bench(console, costs)
 
 
 @bench_app.command("retrain")
