@@ -61,40 +61,36 @@ def _models(
     return detector.learner, batch, kept, rows
 
 
+def _calls(served: str, model: OnlineLearner, vectors: list[FeatureVector]) -> _Candidate:
+    return _Candidate(
+        served,
+        lambda at: model.score(vectors[at]),
+        lambda at: model.score_and_explain(vectors[at], 3),
+    )
+
+
 def _candidates(
     online: OnlineLearner, batch: BatchLearner, vectors: list[FeatureVector], rows: np.ndarray
 ) -> list[_Candidate]:
-    online_explains = BlendedLearner(online, batch, RecentBlend(chosen=0.25))
-    batch_explains = BlendedLearner(online, batch, RecentBlend(chosen=0.75))
-    candidates = [
-        _Candidate(
-            f"online ({online.name})",
-            lambda at: online.score(vectors[at]),
-            lambda at: online.score_and_explain(vectors[at], 3),
-        ),
-        _Candidate(
-            "batch (hgb, flat trees)",
-            lambda at: batch.score(vectors[at]),
-            lambda at: batch.score_and_explain(vectors[at], 3),
-        ),
+    return [
+        _calls(f"online ({online.name})", online, vectors),
+        _calls("batch (hgb, flat trees)", batch, vectors),
         _Candidate(
             "batch (hgb, scikit-learn's calls)",
             lambda at: batch.model.predict_proba(rows[at : at + 1]),
             None,
         ),
+        _calls(
+            "blend 0.25 (online part explains)",
+            BlendedLearner(online, batch, RecentBlend(chosen=0.25)),
+            vectors,
+        ),
+        _calls(
+            "blend 0.75 (batch part explains)",
+            BlendedLearner(online, batch, RecentBlend(chosen=0.75)),
+            vectors,
+        ),
     ]
-    for served, model in (
-        ("blend 0.25 (online part explains)", online_explains),
-        ("blend 0.75 (batch part explains)", batch_explains),
-    ):
-        candidates.append(
-            _Candidate(
-                served,
-                lambda at, model=model: model.score(vectors[at]),  # type: ignore[misc]
-                lambda at, model=model: model.score_and_explain(vectors[at], 3),  # type: ignore[misc]
-            )
-        )
-    return candidates
 
 
 def _per_call_us(call: Callable[[int], object], count: int) -> float:
