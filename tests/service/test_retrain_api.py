@@ -157,6 +157,11 @@ async def test_with_retrain_serve_blend_the_batch_model_serves_blended_with_the_
         assert record["learner"] == "blend"
         assert record["params"]["batch"] == job["version"]
         assert job["decision"] == f"blend {record['params']['blend']}"
+        serving = models["models"][0]  # the champion, as it serves now
+        assert (serving["learner"], serving["params"]["blend"]) == (
+            "blend",
+            record["params"]["blend"],
+        )
         scored = await client.post(
             "/v1/score",
             json={
