@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pipelines.bench.load import LoadBenchResult
     from pipelines.bench.local_servers import Cores
     from pipelines.bench.memory import MemoryBenchResult
-    from pipelines.bench.stream import StreamBenchResult
+    from pipelines.bench.stream.run import StreamBenchResult
 
 
 def print_bench(console: Console, rows: list[CoreBenchRow]) -> None:

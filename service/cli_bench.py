@@ -25,9 +25,9 @@ from pipelines.bench.served import bench_served as run_served_bench
 from pipelines.bench.snapshot import STEPS as SNAPSHOT_STEPS
 from pipelines.bench.snapshot import SnapshotBenchOptions
 from pipelines.bench.snapshot import bench_snapshot as run_snapshot_bench
-from pipelines.bench.stream import STEPS as STREAM_STEPS
-from pipelines.bench.stream import StreamBenchOptions
-from pipelines.bench.stream import bench_stream as run_stream_bench
+from pipelines.bench.stream.run import STEPS as STREAM_STEPS
+from pipelines.bench.stream.run import StreamBenchOptions
+from pipelines.bench.stream.run import bench_stream as run_stream_bench
 from service.bench_reports import (
     print_bench,
     print_http_bench,

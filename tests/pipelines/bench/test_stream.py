@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from models.learners import DEFAULT_LEARNER, OnlineLearner
 from pipelines.bench.local_servers import RunningServers
-from pipelines.bench.stream import (
+from pipelines.bench.stream.run import (
     StreamBenchOptions,
     bench_stream,
     scoring_detector,

@@ -8,7 +8,7 @@ import orjson
 
 from models.event_time import EventTimeBounds
 from models.schemas import Label, Transaction
-from pipelines.bench.stream_rates import consumed_records
+from pipelines.bench.stream.rates import consumed_records
 from pipelines.stream.dead_letters import read_dead_letter_headers
 from pipelines.stream.kafka_clients import OutgoingRecord
 from pipelines.stream.record_decoding import decode_batch, decode_records

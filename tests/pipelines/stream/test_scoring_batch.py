@@ -14,7 +14,7 @@ from models.idempotency import ConflictingRepeatError
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
 from models.state import WindowSpec
-from pipelines.bench.stream_rates import consumed_records
+from pipelines.bench.stream.rates import consumed_records
 from pipelines.stream.dead_letters import read_dead_letter_headers
 from pipelines.stream.kafka_clients import OutgoingRecord
 from pipelines.stream.scoring_batch import (

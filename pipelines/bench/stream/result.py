@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from models.learners import DEFAULT_LEARNER
 from pipelines.bench.local_servers import Cores
-from pipelines.bench.stream_rates import Rate
+from pipelines.bench.stream.rates import Rate
 from pipelines.options import require_positive
 
 TARGET_TRANSACTIONS_PER_SECOND = 8_000.0

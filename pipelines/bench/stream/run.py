@@ -2,7 +2,7 @@
 
 One run measures, on one simulated stream and one trained model:
 
-1. the in-process rates (`pipelines.bench.stream_rates`): the worker's own batch path, record bytes
+1. the in-process rates (`pipelines.bench.stream.rates`): the worker's own batch path, record bytes
    in and record bytes out, over in-memory state (the reference the end-to-end rate is set
    against), the detector alone over in-memory state, and the worker's path over Redis state
    and stores, in batches as a worker takes them, without Kafka;
@@ -56,13 +56,13 @@ from pipelines.bench.local_servers import (
     worker_processes,
 )
 from pipelines.bench.run import cores, load_average, step_counter
-from pipelines.bench.stream_rates import Rate, consumed_records, detector_rate, worker_path_rate
-from pipelines.bench.stream_result import (
+from pipelines.bench.stream.rates import Rate, consumed_records, detector_rate, worker_path_rate
+from pipelines.bench.stream.result import (
     Latency,
     StreamBenchOptions,
     StreamBenchResult,
 )
-from pipelines.bench.stream_traffic import CommitWatcher, ScoreReader, StreamBenchError, send_paced
+from pipelines.bench.stream.traffic import CommitWatcher, ScoreReader, StreamBenchError, send_paced
 from pipelines.collector import settled
 from pipelines.lifecycle.model_channel import ModelChannel
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
@@ -97,7 +97,7 @@ __all__ = [
     "worker_key_prefix",
     "worker_settings",
 ]
-"""The options and result live in `pipelines.bench.stream_result`; importers find them here."""
+"""The options and result live in `pipelines.bench.stream.result`; importers find them here."""
 
 STEPS = 7
 """Progress steps: stream and model, worker path, detector, over Redis, backlog, scored, paced
