@@ -59,6 +59,49 @@ def _label_all(api: httpx.Client, dataset: LabelledDataset) -> None:
         assert queued.status_code == 202, queued.text
 
 
+def _retrain_env(
+    kafka_settings: KafkaSettings, redis_url: str, topics: Topics, data_dir: Path, **more: str
+) -> dict[str, str]:
+    """Roles whose learner can retrain on the nine simulated days (windows of 3 and 2 days)."""
+    return role_env(
+        kafka_settings,
+        redis_url,
+        topics,
+        FRAUDSTREAM_DATA_DIR=str(data_dir),
+        FRAUDSTREAM_LABEL_DELAY="1d",
+        FRAUDSTREAM_RETRAIN_MODEL="logistic",
+        FRAUDSTREAM_RETRAIN_TRAIN_DAYS="3",
+        FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
+        FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
+        **more,
+    )
+
+
+def _score_and_learn(api: httpx.Client, dataset: LabelledDataset) -> dict[str, dict[str, Any]]:
+    """Every transaction scored and labelled through ``api``, once the learner's model has
+    learned every label; the scores as answered."""
+    answered = _score_all(api, dataset)
+    _label_all(api, dataset)
+    total = len(dataset.transactions)
+    poll(
+        lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
+        lambda learned: learned == total,
+        what=f"the learner's model after {total} labels",
+        timeout=60,
+    )
+    return answered
+
+
+def _finished(api: httpx.Client, job_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = poll(
+        lambda: api.get(f"/v1/retrain/{job_id}").json(),
+        lambda seen: seen["state"] in ("succeeded", "failed"),
+        what="the end of the retrain job",
+        timeout=60,
+    )
+    return job
+
+
 def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica_asks_for(
     kafka_settings: KafkaSettings,
     redis_url: str,
@@ -66,17 +109,7 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
     dataset: LabelledDataset,
     tmp_path: Path,
 ) -> None:
-    env = role_env(
-        kafka_settings,
-        redis_url,
-        topics,
-        FRAUDSTREAM_DATA_DIR=str(tmp_path),
-        FRAUDSTREAM_LABEL_DELAY="1d",
-        FRAUDSTREAM_RETRAIN_MODEL="logistic",
-        FRAUDSTREAM_RETRAIN_TRAIN_DAYS="3",
-        FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
-        FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
-    )
+    env = _retrain_env(kafka_settings, redis_url, topics, tmp_path)
     learner = start_learner(env, tmp_path, redis_url, topics)
     try:
         with (
@@ -85,15 +118,8 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
             httpx.Client(base_url=first.url, headers=ADMIN, timeout=30) as api,
             httpx.Client(base_url=second.url, headers=ADMIN, timeout=30) as other,
         ):
-            answered = _score_all(api, dataset)
-            _label_all(api, dataset)
+            answered = _score_and_learn(api, dataset)
             total = len(dataset.transactions)
-            poll(
-                lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
-                lambda learned: learned == total,
-                what=f"the learner's model after {total} labels",
-                timeout=60,
-            )
 
             # Every label learned has its row, as scored and labelled, flushed before the
             # learner published (and committed) it.
@@ -125,12 +151,7 @@ def test_the_learner_keeps_the_offline_store_and_runs_the_retrain_an_api_replica
             assert again.status_code == 409, again.text
             assert again.json()["running_job_id"] == job_id
 
-            job = poll(
-                lambda: other.get(f"/v1/retrain/{job_id}").json(),
-                lambda seen: seen["state"] in ("succeeded", "failed"),
-                what="the end of the retrain job",
-                timeout=60,
-            )
+            job = _finished(other, job_id)
             assert job["state"] == "succeeded", job["error"]
             assert job["as_of"].startswith("2018-04-10")  # the latest label learned
             assert job["metrics"]["rows"]["final"] > 1_000
@@ -163,17 +184,8 @@ def test_with_retrain_serve_blend_every_replica_scores_with_the_blend_the_learne
     dataset: LabelledDataset,
     tmp_path: Path,
 ) -> None:
-    env = role_env(
-        kafka_settings,
-        redis_url,
-        topics,
-        FRAUDSTREAM_DATA_DIR=str(tmp_path),
-        FRAUDSTREAM_LABEL_DELAY="1d",
-        FRAUDSTREAM_RETRAIN_SERVE="blend",
-        FRAUDSTREAM_RETRAIN_MODEL="logistic",
-        FRAUDSTREAM_RETRAIN_TRAIN_DAYS="3",
-        FRAUDSTREAM_RETRAIN_TEST_DAYS="2",
-        FRAUDSTREAM_RETRAIN_MIN_LABELS="100",
+    env = _retrain_env(
+        kafka_settings, redis_url, topics, tmp_path, FRAUDSTREAM_RETRAIN_SERVE="blend"
     )
     learner = start_learner(env, tmp_path, redis_url, topics)
     try:
@@ -181,23 +193,10 @@ def test_with_retrain_serve_blend_every_replica_scores_with_the_blend_the_learne
             serve(settings=env, role="api") as replica,
             httpx.Client(base_url=replica.url, headers=ADMIN, timeout=30) as api,
         ):
-            _score_all(api, dataset)
-            _label_all(api, dataset)
-            total = len(dataset.transactions)
-            poll(
-                lambda: api.get("/v1/models").json()["models"][0]["labels_learned"],
-                lambda learned: learned == total,
-                what=f"the learner's model after {total} labels",
-                timeout=60,
-            )
+            _score_and_learn(api, dataset)
             started = api.post("/v1/retrain")
             assert started.status_code == 202, started.text
-            job = poll(
-                lambda: api.get(f"/v1/retrain/{started.json()['id']}").json(),
-                lambda seen: seen["state"] in ("succeeded", "failed"),
-                what="the end of the retrain job",
-                timeout=60,
-            )
+            job = _finished(api, started.json()["id"])
             assert job["state"] == "succeeded", job["error"]
             assert job["decision"].startswith("blend ")
             champion = poll(

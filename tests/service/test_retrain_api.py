@@ -61,6 +61,22 @@ async def _feed(client: httpx.AsyncClient, days: int) -> int:
     return len(pairs)
 
 
+async def _score_one(client: httpx.AsyncClient, transaction_id: str) -> httpx.Response:
+    """A small payment scored on its own, as any caller would."""
+    return await client.post(
+        "/v1/score",
+        json={
+            "transaction_id": transaction_id,
+            "timestamp": "2018-05-01T12:00:00Z",
+            "card_id": "c",
+            "terminal_id": "t",
+            "amount": 10.0,
+            "currency": "EUR",
+        },
+        headers=_auth(ADMIN),
+    )
+
+
 async def _finished(client: httpx.AsyncClient, app: Any, job_id: str) -> dict[str, Any]:
     await app.state.runtime.jobs.wait()
     answer = await client.get(f"/v1/retrain/{job_id}", headers=_auth(READER))
@@ -93,18 +109,7 @@ async def test_a_retrain_runs_off_the_loop_registers_a_batch_model_and_409s_a_se
         assert again.status_code == 409
         assert again.json()["running_job_id"] == job_id
         # Scoring goes on while the job runs.
-        scored = await client.post(
-            "/v1/score",
-            json={
-                "transaction_id": "during",
-                "timestamp": "2018-05-01T12:00:00Z",
-                "card_id": "c",
-                "terminal_id": "t",
-                "amount": 10.0,
-                "currency": "EUR",
-            },
-            headers=_auth(ADMIN),
-        )
+        scored = await _score_one(client, "during")
         assert scored.status_code == 200
         job = await _finished(client, app, job_id)
         assert job["state"] == "succeeded", job["error"]
@@ -162,17 +167,6 @@ async def test_with_retrain_serve_blend_the_batch_model_serves_blended_with_the_
             "blend",
             record["params"]["blend"],
         )
-        scored = await client.post(
-            "/v1/score",
-            json={
-                "transaction_id": "after",
-                "timestamp": "2018-05-01T12:00:00Z",
-                "card_id": "c",
-                "terminal_id": "t",
-                "amount": 10.0,
-                "currency": "EUR",
-            },
-            headers=_auth(ADMIN),
-        )
+        scored = await _score_one(client, "after")
         assert scored.status_code == 200, scored.text
         assert scored.json()["model_version"].partition("+")[0] == champion
