@@ -140,6 +140,7 @@ class _Replay:
         self.recent = recent
         """The blend's choice, once a batch model has been blended in."""
         self.blends: list[tuple[datetime, Blend]] = []
+        self._noted_at: int | None = None
         self.steps: list[RetrainStep] = []
         self.keep = options.delay * 2 + timedelta(days=options.train_days + options.test_days + 1)
 
@@ -148,6 +149,7 @@ class _Replay:
         detector = self.detector
         if revealed:
             detector.learn(revealed, on_learned=self.store.append)
+            self._note_choice()  # a blend chooses as labels arrive
         tx = self.dataset.transactions[index]
         score = detector.score(tx).score
         entry = detector.pending.get(tx.transaction_id)
@@ -162,12 +164,13 @@ class _Replay:
         names = detector.features.names
         self.online[index] = learner.online.score(dict(zip(names, entry.values, strict=True)))
         self.blend_at[index] = self.recent.choices.index(learner.chosen)
-        self._note_choice()
 
     def _note_choice(self) -> None:
+        """Record the blend's latest choice, once."""
         recent = self.recent
         at = recent.chosen_at
-        if at is not None and (not self.blends or self.blends[-1][0].timestamp() != at):
+        if at is not None and at != self._noted_at:
+            self._noted_at = at
             self.blends.append((datetime.fromtimestamp(at, UTC), recent.chosen))
 
     def close_segment(self, end: int) -> None:
