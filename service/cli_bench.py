@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from models.learners import RECIPES, LearnerError
+from pipelines.bench.core import TRAINING_TRANSACTIONS
 from pipelines.bench.core import bench_core as run_bench
 from pipelines.bench.http import STEPS, HttpBenchOptions
 from pipelines.bench.http import bench_http as run_http_bench
@@ -50,8 +51,12 @@ def bench_core(
     transactions: Annotated[int, typer.Option(help="Transactions per measured run")] = 20_000,
     rounds: Annotated[int, typer.Option(help="Interleaved rounds; medians are reported")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the simulated stream")] = 0,
+    training_transactions: Annotated[
+        int, typer.Option(help="Transactions each learner learns from before it is measured")
+    ] = TRAINING_TRANSACTIONS,
 ) -> None:
-    """Per-transaction cost of features, score and learn, against the bare river model."""
+    """Per-transaction cost of features, score and learn, against the bare river model, of
+    learners trained first (past any warm-up)."""
     with user_errors():
         names = learner or list(RECIPES)
         unknown = [name for name in names if name not in RECIPES]
@@ -59,7 +64,12 @@ def bench_core(
             raise LearnerError(f"unknown learner {unknown[0]!r}; choose from {', '.join(RECIPES)}")
         with progress_bar("benchmarking", len(names) * rounds) as advance:
             rows = run_bench(
-                names, transactions=transactions, rounds=rounds, seed=seed, progress=advance
+                names,
+                transactions=transactions,
+                rounds=rounds,
+                seed=seed,
+                training_transactions=training_transactions,
+                progress=advance,
             )
     print_bench(console, rows)
 

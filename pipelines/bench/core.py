@@ -2,10 +2,14 @@
 
 Both are measured in the same process on the same simulated stream, interleaved round by
 round, so the ratio holds even on a shared, noisy machine where absolute figures drift.
+Each learner is measured as a serving one runs: trained first on a stream of its own, so a
+learner that starts simple and grows (the binned learner's bins and crosses come at the end of
+its warm-up) is measured at its full cost.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections import deque
@@ -13,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from models.detector import FraudDetector
 from models.learners import OnlineLearner
 from models.replay import replay, revealed_label
 from models.schemas import Label, Transaction
@@ -24,6 +29,10 @@ from pipelines.offline.datasets import dataset_from_frame
 from pipelines.offline.evaluation import EvaluationOptions, build_detector
 
 LABEL_DELAY = timedelta(days=7)
+
+TRAINING_TRANSACTIONS = 20_000
+"""Enough for the default learner's warm-up (10,000 labels, 50 of them frauds) with a week's
+delay: the simulated stream's first two weeks of labels hold about 12,800, 400 of them frauds."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,15 @@ def bench_stream(transactions: int, seed: int) -> tuple[list[Transaction], list[
     return dataset.transactions, dataset.is_fraud
 
 
+def trained_learner(name: str, transactions: int, seed: int) -> OnlineLearner:
+    """The learner after replaying a simulated stream of ``transactions`` (seed ``seed``),
+    labels a week late."""
+    stream, labels = bench_stream(transactions, seed)
+    detector = build_detector(EvaluationOptions(learner=name, seed=seed), reasons=0)
+    replay(stream, labels, detector, int(LABEL_DELAY.total_seconds()))
+    return detector.learner
+
+
 def _median_us(samples: Sequence[int]) -> float:
     return statistics.median(samples) / 1_000
 
@@ -82,15 +100,22 @@ class _Medians:
     bare_model_us: float
 
 
-def _timed_path(name: str, stream: Sequence[Transaction], labels: Sequence[bool]) -> _Medians:
+def _detector(trained: OnlineLearner) -> FraudDetector:
+    """A detector with fresh feature state around a copy of ``trained``."""
+    return build_detector(EvaluationOptions(learner=trained.name), learner=copy.deepcopy(trained))
+
+
+def _timed_path(
+    trained: OnlineLearner, stream: Sequence[Transaction], labels: Sequence[bool]
+) -> _Medians:
     """Median costs of the whole path, with the bare river model timed beside it.
 
-    The bare model predicts on the very vector the detector scored, right after it, and
-    learns its label right after the detector does, so both sides of the ratio are measured
-    under the same conditions on a machine whose speed drifts.
+    The bare model (a copy of the trained learner's) predicts on the very vector the detector
+    scored, right after it, and learns its label right after the detector does, so both sides
+    of the ratio are measured under the same conditions on a machine whose speed drifts.
     """
-    detector = build_detector(EvaluationOptions(learner=name))
-    bare = OnlineLearner(name).model
+    detector = _detector(trained)
+    bare = copy.deepcopy(trained.model)
     clock = time.perf_counter_ns
     delay = int(LABEL_DELAY.total_seconds())
     due: deque[tuple[int, Label, dict[str, float]]] = deque()
@@ -128,15 +153,17 @@ def _timed_path(name: str, stream: Sequence[Transaction], labels: Sequence[bool]
     )
 
 
-def _throughput(name: str, stream: Sequence[Transaction], labels: Sequence[bool]) -> float:
-    detector = build_detector(EvaluationOptions(learner=name))
+def _throughput(
+    trained: OnlineLearner, stream: Sequence[Transaction], labels: Sequence[bool]
+) -> float:
+    detector = _detector(trained)
     started = time.perf_counter()
     replay(stream, labels, detector, int(LABEL_DELAY.total_seconds()))
     return len(stream) / (time.perf_counter() - started)
 
 
 def _row(
-    name: str,
+    trained: OnlineLearner,
     stream: Sequence[Transaction],
     labels: Sequence[bool],
     rounds: int,
@@ -145,21 +172,21 @@ def _row(
     """One learner's medians over ``rounds`` interleaved rounds."""
     runs: list[tuple[float, float, float, float, float]] = []
     for _ in range(rounds):
-        medians = _timed_path(name, stream, labels)
+        medians = _timed_path(trained, stream, labels)
         runs.append(
             (
                 medians.features_us,
                 medians.score_us,
                 medians.learn_us,
                 medians.bare_model_us,
-                _throughput(name, stream, labels),
+                _throughput(trained, stream, labels),
             )
         )
         on_round()
     features, score, learn, bare, throughput = (
         statistics.median(column) for column in zip(*runs, strict=True)
     )
-    return CoreBenchRow(name, features, score, learn, bare, throughput)
+    return CoreBenchRow(trained.name, features, score, learn, bare, throughput)
 
 
 def bench_core(
@@ -168,12 +195,16 @@ def bench_core(
     transactions: int = 20_000,
     rounds: int = 3,
     seed: int = 0,
+    training_transactions: int = TRAINING_TRANSACTIONS,
     progress: Callable[[int], None] | None = None,
 ) -> list[CoreBenchRow]:
-    """Measure each learner ``rounds`` times, interleaving whole path and bare model."""
+    """Measure each learner ``rounds`` times, interleaving whole path and bare model, each
+    trained first on ``training_transactions`` of a stream of its own (seed ``seed + 1``)."""
     stream, labels = bench_stream(transactions, seed)
+    trained = [trained_learner(name, training_transactions, seed + 1) for name in learners]
     on_round = step_counter(progress)
-    # Under the collector the serving processes run with: the stream lives for the whole run
-    # (frozen out of the collector's scans), and young collections are as rare as in `serve`.
+    # Under the collector the serving processes run with: the stream and the trained learners
+    # live for the whole run (frozen out of the collector's scans), and young collections are
+    # as rare as in `serve`.
     with settled():
-        return [_row(name, stream, labels, rounds, on_round) for name in learners]
+        return [_row(learner, stream, labels, rounds, on_round) for learner in trained]

@@ -80,15 +80,19 @@ class EvaluationRun:
         }
 
 
-def build_detector(options: EvaluationOptions, *, reasons: int = 3) -> FraudDetector:
+def build_detector(
+    options: EvaluationOptions, *, reasons: int = 3, learner: OnlineLearner | None = None
+) -> FraudDetector:
     """A detector wired as the embedded service wires it, for the given learner and delay.
 
     ``reasons`` changes no score; a replay that only measures scores asks for none, which
-    spares the tree learners' occlusion predictions.
+    spares the tree learners' occlusion predictions. ``learner``, when given, serves instead
+    of a new one of ``options.learner``.
     """
     windows = WindowSpec(label_delay_seconds=int(options.label_delay.total_seconds()))
     features = FeatureSet(FeatureSpec(windows=windows))
-    learner = OnlineLearner(options.learner, options.params, seed=options.seed)
+    if learner is None:
+        learner = OnlineLearner(options.learner, options.params, seed=options.seed)
     policy = DetectorPolicy(reasons=reasons)
     return FraudDetector(features, InMemoryFeatureState(windows), learner, policy)
 

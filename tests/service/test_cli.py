@@ -191,7 +191,19 @@ def test_a_day_that_is_not_one_names_its_flag(
 
 def test_bench_core_prints_the_ratio_to_the_bare_model() -> None:
     result = runner.invoke(
-        app, ["bench", "core", "--learner", "logistic", "--transactions", "3000", "--rounds", "1"]
+        app,
+        [
+            "bench",
+            "core",
+            "--learner",
+            "logistic",
+            "--transactions",
+            "3000",
+            "--training-transactions",
+            "3000",
+            "--rounds",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "logistic" in result.output

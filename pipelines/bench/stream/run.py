@@ -45,10 +45,10 @@ from models.detector import DetectorPolicy, FraudDetector, ServingModels
 from models.features import FeatureSet, FeatureSpec
 from models.learners import OnlineLearner
 from models.memory_state import InMemoryFeatureState
-from models.replay import replay
 from models.schemas import Transaction
 from models.state import DAY, WindowSpec
 from pipelines.bench.core import bench_stream as simulated_stream
+from pipelines.bench.core import trained_learner as trained_core_learner
 from pipelines.bench.http_result import percentile
 from pipelines.bench.local_servers import (
     CpuClock,
@@ -65,7 +65,6 @@ from pipelines.bench.stream.result import (
 from pipelines.bench.stream.traffic import CommitWatcher, ScoreReader, StreamBenchError, send_paced
 from pipelines.collector import settled
 from pipelines.lifecycle.model_channel import ModelChannel
-from pipelines.offline.evaluation import EvaluationOptions, build_detector
 from pipelines.state.redis_state import RedisFeatureState
 from pipelines.state.redis_stores import (
     DeliveredAlerts,
@@ -172,11 +171,7 @@ def worker_settings(
 
 def trained_learner(options: StreamBenchOptions) -> OnlineLearner:
     """The learner after replaying a separate simulated stream, labels a week late."""
-    stream, labels = simulated_stream(options.training_transactions, options.seed + 1)
-    options_ = EvaluationOptions(learner=options.learner, seed=options.seed)
-    detector = build_detector(options_, reasons=0)
-    replay(stream, labels, detector, LABEL_DELAY_SECONDS)
-    return detector.learner
+    return trained_core_learner(options.learner, options.training_transactions, options.seed + 1)
 
 
 @dataclass(frozen=True)
