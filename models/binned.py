@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from river import base
@@ -191,6 +191,13 @@ class BinnedLogisticRegression(base.Classifier):
         self._squares: dict[str, float] = {}
         """Each weight's summed squared gradients, for adaptive steps."""
         self._intercept_squares = 0.0
+        self._average: _AveragePlace | None = None
+        """The bins and cross cells of the means (`_average_place`); not saved."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_average"] = None
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A model saved before adaptive steps, label cuts, the warm-up's fraud count or log
@@ -203,6 +210,7 @@ class BinnedLogisticRegression(base.Classifier):
         state.setdefault("warm_up_frauds", 0)
         state.setdefault("_frauds_seen", 0)
         state.setdefault("log_scaled", ())
+        state["_average"] = None
         self.__dict__.update(state)
 
     @property
@@ -277,19 +285,21 @@ class BinnedLogisticRegression(base.Classifier):
 
     def pushes(self, names: list[str], terms: list[float], crossed: list[float]) -> list[float]:
         """Each feature's terms less the same terms at its mean, with half of each cross."""
-        scales = self._scales
+        scales, weight = self._scales, self._weights.get
+        average = self._average_place()
+        bins = average.bins
         pushes = [
-            value - self._bin_weight_at_mean(name) if name in scales else 0.0
+            (value - weight(bins[name], 0.0) if name in bins else value) if name in scales else 0.0
             for name, value in zip(names, terms, strict=True)
         ]
         if crossed:
             position = {name: index for index, name in enumerate(names)}
-            at_mean = self._cross_weights(self.centres())
-            for (first, second, _), value, average in zip(
+            at_mean = [weight(cell, 0.0) for cell in average.cells]
+            for (first, second, _), value, average_weight in zip(
                 self._cross_names, crossed, at_mean, strict=True
             ):
                 if first in position and second in position:
-                    half = (value - average) / 2
+                    half = (value - average_weight) / 2
                     pushes[position[first]] += half
                     pushes[position[second]] += half
         return pushes
@@ -308,11 +318,12 @@ class BinnedLogisticRegression(base.Classifier):
             )
         return found
 
-    def _bin_weight_at_mean(self, name: str) -> float:
-        cuts = self._edges.get(name)
-        if cuts is None:
-            return 0.0
-        return self._weights.get(self._bin_names[name][bisect_right(cuts, self._centre(name))], 0.0)
+    def _average_place(self) -> _AveragePlace:
+        """Where an all-average transaction falls, kept while every mean stays in its bin."""
+        place = self._average
+        if place is None or not place.holds(self._means):
+            place = self._average = _AveragePlace.of(self)
+        return place
 
     def _centre(self, name: str) -> float:
         mean = self._means[name]
@@ -439,6 +450,57 @@ class BinnedLogisticRegression(base.Classifier):
         )
         self._warming = None
         self._warming_labels = {}
+        self._average = None
+
+
+class _AveragePlace(NamedTuple):
+    """The bin weight names and cross cells of each feature's mean, with the range each mean
+    may move in before they change: reason codes subtract these terms for every score, and
+    the means move by a label's share at a time."""
+
+    bins: dict[str, str]
+    cells: tuple[str, ...]
+    ranges: tuple[tuple[str, bool, float, float], ...]
+    """(feature, log-scaled, low, high): the place holds while ``low <= centre < high``."""
+
+    @classmethod
+    def of(cls, model: BinnedLogisticRegression) -> _AveragePlace:
+        centres = model.centres()
+        logged = model.log_scaled
+        bins: dict[str, str] = {}
+        ranges: list[tuple[str, bool, float, float]] = []
+        for name, cuts in model._edges.items():
+            centre = centres[name]
+            index = bisect_right(cuts, centre)
+            bins[name] = model._bin_names[name][index]
+            low, high = _around(cuts, index)
+            coarse = model._coarse.get(name)
+            if coarse is not None:
+                coarse_low, coarse_high = _around(coarse, bisect_right(coarse, centre))
+                low, high = max(low, coarse_low), min(high, coarse_high)
+            ranges.append((name, name in logged, low, high))
+        cells = tuple(
+            cells[bisect_right(model._coarse[first], centres[first])][
+                bisect_right(model._coarse[second], centres[second])
+            ]
+            for first, second, cells in model._cross_names
+        )
+        return cls(bins, cells, tuple(ranges))
+
+    def holds(self, means: dict[str, float]) -> bool:
+        for name, logged, low, high in self.ranges:
+            mean = means[name]
+            centre = _signed_exp(mean) if logged else mean
+            if not low <= centre < high:
+                return False
+        return True
+
+
+def _around(cuts: Sequence[float], index: int) -> tuple[float, float]:
+    """The range of bin ``index`` of ``cuts``: ``low <= value < high``."""
+    low = cuts[index - 1] if index > 0 else -math.inf
+    high = cuts[index] if index < len(cuts) else math.inf
+    return low, high
 
 
 class ExplainsItself(Protocol):

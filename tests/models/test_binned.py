@@ -89,6 +89,21 @@ def test_reasons_are_exact_shares_of_the_log_odds() -> None:
         assert reason.contribution == pytest.approx(pushes[reason.feature])
 
 
+def test_reasons_follow_the_means_when_they_move_into_another_bin() -> None:
+    model = BinnedLogisticRegression(warm_up=500, crosses=[("amount", "noise")])
+    _two_sided(model, 1_000)
+    probe = {"amount": 395.0, "noise": 0.3}
+    model.score_and_explain(probe, top=2)
+    average_bin = model._average_place().bins["amount"]
+    # Payments far above the old mean drag it across several of the amount's edges.
+    for _ in range(3_000):
+        model.learn_one({"amount": 390.0, "noise": 0.5}, False)
+    assert model._average_place().bins["amount"] != average_bin
+    reread = pickle.loads(pickle.dumps(model))
+    assert reread._average is None
+    assert model.explain_log_odds(probe) == reread.explain_log_odds(probe)
+
+
 def test_learning_a_kept_vector_equals_learning_its_dict_and_survives_pickling() -> None:
     from_dict, from_kept = (
         OnlineLearner("binned", {"warm_up": 50}),
