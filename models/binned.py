@@ -349,15 +349,15 @@ class BinnedLogisticRegression(base.Classifier):
         """
         counts, means, variances, scales = self._counts, self._means, self._variances, self._scales
         edges, bins, weights = self._edges, self._bin_names, self._weights
-        weight = weights.get
+        weight, sqrt = weights.get, math.sqrt
         warming, warming_labels = self._warming, self._warming_labels
         logged = self.log_scaled
-        # The active inputs: (weight name, value), the standardised values then the bins.
+        # The active inputs: (weight name, value), each feature's standardised value and bin,
+        # then the crosses' cells.
         active: list[tuple[str, float]] = []
-        values: dict[str, float] | None = {} if self._cross_names else None
-        for name, value in pairs:
-            if values is not None:
-                values[name] = value
+        add = active.append
+        values = dict(pairs)
+        for name, value in values.items():
             count = counts.get(name, 0) + 1
             counts[name] = count
             scaled = _signed_log(value) if name in logged else value
@@ -368,21 +368,21 @@ class BinnedLogisticRegression(base.Classifier):
                 variance + ((scaled - old_mean) * (scaled - mean) - variance) / count
             )
             if variance > 0:
-                scale = scales[name] = 1.0 / math.sqrt(variance)
-                active.append((name, (scaled - mean) * scale))
+                scale = scales[name] = 1.0 / sqrt(variance)
+                add((name, (scaled - mean) * scale))
             cuts = edges.get(name)
             if cuts is not None:
-                active.append((bins[name][bisect_right(cuts, value)], 1.0))
+                add((bins[name][bisect_right(cuts, value)], 1.0))
             elif warming is not None:
                 warming.setdefault(name, []).append(value)
                 warming_labels.setdefault(name, []).append(is_fraud)
-        if values is not None:
-            coarse = self._coarse
+        if self._cross_names:
+            coarse, known = self._coarse, values.get
             for first, second, cells in self._cross_names:
-                a, b = values.get(first), values.get(second)
+                a, b = known(first), known(second)
                 if a is not None and b is not None:
                     row, column = bisect_right(coarse[first], a), bisect_right(coarse[second], b)
-                    active.append((cells[row][column], 1.0))
+                    add((cells[row][column], 1.0))
         log_odds = self._intercept + offset
         for name, value in active:
             log_odds += weight(name, 0.0) * value
@@ -414,13 +414,21 @@ class BinnedLogisticRegression(base.Classifier):
         rate, l2, floor = self.learning_rate, self.l2, _ADAPTIVE_FLOOR
         weights, squares = self._weights, self._squares
         weight, square = weights.get, squares.get
+        sqrt = math.sqrt
         self._intercept_squares += gradient * gradient
-        self._intercept -= rate * gradient / math.sqrt(floor + self._intercept_squares)
+        self._intercept -= rate * gradient / sqrt(floor + self._intercept_squares)
+        if l2:
+            for name, value in active:
+                old = weight(name, 0.0)
+                step = gradient * value + l2 * old
+                total = squares[name] = square(name, 0.0) + step * step
+                weights[name] = old - rate * step / sqrt(floor + total)
+            return
+        # Without a penalty a step is the gradient times the input alone.
         for name, value in active:
-            old = weight(name, 0.0)
-            step = gradient * value + l2 * old
+            step = gradient * value
             total = squares[name] = square(name, 0.0) + step * step
-            weights[name] = old - rate * step / math.sqrt(floor + total)
+            weights[name] = weight(name, 0.0) - rate * step / sqrt(floor + total)
 
     def _freeze(self, warming: dict[str, list[float]]) -> None:
         """Set every warmed-up feature's edges; a feature first seen later gets none."""
