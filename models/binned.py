@@ -352,10 +352,13 @@ class BinnedLogisticRegression(base.Classifier):
         weight, sqrt = weights.get, math.sqrt
         warming, warming_labels = self._warming, self._warming_labels
         logged = self.log_scaled
-        # The active inputs: (weight name, value), each feature's standardised value and bin,
-        # then the crosses' cells.
-        active: list[tuple[str, float]] = []
-        add = active.append
+        # The active inputs, summed into the log-odds as they are found: each feature's
+        # standardised value (weight name, value), its bin and the crosses' cells (weight
+        # names, each an input of 1).
+        log_odds = self._intercept + offset
+        standardised: list[tuple[str, float]] = []
+        indicators: list[str] = []
+        add, indicate = standardised.append, indicators.append
         values = dict(pairs)
         for name, value in values.items():
             count = counts.get(name, 0) + 1
@@ -369,10 +372,14 @@ class BinnedLogisticRegression(base.Classifier):
             )
             if variance > 0:
                 scale = scales[name] = 1.0 / sqrt(variance)
-                add((name, (scaled - mean) * scale))
+                input_ = (scaled - mean) * scale
+                add((name, input_))
+                log_odds += weight(name, 0.0) * input_
             cuts = edges.get(name)
             if cuts is not None:
-                add((bins[name][bisect_right(cuts, value)], 1.0))
+                cell = bins[name][bisect_right(cuts, value)]
+                indicate(cell)
+                log_odds += weight(cell, 0.0)
             elif warming is not None:
                 warming.setdefault(name, []).append(value)
                 warming_labels.setdefault(name, []).append(is_fraud)
@@ -381,23 +388,17 @@ class BinnedLogisticRegression(base.Classifier):
             for first, second, cells in self._cross_names:
                 a, b = known(first), known(second)
                 if a is not None and b is not None:
-                    row, column = bisect_right(coarse[first], a), bisect_right(coarse[second], b)
-                    add((cells[row][column], 1.0))
-        log_odds = self._intercept + offset
-        for name, value in active:
-            log_odds += weight(name, 0.0) * value
+                    cell = cells[bisect_right(coarse[first], a)][bisect_right(coarse[second], b)]
+                    indicate(cell)
+                    log_odds += weight(cell, 0.0)
         # The log loss's gradient in the log-odds, a fraud weighted `positive_weight` times.
         gradient = _sigmoid(log_odds) - 1.0 if is_fraud else _sigmoid(log_odds)
         if is_fraud:
             gradient *= self.positive_weight
-        rate, l2 = self.learning_rate, self.l2
         if self.adaptive:
-            self._step_adaptively(active, gradient)
+            self._step_adaptively(standardised, indicators, gradient)
         else:
-            self._intercept -= rate * gradient
-            for name, value in active:
-                old = weight(name, 0.0)
-                weights[name] = old - rate * (gradient * value + l2 * old)
+            self._step(standardised, indicators, gradient)
         if warming is not None:
             self._seen += 1
             self._frauds_seen += is_fraud
@@ -409,26 +410,47 @@ class BinnedLogisticRegression(base.Classifier):
             return True
         return self._seen >= self.warm_up and self._frauds_seen >= self.warm_up_frauds
 
-    def _step_adaptively(self, active: list[tuple[str, float]], gradient: float) -> None:
+    def _step(
+        self, standardised: list[tuple[str, float]], indicators: list[str], gradient: float
+    ) -> None:
+        """One plain SGD step: every weight at the learning rate."""
+        rate, l2, weights = self.learning_rate, self.l2, self._weights
+        weight = weights.get
+        self._intercept -= rate * gradient
+        for name, input_ in standardised:
+            old = weight(name, 0.0)
+            weights[name] = old - rate * (gradient * input_ + l2 * old)
+        for name in indicators:
+            old = weight(name, 0.0)
+            weights[name] = old - rate * (gradient + l2 * old)
+
+    def _step_adaptively(
+        self, standardised: list[tuple[str, float]], indicators: list[str], gradient: float
+    ) -> None:
         """One AdaGrad step: each weight's step shrinks with the gradients it has had."""
         rate, l2, floor = self.learning_rate, self.l2, _ADAPTIVE_FLOOR
         weights, squares = self._weights, self._squares
-        weight, square = weights.get, squares.get
-        sqrt = math.sqrt
+        weight, square, sqrt = weights.get, squares.get, math.sqrt
         self._intercept_squares += gradient * gradient
         self._intercept -= rate * gradient / sqrt(floor + self._intercept_squares)
         if l2:
-            for name, value in active:
+            inputs = [*standardised, *((name, 1.0) for name in indicators)]
+            for name, input_ in inputs:
                 old = weight(name, 0.0)
-                step = gradient * value + l2 * old
+                step = gradient * input_ + l2 * old
                 total = squares[name] = square(name, 0.0) + step * step
                 weights[name] = old - rate * step / sqrt(floor + total)
             return
-        # Without a penalty a step is the gradient times the input alone.
-        for name, value in active:
-            step = gradient * value
+        # Without a penalty a step is the gradient times the input: the gradient itself for
+        # every indicator.
+        for name, input_ in standardised:
+            step = gradient * input_
             total = squares[name] = square(name, 0.0) + step * step
             weights[name] = weight(name, 0.0) - rate * step / sqrt(floor + total)
+        squared, rated = gradient * gradient, rate * gradient
+        for name in indicators:
+            total = squares[name] = square(name, 0.0) + squared
+            weights[name] = weight(name, 0.0) - rated / sqrt(floor + total)
 
     def _freeze(self, warming: dict[str, list[float]]) -> None:
         """Set every warmed-up feature's edges; a feature first seen later gets none."""
