@@ -155,6 +155,28 @@ def test_an_adaptive_step_divides_by_the_weights_own_summed_squares() -> None:
     )
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_a_bins_weight_steps_by_its_gradient_and_penalty(adaptive: bool) -> None:
+    """After the warm-up, a constant amount has no standardised value, only its bin: the
+    log-odds is the intercept plus that bin's weight, and each label steps the weight by the
+    gradient plus the penalty (over the root of its squares when adaptive)."""
+    rate, penalty, floor = 0.5, 0.1, 0.01
+    model = BinnedLogisticRegression(learning_rate=rate, l2=penalty, warm_up=5, adaptive=adaptive)
+    for index in range(5):
+        model.learn_one({"amount": 10.0}, index % 2 == 0)
+    assert model.edges == {"amount": [10.0]}
+    squares = 0.0
+    for _ in range(2):
+        old = model.weights.get("amount#1", 0.0)
+        gradient = 1 / (1 + math.exp(-(model.intercept + old))) - 1  # a fraud
+        model.learn_one({"amount": 10.0}, True)
+        step = gradient + penalty * old
+        squares += step * step
+        moved = rate * step / math.sqrt(floor + squares) if adaptive else rate * step
+        assert model.weights["amount#1"] == pytest.approx(old - moved)
+    assert old != 0.0  # the second step had a penalty to add
+
+
 def _rise_of_a_new_pattern(model: BinnedLogisticRegression) -> tuple[float, float]:
     """Large amounts are fraud for 30,000 labels; then tiny amounts turn fraud, 15 of them among
     1,500 payments. Returns how far a tiny amount's log-odds rose over those, and how many times
