@@ -193,10 +193,12 @@ class BinnedLogisticRegression(base.Classifier):
         self._intercept_squares = 0.0
         self._average: _AveragePlace | None = None
         """The bins and cross cells of the means (`_average_place`); not saved."""
+        self._positions: tuple[list[str], list[tuple[int, int]]] | None = None
+        """The crosses' positions in the last order of names explained; not saved."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_average"] = None
+        state["_average"] = state["_positions"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -210,7 +212,7 @@ class BinnedLogisticRegression(base.Classifier):
         state.setdefault("warm_up_frauds", 0)
         state.setdefault("_frauds_seen", 0)
         state.setdefault("log_scaled", ())
-        state["_average"] = None
+        state["_average"] = state["_positions"] = None
         self.__dict__.update(state)
 
     @property
@@ -288,21 +290,35 @@ class BinnedLogisticRegression(base.Classifier):
         scales, weight = self._scales, self._weights.get
         average = self._average_place()
         bins = average.bins
+        # `terms` is as long as `names` (both come from one vector): zip needs no `strict=`,
+        # which Python 3.11 passes through a slow path.
         pushes = [
             (value - weight(bins[name], 0.0) if name in bins else value) if name in scales else 0.0
-            for name, value in zip(names, terms, strict=True)
+            for name, value in zip(names, terms)  # noqa: B905
         ]
         if crossed:
-            position = {name: index for index, name in enumerate(names)}
-            at_mean = [weight(cell, 0.0) for cell in average.cells]
-            for (first, second, _), value, average_weight in zip(
-                self._cross_names, crossed, at_mean, strict=True
+            for (first, second), value, cell in zip(
+                self._cross_positions(names), crossed, average.cells, strict=True
             ):
-                if first in position and second in position:
-                    half = (value - average_weight) / 2
-                    pushes[position[first]] += half
-                    pushes[position[second]] += half
+                if first >= 0 and second >= 0:
+                    half = (value - weight(cell, 0.0)) / 2
+                    pushes[first] += half
+                    pushes[second] += half
         return pushes
+
+    def _cross_positions(self, names: list[str]) -> list[tuple[int, int]]:
+        """Where each cross's two features sit in ``names`` (-1: absent), kept for the last
+        order of names seen: every vector of a feature set has the same."""
+        kept = self._positions
+        if kept is not None and kept[0] == names:
+            return kept[1]
+        position = {name: index for index, name in enumerate(names)}
+        found = [
+            (position.get(first, -1), position.get(second, -1))
+            for first, second, _ in self._cross_names
+        ]
+        self._positions = (list(names), found)
+        return found
 
     def _cross_weights(self, x: dict[str, float]) -> list[float]:
         """Each cross's weight for ``x`` (0 for a cross whose features ``x`` lacks)."""
@@ -480,7 +496,7 @@ class BinnedLogisticRegression(base.Classifier):
         )
         self._warming = None
         self._warming_labels = {}
-        self._average = None
+        self._average = self._positions = None
 
 
 class _AveragePlace(NamedTuple):

@@ -137,6 +137,22 @@ def test_a_vector_without_a_crossed_feature_is_scored_and_explained() -> None:
     assert [reason.feature for reason in reasons] == ["amount"]
 
 
+def test_a_vectors_order_of_features_does_not_change_its_reasons() -> None:
+    model = BinnedLogisticRegression(warm_up=50, crosses=[("amount", "noise")])
+    rng = random.Random(3)
+    for _ in range(500):
+        amount = rng.uniform(0, 400)
+        model.learn_one(
+            {"amount": amount, "noise": rng.random(), "other": rng.random()}, amount > 380
+        )
+    vector = {"amount": 395.0, "noise": 0.9, "other": 0.5}
+    reordered = {"other": 0.5, "noise": 0.9, "amount": 395.0}
+    _, pushes = model.explain_log_odds(vector)
+    _, reordered_pushes = model.explain_log_odds(reordered)
+    assert reordered_pushes == pushes[::-1]
+    assert model.explain_log_odds(vector)[1] == pushes
+
+
 def test_an_adaptive_step_divides_by_the_weights_own_summed_squares() -> None:
     """Two labels before the warm-up ends: the intercept and each standardised weight move by
     the learning rate times the gradient over the root of the floor plus its squares."""
