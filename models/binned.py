@@ -338,8 +338,33 @@ class BinnedLogisticRegression(base.Classifier):
         """Where an all-average transaction falls, kept while every mean stays in its bin."""
         place = self._average
         if place is None or not place.holds(self._means):
-            place = self._average = _AveragePlace.of(self)
+            place = self._average = self._place_means()
         return place
+
+    def _place_means(self) -> _AveragePlace:
+        """The bins and cross cells of the means now, and how far each mean may move before
+        they change (to the nearest fine or coarse edge)."""
+        centres = self.centres()
+        bins: dict[str, str] = {}
+        ranges: list[tuple[str, bool, float, float]] = []
+        for name, cuts in self._edges.items():
+            centre = centres[name]
+            index = bisect_right(cuts, centre)
+            bins[name] = self._bin_names[name][index]
+            low, high = _around(cuts, index)
+            coarse = self._coarse.get(name)
+            if coarse is not None:
+                coarse_low, coarse_high = _around(coarse, bisect_right(coarse, centre))
+                low, high = max(low, coarse_low), min(high, coarse_high)
+            ranges.append((name, name in self.log_scaled, low, high))
+        coarse_of = self._coarse
+        cells = tuple(
+            cells[bisect_right(coarse_of[first], centres[first])][
+                bisect_right(coarse_of[second], centres[second])
+            ]
+            for first, second, cells in self._cross_names
+        )
+        return _AveragePlace(bins, cells, tuple(ranges))
 
     def _centre(self, name: str) -> float:
         mean = self._means[name]
@@ -508,30 +533,6 @@ class _AveragePlace(NamedTuple):
     cells: tuple[str, ...]
     ranges: tuple[tuple[str, bool, float, float], ...]
     """(feature, log-scaled, low, high): the place holds while ``low <= centre < high``."""
-
-    @classmethod
-    def of(cls, model: BinnedLogisticRegression) -> _AveragePlace:
-        centres = model.centres()
-        logged = model.log_scaled
-        bins: dict[str, str] = {}
-        ranges: list[tuple[str, bool, float, float]] = []
-        for name, cuts in model._edges.items():
-            centre = centres[name]
-            index = bisect_right(cuts, centre)
-            bins[name] = model._bin_names[name][index]
-            low, high = _around(cuts, index)
-            coarse = model._coarse.get(name)
-            if coarse is not None:
-                coarse_low, coarse_high = _around(coarse, bisect_right(coarse, centre))
-                low, high = max(low, coarse_low), min(high, coarse_high)
-            ranges.append((name, name in logged, low, high))
-        cells = tuple(
-            cells[bisect_right(model._coarse[first], centres[first])][
-                bisect_right(model._coarse[second], centres[second])
-            ]
-            for first, second, cells in model._cross_names
-        )
-        return cls(bins, cells, tuple(ranges))
 
     def holds(self, means: dict[str, float]) -> bool:
         for name, logged, low, high in self.ranges:
