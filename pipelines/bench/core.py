@@ -162,31 +162,27 @@ def _throughput(
     return len(stream) / (time.perf_counter() - started)
 
 
-def _row(
-    trained: OnlineLearner,
-    stream: Sequence[Transaction],
-    labels: Sequence[bool],
-    rounds: int,
-    on_round: Callable[[], None],
-) -> CoreBenchRow:
-    """One learner's medians over ``rounds`` interleaved rounds."""
-    runs: list[tuple[float, float, float, float, float]] = []
-    for _ in range(rounds):
-        medians = _timed_path(trained, stream, labels)
-        runs.append(
-            (
-                medians.features_us,
-                medians.score_us,
-                medians.learn_us,
-                medians.bare_model_us,
-                _throughput(trained, stream, labels),
-            )
-        )
-        on_round()
+_Round = tuple[float, float, float, float, float]
+"""One round of one learner: features, score, learn and bare model (µs), and tx/s."""
+
+
+def _round(trained: OnlineLearner, stream: Sequence[Transaction], labels: Sequence[bool]) -> _Round:
+    medians = _timed_path(trained, stream, labels)
+    return (
+        medians.features_us,
+        medians.score_us,
+        medians.learn_us,
+        medians.bare_model_us,
+        _throughput(trained, stream, labels),
+    )
+
+
+def _row(name: str, runs: Sequence[_Round]) -> CoreBenchRow:
+    """One learner's medians over its rounds."""
     features, score, learn, bare, throughput = (
         statistics.median(column) for column in zip(*runs, strict=True)
     )
-    return CoreBenchRow(trained.name, features, score, learn, bare, throughput)
+    return CoreBenchRow(name, features, score, learn, bare, throughput)
 
 
 def bench_core(
@@ -199,12 +195,21 @@ def bench_core(
     progress: Callable[[int], None] | None = None,
 ) -> list[CoreBenchRow]:
     """Measure each learner ``rounds`` times, interleaving whole path and bare model, each
-    trained first on ``training_transactions`` of a stream of its own (seed ``seed + 1``)."""
+    trained first on ``training_transactions`` of a stream of its own (seed ``seed + 1``).
+
+    Every round measures every learner in turn, so that each learner's medians span the whole
+    run and their ratios hold on a machine whose speed drifts.
+    """
     stream, labels = bench_stream(transactions, seed)
     trained = [trained_learner(name, training_transactions, seed + 1) for name in learners]
     on_round = step_counter(progress)
+    runs: list[list[_Round]] = [[] for _ in trained]
     # Under the collector the serving processes run with: the stream and the trained learners
     # live for the whole run (frozen out of the collector's scans), and young collections are
     # as rare as in `serve`.
     with settled():
-        return [_row(learner, stream, labels, rounds, on_round) for learner in trained]
+        for _ in range(rounds):
+            for learner, measured in zip(trained, runs, strict=True):
+                measured.append(_round(learner, stream, labels))
+                on_round()
+    return [_row(learner.name, measured) for learner, measured in zip(trained, runs, strict=True)]
