@@ -3,7 +3,7 @@ labels say (`models.blend`).
 
 `BlendedLearner` has the online learner's calls, so the detector, the lifecycle and the model
 channel serve it as they serve any champion. Its online part learns every label; its batch part
-is replaced by each retrain (`blend_in`), never updated. Each label is first scored by both
+is replaced by each retrain (`serve_blended`), never updated. Each label is first scored by both
 parts as they stand (the online part before it learns the label), and the blend is re-chosen
 on those scores (`models.blend.RecentBlend`) as the labels' event time moves on
 (`labels_known`): the same choice `fraudstream evaluate --serve blend` replays.
@@ -23,6 +23,7 @@ import numpy as np
 
 from models.batch_model import BatchLearner
 from models.blend import EITHER, Blend, RecentBlend, blend_name, blend_one
+from models.detector import FraudDetector
 from models.explain import FeatureVector, ReasonCode
 from models.learners import OnlineLearner
 
@@ -177,23 +178,26 @@ class BlendedLearner(OnlineLearner):
         self.recent.add(seconds, online, self.batch.predict_many(matrix), verdicts)
 
 
-def blend_in(
-    learner: OnlineLearner,
+def serve_blended(
+    detector: FraudDetector,
     batch: BatchLearner,
     holdout_choice: Blend,
     second: int,
     recent: RecentBlend | None = None,
 ) -> BlendedLearner:
-    """``learner`` served blended with a retrain's ``batch`` model from event second ``second``.
+    """``detector``'s champion served blended with a retrain's ``batch`` model from event second
+    ``second``; the blend it serves is returned.
 
     A blend takes ``batch`` as its new batch part and keeps its online part and its window; any
-    other learner becomes the online part of a new blend (choosing on ``recent``, default
-    `RecentBlend`'s settings). ``holdout_choice`` serves until the recent labels choose.
+    other champion becomes the online part of a new blend (choosing on ``recent``, default
+    `RecentBlend`'s settings), which serves as a new lineage. ``holdout_choice`` serves until
+    the recent labels choose.
     """
-    blended = (
-        learner
-        if isinstance(learner, BlendedLearner)
-        else BlendedLearner(learner, batch, recent or RecentBlend())
-    )
+    champion = detector.learner
+    if isinstance(champion, BlendedLearner):
+        champion.with_batch(batch, holdout_choice, second)
+        return champion
+    blended = BlendedLearner(champion, batch, recent or RecentBlend())
     blended.with_batch(batch, holdout_choice, second)
+    detector.replace_learner(blended, new_lineage=True)
     return blended

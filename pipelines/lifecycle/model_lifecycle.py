@@ -36,7 +36,7 @@ from typing import NamedTuple, Protocol
 
 from models.batch_model import BatchLearner
 from models.blend import Blend, blend_name
-from models.blended_learner import blend_in
+from models.blended_learner import serve_blended
 from models.detector import CHAMPION, DetectorState, FraudDetector
 from models.features import FeatureVector
 from models.learners import OnlineLearner
@@ -479,9 +479,7 @@ class ModelLifecycle:
             return self.adopt_challenger(batch, model)
         record = self.registry.register(dump_snapshot(batch, self._key), model)
         batch.rebase(record.version)
-        blended = blend_in(champion, batch, holdout_choice, second)
-        if blended is not champion:
-            detector.replace_learner(blended, new_lineage=True)
+        serve_blended(detector, batch, holdout_choice, second)
         self.registry.log_event(
             "blended", record.version, f"served blended, {blend_name(holdout_choice)} on hold-out"
         )

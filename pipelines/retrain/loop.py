@@ -47,7 +47,7 @@ import pandas as pd
 
 from models.batch_model import BatchLearner
 from models.blend import Blend, RecentBlend, blend_name
-from models.blended_learner import BlendedLearner, blend_in
+from models.blended_learner import BlendedLearner, serve_blended
 from models.detector import FraudDetector
 from models.period_metrics import SCENARIO_COLUMN, EvaluationMetrics, evaluate_scores
 from models.replay import revealed_label
@@ -184,15 +184,23 @@ class _Replay:
             vectors = np.array(segment, dtype=np.float64)
             batch = self.latest.predict_many(vectors)
             self.batch[start:end] = batch
-            if self.served == "blend":
-                pass  # scored at arrival
-            elif self.model is None:
-                self.scores[start:end] = online
-            elif self.model is self.latest:
-                self.scores[start:end] = batch
-            else:
-                self.scores[start:end] = self.model.predict_many(vectors)
+            if self.served != "blend":  # a blend's transactions were scored at arrival
+                self.scores[start:end] = self._by_serving_model(online, batch, vectors)
         self.segment, self.segment_start = [], end
+
+    def _by_serving_model(
+        self,
+        online: npt.NDArray[np.float64],
+        latest: npt.NDArray[np.float64],
+        vectors: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """The scores of the model serving: the online learner's, the latest batch model's,
+        or a promoted earlier one's."""
+        if self.model is None:
+            return online
+        if self.model is self.latest:
+            return latest
+        return self.model.predict_many(vectors)
 
     def retrain(self, now: datetime, end: int) -> None:
         """Run the retrain job as of ``now``; transactions from ``end`` on see its outcome."""
@@ -217,12 +225,9 @@ class _Replay:
         if self.served == "blend":
             # As `FRAUDSTREAM_RETRAIN_SERVE=blend` serves it: the hold-out's choice until the
             # recent labels hold enough frauds, which they may already.
-            detector = self.detector
-            learner = blend_in(
-                detector.learner, result.model, result.holdout_blend, event_second(now), self.recent
+            learner = serve_blended(
+                self.detector, result.model, result.holdout_blend, event_second(now), self.recent
             )
-            if learner is not detector.learner:
-                detector.replace_learner(learner, new_lineage=True)
             self._note_choice()
             decision = f"blend {blend_name(learner.chosen)}"
         else:
