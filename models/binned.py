@@ -32,11 +32,22 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from river import base
 
+from models.binned_records import (
+    SAVED_TABLES,
+    UNSEEN,
+    CrossRecord,
+    FeatureRecord,
+    Plan,
+    from_tables,
+    signed_exp,
+    signed_log,
+    to_tables,
+)
 from models.explain import FeatureVector, ReasonCode, strongest
 from models.label_cuts import label_cuts as cuts_from_labels
 
@@ -73,15 +84,6 @@ frauds: a stream that has almost no fraud still gets its bins."""
 _ADAPTIVE_FLOOR = 0.01
 """Added to each weight's summed squared gradients: a fresh weight's first step stays below one
 learning rate, and a legitimate payment's tiny gradient is not scaled up to a full step."""
-
-
-def _signed_log(value: float) -> float:
-    return math.copysign(math.log1p(abs(value)), value)
-
-
-def _signed_exp(value: float) -> float:
-    """The inverse of `_signed_log`."""
-    return math.copysign(math.expm1(abs(value)), value)
 
 
 def _sigmoid(log_odds: float) -> float:
@@ -168,42 +170,32 @@ class BinnedLogisticRegression(base.Classifier):
         self.label_cuts = label_cuts
         self.warm_up_frauds = warm_up_frauds
         self.log_scaled = tuple(str(name) for name in log_scaled)
-        self._counts: dict[str, int] = {}
-        self._means: dict[str, float] = {}
-        """Each feature's running mean, of its signed log for a ``log_scaled`` one."""
-        self._variances: dict[str, float] = {}
-        self._scales: dict[str, float] = {}
-        """1 / standard deviation, kept beside the variance: a multiplication on the hot path."""
         self._warming: dict[str, list[float]] | None = {}
         self._warming_labels: dict[str, list[bool]] = {}
         """Each warming feature's labels, beside its values in ``_warming``."""
         self._seen = 0
         self._frauds_seen = 0
         """Frauds among the warm-up's labels."""
-        self._edges: dict[str, list[float]] = {}
-        self._bin_names: dict[str, tuple[str, ...]] = {}
-        self._coarse: dict[str, list[float]] = {}
-        self._cross_names: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = ()
-        """(first feature, second feature, weight names by cell) of each cross, once frozen:
-        cell (i, j) of a cross of ``a`` and ``b`` is named ``a&b#i,j``."""
-        self._weights: dict[str, float] = {}
         self._intercept = 0.0
-        self._squares: dict[str, float] = {}
-        """Each weight's summed squared gradients, for adaptive steps."""
         self._intercept_squares = 0.0
-        self._average: _AveragePlace | None = None
-        """The bins and cross cells of the means (`_average_place`); not saved."""
-        self._positions: tuple[list[str], list[tuple[int, int]]] | None = None
-        """The crosses' positions in the last order of names explained; not saved."""
+        self._features: dict[str, FeatureRecord] = {}
+        self._crosses: tuple[CrossRecord, ...] = ()
+        self._plan: Plan | None = None
+        self._placed = False
+        """Every binned feature's ``average_bin`` and every cross's ``average_cell`` hold."""
+
+    # --- saving ----------------------------------------------------------------------------
+    # A saved model is the records' tables by name (`models.binned_records.to_tables`).
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_average"] = state["_positions"] = None
+        state = {name: value for name, value in self.__dict__.items() if name not in _RUNTIME}
+        state.update(to_tables(self._features.values(), self._crosses, self.adaptive))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A model saved before adaptive steps, label cuts, the warm-up's fraud count or log
         # scales existed goes on learning as it did.
+        state = dict(state)
         state.setdefault("adaptive", False)
         state.setdefault("_squares", {})
         state.setdefault("_intercept_squares", 0.0)
@@ -212,8 +204,13 @@ class BinnedLogisticRegression(base.Classifier):
         state.setdefault("warm_up_frauds", 0)
         state.setdefault("_frauds_seen", 0)
         state.setdefault("log_scaled", ())
-        state["_average"] = state["_positions"] = None
+        tables = {name: state.pop(name) for name in SAVED_TABLES}
+        for cache in ("_average", "_positions"):  # kept by models saved before the records
+            state.pop(cache, None)
         self.__dict__.update(state)
+        self._features, self._crosses = from_tables(tables, self.log_scaled)
+        self._plan = None
+        self._placed = False
 
     @property
     def _multiclass(self) -> bool:
@@ -221,8 +218,10 @@ class BinnedLogisticRegression(base.Classifier):
 
     @property
     def weights(self) -> dict[str, float]:
-        """A copy of the weights: ``name`` for a standardised value, ``name#i`` for bin i."""
-        return dict(self._weights)
+        """A copy of the weights: ``name`` for a standardised value, ``name#i`` for bin i,
+        ``a&b#i,j`` for cell (i, j) of a cross."""
+        tables = to_tables(self._features.values(), self._crosses, self.adaptive)
+        return dict(tables["_weights"])
 
     @property
     def intercept(self) -> float:
@@ -232,14 +231,37 @@ class BinnedLogisticRegression(base.Classifier):
     def edges(self) -> dict[str, list[float]]:
         """Each feature's bin edges (empty until the warm-up ends): bin i is ``edges[i-1] <=
         value < edges[i]``."""
-        return {name: list(edges) for name, edges in self._edges.items()}
+        return {
+            feature.name: list(feature.cuts)
+            for feature in self._features.values()
+            if feature.cuts is not None
+        }
+
+    def _plan_of(self, x: FeatureVector) -> Plan:
+        """The plan of ``x``'s order of names, kept for the last order seen."""
+        plan = self._plan
+        names = list(x)
+        if plan is not None and plan.names == names:
+            return plan
+        return self._new_plan(names)
+
+    def _new_plan(self, names: list[str]) -> Plan:
+        features = self._features
+        found = [features.get(name, UNSEEN) for name in names]
+        position = {name: index for index, name in enumerate(names)}
+        crosses = [
+            (position.get(cross.first, -1), position.get(cross.second, -1))
+            for cross in self._crosses
+        ]
+        plan = self._plan = Plan(names, found, crosses, UNSEEN not in found)
+        return plan
 
     # --- scoring ---------------------------------------------------------------------------
 
     def predict_proba_one(
         self, x: dict[Any, Any], **kwargs: Any
     ) -> dict[base.typing.ClfTarget, float]:
-        probability = self.score_and_explain(x, top=0)[0]
+        probability = _sigmoid(self.explain_log_odds(x)[0])
         return {False: 1.0 - probability, True: probability}
 
     def score_and_explain(self, x: FeatureVector, top: int) -> tuple[float, tuple[ReasonCode, ...]]:
@@ -249,131 +271,93 @@ class BinnedLogisticRegression(base.Classifier):
         plus its bin's weight) minus the same terms at the feature's mean (`centres`), so the
         log-odds is the score of an all-average transaction plus the sum of the pushes.
         """
-        log_odds, terms, crossed = self._terms(x)
+        log_odds, pushes, names = self._read(x)
         probability = _sigmoid(log_odds)
         if top <= 0:
             return probability, ()
-        names = list(x)
-        return probability, strongest(names, self.pushes(names, terms, crossed), x, top)
+        return probability, strongest(names, pushes, x, top)
 
     def log_odds(self, x: FeatureVector) -> float:
-        return self._terms(x)[0]
+        return self._read(x)[0]
 
     def explain_log_odds(self, x: FeatureVector) -> tuple[float, list[float]]:
         """The log-odds and each feature's push (in ``x``'s order), not ranked."""
-        log_odds, terms, crossed = self._terms(x)
-        return log_odds, self.pushes(list(x), terms, crossed)
+        log_odds, pushes, _ = self._read(x)
+        return log_odds, pushes
 
-    def _terms(self, x: FeatureVector) -> tuple[float, list[float], list[float]]:
-        """The log-odds, each feature's own terms and each cross's weight."""
-        weight = self._weights.get
-        means, scales, edges, bins = self._means, self._scales, self._edges, self._bin_names
-        logged = self.log_scaled
+    def _read(self, x: FeatureVector) -> tuple[float, list[float], list[str]]:
+        """The log-odds, each feature's push and the names they are in the order of."""
+        plan = self._plan_of(x)
+        if not self._placed:
+            self._place_means()
         terms: list[float] = []
-        term = terms.append
-        for name, value in x.items():
-            scale = scales.get(name)
+        pushes: list[float] = []
+        term, push = terms.append, pushes.append
+        for feature, value in zip(plan.features, x.values()):  # noqa: B905 (one vector)
+            scale = feature.scale
             if scale is None:
                 term(0.0)
+                push(0.0)
                 continue
-            scaled = _signed_log(value) if name in logged else value
-            total = weight(name, 0.0) * (scaled - means[name]) * scale
-            cuts = edges.get(name)
-            if cuts is not None:
-                total += weight(bins[name][bisect_right(cuts, value)], 0.0)
+            scaled = signed_log(value) if feature.logged else value
+            total = feature.weight * (scaled - feature.mean) * scale
+            cuts = feature.cuts
+            if cuts is None:
+                term(total)
+                push(total)
+                continue
+            bins = feature.bins
+            total += bins[bisect_right(cuts, value)]
             term(total)
-        crossed = self._cross_weights(x) if self._cross_names else []
-        return self._intercept + math.fsum(terms) + math.fsum(crossed), terms, crossed
+            push(total - bins[feature.average_bin])
+        log_odds = self._intercept + math.fsum(terms)
+        if self._crosses:
+            crossed: list[float] = []
+            get = x.get
+            for cross, (first, second) in zip(self._crosses, plan.crosses):  # noqa: B905
+                a, b = get(cross.first), get(cross.second)
+                if a is None or b is None:
+                    crossed.append(0.0)
+                    continue
+                weights = cross.weights
+                value = weights[
+                    bisect_right(cross.first_coarse, a) * cross.columns
+                    + bisect_right(cross.second_coarse, b)
+                ]
+                crossed.append(value)
+                half = (value - weights[cross.average_cell]) / 2
+                pushes[first] += half
+                pushes[second] += half
+            log_odds += math.fsum(crossed)
+        return log_odds, pushes, plan.names
 
-    def pushes(self, names: list[str], terms: list[float], crossed: list[float]) -> list[float]:
-        """Each feature's terms less the same terms at its mean, with half of each cross."""
-        scales, weight = self._scales, self._weights.get
-        average = self._average_place()
-        bins = average.bins
-        # `terms` is as long as `names` (both come from one vector): zip needs no `strict=`,
-        # which Python 3.11 passes through a slow path.
-        pushes = [
-            (value - weight(bins[name], 0.0) if name in bins else value) if name in scales else 0.0
-            for name, value in zip(names, terms)  # noqa: B905
-        ]
-        if crossed:
-            for (first, second), value, cell in zip(
-                self._cross_positions(names), crossed, average.cells, strict=True
-            ):
-                if first >= 0 and second >= 0:
-                    half = (value - weight(cell, 0.0)) / 2
-                    pushes[first] += half
-                    pushes[second] += half
-        return pushes
-
-    def _cross_positions(self, names: list[str]) -> list[tuple[int, int]]:
-        """Where each cross's two features sit in ``names`` (-1: absent), kept for the last
-        order of names seen: every vector of a feature set has the same."""
-        kept = self._positions
-        if kept is not None and kept[0] == names:
-            return kept[1]
-        position = {name: index for index, name in enumerate(names)}
-        found = [
-            (position.get(first, -1), position.get(second, -1))
-            for first, second, _ in self._cross_names
-        ]
-        self._positions = (list(names), found)
-        return found
-
-    def _cross_weights(self, x: dict[str, float]) -> list[float]:
-        """Each cross's weight for ``x`` (0 for a cross whose features ``x`` lacks)."""
-        weight, coarse = self._weights.get, self._coarse
-        found: list[float] = []
-        for first, second, cells in self._cross_names:
-            a, b = x.get(first), x.get(second)
-            if a is None or b is None:
-                found.append(0.0)
+    def _place_means(self) -> None:
+        """Set the bin and cross cell of each feature's mean, and how far each mean may move
+        before they change (to the nearest fine or coarse edge): every push subtracts the
+        terms at the mean, and the means move by a label's share at a time."""
+        for feature in self._features.values():
+            cuts = feature.cuts
+            if cuts is None:
                 continue
-            found.append(
-                weight(cells[bisect_right(coarse[first], a)][bisect_right(coarse[second], b)], 0.0)
-            )
-        return found
-
-    def _average_place(self) -> _AveragePlace:
-        """Where an all-average transaction falls, kept while every mean stays in its bin."""
-        place = self._average
-        if place is None or not place.holds(self._means):
-            place = self._average = self._place_means()
-        return place
-
-    def _place_means(self) -> _AveragePlace:
-        """The bins and cross cells of the means now, and how far each mean may move before
-        they change (to the nearest fine or coarse edge)."""
-        centres = self.centres()
-        bins: dict[str, str] = {}
-        ranges: list[tuple[str, bool, float, float]] = []
-        for name, cuts in self._edges.items():
-            centre = centres[name]
-            index = bisect_right(cuts, centre)
-            bins[name] = self._bin_names[name][index]
+            centre = feature.centre()
+            index = feature.average_bin = bisect_right(cuts, centre)
             low, high = _around(cuts, index)
-            coarse = self._coarse.get(name)
+            coarse = feature.coarse
             if coarse is not None:
                 coarse_low, coarse_high = _around(coarse, bisect_right(coarse, centre))
                 low, high = max(low, coarse_low), min(high, coarse_high)
-            ranges.append((name, name in self.log_scaled, low, high))
-        coarse_of = self._coarse
-        cells = tuple(
-            cells[bisect_right(coarse_of[first], centres[first])][
-                bisect_right(coarse_of[second], centres[second])
-            ]
-            for first, second, cells in self._cross_names
-        )
-        return _AveragePlace(bins, cells, tuple(ranges))
-
-    def _centre(self, name: str) -> float:
-        mean = self._means[name]
-        return _signed_exp(mean) if name in self.log_scaled else mean
+            feature.low, feature.high = low, high
+        features = self._features
+        for cross in self._crosses:
+            cross.average_cell = bisect_right(
+                cross.first_coarse, features[cross.first].centre()
+            ) * cross.columns + bisect_right(cross.second_coarse, features[cross.second].centre())
+        self._placed = True
 
     def centres(self) -> dict[str, float]:
         """Each feature's mean as a value of the feature (back from the log scale for a
         ``log_scaled`` one): where its push is zero."""
-        return {name: self._centre(name) for name in self._means}
+        return {name: feature.centre() for name, feature in self._features.items()}
 
     # --- learning --------------------------------------------------------------------------
 
@@ -388,50 +372,50 @@ class BinnedLogisticRegression(base.Classifier):
         ``offset`` is added to the log-odds before the loss: the model then learns what another
         model's log-odds leaves to explain.
         """
-        counts, means, variances, scales = self._counts, self._means, self._variances, self._scales
-        edges, bins, weights = self._edges, self._bin_names, self._weights
-        weight, sqrt = weights.get, math.sqrt
-        warming, warming_labels = self._warming, self._warming_labels
-        logged = self.log_scaled
-        # The active inputs, summed into the log-odds as they are found: each feature's
-        # standardised value (weight name, value), its bin and the crosses' cells (weight
-        # names, each an input of 1).
-        log_odds = self._intercept + offset
-        standardised: list[tuple[str, float]] = []
-        indicators: list[str] = []
-        add, indicate = standardised.append, indicators.append
         values = dict(pairs)
-        for name, value in values.items():
-            count = counts.get(name, 0) + 1
-            counts[name] = count
-            scaled = _signed_log(value) if name in logged else value
-            old_mean = means.get(name, 0.0)
-            mean = means[name] = old_mean + (scaled - old_mean) / count
-            variance = variances.get(name, 0.0)
-            variance = variances[name] = (
+        plan = self._plan_of(values)
+        if not plan.complete:
+            plan = self._add_features(plan)
+        sqrt = math.sqrt
+        warming, warming_labels = self._warming, self._warming_labels
+        placed = self._placed
+        # The active inputs, summed into the log-odds as they are found: each feature's
+        # standardised value (its record, the value) and its bin and the crosses' cells
+        # (weights, squares, index: each an input of 1).
+        log_odds = self._intercept + offset
+        standardised: list[tuple[FeatureRecord, float]] = []
+        indicators: list[tuple[list[float], list[float], int]] = []
+        add, indicate = standardised.append, indicators.append
+        for feature, value in zip(plan.features, values.values()):  # noqa: B905 (one vector)
+            count = feature.count = feature.count + 1
+            logged = feature.logged
+            scaled = signed_log(value) if logged else value
+            old_mean = feature.mean
+            mean = feature.mean = old_mean + (scaled - old_mean) / count
+            variance = feature.variance
+            variance = feature.variance = (
                 variance + ((scaled - old_mean) * (scaled - mean) - variance) / count
             )
             if variance > 0:
-                scale = scales[name] = 1.0 / sqrt(variance)
+                scale = feature.scale = 1.0 / sqrt(variance)
                 input_ = (scaled - mean) * scale
-                add((name, input_))
-                log_odds += weight(name, 0.0) * input_
-            cuts = edges.get(name)
+                add((feature, input_))
+                log_odds += feature.weight * input_
+            cuts = feature.cuts
             if cuts is not None:
-                cell = bins[name][bisect_right(cuts, value)]
-                indicate(cell)
-                log_odds += weight(cell, 0.0)
+                bins = feature.bins
+                index = bisect_right(cuts, value)
+                indicate((bins, feature.bin_squares, index))
+                log_odds += bins[index]
+                if placed:
+                    centre = signed_exp(mean) if logged else mean
+                    placed = feature.low <= centre < feature.high
             elif warming is not None:
-                warming.setdefault(name, []).append(value)
-                warming_labels.setdefault(name, []).append(is_fraud)
-        if self._cross_names:
-            coarse, known = self._coarse, values.get
-            for first, second, cells in self._cross_names:
-                a, b = known(first), known(second)
-                if a is not None and b is not None:
-                    cell = cells[bisect_right(coarse[first], a)][bisect_right(coarse[second], b)]
-                    indicate(cell)
-                    log_odds += weight(cell, 0.0)
+                warming.setdefault(feature.name, []).append(value)
+                warming_labels.setdefault(feature.name, []).append(is_fraud)
+        self._placed = placed
+        if self._crosses:
+            log_odds = self._cross_inputs(values, log_odds, indicators)
         # The log loss's gradient in the log-odds, a fraud weighted `positive_weight` times.
         gradient = _sigmoid(log_odds) - 1.0 if is_fraud else _sigmoid(log_odds)
         if is_fraud:
@@ -441,10 +425,40 @@ class BinnedLogisticRegression(base.Classifier):
         else:
             self._step(standardised, indicators, gradient)
         if warming is not None:
-            self._seen += 1
-            self._frauds_seen += is_fraud
-            if self._warmed_up():
-                self._freeze(warming)
+            self._count_warming(warming, is_fraud)
+
+    def _cross_inputs(
+        self,
+        values: FeatureVector,
+        log_odds: float,
+        indicators: list[tuple[list[float], list[float], int]],
+    ) -> float:
+        """Add each cross's cell of ``values`` to ``indicators`` and its weight to
+        ``log_odds``, one at a time (the order of a float sum is its value)."""
+        known, indicate = values.get, indicators.append
+        for cross in self._crosses:
+            a, b = known(cross.first), known(cross.second)
+            if a is not None and b is not None:
+                weights = cross.weights
+                index = bisect_right(cross.first_coarse, a) * cross.columns + bisect_right(
+                    cross.second_coarse, b
+                )
+                indicate((weights, cross.squares, index))
+                log_odds += weights[index]
+        return log_odds
+
+    def _add_features(self, plan: Plan) -> Plan:
+        """Records for the plan's names never learned before, and the plan with them."""
+        for name, feature in zip(plan.names, plan.features, strict=True):
+            if feature is UNSEEN:
+                self._features[name] = FeatureRecord(name, name in self.log_scaled)
+        return self._new_plan(plan.names)
+
+    def _count_warming(self, warming: dict[str, list[float]], is_fraud: bool) -> None:
+        self._seen += 1
+        self._frauds_seen += is_fraud
+        if self._warmed_up():
+            self._freeze(warming)
 
     def _warmed_up(self) -> bool:
         if self._seen >= self.warm_up * WARM_UP_LIMIT:
@@ -452,95 +466,77 @@ class BinnedLogisticRegression(base.Classifier):
         return self._seen >= self.warm_up and self._frauds_seen >= self.warm_up_frauds
 
     def _step(
-        self, standardised: list[tuple[str, float]], indicators: list[str], gradient: float
+        self,
+        standardised: list[tuple[FeatureRecord, float]],
+        indicators: list[tuple[list[float], list[float], int]],
+        gradient: float,
     ) -> None:
         """One plain SGD step: every weight at the learning rate."""
-        rate, l2, weights = self.learning_rate, self.l2, self._weights
-        weight = weights.get
+        rate, l2 = self.learning_rate, self.l2
         self._intercept -= rate * gradient
-        for name, input_ in standardised:
-            old = weight(name, 0.0)
-            weights[name] = old - rate * (gradient * input_ + l2 * old)
-        for name in indicators:
-            old = weight(name, 0.0)
-            weights[name] = old - rate * (gradient + l2 * old)
+        for feature, input_ in standardised:
+            old = feature.weight
+            feature.weight = old - rate * (gradient * input_ + l2 * old)
+        for weights, _, index in indicators:
+            old = weights[index]
+            weights[index] = old - rate * (gradient + l2 * old)
 
     def _step_adaptively(
-        self, standardised: list[tuple[str, float]], indicators: list[str], gradient: float
+        self,
+        standardised: list[tuple[FeatureRecord, float]],
+        indicators: list[tuple[list[float], list[float], int]],
+        gradient: float,
     ) -> None:
         """One AdaGrad step: each weight's step shrinks with the gradients it has had."""
-        rate, l2, floor = self.learning_rate, self.l2, _ADAPTIVE_FLOOR
-        weights, squares = self._weights, self._squares
-        weight, square, sqrt = weights.get, squares.get, math.sqrt
+        rate, l2, floor, sqrt = self.learning_rate, self.l2, _ADAPTIVE_FLOOR, math.sqrt
         self._intercept_squares += gradient * gradient
         self._intercept -= rate * gradient / sqrt(floor + self._intercept_squares)
+        for feature, input_ in standardised:
+            old = feature.weight
+            step = gradient * input_ + l2 * old if l2 else gradient * input_
+            total = feature.square = feature.square + step * step
+            feature.weight = old - rate * step / sqrt(floor + total)
         if l2:
-            inputs = [*standardised, *((name, 1.0) for name in indicators)]
-            for name, input_ in inputs:
-                old = weight(name, 0.0)
-                step = gradient * input_ + l2 * old
-                total = squares[name] = square(name, 0.0) + step * step
-                weights[name] = old - rate * step / sqrt(floor + total)
+            for weights, squares, index in indicators:
+                old = weights[index]
+                step = gradient + l2 * old
+                total = squares[index] = squares[index] + step * step
+                weights[index] = old - rate * step / sqrt(floor + total)
             return
-        # Without a penalty a step is the gradient times the input: the gradient itself for
-        # every indicator.
-        for name, input_ in standardised:
-            step = gradient * input_
-            total = squares[name] = square(name, 0.0) + step * step
-            weights[name] = weight(name, 0.0) - rate * step / sqrt(floor + total)
+        # Without a penalty an indicator's step is the gradient itself.
         squared, rated = gradient * gradient, rate * gradient
-        for name in indicators:
-            total = squares[name] = square(name, 0.0) + squared
-            weights[name] = weight(name, 0.0) - rated / sqrt(floor + total)
+        for weights, squares, index in indicators:
+            total = squares[index] = squares[index] + squared
+            weights[index] = weights[index] - rated / sqrt(floor + total)
 
     def _freeze(self, warming: dict[str, list[float]]) -> None:
         """Set every warmed-up feature's edges; a feature first seen later gets none."""
+        features = self._features
         for name, values in warming.items():
             found = set(np.quantile(values, self.quantiles).tolist())
             labels = self._warming_labels.get(name, [])
             if self.label_cuts and len(labels) == len(values):
                 found.update(cuts_from_labels(values, labels, self.label_cuts))
-            cuts = sorted(found)
-            self._edges[name] = cuts
-            self._bin_names[name] = tuple(f"{name}#{index}" for index in range(len(cuts) + 1))
+            feature = features[name]
+            feature.cuts = sorted(found)
+            feature.bins = [0.0] * (len(feature.cuts) + 1)
+            feature.bin_squares = [0.0] * len(feature.bins)
         crosses = [(a, b) for a, b in self.crosses if a in warming and b in warming]
-        for name in {name for pair in crosses for name in pair}:
-            self._coarse[name] = sorted(
-                set(np.quantile(warming[name], self.cross_quantiles).tolist())
-            )
-        self._cross_names = tuple(
-            (
-                a,
-                b,
-                tuple(
-                    tuple(f"{a}&{b}#{row},{column}" for column in range(len(self._coarse[b]) + 1))
-                    for row in range(len(self._coarse[a]) + 1)
-                ),
-            )
-            for a, b in crosses
-        )
+        coarse = {
+            name: sorted(set(np.quantile(warming[name], self.cross_quantiles).tolist()))
+            for name in {name for pair in crosses for name in pair}
+        }
+        for name, edges in coarse.items():
+            features[name].coarse = edges
+        self._crosses = tuple(CrossRecord(a, b, coarse[a], coarse[b]) for a, b in crosses)
         self._warming = None
         self._warming_labels = {}
-        self._average = self._positions = None
+        self._plan = None
+        self._placed = False
 
 
-class _AveragePlace(NamedTuple):
-    """The bin weight names and cross cells of each feature's mean, with the range each mean
-    may move in before they change: reason codes subtract these terms for every score, and
-    the means move by a label's share at a time."""
-
-    bins: dict[str, str]
-    cells: tuple[str, ...]
-    ranges: tuple[tuple[str, bool, float, float], ...]
-    """(feature, log-scaled, low, high): the place holds while ``low <= centre < high``."""
-
-    def holds(self, means: dict[str, float]) -> bool:
-        for name, logged, low, high in self.ranges:
-            mean = means[name]
-            centre = _signed_exp(mean) if logged else mean
-            if not low <= centre < high:
-                return False
-        return True
+_RUNTIME = ("_features", "_crosses", "_plan", "_placed")
+"""What a saved model leaves out: built again from its tables on loading."""
 
 
 def _around(cuts: Sequence[float], index: int) -> tuple[float, float]:

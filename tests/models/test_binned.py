@@ -72,12 +72,13 @@ def test_reasons_are_exact_shares_of_the_log_odds() -> None:
     _two_sided(model, 5_000)
     vector = {"amount": 395.0, "noise": 0.3}
     probability, reasons = model.score_and_explain(vector, top=2)
-    weights, means, edges = model.weights, model._means, model.edges
+    saved = model.__getstate__()
+    weights, means, edges = saved["_weights"], saved["_means"], saved["_edges"]
 
     def term(name: str, value: float) -> float:
-        scaled = (value - means[name]) / math.sqrt(model._variances[name])
+        scaled = (value - means[name]) / math.sqrt(saved["_variances"][name])
         index = sum(edge <= value for edge in edges[name])
-        return weights.get(name, 0.0) * scaled + weights.get(f"{name}#{index}", 0.0)
+        return float(weights.get(name, 0.0) * scaled + weights.get(f"{name}#{index}", 0.0))
 
     pushes = {name: term(name, value) - term(name, means[name]) for name, value in vector.items()}
     average = model.intercept + sum(term(name, means[name]) for name in vector)
@@ -94,13 +95,15 @@ def test_reasons_follow_the_means_when_they_move_into_another_bin() -> None:
     _two_sided(model, 1_000)
     probe = {"amount": 395.0, "noise": 0.3}
     model.score_and_explain(probe, top=2)
-    average_bin = model._average_place().bins["amount"]
+    average_bin = model._features["amount"].average_bin
     # Payments far above the old mean drag it across several of the amount's edges.
     for _ in range(3_000):
         model.learn_one({"amount": 390.0, "noise": 0.5}, False)
-    assert model._average_place().bins["amount"] != average_bin
+    assert not model._placed
+    model.score_and_explain(probe, top=2)
+    assert model._features["amount"].average_bin != average_bin
     reread = pickle.loads(pickle.dumps(model))
-    assert reread._average is None
+    assert not reread._placed
     assert model.explain_log_odds(probe) == reread.explain_log_odds(probe)
 
 
@@ -230,7 +233,7 @@ def test_a_model_saved_before_adaptive_steps_and_label_cuts_learns_as_it_did() -
     saved, fresh = BinnedLogisticRegression(warm_up=50), BinnedLogisticRegression(warm_up=50)
     _two_sided(saved, 200)
     _two_sided(fresh, 200)
-    state = pickle.loads(pickle.dumps(saved)).__dict__
+    state = pickle.loads(pickle.dumps(saved)).__getstate__()
     for added in (
         "adaptive",
         "_squares",
@@ -258,7 +261,7 @@ def test_an_adaptive_model_loads_safely_and_goes_on_learning_the_same() -> None:
     _two_sided(copy, 300, seed=2)
     probe = {"amount": 390.0, "noise": 0.5}
     assert copy.predict_proba_one(probe) == model.predict_proba_one(probe)
-    assert copy._squares == model._squares
+    assert copy.__getstate__()["_squares"] == model.__getstate__()["_squares"]
 
 
 def _amount_rule(model: BinnedLogisticRegression, rows: int) -> None:
@@ -291,7 +294,7 @@ def test_a_model_saved_while_warming_without_labels_freezes_on_quantiles() -> No
     model = BinnedLogisticRegression(warm_up=100, quantiles=(0.5,), label_cuts=3)
     for value in range(50):
         model.learn_one({"amount": float(value)}, value > 45)
-    state = pickle.loads(pickle.dumps(model)).__dict__
+    state = pickle.loads(pickle.dumps(model)).__getstate__()
     del state["_warming_labels"]  # saved before the labels were kept
     old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
     old.__setstate__(state)
@@ -378,7 +381,9 @@ def test_a_long_tailed_feature_on_a_log_scale_does_not_veto_the_others() -> None
     # About 25 standard deviations out on the plain scale, 4 on the log scale.
     assert abs(plain_push) > 3 * abs(logged_push)
     assert logged.predict_proba_one(first_in_a_month)[True] > 0.3
-    assert logged.centres()["gap"] == pytest.approx(math.expm1(logged._means["gap"]))
+    assert logged.centres()["gap"] == pytest.approx(
+        math.expm1(logged.__getstate__()["_means"]["gap"])
+    )
 
 
 def test_pushes_on_a_log_scale_still_sum_to_the_log_odds() -> None:
@@ -400,7 +405,7 @@ def test_a_model_saved_before_log_scales_learns_as_it_did() -> None:
     saved, fresh = BinnedLogisticRegression(warm_up=50), BinnedLogisticRegression(warm_up=50)
     _gaps(saved, 200)
     _gaps(fresh, 200)
-    state = pickle.loads(pickle.dumps(saved)).__dict__
+    state = pickle.loads(pickle.dumps(saved)).__getstate__()
     del state["log_scaled"]
     old = BinnedLogisticRegression.__new__(BinnedLogisticRegression)
     old.__setstate__(state)
@@ -419,3 +424,40 @@ def test_the_default_recipe_puts_the_seconds_since_the_previous_payment_on_a_log
     restored = restricted_loads(pickle.dumps(model))
     assert isinstance(restored, BinnedLogisticRegression)
     assert restored.log_scaled == model.log_scaled
+
+
+def test_a_feature_first_met_when_scoring_counts_once_it_is_learned() -> None:
+    """A vector's plan marks a name never learned as unseen; learning the name gives it a
+    record, and the next score of the same order of names uses it."""
+    model = BinnedLogisticRegression(warm_up=50)
+    _two_sided(model, 200)
+    probe = {"amount": 200.0, "noise": 0.5, "late": 9.0}
+    unseen = model.score_and_explain(probe, top=3)
+    assert unseen == model.score_and_explain({"amount": 200.0, "noise": 0.5}, top=3)
+    rng = random.Random(4)
+    for _ in range(300):
+        late = rng.uniform(0, 10)
+        model.learn_one({"amount": 200.0, "noise": rng.random(), "late": late}, late > 8)
+    probability, reasons = model.score_and_explain(probe, top=3)
+    assert probability > unseen[0]
+    assert reasons[0].feature == "late"
+    assert binned.UNSEEN.count == 0
+    assert binned.UNSEEN.scale is None
+
+
+def test_a_saved_model_is_plain_tables_by_weight_name() -> None:
+    """What a snapshot holds is readable names and numbers, the layout every saved model has
+    had: no record of the running model is pickled."""
+    model = BinnedLogisticRegression(warm_up=50, crosses=[("amount", "noise")], adaptive=True)
+    _two_sided(model, 500)
+    state = model.__getstate__()
+    assert not {"_features", "_crosses", "_plan", "_placed"} & set(state)
+    assert state["_weights"]["amount#0"] == model.weights["amount#0"]
+    assert set(state["_squares"]) == set(state["_weights"])
+    [(first, second, cells)] = state["_cross_names"]
+    assert (first, second) == ("amount", "noise")
+    assert cells[1][2] == "amount&noise#1,2"
+    assert all(
+        type(value) in (int, float, bool, str, tuple, list, dict, type(None))
+        for value in state.values()
+    )

@@ -88,7 +88,8 @@ def test_reasons_are_exact_shares_of_the_log_odds() -> None:
     assert math.log(probability / (1 - probability)) == pytest.approx(log_odds)
     binned_pushes = dict(zip(vector, model.binned.explain_log_odds(vector)[1], strict=True))
     shares = basis.contributions(row)
-    at_mean = basis.contributions([model.binned._means[name] for name in basis.features])
+    means = model.binned.__getstate__()["_means"]
+    at_mean = basis.contributions([means[name] for name in basis.features])
     expected = {
         name: binned_weight * binned_pushes[name] + trees_weight * (shares[index] - at_mean[index])
         for index, name in enumerate(basis.features)
@@ -155,9 +156,9 @@ def test_a_log_scaled_feature_reaches_the_binned_layer_centred_on_its_scale() ->
     assert model.binned.log_scaled == ("amount",)
     assert model.trees_installed >= 1
     centre = model.binned.centres()["amount"]
-    assert centre == pytest.approx(math.expm1(model.binned._means["amount"]))
+    assert centre == pytest.approx(math.expm1(model.binned.__getstate__()["_means"]["amount"]))
     assert centre < 0.9 * sum(_vector(random.Random(seed))["amount"] for seed in range(400)) / 400
-    state = pickle.loads(pickle.dumps(_small_model())).__dict__
+    state = pickle.loads(pickle.dumps(_small_model())).__getstate__()
     del state["log_scaled"]
     old = BoostedBinnedLogisticRegression.__new__(BoostedBinnedLogisticRegression)
     old.__setstate__(state)
