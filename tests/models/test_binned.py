@@ -11,6 +11,7 @@ import pytest
 
 from models import binned
 from models.binned import BinnedLogisticRegression
+from models.binned_records import UNSEEN
 from models.learners import OnlineLearner
 from models.safe_pickle import restricted_loads
 
@@ -441,8 +442,8 @@ def test_a_feature_first_met_when_scoring_counts_once_it_is_learned() -> None:
     probability, reasons = model.score_and_explain(probe, top=3)
     assert probability > unseen[0]
     assert reasons[0].feature == "late"
-    assert binned.UNSEEN.count == 0
-    assert binned.UNSEEN.scale is None
+    assert UNSEEN.count == 0
+    assert UNSEEN.scale is None
 
 
 def test_a_saved_model_is_plain_tables_by_weight_name() -> None:
