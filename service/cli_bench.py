@@ -132,10 +132,23 @@ def bench_http(
     clients: Annotated[int, typer.Option(help="Concurrent keep-alive clients")] = 32,
     seconds: Annotated[float, typer.Option(help="Measured seconds per workload")] = 10.0,
     warm_up: Annotated[float, typer.Option(help="Unmeasured seconds before each workload")] = 2.0,
+    training_transactions: Annotated[
+        int,
+        typer.Option(
+            help="Transactions the started server scores and learns the labels of first "
+            "(0: measure it untaught; never sent to --url)"
+        ),
+    ] = 20_000,
 ) -> None:
     """Requests a second and latency of the API, against a constant-score baseline."""
     with user_errors():
-        options = HttpBenchOptions(url=url, clients=clients, seconds=seconds, warm_up=warm_up)
+        options = HttpBenchOptions(
+            url=url,
+            clients=clients,
+            seconds=seconds,
+            warm_up=warm_up,
+            training_transactions=training_transactions,
+        )
         with progress_bar("benchmarking", STEPS) as advance:
             result = run_http_bench(options, progress=advance)
     print_http_bench(console, result)

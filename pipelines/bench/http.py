@@ -7,6 +7,10 @@ same run against the same process, so their ratio is what features, scoring, the
 and the alert policy cost behind HTTP, even on a noisy machine where absolute figures drift.
 Server and load generator share this machine's cores; the CPU each used is measured beside the
 figures, because a load generator that needs more CPU than the server caps what it can show.
+
+A server the bench starts is first taught through the API (`train_server`): it scores a stream
+of transactions and learns their labels, so that its learner is measured as a serving one runs,
+past its warm-up; the in-process rate it is compared with comes from a learner taught alike.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import httpx
 import orjson
 import uvloop
 
-from models.schemas import Transaction
+from models.detector import FraudDetector
+from models.schemas import Label, LabelSource, Transaction
 from pipelines.bench.http_result import (
     HttpBenchOptions,
     HttpBenchResult,
@@ -41,8 +46,10 @@ from pipelines.offline.evaluation import EvaluationOptions, build_detector
 __all__ = [
     "BASELINE_PATH",
     "BATCH_PATH",
+    "LABELS_PATH",
     "SCORE_PATH",
     "STEPS",
+    "TRAINING_FRAUD_AMOUNT",
     "HttpBenchOptions",
     "HttpBenchResult",
     "InProcessRates",
@@ -51,15 +58,28 @@ __all__ = [
     "bench_http",
     "in_process_rates",
     "percentile",
+    "train_server",
+    "training_labels",
 ]
 """The options and results live in `pipelines.bench.http_result`; importers find them here."""
 
 SCORE_PATH = "/v1/score"
 BASELINE_PATH = "/v1/bench/constant"
 BATCH_PATH = "/v1/score/batch"
+LABELS_PATH = "/v1/labels"
 REQUEST_TIMEOUT_SECONDS = 60.0
-STEPS = 5
-"""Progress steps: server ready, score, baseline, batch, in-process rate."""
+STEPS = 6
+"""Progress steps: server ready, taught, score, baseline, batch, in-process rate."""
+
+TRAINING_FRAUD_AMOUNT = 250.0
+"""In the labels the bench teaches its server, payments above this are fraud: about 2 % of the
+bodies' amounts, a pattern a learner's bins can take up."""
+
+TRAINING_BATCH = 1_000
+"""Transactions scored, then labelled, per request while teaching: the API's default largest
+batch."""
+
+_JSON = {"content-type": "application/json"}
 
 SERVER_ENVIRONMENT = {
     "FRAUDSTREAM_BENCH_ENDPOINTS": "true",
@@ -114,6 +134,49 @@ class TransactionBodies:
     def many(self, count: int) -> bytes:
         """A JSON array of ``count`` transactions, for the batch endpoint."""
         return orjson.dumps([self._transaction() for _ in range(count)], option=orjson.OPT_UTC_Z)
+
+
+# -- teaching the learner ----------------------------------------------------------------------
+
+
+def training_labels(transactions: Sequence[Transaction]) -> list[Label]:
+    """The labels the bench teaches: a chargeback an hour after each payment, fraud above
+    `TRAINING_FRAUD_AMOUNT`."""
+    return [
+        Label(
+            transaction_id=tx.transaction_id,
+            is_fraud=tx.amount > TRAINING_FRAUD_AMOUNT,
+            labelled_at=tx.timestamp + timedelta(hours=1),
+            source=LabelSource.CHARGEBACK,
+        )
+        for tx in transactions
+    ]
+
+
+async def train_server(server: ServerProcess, bodies: TransactionBodies, transactions: int) -> None:
+    """Score ``transactions`` of ``bodies`` on the server, `TRAINING_BATCH` at a time, and
+    send each batch's labels after it; every label must be learned."""
+    async with httpx.AsyncClient(
+        base_url=server.url, trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS
+    ) as client:
+        for first in range(0, transactions, TRAINING_BATCH):
+            body = bodies.many(min(TRAINING_BATCH, transactions - first))
+            (await client.post(BATCH_PATH, content=body, headers=_JSON)).raise_for_status()
+            batch = [Transaction.model_validate(item) for item in orjson.loads(body)]
+            labels = [label.model_dump(mode="json") for label in training_labels(batch)]
+            answer = await client.post(LABELS_PATH, content=orjson.dumps(labels), headers=_JSON)
+            answer.raise_for_status()
+            learned = answer.json().get("learned")
+            if learned != len(labels):
+                raise RuntimeError(f"the server learned {learned} of {len(labels)} labels")
+
+
+def _train_in_process(detector: FraudDetector, transactions: Sequence[Transaction]) -> None:
+    """`train_server` on a detector in this process: the same batches, labels and order."""
+    for first in range(0, len(transactions), TRAINING_BATCH):
+        batch = transactions[first : first + TRAINING_BATCH]
+        detector.score_many(batch)
+        detector.learn(training_labels(batch))
 
 
 # -- the load --------------------------------------------------------------------------------
@@ -236,8 +299,13 @@ async def _workloads(
     server: ServerProcess,
     bodies: TransactionBodies,
     options: HttpBenchOptions,
+    teach: int,
     advance: Callable[[], None],
 ) -> _Workloads:
+    """Teach the server on ``teach`` transactions, then run the three workloads."""
+    if teach:
+        await train_server(server, bodies, teach)
+    advance()
     model, has_baseline = await _model_and_baseline(server, bodies)
 
     def single(name: str, path: str) -> _Load:
@@ -268,11 +336,16 @@ async def _workloads(
 
 
 def _scoring_rate(
-    learner: str, params: Mapping[str, Any], stream: Sequence[Transaction], per_call: int
+    learner: str,
+    params: Mapping[str, Any],
+    training: Sequence[Transaction],
+    stream: Sequence[Transaction],
+    per_call: int,
 ) -> float:
-    # A fresh detector, as a server the bench starts has: both score with a model that has
-    # learned nothing yet, so only HTTP and validation stand between the two figures.
+    # Taught as the server the bench starts is, so only HTTP and validation stand between the
+    # two figures.
     detector = build_detector(EvaluationOptions(learner=learner, params=params))
+    _train_in_process(detector, training)
     started = time.perf_counter()
     for first in range(0, len(stream), per_call):
         detector.score_many(stream[first : first + per_call])
@@ -285,12 +358,15 @@ def in_process_rates(
     bodies: TransactionBodies,
     transactions: int,
     batch_size: int,
+    training: int = 0,
 ) -> InProcessRates:
-    """How fast ``learner`` scores ``transactions`` from ``bodies`` singly and in batches."""
+    """How fast ``learner``, taught on the first ``training`` transactions of ``bodies`` as
+    `train_server` teaches a server, scores the next ``transactions`` singly and in batches."""
+    taught = [Transaction.model_validate_json(bodies.one()) for _ in range(training)]
     stream = [Transaction.model_validate_json(bodies.one()) for _ in range(transactions)]
     return InProcessRates(
-        single=_scoring_rate(learner, params, stream, 1),
-        batched=_scoring_rate(learner, params, stream, batch_size),
+        single=_scoring_rate(learner, params, taught, stream, 1),
+        batched=_scoring_rate(learner, params, taught, stream, batch_size),
     )
 
 
@@ -303,12 +379,14 @@ def bench_http(
     start = options.first_event_time()
     bodies = TransactionBodies(options.cards, options.terminals, start, options.seed)
     advance = step_counter(progress)
+    # Only a server of the bench's own is taught: labels sent to another would change it.
+    teach = 0 if options.url is not None else options.training_transactions
 
     with serve(options.url, SERVER_ENVIRONMENT) as server:
         advance()
         # uvloop, as the server runs on: the load generator must cost less than what it measures.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            ran = runner.run(_workloads(server, bodies, options, advance))
+            ran = runner.run(_workloads(server, bodies, options, teach, advance))
     # After the server has stopped, so that nothing else of ours competes for the CPU.
     replayed = TransactionBodies(options.cards, options.terminals, start, options.seed)
     in_process = in_process_rates(
@@ -317,6 +395,7 @@ def bench_http(
         replayed,
         options.in_process_transactions,
         options.batch_size,
+        training=teach,
     )
     advance()
     return HttpBenchResult(

@@ -22,12 +22,19 @@ class HttpBenchOptions(TrafficOptions):
     batch_seconds: float = 5.0
     batch_size: int = 1_000
     in_process_transactions: int = 20_000
+    training_transactions: int = 20_000
+    """Transactions a server the bench starts scores and learns the labels of before it is
+    measured (0: measured as it starts, before its learner has learned anything)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(
             self, "clients", "seconds", "batch_seconds", "batch_size", "in_process_transactions"
         )
+        if self.training_transactions < 0:
+            raise ValueError(
+                f"training_transactions must not be negative, not {self.training_transactions}"
+            )
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,30 @@ import httpx
 import orjson
 import pytest
 
-from models.schemas import Transaction
-from pipelines.bench.http import HttpBenchOptions, TransactionBodies, bench_http, percentile
+from models.schemas import LabelSource, Transaction
+from pipelines.bench.http import (
+    TRAINING_FRAUD_AMOUNT,
+    HttpBenchOptions,
+    TransactionBodies,
+    bench_http,
+    percentile,
+    training_labels,
+)
 from service.app import create_app
 from service.settings import Settings
 
 
 def test_a_short_run_against_its_own_server_reports_sane_figures() -> None:
     options = HttpBenchOptions(
-        clients=4, seconds=1.0, warm_up=0.5, batch_seconds=1.0, in_process_transactions=2_000
+        clients=4,
+        seconds=1.0,
+        warm_up=0.5,
+        batch_seconds=1.0,
+        in_process_transactions=2_000,
+        training_transactions=2_500,
     )
     result = bench_http(options)
+    assert result.labels_learned == 2_500, "the server learned every label it was taught"
     assert result.baseline is not None, "the bench starts its server with the constant endpoint"
     for workload in (result.score, result.baseline, result.batch):
         assert workload.requests > 0, workload.name
@@ -53,6 +66,19 @@ def test_bodies_are_distinct_valid_transactions_in_increasing_time() -> None:
     assert b'Z"' in bodies.one()
 
 
+def test_the_taught_labels_are_chargebacks_after_each_payment_fraud_above_the_amount() -> None:
+    bodies = TransactionBodies(cards=50, terminals=100, start=datetime(2026, 1, 1, tzinfo=UTC))
+    stream = [Transaction.model_validate(item) for item in orjson.loads(bodies.many(2_000))]
+    labels = training_labels(stream)
+    assert [label.transaction_id for label in labels] == [tx.transaction_id for tx in stream]
+    assert all(label.labelled_at > tx.timestamp for label, tx in zip(labels, stream, strict=True))
+    frauds = [tx.amount for tx, label in zip(stream, labels, strict=True) if label.is_fraud]
+    assert frauds
+    assert min(frauds) > TRAINING_FRAUD_AMOUNT
+    assert 0.005 < len(frauds) / len(stream) < 0.05
+    assert {label.source for label in labels} == {LabelSource.CHARGEBACK}
+
+
 def test_percentiles_are_observed_values_in_order() -> None:
     ordered = [float(value) for value in range(1, 101)]
     assert [percentile(ordered, q) for q in (0.5, 0.95, 0.99)] == [50.0, 95.0, 99.0]
@@ -62,6 +88,9 @@ def test_percentiles_are_observed_values_in_order() -> None:
 def test_options_refuse_an_empty_load() -> None:
     with pytest.raises(ValueError, match="clients"):
         HttpBenchOptions(clients=0)
+    with pytest.raises(ValueError, match="training_transactions"):
+        HttpBenchOptions(training_transactions=-1)
+    assert HttpBenchOptions(training_transactions=0).training_transactions == 0
 
 
 TRANSACTION = {
