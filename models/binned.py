@@ -73,7 +73,9 @@ DEFAULT_QUANTILES: tuple[float, ...] = (
 )
 """Finer in the tails, where fraud lives: the top and bottom tenth of a percent get a bin."""
 
-DEFAULT_CROSS_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
+DEFAULT_CROSS_QUANTILES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+"""Nine coarse bins a side, 81 cells a cross: fine enough that a new pattern's corner (tiny
+amounts at terminals new to the card) is a cell of its own rather than a share of a wide one."""
 
 _MAX_LOG_ODDS = 35.0
 
