@@ -27,6 +27,21 @@ def require_positive(options: object, *names: str) -> None:
             raise ValueError(f"{name} must be positive, not {value}")
 
 
+def require_not_negative(options: object, *names: str) -> None:
+    """Refuse ``options`` whose named fields are below zero, naming the first such field.
+
+    >>> from types import SimpleNamespace
+    >>> require_not_negative(SimpleNamespace(warm_up=0, training=-1), "warm_up", "training")
+    Traceback (most recent call last):
+    ...
+    ValueError: training must not be negative, not -1
+    """
+    for name in names:
+        value = getattr(options, name)
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, not {value}")
+
+
 @dataclass(frozen=True)
 class TrafficOptions:
     """Which server a load generator measures, and the transactions it sends there."""
@@ -43,8 +58,7 @@ class TrafficOptions:
 
     def __post_init__(self) -> None:
         require_positive(self, "cards", "terminals")
-        if self.warm_up < 0:
-            raise ValueError(f"warm_up must not be negative, not {self.warm_up}")
+        require_not_negative(self, "warm_up")
 
     def first_event_time(self) -> datetime:
         """``start``, or `HISTORY` before now, to the second."""

@@ -288,9 +288,7 @@ async def _model_and_baseline(
         response = await client.get("/v1/models")
         response.raise_for_status()
         champion = response.json()["models"][0]
-        probe = await client.post(
-            BASELINE_PATH, content=bodies.one(), headers={"content-type": "application/json"}
-        )
+        probe = await client.post(BASELINE_PATH, content=bodies.one(), headers=_JSON)
     model = _Model(champion["name"], champion["params"], champion["labels_learned"])
     return model, probe.status_code != 404
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipelines.options import TrafficOptions, require_positive
+from pipelines.options import TrafficOptions, require_not_negative, require_positive
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ class HttpBenchOptions(TrafficOptions):
         require_positive(
             self, "clients", "seconds", "batch_seconds", "batch_size", "in_process_transactions"
         )
-        if self.training_transactions < 0:
-            raise ValueError(
-                f"training_transactions must not be negative, not {self.training_transactions}"
-            )
+        require_not_negative(self, "training_transactions")
 
 
 @dataclass(frozen=True)
